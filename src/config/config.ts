@@ -1,0 +1,61 @@
+// The resolved configuration the daemon runs on: every default filled in, quantities parsed,
+// paths absolute. Built from the YAML file (schema.ts) and the command-line flags, flags winning.
+import type { QosSpec } from '../service/qos-spec';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type CgroupDriverSetting = 'auto' | 'cgroupfs' | 'systemd';
+export type CgroupVersionSetting = 'auto' | 'v1' | 'v2';
+export type FsType = 'ext4' | 'xfs';
+
+export interface FilePoolConfig {
+  name: string;
+  backend: 'file';
+  path: string;
+  capacity: QosSpec['max'];
+}
+
+export interface LvmPoolConfig {
+  name: string;
+  backend: 'lvm';
+  volumeGroup: string;
+  devices: string[];
+  capacity: QosSpec['max'];
+}
+
+export type PoolConfig = FilePoolConfig | LvmPoolConfig;
+
+export interface Config {
+  /** The file the config came from, or undefined when running on embedded defaults. */
+  source: string | undefined;
+  socket: string;
+  stateDir: string;
+  logLevel: LogLevel;
+  /** undefined: no TCP metrics listener. */
+  metricsListen: { host: string; port: number } | undefined;
+  kubelet: { rootDir: string; cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
+  cgroup: { mountPoint: string; version: CgroupVersionSetting };
+  reconcileIntervalMs: number;
+  pools: PoolConfig[];
+  classes: Map<string, QosSpec>;
+  defaults: { pool: string; class: string; size: number; fsType: FsType };
+}
+
+export const DEFAULTS = {
+  config: '/etc/qosd/config.yaml',
+  socket: '/run/qosd/qosd.sock',
+  stateDir: '/var/lib/qosd',
+  metricsListen: '127.0.0.1:9567',
+  kubeletRootDir: '/var/lib/kubelet',
+  cgroupRoot: '/',
+  cgroupMountPoint: '/sys/fs/cgroup',
+  reconcileIntervalSeconds: 10,
+  size: '10Gi',
+  fsType: 'ext4' as FsType,
+} as const;
+
+/** The built-in QoS classes (the Diamanti perf tiers); config may override or add to them. */
+export const DEFAULT_CLASSES: Record<string, { min?: Record<string, number | string>; max?: Record<string, number | string> }> = {
+  high: { min: { readIops: 20000, writeIops: 20000, readBps: '500M', writeBps: '500M' } },
+  medium: { min: { readIops: 5000, writeIops: 5000, readBps: '125M', writeBps: '125M' } },
+  'best-effort': {},
+};

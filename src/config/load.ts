@@ -1,0 +1,192 @@
+// Reads the YAML config, checks it against schema.ts, fills in defaults, applies flags, and runs
+// the checks a schema cannot express (pool names unique, defaults point at real pools and classes).
+// Any problem is a ConfigError naming the key path and the reason, so the daemon stops at start
+// rather than running on a half-understood file.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseDocument } from 'yaml';
+import { Value } from '@sinclair/typebox/value';
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
+import { ConfigFileSchema, type ConfigFile } from './schema';
+import { DEFAULT_CLASSES, DEFAULTS, type Config, type LogLevel, type PoolConfig } from './config';
+import { parseQuantity } from '../util/quantity';
+import { DIMENSIONS, checkSpec, type Figures, type QosSpec } from '../service/qos-spec';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    readonly reason: string,
+    readonly file?: string,
+  ) {
+    super(`${file ? `${file}: ` : ''}${key ? `${key}: ` : ''}${reason}`);
+  }
+}
+
+export interface ConfigFlags {
+  config?: string;
+  socket?: string;
+  stateDir?: string;
+  metricsListen?: string;
+  logLevel?: string;
+}
+
+/** JSON pointer "/pools/0/capacity/readIops" → "pools[0].capacity.readIops". */
+export function keyPath(pointer: string): string {
+  let out = '';
+  for (const raw of pointer.split('/').slice(1)) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    if (/^[0-9]+$/.test(part)) out += `[${part}]`;
+    else out += out ? `.${part}` : part;
+  }
+  return out;
+}
+
+function describe(e: ValueError): string {
+  if (e.type === ValueErrorType.ObjectAdditionalProperties) return 'unknown key';
+  if (e.type === ValueErrorType.ObjectRequiredProperty) return 'is required';
+  const custom = (e.schema as { errorMessage?: string }).errorMessage;
+  return custom ?? e.message.toLowerCase();
+}
+
+function readFile(file: string, explicit: boolean): ConfigFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    // The default path is optional (embedded defaults); a path the operator named is not.
+    if (code === 'ENOENT' && !explicit) return {};
+    throw new ConfigError('', `cannot read config file: ${(err as Error).message}`, file);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError('', `not valid YAML: ${doc.errors[0]!.message}`, file);
+  }
+  const raw: unknown = doc.toJS() ?? {};
+  if (typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new ConfigError('', 'the top level must be a mapping of keys', file);
+  }
+  const first = Value.Errors(ConfigFileSchema, raw).First();
+  if (first) throw new ConfigError(keyPath(first.path), describe(first), file);
+  return raw as ConfigFile;
+}
+
+function figures(raw: Record<string, number | string> | undefined, key: string): Figures {
+  const out: Figures = {};
+  if (!raw) return out;
+  for (const d of DIMENSIONS) {
+    const v = raw[d];
+    if (v === undefined) continue;
+    const n = parseQuantity(v);
+    if (typeof n !== 'number') throw new ConfigError(`${key}.${d}`, n.error);
+    out[d] = n;
+  }
+  return out;
+}
+
+function parseListen(value: string, key: string): Config['metricsListen'] {
+  if (value === 'off') return undefined;
+  const m = /^\[?([^\]]+?)\]?:([0-9]{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new ConfigError(key, `"${value}" must be HOST:PORT (port 1-65535) or "off"`);
+  return { host: m[1]!, port };
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Loads and resolves the config; throws ConfigError on the first problem. */
+export function loadConfig(flags: ConfigFlags = {}): Config {
+  const explicit = flags.config !== undefined;
+  const file = path.resolve(flags.config ?? DEFAULTS.config);
+  const raw = readFile(file, explicit);
+  const sourceExists = fs.existsSync(file);
+  const base = path.dirname(file);
+  // Relative paths in the file are relative to the file, so a checkout's dev config works from any cwd.
+  const abs = (p: string): string => path.resolve(base, p);
+  const fromFlag = (p: string): string => path.resolve(p);
+
+  try {
+    const stateDir = flags.stateDir !== undefined ? fromFlag(flags.stateDir) : abs(raw.stateDir ?? DEFAULTS.stateDir);
+    const socket = flags.socket !== undefined ? fromFlag(flags.socket) : abs(raw.socket ?? DEFAULTS.socket);
+
+    let logLevel: LogLevel = raw.logLevel ?? 'info';
+    if (flags.logLevel !== undefined) {
+      if (!LOG_LEVELS.includes(flags.logLevel as LogLevel)) {
+        throw new ConfigError('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
+      }
+      logLevel = flags.logLevel as LogLevel;
+    }
+
+    const metricsListen =
+      flags.metricsListen !== undefined
+        ? parseListen(flags.metricsListen, '--metrics-listen')
+        : parseListen(raw.metrics?.listen ?? DEFAULTS.metricsListen, 'metrics.listen');
+
+    const pools: PoolConfig[] = (raw.pools ?? [{ name: 'default', backend: 'file' }]).map((p, i): PoolConfig => {
+      const key = `pools[${i}]`;
+      const capacity = figures(p.capacity, `${key}.capacity`);
+      if (p.backend === 'file') {
+        if (p.volumeGroup !== undefined || p.devices !== undefined) {
+          throw new ConfigError(`${key}`, 'volumeGroup and devices belong to the lvm backend, not file');
+        }
+        return { name: p.name, backend: 'file', path: p.path ? abs(p.path) : path.join(stateDir, 'volumes', p.name), capacity };
+      }
+      if (!p.volumeGroup) throw new ConfigError(`${key}.volumeGroup`, 'is required for the lvm backend');
+      if (p.path !== undefined) throw new ConfigError(`${key}.path`, 'belongs to the file backend, not lvm');
+      return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], capacity };
+    });
+    if (pools.length === 0) throw new ConfigError('pools', 'must list at least one pool');
+    const seen = new Set<string>();
+    pools.forEach((p, i) => {
+      if (seen.has(p.name)) throw new ConfigError(`pools[${i}].name`, `"${p.name}" is used by an earlier pool`);
+      seen.add(p.name);
+    });
+
+    const classes = new Map<string, QosSpec>();
+    const rawClasses = { ...DEFAULT_CLASSES, ...(raw.classes ?? {}) };
+    for (const [name, c] of Object.entries(rawClasses)) {
+      const key = `classes.${name}`;
+      if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
+        throw new ConfigError(key, 'a class name is lowercase letters, digits and "-", at most 63 characters');
+      }
+      const spec: QosSpec = { min: figures(c.min, `${key}.min`), max: figures(c.max, `${key}.max`) };
+      const bad = checkSpec(spec);
+      if (bad) throw new ConfigError(`${key}.${bad.split(':')[0]}`, bad.slice(bad.indexOf(':') + 2));
+      classes.set(name, spec);
+    }
+
+    const d = raw.defaults ?? {};
+    const defaultPool = d.pool ?? pools[0]!.name;
+    if (!seen.has(defaultPool)) throw new ConfigError('defaults.pool', `"${defaultPool}" is not a configured pool`);
+    const defaultClass = d.class ?? 'best-effort';
+    if (!classes.has(defaultClass)) throw new ConfigError('defaults.class', `"${defaultClass}" is not a configured class`);
+    const size = parseQuantity(d.size ?? DEFAULTS.size);
+    if (typeof size !== 'number') throw new ConfigError('defaults.size', size.error);
+
+    return {
+      source: sourceExists ? file : undefined,
+      socket,
+      stateDir,
+      logLevel,
+      metricsListen,
+      kubelet: {
+        rootDir: abs(raw.kubelet?.rootDir ?? DEFAULTS.kubeletRootDir),
+        cgroupRoot: raw.kubelet?.cgroupRoot ?? DEFAULTS.cgroupRoot,
+        cgroupDriver: raw.kubelet?.cgroupDriver ?? 'auto',
+      },
+      cgroup: {
+        mountPoint: abs(raw.cgroup?.mountPoint ?? DEFAULTS.cgroupMountPoint),
+        version: raw.cgroup?.version ?? 'auto',
+      },
+      reconcileIntervalMs: Math.round((raw.reconcile?.intervalSeconds ?? DEFAULTS.reconcileIntervalSeconds) * 1000),
+      pools,
+      classes,
+      defaults: { pool: defaultPool, class: defaultClass, size, fsType: d.fsType ?? DEFAULTS.fsType },
+    };
+  } catch (err) {
+    if (err instanceof ConfigError && err.file === undefined && !err.key.startsWith('--')) {
+      throw new ConfigError(err.key, err.reason, sourceExists ? file : undefined);
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,131 @@
+// The config file's shape, as one TypeBox definition: it is both the JSON schema the loader checks
+// the YAML against and the TypeScript type of the raw file. Every key is optional; defaults.ts fills
+// them in. Unknown keys are errors (a typo must not silently fall back to a default).
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { QUANTITY_PATTERN } from '../util/quantity';
+
+const strict = { additionalProperties: false } as const;
+
+/** A positive integer, or a quantity string such as "500M" or "2Gi". */
+export const Quantity = Type.Union(
+  [Type.Integer({ minimum: 1 }), Type.String({ pattern: QUANTITY_PATTERN })],
+  { errorMessage: 'must be a positive integer or a quantity such as 500M or 2Gi' },
+);
+
+/** A positive integer (operations per second). */
+export const Count = Type.Integer({ minimum: 1, errorMessage: 'must be a positive integer' });
+
+export const FiguresSchema = Type.Object(
+  {
+    readIops: Type.Optional(Count),
+    writeIops: Type.Optional(Count),
+    readBps: Type.Optional(Quantity),
+    writeBps: Type.Optional(Quantity),
+  },
+  strict,
+);
+
+const Name = (what: string): TSchema =>
+  Type.String({
+    pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
+    errorMessage: `must be a ${what} name: lowercase letters, digits and '-', at most 63 characters`,
+  });
+
+const AbsPath = Type.String({ pattern: '^/', minLength: 1, errorMessage: 'must be an absolute path' });
+const AnyPath = Type.String({ minLength: 1, errorMessage: 'must be a non-empty path' });
+
+export const PoolSchema = Type.Object(
+  {
+    name: Name('pool'),
+    backend: Type.Union([Type.Literal('file'), Type.Literal('lvm')], { errorMessage: 'must be "file" or "lvm"' }),
+    path: Type.Optional(AnyPath),
+    volumeGroup: Type.Optional(Type.String({ minLength: 1 })),
+    devices: Type.Optional(Type.Array(AbsPath)),
+    capacity: Type.Optional(FiguresSchema),
+  },
+  strict,
+);
+
+export const ClassSchema = Type.Object(
+  { min: Type.Optional(FiguresSchema), max: Type.Optional(FiguresSchema) },
+  strict,
+);
+
+export const ConfigFileSchema = Type.Object(
+  {
+    socket: Type.Optional(AnyPath),
+    stateDir: Type.Optional(AnyPath),
+    logLevel: Type.Optional(
+      Type.Union(
+        ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+        { errorMessage: 'must be one of fatal, error, warn, info, debug, trace, silent' },
+      ),
+    ),
+    metrics: Type.Optional(
+      Type.Object(
+        {
+          listen: Type.String({
+            pattern: '^(off|[^:]+:[0-9]{1,5}|\\[[0-9a-fA-F:]+\\]:[0-9]{1,5})$',
+            errorMessage: 'must be HOST:PORT or "off"',
+          }),
+        },
+        strict,
+      ),
+    ),
+    kubelet: Type.Optional(
+      Type.Object(
+        {
+          rootDir: Type.Optional(AnyPath),
+          cgroupRoot: Type.Optional(AbsPath),
+          cgroupDriver: Type.Optional(
+            Type.Union([Type.Literal('auto'), Type.Literal('cgroupfs'), Type.Literal('systemd')], {
+              errorMessage: 'must be "auto", "cgroupfs" or "systemd"',
+            }),
+          ),
+        },
+        strict,
+      ),
+    ),
+    cgroup: Type.Optional(
+      Type.Object(
+        {
+          mountPoint: Type.Optional(AnyPath),
+          version: Type.Optional(
+            Type.Union([Type.Literal('auto'), Type.Literal('v1'), Type.Literal('v2')], {
+              errorMessage: 'must be "auto", "v1" or "v2"',
+            }),
+          ),
+        },
+        strict,
+      ),
+    ),
+    reconcile: Type.Optional(
+      Type.Object(
+        {
+          intervalSeconds: Type.Optional(
+            Type.Number({ exclusiveMinimum: 0, maximum: 3600, errorMessage: 'must be a number of seconds in (0, 3600]' }),
+          ),
+        },
+        strict,
+      ),
+    ),
+    pools: Type.Optional(Type.Array(PoolSchema)),
+    classes: Type.Optional(Type.Record(Type.String(), ClassSchema)),
+    defaults: Type.Optional(
+      Type.Object(
+        {
+          pool: Type.Optional(Type.String({ minLength: 1 })),
+          class: Type.Optional(Type.String({ minLength: 1 })),
+          size: Type.Optional(Quantity),
+          fsType: Type.Optional(
+            Type.Union([Type.Literal('ext4'), Type.Literal('xfs')], { errorMessage: 'must be "ext4" or "xfs"' }),
+          ),
+        },
+        strict,
+      ),
+    ),
+  },
+  strict,
+);
+
+export type ConfigFile = Static<typeof ConfigFileSchema>;

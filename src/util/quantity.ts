@@ -1,0 +1,46 @@
+// Kubernetes-style quantities ("10Gi", "500M", "2G", "1000") for sizes and byte rates.
+// Only whole results are accepted: a byte count or a rate of "1.5" bytes is a typo, not a value.
+
+const SUFFIX: Record<string, number> = {
+  '': 1,
+  k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
+/** The JSON-schema pattern that matches what parseQuantity accepts (for API and config schemas). */
+export const QUANTITY_PATTERN = QUANTITY.source;
+
+/**
+ * Parses a positive quantity into an integer. Returns a reason string on bad input so that the
+ * caller can name the field it came from.
+ */
+export function parseQuantity(input: string | number): number | { error: string } {
+  if (typeof input === 'number') {
+    if (!Number.isSafeInteger(input) || input <= 0) return { error: 'must be a positive integer' };
+    return input;
+  }
+  const m = QUANTITY.exec(input.trim());
+  if (!m) return { error: `"${input}" is not a quantity (examples: 1000, 500M, 10Gi)` };
+  const value = Number(m[1]) * SUFFIX[m[2] ?? '']!;
+  if (!Number.isSafeInteger(value)) return { error: `"${input}" is not a whole number or is too large` };
+  if (value <= 0) return { error: 'must be a positive integer' };
+  return value;
+}
+
+/** parseQuantity for callers that have already validated the input's shape. */
+export function quantity(input: string | number, field: string): number {
+  const v = parseQuantity(input);
+  if (typeof v !== 'number') throw new Error(`${field}: ${v.error}`);
+  return v;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['Ei', 'Pi', 'Ti', 'Gi', 'Mi', 'Ki'];
+  for (const u of units) {
+    const f = SUFFIX[u]!;
+    if (n >= f && n % f === 0) return `${n / f}${u}`;
+  }
+  return String(n);
+}
