@@ -1,7 +1,7 @@
 // The config file's shape, as one TypeBox definition: it is both the JSON schema the loader checks
 // the YAML against and the TypeScript type of the raw file. Every key is optional; defaults.ts fills
 // them in. Unknown keys are errors (a typo must not silently fall back to a default).
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static, type TString } from '@sinclair/typebox';
 import { QUANTITY_PATTERN } from '../util/quantity';
 
 const strict = { additionalProperties: false } as const;
@@ -25,7 +25,7 @@ export const FiguresSchema = Type.Object(
   strict,
 );
 
-const Name = (what: string): TSchema =>
+const Name = (what: string): TString =>
   Type.String({
     pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
     errorMessage: `must be a ${what} name: lowercase letters, digits and '-', at most 63 characters`,
@@ -57,7 +57,10 @@ export const ConfigFileSchema = Type.Object(
     stateDir: Type.Optional(AnyPath),
     logLevel: Type.Optional(
       Type.Union(
-        ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+        [
+          Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'),
+          Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent'),
+        ],
         { errorMessage: 'must be one of fatal, error, warn, info, debug, trace, silent' },
       ),
     ),

@@ -36,11 +36,14 @@ export function quantity(input: string | number, field: string): number {
   return v;
 }
 
+/** The shortest exact quantity for n ("2G", "64Mi"), or the plain number. */
 export function formatBytes(n: number): string {
-  const units = ['Ei', 'Pi', 'Ti', 'Gi', 'Mi', 'Ki'];
-  for (const u of units) {
-    const f = SUFFIX[u]!;
-    if (n >= f && n % f === 0) return `${n / f}${u}`;
+  let best = String(n);
+  for (const [suffix, factor] of Object.entries(SUFFIX)) {
+    if (suffix && n >= factor && n % factor === 0) {
+      const s = `${n / factor}${suffix}`;
+      if (s.length < best.length) best = s;
+    }
   }
-  return String(n);
+  return best;
 }

@@ -1,0 +1,13 @@
+// GET /v1/status (what the daemon runs on) and GET /metrics (Prometheus text).
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { StatusOut, errorReplies } from '../schemas';
+import type { Services } from '../server';
+
+export const statusRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
+  app.get('/v1/status', { schema: { response: { 200: StatusOut, ...errorReplies } } }, async () => s.status());
+
+  app.get('/metrics', async (_req, reply) => {
+    s.refreshGauges();
+    return reply.type(s.metrics.contentType).send(await s.metrics.text());
+  });
+};

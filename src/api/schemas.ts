@@ -1,0 +1,149 @@
+// JSON schemas for every body, param and reply of the API (TypeBox: one definition is both the
+// schema fastify validates and serialises with, and the handler's TypeScript type). Objects are
+// closed (unknown fields are 400s, not silently dropped) and nothing is coerced.
+import { Type, type Static } from '@sinclair/typebox';
+import { QUANTITY_PATTERN } from '../util/quantity';
+
+const closed = { additionalProperties: false } as const;
+
+const Iops = Type.Integer({ minimum: 1, maximum: 4294967295 });
+const Bytes = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: QUANTITY_PATTERN })]);
+
+export const FiguresIn = Type.Object(
+  { readIops: Type.Optional(Iops), writeIops: Type.Optional(Iops), readBps: Type.Optional(Bytes), writeBps: Type.Optional(Bytes) },
+  closed,
+);
+/** In a PATCH, null removes a figure. */
+export const FiguresPatch = Type.Object(
+  {
+    readIops: Type.Optional(Type.Union([Iops, Type.Null()])),
+    writeIops: Type.Optional(Type.Union([Iops, Type.Null()])),
+    readBps: Type.Optional(Type.Union([Bytes, Type.Null()])),
+    writeBps: Type.Optional(Type.Union([Bytes, Type.Null()])),
+  },
+  closed,
+);
+export const FiguresOut = Type.Object({
+  readIops: Type.Optional(Type.Integer()),
+  writeIops: Type.Optional(Type.Integer()),
+  readBps: Type.Optional(Type.Integer()),
+  writeBps: Type.Optional(Type.Integer()),
+});
+
+export const VolumeNameParams = Type.Object(
+  { name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }) },
+  closed,
+);
+
+export const CreateVolumeBody = Type.Object(
+  {
+    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }),
+    pool: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    size: Type.Optional(Bytes),
+    fsType: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')])),
+    class: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    ephemeral: Type.Optional(Type.Boolean()),
+    qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresIn), max: Type.Optional(FiguresIn) }, closed)),
+  },
+  closed,
+);
+export type CreateVolumeBody = Static<typeof CreateVolumeBody>;
+
+export const PatchVolumeBody = Type.Object(
+  {
+    size: Type.Optional(Bytes),
+    qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresPatch), max: Type.Optional(FiguresPatch) }, closed)),
+  },
+  { ...closed, minProperties: 1 },
+);
+export type PatchVolumeBody = Static<typeof PatchVolumeBody>;
+
+export const AttachmentOut = Type.Object({
+  id: Type.Integer(),
+  volume: Type.String(),
+  podUid: Type.Union([Type.String(), Type.Null()]),
+  target: Type.String(),
+  readOnly: Type.Boolean(),
+  state: Type.String(),
+  cgroupVersion: Type.Union([Type.String(), Type.Null()]),
+  podCgroup: Type.Union([Type.String(), Type.Null()]),
+  device: Type.Union([Type.String(), Type.Null()]),
+  cgroupPaths: Type.Array(Type.String()),
+  source: Type.String(),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export const VolumeOut = Type.Object({
+  name: Type.String(),
+  pool: Type.String(),
+  sizeBytes: Type.Integer(),
+  fsType: Type.String(),
+  class: Type.String(),
+  ephemeral: Type.Boolean(),
+  state: Type.String(),
+  device: Type.Union([Type.String(), Type.Null()]),
+  deviceNumber: Type.Union([Type.String(), Type.Null()]),
+  backing: Type.Union([Type.String(), Type.Null()]),
+  qos: Type.Object({ min: FiguresOut, max: FiguresOut }),
+  attachments: Type.Array(AttachmentOut),
+  createdAt: Type.String(),
+  updatedAt: Type.String(),
+});
+
+export const VolumeList = Type.Object({ volumes: Type.Array(VolumeOut) });
+export const AttachmentList = Type.Object({ attachments: Type.Array(AttachmentOut) });
+
+export const StatusOut = Type.Object({
+  version: Type.String(),
+  pid: Type.Integer(),
+  uptimeSeconds: Type.Number(),
+  socket: Type.String(),
+  stateDir: Type.String(),
+  config: Type.Union([Type.String(), Type.Null()]),
+  cgroup: Type.Object({
+    version: Type.Union([Type.String(), Type.Null()]),
+    base: Type.Union([Type.String(), Type.Null()]),
+    error: Type.Union([Type.String(), Type.Null()]),
+  }),
+  kubelet: Type.Object({ rootDir: Type.String(), cgroupRoot: Type.String(), cgroupDriver: Type.String() }),
+  pools: Type.Array(
+    Type.Object({ name: Type.String(), backend: Type.String(), volumes: Type.Integer(), capacity: FiguresOut }),
+  ),
+  volumes: Type.Integer(),
+  attachments: Type.Integer(),
+});
+
+export const FlexBody = Type.Object(
+  { argv: Type.Array(Type.String({ maxLength: 1048576 }), { minItems: 1, maxItems: 16 }) },
+  closed,
+);
+export type FlexBody = Static<typeof FlexBody>;
+
+export const FlexReplyOut = Type.Object({
+  status: Type.Union([Type.Literal('Success'), Type.Literal('Failure'), Type.Literal('Not supported')]),
+  message: Type.Optional(Type.String()),
+  capabilities: Type.Optional(
+    Type.Object({
+      attach: Type.Boolean(),
+      selinuxRelabel: Type.Boolean(),
+      fsGroup: Type.Boolean(),
+      supportsMetrics: Type.Boolean(),
+      requiresFSResize: Type.Boolean(),
+    }),
+  ),
+});
+
+export const ErrorOut = Type.Object({
+  error: Type.Object({ code: Type.String(), message: Type.String() }),
+});
+
+/** The error replies every route can give. */
+export const errorReplies = {
+  400: ErrorOut,
+  404: ErrorOut,
+  409: ErrorOut,
+  412: ErrorOut,
+  500: ErrorOut,
+  507: ErrorOut,
+};

@@ -1,0 +1,71 @@
+// The API server: fastify on a unix socket, schemas on every route, one error shape. Validation is
+// strict: unknown fields are rejected (not stripped) and types are not coerced.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store';
+import type { VolumeService } from '../service/volumes';
+import type { AttachmentService } from '../service/attachments';
+import type { FlexHandler } from '../service/flex';
+import type { Metrics } from '../metrics/registry';
+import type { Static } from '@sinclair/typebox';
+import type { StatusOut } from './schemas';
+import { formatValidation, installErrorHandlers } from './errors';
+import { volumeRoutes } from './routes/volumes';
+import { attachmentRoutes } from './routes/attachments';
+import { flexRoutes } from './routes/flex';
+import { statusRoutes } from './routes/status';
+
+export interface Services {
+  store: Store;
+  volumes: VolumeService;
+  attachments: AttachmentService;
+  flex: FlexHandler;
+  metrics: Metrics;
+  status(): Static<typeof StatusOut>;
+  refreshGauges(): void;
+}
+
+export function buildApi(s: Services, log: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Per-request lines would drown the log at kubelet's call rates; failures are logged by handlers.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 4 * 1024 * 1024,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
+    schemaErrorFormatter: formatValidation,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  installErrorHandlers(app);
+  app.register(statusRoutes(s));
+  app.register(volumeRoutes(s));
+  app.register(attachmentRoutes(s));
+  app.register(flexRoutes(s));
+  return app;
+}
+
+/** Refuses to start over a live daemon; removes a socket file a dead one left behind. */
+async function clearStaleSocket(socket: string): Promise<void> {
+  if (!fs.existsSync(socket)) return;
+  const alive = await new Promise<boolean>((resolve) => {
+    const c = net.connect(socket);
+    c.once('connect', () => { c.destroy(); resolve(true); });
+    c.once('error', () => resolve(false));
+  });
+  if (alive) throw new Error(`another process is serving ${socket}; stop it first`);
+  fs.unlinkSync(socket);
+}
+
+/** Listens on the unix socket with mode 0660 from the first instant (umask, not a later chmod). */
+export async function listenOnSocket(app: FastifyInstance, socket: string): Promise<void> {
+  fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
+  await clearStaleSocket(socket);
+  const old = process.umask(0o117);
+  try {
+    await app.listen({ path: socket });
+  } finally {
+    process.umask(old);
+  }
+}

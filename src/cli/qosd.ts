@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// qosd: the node daemon. Flags override the config file; a bad config stops it at once with the
+// key path and the reason.
+import { Command } from 'commander';
+import { ConfigError, loadConfig } from '../config/load';
+import { DEFAULTS } from '../config/config';
+import { VERSION, startDaemon } from '../daemon';
+
+const program = new Command('qosd')
+  .description('Node-resident storage QoS daemon')
+  .version(VERSION)
+  .option('--config <file>', `YAML config file (default ${DEFAULTS.config}, optional when at its default path)`)
+  .option('--socket <path>', `API unix socket (default ${DEFAULTS.socket})`)
+  .option('--state-dir <dir>', `state directory holding qosd.db (default ${DEFAULTS.stateDir})`)
+  .option('--metrics-listen <host:port|off>', `Prometheus listener (default ${DEFAULTS.metricsListen})`)
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+  .option('--check-config', 'validate the config, print the resolved result and exit')
+  .allowExcessArguments(false)
+  .showHelpAfterError();
+
+program.parse();
+const opts = program.opts<{ config?: string; socket?: string; stateDir?: string; metricsListen?: string; logLevel?: string; checkConfig?: boolean }>();
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig(opts);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`qosd: invalid configuration: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  if (opts.checkConfig) {
+    process.stdout.write(`${JSON.stringify({ ...config, classes: Object.fromEntries(config.classes) }, null, 2)}\n`);
+    return;
+  }
+  const daemon = await startDaemon(config);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    daemon.app.log.info({ signal }, 'qosd stopping');
+    daemon.close().then(
+      () => process.exit(0),
+      (err: Error) => {
+        process.stderr.write(`qosd: error while stopping: ${err.message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`qosd: ${err.message}\n`);
+  process.exit(1);
+});

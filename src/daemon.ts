@@ -1,0 +1,129 @@
+// Wires the daemon together: state, pools, the cgroup enforcer, the services, the API on the unix
+// socket, the metrics listener and the periodic reconcile pass. Used by cli/qosd.ts and by tests,
+// which start real daemons on temporary configs.
+import * as fs from 'node:fs';
+import * as http from 'node:http';
+import * as path from 'node:path';
+import pino, { type Logger } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import type { Config } from './config/config';
+import { Store } from './store/store';
+import { FilePool } from './pools/file';
+import type { VolumePool } from './pools/pool';
+import { detectCgroupLayout } from './host/cgroup-layout';
+import { Enforcer } from './service/enforcer';
+import { KeyedLock } from './service/locks';
+import { VolumeService } from './service/volumes';
+import { AttachmentService } from './service/attachments';
+import { FlexHandler } from './service/flex';
+import { Metrics } from './metrics/registry';
+import { buildApi, listenOnSocket, type Services } from './api/server';
+
+export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
+
+export interface Daemon {
+  config: Config;
+  app: FastifyInstance;
+  store: Store;
+  enforcer: Enforcer;
+  metricsServer: http.Server | undefined;
+  close(): Promise<void>;
+}
+
+function makePools(config: Config): Map<string, VolumePool> {
+  const pools = new Map<string, VolumePool>();
+  for (const p of config.pools) {
+    if (p.backend === 'lvm') {
+      throw new Error(`pools: pool ${p.name} uses the lvm backend, which this build of qosd does not provide yet; use backend: file`);
+    }
+    pools.set(p.name, new FilePool(p.name, p.path));
+  }
+  return pools;
+}
+
+export async function startDaemon(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Daemon> {
+  const started = Date.now();
+  const pools = makePools(config);
+  for (const p of pools.values()) await p.init();
+  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  const store = Store.open(path.join(config.stateDir, 'qosd.db'));
+  const metrics = new Metrics();
+  const layout = detectCgroupLayout(config.cgroup.mountPoint, config.cgroup.version);
+  if ('error' in layout) log.warn({ reason: layout.error }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
+  const enforcer = new Enforcer({ layout, kubelet: config.kubelet, store, log, metrics });
+  const locks = new KeyedLock();
+  const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
+  const flex = new FlexHandler(attachments, config.kubelet.rootDir);
+
+  // Rules of attachments that outlived the last run are checked and their v1 leaves watched again.
+  const repaired = enforcer.reconcileAll();
+  for (const a of store.attachments.list()) {
+    if (a.state !== 'attached') log.warn({ target: a.target, state: a.state }, 'attachment was interrupted by the last stop; the next flex call for it finishes it');
+  }
+
+  const services: Services = {
+    store, volumes, attachments, flex, metrics,
+    status: () => {
+      const counts = store.volumes.countByPool();
+      return {
+        version: VERSION,
+        pid: process.pid,
+        uptimeSeconds: (Date.now() - started) / 1000,
+        socket: config.socket,
+        stateDir: config.stateDir,
+        config: config.source ?? null,
+        cgroup: 'error' in layout
+          ? { version: null, base: null, error: layout.error }
+          : { version: layout.version, base: layout.base, error: null },
+        kubelet: config.kubelet,
+        pools: config.pools.map((p) => ({ name: p.name, backend: p.backend, volumes: counts.get(p.name) ?? 0, capacity: p.capacity })),
+        volumes: [...counts.values()].reduce((a, b) => a + b, 0),
+        attachments: store.attachments.list().length,
+      };
+    },
+    refreshGauges: () => {
+      metrics.volumes.reset();
+      for (const p of config.pools) metrics.volumes.set({ pool: p.name }, store.volumes.countByPool().get(p.name) ?? 0);
+      metrics.attachments.set(store.attachments.list().length);
+    },
+  };
+
+  const app = buildApi(services, log);
+  await listenOnSocket(app, config.socket);
+
+  let metricsServer: http.Server | undefined;
+  if (config.metricsListen) {
+    const { host, port } = config.metricsListen;
+    metricsServer = http.createServer((req, res) => {
+      if (req.method !== 'GET' || req.url !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NotFound', message: 'only GET /metrics is served here' } }));
+        return;
+      }
+      services.refreshGauges();
+      metrics.text().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      metricsServer!.once('error', reject).listen(port, host, () => resolve());
+    });
+  }
+
+  const timer = setInterval(() => enforcer.reconcileAll(), config.reconcileIntervalMs);
+  timer.unref();
+
+  log.info({ socket: config.socket, stateDir: config.stateDir, cgroup: layout, repaired, ms: Date.now() - started }, 'qosd serving');
+
+  return {
+    config, app, store, enforcer, metricsServer,
+    async close() {
+      clearInterval(timer);
+      await app.close();
+      if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
+      enforcer.close();
+      store.close();
+    },
+  };
+}

@@ -1,0 +1,69 @@
+// cgroup v2 io.max: one line per device, "MAJ:MIN rbps=N wbps=N riops=N wiops=N" with "max" for
+// no limit. Writing 0 is rejected by the kernel (ERANGE), so clearing writes "max". Keys not
+// mentioned in a write keep their value, so qosd always writes all four. Limits are hierarchical:
+// one line on the pod cgroup covers every container in it, including later ones.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
+
+export const V2_KEYS: Record<Dimension, string> = { readBps: 'rbps', writeBps: 'wbps', readIops: 'riops', writeIops: 'wiops' };
+const KEY_ORDER: Dimension[] = ['readBps', 'writeBps', 'readIops', 'writeIops'];
+
+/** Parses io.max into device → the limited dimensions (unlimited ones are absent). */
+export function parseIoMax(text: string): Map<string, Figures> {
+  const out = new Map<string, Figures>();
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (!/^\d+:\d+$/.test(f[0] ?? '')) continue;
+    const figures: Figures = {};
+    for (const kv of f.slice(1)) {
+      const [k, v] = kv.split('=');
+      const d = DIMENSIONS.find((x) => V2_KEYS[x] === k);
+      if (d && v !== undefined && v !== 'max') figures[d] = Number(v);
+    }
+    out.set(f[0]!, figures);
+  }
+  return out;
+}
+
+/** The io.max line that sets `limits` on the `owned` dimensions and clears the others owned. */
+export function ioMaxLine(device: string, limits: Figures, owned: readonly Dimension[] = DIMENSIONS): string {
+  const parts = KEY_ORDER.filter((d) => owned.includes(d)).map((d) => `${V2_KEYS[d]}=${limits[d] ?? 'max'}`);
+  return `${device} ${parts.join(' ')}`;
+}
+
+export function readIoMax(cgroupDir: string, device: string): Figures {
+  return parseIoMax(fs.readFileSync(path.join(cgroupDir, 'io.max'), 'utf8')).get(device) ?? {};
+}
+
+/** Writes io.max when it differs from `limits` on the owned dimensions; returns writes made (0 or 1). */
+export function syncIoMax(cgroupDir: string, device: string, limits: Figures, owned: readonly Dimension[] = DIMENSIONS): number {
+  const file = path.join(cgroupDir, 'io.max');
+  if (!fs.existsSync(file)) {
+    throw new Error(`${file} does not exist: the io controller is not enabled in ${path.dirname(cgroupDir)}/cgroup.subtree_control`);
+  }
+  const current = readIoMax(cgroupDir, device);
+  if (owned.every((d) => current[d] === limits[d])) return 0;
+  fs.writeFileSync(file, ioMaxLine(device, limits, owned));
+  return 1;
+}
+
+export function clearIoMax(cgroupDir: string, device: string, owned: readonly Dimension[] = DIMENSIONS): number {
+  return syncIoMax(cgroupDir, device, {}, owned);
+}
+
+/** io.stat: device → cumulative counters (rbytes wbytes rios wios ...). */
+export function parseIoStat(text: string): Map<string, Record<string, number>> {
+  const out = new Map<string, Record<string, number>>();
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (!/^\d+:\d+$/.test(f[0] ?? '')) continue;
+    const rec: Record<string, number> = {};
+    for (const kv of f.slice(1)) {
+      const [k, v] = kv.split('=');
+      if (k && v !== undefined && /^\d+(\.\d+)?$/.test(v)) rec[k] = Number(v);
+    }
+    out.set(f[0]!, rec);
+  }
+  return out;
+}

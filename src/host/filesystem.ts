@@ -1,0 +1,34 @@
+// Filesystem probing, creation and growth. qosd never formats a device that blkid finds any
+// signature on (filesystem, RAID member, partition table): that is how data gets lost.
+import { run } from './exec';
+
+export type FsType = 'ext4' | 'xfs';
+
+/** The signature blkid finds on the device (TYPE or PTTYPE), or undefined for a blank device. */
+export async function probeSignature(device: string): Promise<string | undefined> {
+  // -p: low-level probe that bypasses the blkid cache, so a fresh mkfs elsewhere is seen.
+  const { stdout, code } = await run('blkid', ['-p', '-o', 'export', device], { timeoutMs: 30_000, okExitCodes: [2] });
+  if (code === 2) return undefined;
+  const fields = new Map(
+    stdout
+      .split('\n')
+      .filter((l) => l.includes('='))
+      .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)] as const),
+  );
+  return fields.get('TYPE') ?? (fields.has('PTTYPE') ? `partition table ${fields.get('PTTYPE')}` : 'unknown signature');
+}
+
+export async function makeFilesystem(device: string, fsType: FsType): Promise<void> {
+  if (fsType === 'ext4') {
+    // nodiscard: the sparse backing file is already zero; lazy init keeps mkfs fast on big volumes.
+    await run('mkfs.ext4', ['-q', '-E', 'nodiscard,lazy_itable_init=1,lazy_journal_init=1', device], { timeoutMs: 300_000 });
+  } else {
+    await run('mkfs.xfs', ['-q', '-K', device], { timeoutMs: 300_000 });
+  }
+}
+
+/** Grows a mounted filesystem to fill its (already grown) device. */
+export async function growFilesystem(device: string, mountPoint: string, fsType: FsType): Promise<void> {
+  if (fsType === 'ext4') await run('resize2fs', [device], { timeoutMs: 300_000 });
+  else await run('xfs_growfs', [mountPoint], { timeoutMs: 300_000 });
+}

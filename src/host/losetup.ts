@@ -1,0 +1,46 @@
+// Loop devices for the file pool. Lookups read sysfs (no exec on the hot path); changes go
+// through losetup(8). Direct IO on the loop device keeps the backing file out of the page cache,
+// so reads and writes are charged where the cgroup throttle sees them.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { run } from './exec';
+
+export async function attachLoop(file: string): Promise<string> {
+  const { stdout } = await run('losetup', ['--direct-io=on', '--find', '--show', file], { timeoutMs: 30_000 });
+  const dev = stdout.trim();
+  if (!/^\/dev\/loop\d+$/.test(dev)) throw new Error(`losetup printed an unexpected device name: ${JSON.stringify(dev)}`);
+  return dev;
+}
+
+export async function detachLoop(device: string): Promise<void> {
+  await run('losetup', ['--detach', device], { timeoutMs: 30_000 });
+}
+
+/** Makes the loop device see the backing file's new size after a grow. */
+export async function refreshLoopCapacity(device: string): Promise<void> {
+  await run('losetup', ['--set-capacity', device], { timeoutMs: 30_000 });
+}
+
+/** The loop devices currently backed by `file`, found through /sys/block/loopN/loop/backing_file. */
+export function findLoopsByFile(file: string, sysRoot = '/sys'): string[] {
+  const blockDir = path.join(sysRoot, 'block');
+  const want = path.resolve(file);
+  const out: string[] = [];
+  let names: string[];
+  try {
+    names = fs.readdirSync(blockDir);
+  } catch {
+    return out;
+  }
+  for (const name of names) {
+    if (!name.startsWith('loop')) continue;
+    let backing: string;
+    try {
+      backing = fs.readFileSync(path.join(blockDir, name, 'loop', 'backing_file'), 'utf8').trim();
+    } catch {
+      continue; // not attached
+    }
+    if (backing === want) out.push(`/dev/${name}`);
+  }
+  return out.sort();
+}

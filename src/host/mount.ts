@@ -1,0 +1,11 @@
+// mount(8) and umount(8), through execFile. qosd mounts whole devices only, never with a shell.
+import { run } from './exec';
+
+export async function mountDevice(device: string, target: string, fsType: string, readOnly: boolean): Promise<void> {
+  const opts = [readOnly ? 'ro' : 'rw', 'nodev', 'nosuid'];
+  await run('mount', ['-t', fsType, '-o', opts.join(','), device, target], { timeoutMs: 60_000 });
+}
+
+export async function unmount(target: string): Promise<void> {
+  await run('umount', [target], { timeoutMs: 60_000 });
+}

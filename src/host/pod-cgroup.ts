@@ -1,0 +1,52 @@
+// Where kubelet put a pod's cgroup. The QoS class is not passed to flex, so every class is tried;
+// with cgroupDriver "auto" both drivers' names are tried. Names follow kubelet's
+// cgroup_manager_linux.go: cgroupfs joins the parts as directories; systemd turns each prefix into
+// a slice (ToSystemd) with "-" in names escaped to "_".
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export type CgroupDriver = 'cgroupfs' | 'systemd';
+const QOS_PARTS: string[][] = [[], ['burstable'], ['besteffort']]; // Guaranteed, Burstable, BestEffort
+
+export const POD_UID = /^[0-9a-fA-F][0-9a-fA-F-]{0,62}$/;
+
+function rootParts(cgroupRoot: string): string[] {
+  // kubelet accepts a systemd-style root ("/kubelet.slice") too; reduce it to its last name.
+  return cgroupRoot
+    .split('/')
+    .filter(Boolean)
+    .map((p) => (p.endsWith('.slice') ? p.slice(0, -'.slice'.length).split('-').pop()! : p));
+}
+
+function toSystemd(parts: string[]): string {
+  const escaped = parts.map((p) => p.replace(/-/g, '_'));
+  const out: string[] = [];
+  for (let i = 0; i < escaped.length; i++) out.push(`${escaped.slice(0, i + 1).join('-')}.slice`);
+  return out.join('/');
+}
+
+/** The pod cgroup paths (relative to the controller base) kubelet may have used, most likely first. */
+export function podCgroupCandidates(uid: string, cgroupRoot: string, driver: 'auto' | CgroupDriver): string[] {
+  if (!POD_UID.test(uid)) throw new Error(`pod uid ${JSON.stringify(uid)} is not a Kubernetes UID`);
+  const drivers: CgroupDriver[] = driver === 'auto' ? ['systemd', 'cgroupfs'] : [driver];
+  const out: string[] = [];
+  for (const d of drivers) {
+    for (const qos of QOS_PARTS) {
+      const parts = [...rootParts(cgroupRoot), 'kubepods', ...qos, `pod${uid}`];
+      out.push(d === 'cgroupfs' ? parts.join('/') : toSystemd(parts));
+    }
+  }
+  return out;
+}
+
+/** The pod's cgroup directory under `base`, or undefined with the paths that were tried. */
+export function findPodCgroup(
+  base: string,
+  uid: string,
+  cgroupRoot: string,
+  driver: 'auto' | CgroupDriver,
+): { dir: string } | { tried: string[] } {
+  const candidates = podCgroupCandidates(uid, cgroupRoot, driver).map((rel) => path.join(base, rel));
+  for (const dir of candidates) if (fs.existsSync(dir)) return { dir };
+  return { tried: candidates };
+}

@@ -1,0 +1,67 @@
+// The file pool: one sparse file per volume under the pool's directory, attached as a loop device
+// with direct IO. After a restart or reboot the loop device is found again by its backing file
+// (or attached again), so the file is the volume's identity and the loop device is disposable.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { PoolDevice, VolumePool } from './pool';
+import type { Volume } from '../store/volumes';
+import { attachLoop, detachLoop, findLoopsByFile, refreshLoopCapacity } from '../host/losetup';
+import { deviceOf, formatDevice } from '../host/block-device';
+
+export class FilePool implements VolumePool {
+  readonly backend = 'file' as const;
+
+  constructor(
+    readonly name: string,
+    readonly dir: string,
+    private readonly sysRoot = '/sys',
+  ) {}
+
+  async init(): Promise<void> {
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  fileOf(name: string): string {
+    return path.join(this.dir, `${name}.img`);
+  }
+
+  async create(name: string, sizeBytes: number): Promise<PoolDevice> {
+    const file = this.fileOf(name);
+    // 'a' creates or reuses: a re-run of an interrupted create finds its own file (the name is
+    // reserved in SQLite before this runs), and never truncates data that is already there.
+    const fd = fs.openSync(file, 'a', 0o600);
+    try {
+      const { size } = fs.fstatSync(fd);
+      if (size < sizeBytes) fs.ftruncateSync(fd, sizeBytes);
+    } finally {
+      fs.closeSync(fd);
+    }
+    return this.attach(file);
+  }
+
+  async open(volume: Volume): Promise<PoolDevice> {
+    const file = volume.backing ?? this.fileOf(volume.name);
+    if (!fs.existsSync(file)) throw new Error(`backing file ${file} of volume ${volume.name} is missing`);
+    return this.attach(file);
+  }
+
+  async grow(volume: Volume, newSizeBytes: number): Promise<PoolDevice> {
+    const file = volume.backing ?? this.fileOf(volume.name);
+    const { size } = fs.statSync(file);
+    if (newSizeBytes > size) fs.truncateSync(file, newSizeBytes);
+    const dev = await this.attach(file);
+    await refreshLoopCapacity(dev.device);
+    return dev;
+  }
+
+  async remove(volume: Pick<Volume, 'name' | 'backing'>): Promise<void> {
+    const file = volume.backing ?? this.fileOf(volume.name);
+    for (const dev of findLoopsByFile(file, this.sysRoot)) await detachLoop(dev);
+    fs.rmSync(file, { force: true });
+  }
+
+  private async attach(file: string): Promise<PoolDevice> {
+    const device = findLoopsByFile(file, this.sysRoot)[0] ?? (await attachLoop(file));
+    return { device, deviceNumber: formatDevice(deviceOf(device)), backing: file };
+  }
+}

@@ -1,0 +1,170 @@
+// Attach (mount a volume for a pod and throttle the pod) and detach (the reverse). Both are
+// idempotent, as kubelet retries every call, and an attach that fails part-way undoes itself so
+// nothing is left mounted (kubelet would otherwise take the leftover mount for success).
+import * as fs from 'node:fs';
+import type { Logger } from 'pino';
+import type { Attachment, Source } from '../store/attachments';
+import type { Volume } from '../store/volumes';
+import { now, type Store } from '../store/store';
+import type { VolumePool } from '../pools/pool';
+import { mountDevice, unmount } from '../host/mount';
+import { mountsAt, readMountinfo } from '../host/mountinfo';
+import { QosdError } from './errors';
+import { hasLimits } from './qos-spec';
+import type { KeyedLock } from './locks';
+import type { Enforcer } from './enforcer';
+import type { VolumeRequest, VolumeService } from './volumes';
+
+export interface AttachRequest {
+  volume: VolumeRequest;
+  target: string;
+  podUid: string | undefined;
+  readOnly: boolean;
+  source: Source;
+}
+
+export interface AttachmentServiceOptions {
+  store: Store;
+  pools: Map<string, VolumePool>;
+  volumes: VolumeService;
+  enforcer: Enforcer;
+  locks: KeyedLock;
+  log: Logger;
+}
+
+export class AttachmentService {
+  constructor(private readonly o: AttachmentServiceOptions) {}
+
+  list(): Attachment[] {
+    return this.o.store.attachments.list();
+  }
+
+  async attach(req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
+    return this.o.locks.run([`volume:${req.volume.name}`, `target:${req.target}`], () => this.attachLocked(req));
+  }
+
+  private async attachLocked(req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
+    const { store, enforcer } = this.o;
+    const existing = store.attachments.byTarget(req.target);
+    if (existing) {
+      if (existing.volume !== req.volume.name) {
+        throw new QosdError('FailedPrecondition', `${req.target} already holds volume ${existing.volume}`);
+      }
+      if (existing.state === 'attached' && mountsAt(req.target).length > 0) {
+        // A repeated mount: make sure the rules are in place and report success, mounting nothing.
+        const volume = this.o.volumes.get(existing.volume);
+        return { attachment: enforcer.apply(existing, volume, 'attach').attachment, volume };
+      }
+      // An earlier attempt stopped part-way: take it apart and start again.
+      await this.detachLocked(existing, req.source);
+    }
+    const foreign = mountsAt(req.target);
+    if (foreign.length > 0) {
+      throw new QosdError('FailedPrecondition', `${req.target} is already a mount point (of ${foreign[0]!.source}) that qosd did not make`);
+    }
+
+    const { volume: found, created } = await this.o.volumes.ensure(req.volume, req.source);
+    let attachment: Attachment | undefined;
+    let mounted = false;
+    try {
+      // Find the pod's cgroup before touching anything: a volume with limits must not be mounted
+      // for a pod qosd cannot throttle.
+      let pod: ReturnType<Enforcer['locatePod']> | undefined;
+      if (req.podUid !== undefined) {
+        try {
+          pod = enforcer.locatePod(req.podUid);
+        } catch (err) {
+          if (hasLimits(found.qos)) throw err;
+        }
+      } else if (hasLimits(found.qos)) {
+        throw new QosdError('InvalidArgument', `volume ${found.name} has limits, but no pod uid was given to apply them to`);
+      }
+
+      // The device may have changed since the volume was made (a reboot re-attaches loop devices).
+      const dev = await this.o.pools.get(found.pool)!.open(found);
+      const volume =
+        dev.device !== found.device || dev.deviceNumber !== found.deviceNumber
+          ? store.volumes.update(found.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now())
+          : found;
+
+      attachment = store.tx(() => {
+        const a = store.attachments.insert(
+          { volume: volume.name, podUid: req.podUid ?? null, target: req.target, readOnly: req.readOnly, state: 'attaching', source: req.source },
+          now(),
+        );
+        store.events.add({ time: now(), volume: volume.name, kind: 'attach-started', source: req.source, detail: { target: req.target, podUid: req.podUid ?? null, readOnly: req.readOnly } });
+        return store.attachments.update(a.id, { cgroupVersion: pod?.version ?? null, podCgroup: pod?.podCgroup ?? null, device: volume.deviceNumber }, now());
+      });
+
+      fs.mkdirSync(req.target, { recursive: true, mode: 0o750 });
+      await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
+      mounted = true;
+      attachment = store.attachments.update(attachment.id, { state: 'attached' }, now());
+      attachment = enforcer.apply(attachment, volume, 'attach').attachment;
+      store.events.add({ time: now(), volume: volume.name, kind: 'attached', source: req.source, detail: { target: req.target, podCgroup: attachment.podCgroup, cgroupPaths: attachment.cgroupPaths } });
+      return { attachment, volume };
+    } catch (err) {
+      await this.undoAttach(attachment, mounted, req, created, err);
+      throw err;
+    }
+  }
+
+  private async undoAttach(att: Attachment | undefined, mounted: boolean, req: AttachRequest, created: boolean, cause: unknown): Promise<void> {
+    try {
+      if (att) {
+        const current = this.o.store.attachments.byId(att.id);
+        if (current) this.o.enforcer.clear(current);
+      }
+      if (mounted) await unmount(req.target);
+      if (att) {
+        this.o.store.tx(() => {
+          this.o.store.attachments.delete(att.id);
+          this.o.store.events.add({ time: now(), volume: req.volume.name, kind: 'attach-undone', source: req.source, detail: { target: req.target, reason: (cause as Error).message } });
+        });
+      }
+      if (created) await this.o.volumes.deleteLocked(req.volume.name, req.source);
+    } catch (err) {
+      this.o.log.error({ target: req.target, err: (err as Error).message }, 'could not undo a failed attach');
+    }
+  }
+
+  /** Unmounts whatever qosd mounted at target; Success when nothing is there. */
+  async detach(target: string, source: Source): Promise<void> {
+    const att = this.o.store.attachments.byTarget(target);
+    const keys = [`target:${target}`, ...(att ? [`volume:${att.volume}`] : [])];
+    await this.o.locks.run(keys, async () => {
+      const current = this.o.store.attachments.byTarget(target);
+      if (current) return this.detachLocked(current, source);
+      // No record: unmount only a mount of a device qosd knows; leave anything else alone.
+      const mounts = mountsAt(target);
+      if (mounts.length === 0) return;
+      const ours = new Set(this.o.store.volumes.list().map((v) => v.deviceNumber));
+      if (mounts.every((m) => ours.has(m.device))) {
+        for (let i = 0; i < mounts.length; i++) await unmount(target);
+        return;
+      }
+      throw new QosdError('FailedPrecondition', `${target} is mounted (${mounts[0]!.source}) but not by qosd; leaving it alone`);
+    });
+  }
+
+  private async detachLocked(att: Attachment, source: Source): Promise<void> {
+    const { store } = this.o;
+    store.tx(() => {
+      store.attachments.update(att.id, { state: 'detaching' }, now());
+      store.events.add({ time: now(), volume: att.volume, kind: 'detach-started', source, detail: { target: att.target } });
+    });
+    this.o.enforcer.clear({ ...att, state: 'detaching' });
+    // A target can carry the same device more than once if something mounted it again; take all.
+    while (readMountinfo().some((m) => m.mountPoint === att.target && (m.device === att.device || att.device === null))) {
+      await unmount(att.target);
+    }
+    const vol = store.volumes.get(att.volume);
+    store.tx(() => {
+      store.attachments.delete(att.id);
+      store.events.add({ time: now(), volume: att.volume, kind: 'detached', source, detail: { target: att.target } });
+    });
+    if (vol?.ephemeral && store.attachments.list(vol.name).length === 0) {
+      await this.o.volumes.deleteLocked(vol.name, source);
+    }
+  }
+}

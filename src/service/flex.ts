@@ -1,0 +1,179 @@
+// The daemon side of the FlexVolume driver qosd/nvme: kubelet's argv in, the reply kubelet reads
+// out. Options are validated here (unknown keys and bad values are a Failure naming the option)
+// and mount targets must lie under <kubelet.rootDir>/pods/. Nothing is "Not supported" for a
+// transient reason: kubelet caches that answer for good.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseQuantity } from '../util/quantity';
+import { POD_UID } from '../host/pod-cgroup';
+import { DIMENSIONS, type Dimension, type Figures } from './qos-spec';
+import { asQosdError, invalid } from './errors';
+import type { AttachmentService } from './attachments';
+import type { VolumeRequest } from './volumes';
+
+export type FlexStatus = 'Success' | 'Failure' | 'Not supported';
+
+export interface FlexReply {
+  status: FlexStatus;
+  message?: string;
+  capabilities?: {
+    attach: boolean;
+    selinuxRelabel: boolean;
+    fsGroup: boolean;
+    supportsMetrics: boolean;
+    requiresFSResize: boolean;
+  };
+}
+
+/** The init reply. attach:false makes kubelet call mount/unmount only; never send capabilities:null. */
+export const INIT_REPLY: FlexReply = {
+  status: 'Success',
+  capabilities: { attach: false, selinuxRelabel: true, fsGroup: true, supportsMetrics: true, requiresFSResize: false },
+};
+
+const LIMIT_OPTIONS: Record<string, [side: 'min' | 'max', dim: Dimension]> = {};
+for (const d of DIMENSIONS) {
+  const cap = d[0]!.toUpperCase() + d.slice(1);
+  LIMIT_OPTIONS[`max${cap}`] = ['max', d];
+  LIMIT_OPTIONS[`min${cap}`] = ['min', d];
+}
+const USER_OPTIONS = new Set(['volumeId', 'ephemeral', 'size', 'pool', 'class', ...Object.keys(LIMIT_OPTIONS)]);
+
+/** The JSON options argument as a Map (a "__proto__" key must stay a plain key). */
+export function parseOptions(json: string | undefined): Map<string, string> {
+  if (json === undefined) throw invalid('the options argument (JSON) is missing');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch (err) {
+    throw invalid(`the options argument is not JSON: ${(err as Error).message}`);
+  }
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) throw invalid('the options argument must be a JSON object');
+  const out = new Map<string, string>();
+  for (const [k, v] of Object.entries(raw)) {
+    if (typeof v !== 'string') throw invalid(`option ${k}: must be a string (kubelet passes every option as a string)`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+export interface MountOptions {
+  volume: VolumeRequest;
+  podUid: string | undefined;
+  readOnly: boolean;
+}
+
+/** Turns mount options into a volume request; throws InvalidArgument naming the option. */
+export function mountOptions(opts: Map<string, string>): MountOptions {
+  for (const k of opts.keys()) {
+    if (k.startsWith('kubernetes.io/')) continue;
+    if (!USER_OPTIONS.has(k)) throw invalid(`option ${k}: unknown option (known: ${[...USER_OPTIONS].join(', ')})`);
+  }
+  const podUid = opts.get('kubernetes.io/pod.uid') || undefined;
+  if (podUid !== undefined && !POD_UID.test(podUid)) throw invalid(`option kubernetes.io/pod.uid: "${podUid}" is not a pod UID`);
+
+  const ephemeralText = opts.get('ephemeral');
+  if (ephemeralText !== undefined && ephemeralText !== 'true' && ephemeralText !== 'false') {
+    throw invalid(`option ephemeral: must be "true" or "false", not "${ephemeralText}"`);
+  }
+  const ephemeral = ephemeralText === 'true';
+
+  const baseName = opts.get('volumeId') || opts.get('kubernetes.io/pvOrVolumeName');
+  if (!baseName) throw invalid('option volumeId: missing, and kubelet passed no kubernetes.io/pvOrVolumeName');
+  // An ephemeral volume is private to its pod: unless named explicitly, the pod uid is part of its
+  // name, so two pods with an inline volume called "data" never share (or delete) each other's.
+  const name = ephemeral && !opts.get('volumeId') && podUid ? `${baseName}-${podUid.toLowerCase()}` : baseName;
+
+  const fsText = opts.get('kubernetes.io/fsType') ?? '';
+  if (fsText !== '' && fsText !== 'ext4' && fsText !== 'xfs') {
+    throw invalid(`option kubernetes.io/fsType: "${fsText}" is not supported (ext4 or xfs)`);
+  }
+  const rw = opts.get('kubernetes.io/readwrite') ?? 'rw';
+  if (rw !== 'rw' && rw !== 'ro') throw invalid(`option kubernetes.io/readwrite: must be "rw" or "ro", not "${rw}"`);
+
+  const volume: VolumeRequest = { name, ephemeral };
+  if (fsText) volume.fsType = fsText as 'ext4' | 'xfs';
+  const pool = opts.get('pool');
+  if (pool !== undefined) volume.pool = pool;
+  const cls = opts.get('class');
+  if (cls !== undefined) volume.class = cls;
+  const size = opts.get('size');
+  if (size !== undefined) {
+    const n = parseQuantity(size);
+    if (typeof n !== 'number') throw invalid(`option size: ${n.error}`);
+    volume.size = n;
+  }
+  const min: Figures = {};
+  const max: Figures = {};
+  for (const [opt, [side, dim]] of Object.entries(LIMIT_OPTIONS)) {
+    const text = opts.get(opt);
+    if (text === undefined) continue;
+    if (dim.endsWith('Iops') && !/^[0-9]+$/.test(text.trim())) throw invalid(`option ${opt}: "${text}" must be a whole number of operations per second`);
+    const n = parseQuantity(text);
+    if (typeof n !== 'number') throw invalid(`option ${opt}: ${n.error}`);
+    (side === 'min' ? min : max)[dim] = n;
+  }
+  if (Object.keys(min).length || Object.keys(max).length) volume.qos = { min, max };
+  return { volume, podUid, readOnly: rw === 'ro' };
+}
+
+/** The absolute target, or InvalidArgument when it is not inside <rootDir>/pods/. */
+export function checkTarget(target: string | undefined, kubeletRootDir: string): string {
+  if (!target) throw invalid('the mount directory argument is missing');
+  if (!path.isAbsolute(target)) throw invalid(`mount directory ${target}: must be an absolute path`);
+  const podsDir = path.join(path.resolve(kubeletRootDir), 'pods');
+  const resolved = path.resolve(target);
+  if (!resolved.startsWith(podsDir + path.sep)) {
+    throw invalid(`mount directory ${target}: must be inside ${podsDir}/ (kubelet.rootDir is ${kubeletRootDir})`);
+  }
+  // Symlinks must not lead out of the pods directory either: check the deepest existing ancestor.
+  let probe = resolved;
+  while (!fs.existsSync(probe)) probe = path.dirname(probe);
+  const real = fs.realpathSync(probe);
+  const realPods = fs.existsSync(podsDir) ? fs.realpathSync(podsDir) : podsDir;
+  if (real !== realPods && !real.startsWith(realPods + path.sep)) {
+    throw invalid(`mount directory ${target}: resolves outside ${podsDir}/ through a symlink`);
+  }
+  return resolved;
+}
+
+export class FlexHandler {
+  constructor(
+    private readonly attachments: AttachmentService,
+    private readonly kubeletRootDir: string,
+  ) {}
+
+  async handle(argv: string[]): Promise<FlexReply> {
+    const [command, ...args] = argv;
+    try {
+      switch (command) {
+        case 'init':
+          return INIT_REPLY;
+        case 'mount':
+          return await this.mount(args);
+        case 'unmount':
+          return await this.unmount(args);
+        default:
+          // getvolumename, attach, expandvolume, unknown commands: kubelet falls back (and caches).
+          return { status: 'Not supported' };
+      }
+    } catch (err) {
+      const e = asQosdError(err);
+      return { status: 'Failure', message: e.message };
+    }
+  }
+
+  private async mount(args: string[]): Promise<FlexReply> {
+    const target = checkTarget(args[0], this.kubeletRootDir);
+    const m = mountOptions(parseOptions(args[1]));
+    const { volume, attachment } = await this.attachments.attach({ volume: m.volume, target, podUid: m.podUid, readOnly: m.readOnly, source: 'flex' });
+    const where = attachment.podCgroup ? `, rules in ${attachment.podCgroup}` : '';
+    return { status: 'Success', message: `volume ${volume.name} (${volume.device}) mounted at ${target}${where}` };
+  }
+
+  private async unmount(args: string[]): Promise<FlexReply> {
+    const target = checkTarget(args[0], this.kubeletRootDir);
+    await this.attachments.detach(target, 'flex');
+    return { status: 'Success' };
+  }
+}

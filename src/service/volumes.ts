@@ -1,0 +1,267 @@
+// Volume lifecycle: create (allocate, format), grow, change QoS, delete. Each step records its
+// intent in SQLite before it touches the node, and a failed create is undone so that a refused or
+// broken request leaves nothing behind.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from 'pino';
+import type { Config, FsType } from '../config/config';
+import type { VolumePool } from '../pools/pool';
+import { now, type Store } from '../store/store';
+import type { Volume } from '../store/volumes';
+import type { Source } from '../store/attachments';
+import { growFilesystem, makeFilesystem, probeSignature } from '../host/filesystem';
+import { mountDevice, unmount } from '../host/mount';
+import { readMountinfo } from '../host/mountinfo';
+import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from './qos-spec';
+import { QosdError, invalid, notFound } from './errors';
+import type { KeyedLock } from './locks';
+import type { Enforcer } from './enforcer';
+
+/** Volume names become file names and LV names: DNS-label-like, at most 200 characters. */
+export const VOLUME_NAME = /^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$/;
+
+export interface VolumeRequest {
+  name: string;
+  pool?: string;
+  size?: number;
+  fsType?: FsType;
+  class?: string;
+  qos?: { min?: Figures; max?: Figures };
+  ephemeral?: boolean;
+}
+
+/** A QoS change: per dimension a new figure, or null to remove it. */
+export interface QosPatch {
+  min?: Partial<Record<keyof Figures, number | null>>;
+  max?: Partial<Record<keyof Figures, number | null>>;
+}
+
+export interface VolumeServiceOptions {
+  store: Store;
+  pools: Map<string, VolumePool>;
+  config: Pick<Config, 'classes' | 'defaults' | 'stateDir'>;
+  locks: KeyedLock;
+  enforcer: Enforcer;
+  log: Logger;
+}
+
+export class VolumeService {
+  constructor(private readonly o: VolumeServiceOptions) {}
+
+  get(name: string): Volume {
+    const v = this.o.store.volumes.get(name);
+    if (!v) throw notFound(`volume ${name} not found`);
+    return v;
+  }
+
+  list(): Volume[] {
+    return this.o.store.volumes.list();
+  }
+
+  /** Checks a request and fills in defaults; throws InvalidArgument naming the field. */
+  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos'>> & { qos: QosSpec } {
+    if (!VOLUME_NAME.test(req.name)) {
+      throw invalid(`name: "${req.name}" must be lowercase letters, digits, '.', '_' or '-', start and end with a letter or digit, at most 200 characters`);
+    }
+    const d = this.o.config.defaults;
+    const pool = req.pool ?? d.pool;
+    if (!this.o.pools.has(pool)) throw invalid(`pool: "${pool}" is not a configured pool (have: ${[...this.o.pools.keys()].join(', ')})`);
+    const cls = req.class ?? d.class;
+    const classSpec = this.o.config.classes.get(cls);
+    if (!classSpec) throw invalid(`class: "${cls}" is not a configured class (have: ${[...this.o.config.classes.keys()].join(', ')})`);
+    // Explicit figures override the class, dimension by dimension.
+    const qos: QosSpec = { min: { ...classSpec.min, ...req.qos?.min }, max: { ...classSpec.max, ...req.qos?.max } };
+    const bad = checkSpec(qos);
+    if (bad) throw invalid(`qos.${bad}`);
+    const size = req.size ?? d.size;
+    if (size < 1024 * 1024) throw invalid(`size: ${size} bytes is below the 1Mi minimum`);
+    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, ephemeral: req.ephemeral ?? false };
+  }
+
+  async create(req: VolumeRequest, source: Source): Promise<Volume> {
+    const r = this.resolve(req);
+    return this.o.locks.run([`volume:${r.name}`], async () => {
+      if (this.o.store.volumes.get(r.name)) throw new QosdError('AlreadyExists', `volume ${r.name} already exists`);
+      return this.createLocked(r, source);
+    });
+  }
+
+  /**
+   * The volume named in the request, created if it does not exist yet (flex mount creates on first
+   * use). Caller holds the volume lock. `created` tells the caller to undo the create if its own
+   * later steps fail.
+   */
+  async ensure(req: VolumeRequest, source: Source): Promise<{ volume: Volume; created: boolean }> {
+    const existing = this.o.store.volumes.get(req.name);
+    if (!existing) return { volume: await this.createLocked(this.resolve(req), source), created: true };
+    if (existing.state !== 'ready') {
+      throw new QosdError('FailedPrecondition', `volume ${req.name} is ${existing.state}; retry once that finishes`);
+    }
+    if (req.pool !== undefined && req.pool !== existing.pool) {
+      throw invalid(`pool: volume ${req.name} exists in pool ${existing.pool}, not ${req.pool}`);
+    }
+    if (req.fsType !== undefined && req.fsType !== existing.fsType) {
+      throw invalid(`fsType: volume ${req.name} is formatted ${existing.fsType}, not ${req.fsType}`);
+    }
+    if (req.ephemeral !== undefined && req.ephemeral !== existing.ephemeral) {
+      throw invalid(`ephemeral: volume ${req.name} exists with ephemeral=${existing.ephemeral}`);
+    }
+    if (req.size !== undefined && req.size < existing.sizeBytes) {
+      throw invalid(`size: volume ${req.name} is ${existing.sizeBytes} bytes; it cannot shrink to ${req.size}`);
+    }
+    return { volume: existing, created: false };
+  }
+
+  private async createLocked(r: ReturnType<VolumeService['resolve']>, source: Source): Promise<Volume> {
+    const pool = this.o.pools.get(r.pool)!;
+    const t = now();
+    const volume = this.o.store.tx(() => {
+      const v = this.o.store.volumes.insert(
+        {
+          name: r.name, pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, ephemeral: r.ephemeral,
+          state: 'creating', formatted: false, backing: null, device: null, deviceNumber: null, qos: r.qos,
+        },
+        t,
+      );
+      this.o.store.events.add({ time: t, volume: r.name, kind: 'volume-create-started', source, detail: { pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, qos: r.qos, ephemeral: r.ephemeral } });
+      return v;
+    });
+    try {
+      const dev = await pool.create(volume.name, volume.sizeBytes);
+      this.o.store.volumes.update(volume.name, { backing: dev.backing, device: dev.device, deviceNumber: dev.deviceNumber }, now());
+      await this.format(volume.name, dev.device, volume.fsType);
+      return this.o.store.tx(() => {
+        const v = this.o.store.volumes.update(volume.name, { state: 'ready', formatted: true }, now());
+        this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-created', source, detail: { device: v.device, deviceNumber: v.deviceNumber } });
+        return v;
+      });
+    } catch (err) {
+      await this.undoCreate(volume.name, source, err);
+      throw err;
+    }
+  }
+
+  /** Formats a new volume's device, unless blkid finds anything on it. */
+  private async format(name: string, device: string, fsType: FsType): Promise<void> {
+    const found = await probeSignature(device);
+    if (found === fsType) {
+      // A create interrupted after mkfs: the filesystem is ours, keep it.
+      this.o.log.info({ volume: name, device }, 'volume already carries its filesystem; not formatting');
+      return;
+    }
+    if (found !== undefined) {
+      throw new QosdError('FailedPrecondition', `device ${device} of new volume ${name} already holds ${found}; refusing to format it`);
+    }
+    await makeFilesystem(device, fsType);
+  }
+
+  private async undoCreate(name: string, source: Source, cause: unknown): Promise<void> {
+    const v = this.o.store.volumes.get(name);
+    if (!v) return;
+    try {
+      await this.o.pools.get(v.pool)!.remove(v);
+      this.o.store.tx(() => {
+        this.o.store.volumes.delete(name);
+        this.o.store.events.add({ time: now(), volume: name, kind: 'volume-create-undone', source, detail: { reason: (cause as Error).message } });
+      });
+    } catch (err) {
+      // Left in state "creating": the next start finishes the undo.
+      this.o.log.error({ volume: name, err: (err as Error).message }, 'could not undo a failed create');
+    }
+  }
+
+  /** Where the volume's device is mounted right now (from mountinfo, not from SQLite). */
+  mountPointsOf(v: Volume): string[] {
+    if (!v.deviceNumber) return [];
+    return readMountinfo().filter((m) => m.device === v.deviceNumber).map((m) => m.mountPoint);
+  }
+
+  async delete(name: string, source: Source): Promise<void> {
+    await this.o.locks.run([`volume:${name}`], () => this.deleteLocked(name, source));
+  }
+
+  /** Caller holds the volume lock. */
+  async deleteLocked(name: string, source: Source): Promise<void> {
+    const v = this.get(name);
+    const atts = this.o.store.attachments.list(name);
+    if (atts.length > 0) {
+      throw new QosdError('InUse', `volume ${name} is attached at ${atts.map((a) => a.target).join(', ')}; unmount it first`);
+    }
+    const mounted = this.mountPointsOf(v);
+    if (mounted.length > 0) {
+      throw new QosdError('InUse', `volume ${name} is mounted at ${mounted.join(', ')} outside qosd; unmount it first`);
+    }
+    this.o.store.tx(() => {
+      this.o.store.volumes.update(name, { state: 'deleting' }, now());
+      this.o.store.events.add({ time: now(), volume: name, kind: 'volume-delete-started', source, detail: {} });
+    });
+    await this.o.pools.get(v.pool)!.remove(v);
+    this.o.store.tx(() => {
+      this.o.store.volumes.delete(name);
+      this.o.store.events.add({ time: now(), volume: name, kind: 'volume-deleted', source, detail: {} });
+    });
+  }
+
+  /** Grows a volume (never shrinks) and its filesystem, mounted or not. */
+  async resize(name: string, sizeBytes: number, source: Source): Promise<Volume> {
+    return this.o.locks.run([`volume:${name}`], () => this.resizeLocked(name, sizeBytes, source));
+  }
+
+  async resizeLocked(name: string, sizeBytes: number, source: Source): Promise<Volume> {
+    const v = this.get(name);
+    if (sizeBytes < v.sizeBytes) throw invalid(`size: volume ${name} is ${v.sizeBytes} bytes; it cannot shrink to ${sizeBytes}`);
+    if (sizeBytes === v.sizeBytes) return v;
+    if (v.state !== 'ready') throw new QosdError('FailedPrecondition', `volume ${name} is ${v.state}`);
+    this.o.store.events.add({ time: now(), volume: name, kind: 'volume-resize-started', source, detail: { from: v.sizeBytes, to: sizeBytes } });
+    const dev = await this.o.pools.get(v.pool)!.grow(v, sizeBytes);
+    const mounted = this.mountPointsOf({ ...v, deviceNumber: dev.deviceNumber });
+    if (mounted.length > 0) {
+      await growFilesystem(dev.device, mounted[0]!, v.fsType);
+    } else {
+      // Both resize2fs and xfs_growfs grow online; a private temporary mount gives them one.
+      const tmp = path.join(this.o.config.stateDir, 'resize', name);
+      fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+      await mountDevice(dev.device, tmp, v.fsType, false);
+      try {
+        await growFilesystem(dev.device, tmp, v.fsType);
+      } finally {
+        await unmount(tmp);
+        fs.rmdirSync(tmp);
+      }
+    }
+    return this.o.store.tx(() => {
+      const out = this.o.store.volumes.update(name, { sizeBytes, device: dev.device, deviceNumber: dev.deviceNumber }, now());
+      this.o.store.events.add({ time: now(), volume: name, kind: 'volume-resized', source, detail: { from: v.sizeBytes, to: sizeBytes } });
+      return out;
+    });
+  }
+
+  /** Applies a QoS change to the volume and, at once, to every pod that mounts it. */
+  async setQos(name: string, patch: QosPatch, source: Source): Promise<Volume> {
+    return this.o.locks.run([`volume:${name}`], async () => this.setQosLocked(name, patch, source));
+  }
+
+  setQosLocked(name: string, patch: QosPatch, source: Source): Volume {
+    const v = this.get(name);
+    const next: QosSpec = { min: { ...v.qos.min }, max: { ...v.qos.max } };
+    for (const side of ['min', 'max'] as const) {
+      for (const d of DIMENSIONS) {
+        const val = patch[side]?.[d];
+        if (val === null) delete next[side][d];
+        else if (val !== undefined) next[side][d] = val;
+      }
+    }
+    const bad = checkSpec(next);
+    if (bad) throw invalid(`qos.${bad}`);
+    if (sameFigures(next.min, v.qos.min) && sameFigures(next.max, v.qos.max)) return v;
+    const updated = this.o.store.tx(() => {
+      const out = this.o.store.volumes.update(name, { qos: next }, now());
+      this.o.store.events.add({ time: now(), volume: name, kind: 'qos-changed', source, detail: { old: v.qos, new: next } });
+      return out;
+    });
+    for (const att of this.o.store.attachments.list(name)) {
+      if (att.state === 'attached') this.o.enforcer.apply(att, updated, 'qos-change');
+    }
+    return updated;
+  }
+}

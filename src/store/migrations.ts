@@ -1,0 +1,59 @@
+// Versioned schema migrations, applied in order inside one transaction each; PRAGMA user_version
+// records the last one applied. Add a migration, never edit a shipped one.
+
+const DIMENSION_COLUMNS = ['read_iops', 'write_iops', 'read_bps', 'write_bps']
+  .flatMap((d) => [`min_${d} INTEGER`, `max_${d} INTEGER`])
+  .join(',\n    ');
+
+export const MIGRATIONS: readonly string[] = [
+  // 1: volumes, attachments, the append-only event log.
+  `
+  CREATE TABLE volumes (
+    name        TEXT PRIMARY KEY,
+    pool        TEXT NOT NULL,
+    size_bytes  INTEGER NOT NULL CHECK (size_bytes > 0),
+    fs_type     TEXT NOT NULL CHECK (fs_type IN ('ext4', 'xfs')),
+    class       TEXT NOT NULL,
+    ephemeral   INTEGER NOT NULL DEFAULT 0,
+    -- creating → ready → deleting; an interrupted create or delete is finished or undone on start.
+    state       TEXT NOT NULL CHECK (state IN ('creating', 'ready', 'deleting')),
+    formatted   INTEGER NOT NULL DEFAULT 0,
+    backing     TEXT,
+    device      TEXT,
+    dev_major   INTEGER,
+    dev_minor   INTEGER,
+    ${DIMENSION_COLUMNS},
+    created_at  TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+  );
+  CREATE TABLE attachments (
+    id           INTEGER PRIMARY KEY,
+    volume       TEXT NOT NULL REFERENCES volumes(name),
+    pod_uid      TEXT,
+    target       TEXT NOT NULL UNIQUE,
+    read_only    INTEGER NOT NULL DEFAULT 0,
+    -- attaching → attached → detaching; intent is written before the node is touched.
+    state        TEXT NOT NULL CHECK (state IN ('attaching', 'attached', 'detaching')),
+    cgroup_version TEXT,
+    pod_cgroup   TEXT,
+    device       TEXT,
+    -- JSON array of the cgroup directories qosd wrote rules into, so detach clears exactly those.
+    cgroup_paths TEXT NOT NULL DEFAULT '[]',
+    source       TEXT NOT NULL,
+    created_at   TEXT NOT NULL,
+    updated_at   TEXT NOT NULL
+  );
+  CREATE INDEX attachments_volume ON attachments(volume);
+  CREATE TABLE events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    time    TEXT NOT NULL,
+    volume  TEXT,
+    kind    TEXT NOT NULL,
+    source  TEXT NOT NULL,
+    detail  TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX events_volume ON events(volume, id);
+  CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+  CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+  `,
+];

@@ -1,0 +1,35 @@
+// The state store: the tables plus transactions. Everything the daemon promises lives here, and
+// every change to the node is preceded by a committed row saying what is about to happen.
+import { openDb, type Db } from './db';
+import { VolumeTable } from './volumes';
+import { AttachmentTable } from './attachments';
+import { EventLog } from './events';
+
+export class Store {
+  readonly volumes: VolumeTable;
+  readonly attachments: AttachmentTable;
+  readonly events: EventLog;
+
+  constructor(readonly db: Db) {
+    this.volumes = new VolumeTable(db);
+    this.attachments = new AttachmentTable(db);
+    this.events = new EventLog(db);
+  }
+
+  static open(file: string): Store {
+    return new Store(openDb(file));
+  }
+
+  /** Runs fn in one IMMEDIATE transaction (it takes the write lock up front, so read-then-write is safe). */
+  tx<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+export function now(): string {
+  return new Date().toISOString();
+}

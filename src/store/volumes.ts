@@ -1,0 +1,143 @@
+// The volumes table: one row per volume, with its QoS spec in eight nullable columns.
+import type { Db } from './db';
+import { DIMENSIONS, type Dimension, type QosSpec } from '../service/qos-spec';
+import type { FsType } from '../host/filesystem';
+
+export type VolumeState = 'creating' | 'ready' | 'deleting';
+
+export interface Volume {
+  name: string;
+  pool: string;
+  sizeBytes: number;
+  fsType: FsType;
+  class: string;
+  ephemeral: boolean;
+  state: VolumeState;
+  formatted: boolean;
+  /** Where the data lives: the file pool's backing file. */
+  backing: string | null;
+  /** The block device node the volume is reached through, e.g. /dev/loop3. */
+  device: string | null;
+  /** Its MAJ:MIN, the key of every cgroup rule. */
+  deviceNumber: string | null;
+  qos: QosSpec;
+  createdAt: string;
+  updatedAt: string;
+}
+
+const COLUMN: Record<Dimension, string> = {
+  readIops: 'read_iops', writeIops: 'write_iops', readBps: 'read_bps', writeBps: 'write_bps',
+};
+
+interface Row {
+  name: string; pool: string; size_bytes: number; fs_type: FsType; class: string; ephemeral: number;
+  state: VolumeState; formatted: number; backing: string | null; device: string | null;
+  dev_major: number | null; dev_minor: number | null; created_at: string; updated_at: string;
+  [qosColumn: string]: unknown;
+}
+
+function fromRow(r: Row): Volume {
+  const qos: QosSpec = { min: {}, max: {} };
+  for (const d of DIMENSIONS) {
+    const lo = r[`min_${COLUMN[d]}`];
+    const hi = r[`max_${COLUMN[d]}`];
+    if (typeof lo === 'number') qos.min[d] = lo;
+    if (typeof hi === 'number') qos.max[d] = hi;
+  }
+  return {
+    name: r.name, pool: r.pool, sizeBytes: r.size_bytes, fsType: r.fs_type, class: r.class,
+    ephemeral: r.ephemeral === 1, state: r.state, formatted: r.formatted === 1, backing: r.backing,
+    device: r.device, deviceNumber: r.dev_major === null || r.dev_minor === null ? null : `${r.dev_major}:${r.dev_minor}`,
+    qos, createdAt: r.created_at, updatedAt: r.updated_at,
+  };
+}
+
+function qosColumns(qos: QosSpec): Record<string, number | null> {
+  const out: Record<string, number | null> = {};
+  for (const d of DIMENSIONS) {
+    out[`min_${COLUMN[d]}`] = qos.min[d] ?? null;
+    out[`max_${COLUMN[d]}`] = qos.max[d] ?? null;
+  }
+  return out;
+}
+
+function deviceColumns(deviceNumber: string | null): { dev_major: number | null; dev_minor: number | null } {
+  if (!deviceNumber) return { dev_major: null, dev_minor: null };
+  const [ma, mi] = deviceNumber.split(':').map(Number);
+  return { dev_major: ma!, dev_minor: mi! };
+}
+
+export type VolumeChanges = Partial<Pick<Volume, 'sizeBytes' | 'class' | 'state' | 'formatted' | 'backing' | 'device' | 'deviceNumber' | 'qos'>>;
+
+export class VolumeTable {
+  constructor(private readonly db: Db) {}
+
+  get(name: string): Volume | undefined {
+    const r = this.db.prepare('SELECT * FROM volumes WHERE name = ?').get(name) as Row | undefined;
+    return r && fromRow(r);
+  }
+
+  list(): Volume[] {
+    return (this.db.prepare('SELECT * FROM volumes ORDER BY name').all() as Row[]).map(fromRow);
+  }
+
+  countByPool(): Map<string, number> {
+    const rows = this.db.prepare('SELECT pool, count(*) AS n FROM volumes GROUP BY pool').all() as { pool: string; n: number }[];
+    return new Map(rows.map((r) => [r.pool, r.n]));
+  }
+
+  insert(v: Omit<Volume, 'createdAt' | 'updatedAt'>, now: string): Volume {
+    this.db
+      .prepare(
+        `INSERT INTO volumes (name, pool, size_bytes, fs_type, class, ephemeral, state, formatted, backing, device,
+           dev_major, dev_minor, ${DIMENSIONS.flatMap((d) => [`min_${COLUMN[d]}`, `max_${COLUMN[d]}`]).join(', ')},
+           created_at, updated_at)
+         VALUES (@name, @pool, @size_bytes, @fs_type, @class, @ephemeral, @state, @formatted, @backing, @device,
+           @dev_major, @dev_minor, ${DIMENSIONS.flatMap((d) => [`@min_${COLUMN[d]}`, `@max_${COLUMN[d]}`]).join(', ')},
+           @now, @now)`,
+      )
+      .run({
+        name: v.name, pool: v.pool, size_bytes: v.sizeBytes, fs_type: v.fsType, class: v.class,
+        ephemeral: v.ephemeral ? 1 : 0, state: v.state, formatted: v.formatted ? 1 : 0, backing: v.backing,
+        device: v.device, ...deviceColumns(v.deviceNumber), ...qosColumns(v.qos), now,
+      });
+    return this.get(v.name)!;
+  }
+
+  update(name: string, changes: VolumeChanges, now: string): Volume {
+    const sets: string[] = ['updated_at = @now'];
+    const params: Record<string, unknown> = { name, now };
+    const simple: [keyof VolumeChanges, string, (v: never) => unknown][] = [
+      ['sizeBytes', 'size_bytes', (v: number) => v],
+      ['class', 'class', (v: string) => v],
+      ['state', 'state', (v: string) => v],
+      ['formatted', 'formatted', (v: boolean) => (v ? 1 : 0)],
+      ['backing', 'backing', (v: string | null) => v],
+      ['device', 'device', (v: string | null) => v],
+    ];
+    for (const [key, col, conv] of simple) {
+      if (changes[key] !== undefined) {
+        sets.push(`${col} = @${col}`);
+        params[col] = conv(changes[key] as never);
+      }
+    }
+    if (changes.deviceNumber !== undefined) {
+      sets.push('dev_major = @dev_major', 'dev_minor = @dev_minor');
+      Object.assign(params, deviceColumns(changes.deviceNumber));
+    }
+    if (changes.qos !== undefined) {
+      const cols = qosColumns(changes.qos);
+      for (const [col, val] of Object.entries(cols)) {
+        sets.push(`${col} = @${col}`);
+        params[col] = val;
+      }
+    }
+    const res = this.db.prepare(`UPDATE volumes SET ${sets.join(', ')} WHERE name = @name`).run(params);
+    if (res.changes !== 1) throw new Error(`volume ${name} not found`);
+    return this.get(name)!;
+  }
+
+  delete(name: string): void {
+    this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+  }
+}
