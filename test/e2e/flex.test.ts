@@ -1,0 +1,251 @@
+// The FlexVolume driver end to end, driven as kubelet drives it, against a real daemon, real loop
+// devices, real mounts and the real cgroup v1 blkio throttle (measured with dd iflag=direct).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeTestBlocker } from '../helpers/host';
+import { QOSCTL, makeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
+import { ddRead, makeLeaf, makePodCgroup, newPodUid, removeCgroupTree, ruleLines } from '../helpers/cgroup';
+import { request } from '../../src/cli/client';
+import { readMountinfo } from '../../src/host/mountinfo';
+
+const blocker = nodeTestBlocker();
+if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
+
+type Vol = { name: string; device: string; deviceNumber: string; backing: string };
+
+describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
+  let node: TestNode;
+  let daemon: RunningDaemon;
+  let driver: string;
+
+  const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
+  const getVolume = async (name: string) => request<Vol & { error?: unknown }>(node.socket, 'GET', `/v1/volumes/${name}`);
+  const volumeNames = async () => (await request<{ volumes: Vol[] }>(node.socket, 'GET', '/v1/volumes')).body.volumes.map((v) => v.name).sort();
+
+  /** kubelet's side of a mount: mkdir the pod volume dir (0750), then call the driver. */
+  async function kubeletMount(podUid: string, volumeName: string, user: Record<string, string>) {
+    const target = podVolumeDir(node.kubeletRoot, podUid, volumeName);
+    fs.mkdirSync(target, { recursive: true, mode: 0o750 });
+    const res = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName, user })]);
+    return { target, res };
+  }
+
+  beforeAll(async () => {
+    node = makeTestNode();
+    daemon = await startDaemon(node);
+    execFileSync(process.execPath, [QOSCTL, '--socket', node.socket, 'install-flex', '--plugin-dir', node.pluginDir]);
+    driver = path.join(node.pluginDir, 'qosd~nvme', 'nvme');
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    if (!node) return;
+    for (const m of readMountinfo().filter((e) => e.mountPoint.startsWith(node.dir)).reverse()) {
+      try { execFileSync('umount', [m.mountPoint]); } catch { /* already gone */ }
+    }
+    for (const f of fs.existsSync(node.poolDir) ? fs.readdirSync(node.poolDir) : []) {
+      const loops = execFileSync('losetup', ['-j', path.join(node.poolDir, f)], { encoding: 'utf8' });
+      for (const l of loops.split('\n').filter(Boolean)) execFileSync('losetup', ['-d', l.split(':')[0]!]);
+    }
+    removeCgroupTree(node.cgroupRoot);
+    fs.rmSync(node.dir, { recursive: true, force: true });
+  });
+
+  it('is installed as <plugin-dir>/qosd~nvme/nvme, executable, with no temporary file left', () => {
+    const st = fs.statSync(driver);
+    expect(st.mode & 0o111).toBe(0o111);
+    expect(fs.readdirSync(path.dirname(driver))).toEqual(['nvme']);
+  });
+
+  it('answers init with attach:false and explicit capabilities, exit 0', async () => {
+    const r = await callDriver(driver, ['init']);
+    expect(r.exitCode).toBe(0);
+    expect(r.reply.status).toBe('Success');
+    expect(r.reply.capabilities).not.toBeNull();
+    expect(r.reply.capabilities).toMatchObject({ attach: false });
+  });
+
+  it('answers getvolumename and unknown commands with Not supported, exit 0', async () => {
+    for (const args of [['getvolumename', '{}'], ['attach', '{}', 'node1'], ['frobnicate']]) {
+      const r = await callDriver(driver, args);
+      expect(r.reply).toEqual({ status: 'Not supported' });
+      expect(r.exitCode).toBe(0);
+    }
+  });
+
+  describe('a volume with maxReadIops', () => {
+    const podUid = newPodUid();
+    let podCgroup: string;
+    let leaf: string;
+    let target: string;
+    let vol: Vol;
+
+    beforeAll(async () => {
+      podCgroup = makePodCgroup(node.cgroupRoot, podUid); // kubelet makes it before calling mount
+      leaf = makeLeaf(podCgroup);
+    });
+
+    it('mounts a new volume and throttles the container leaf to the limit (±15%)', async () => {
+      const m = await kubeletMount(podUid, 'data', { maxReadIops: '200', size: '64Mi' });
+      target = m.target;
+      expect(m.res.reply.status, m.res.reply.message).toBe('Success');
+      expect(m.res.exitCode).toBe(0);
+      expect(mountsAt(target)).toHaveLength(1);
+      vol = (await getVolume('data')).body;
+      expect(ruleLines(leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 200`);
+      expect(ruleLines(podCgroup, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 200`);
+      const seconds = await ddRead(leaf, vol.device, '4k', 600);
+      const iops = 600 / seconds;
+      expect(iops).toBeGreaterThan(200 * 0.85);
+      expect(iops).toBeLessThan(200 * 1.15);
+    });
+
+    it('gives a container cgroup created after the mount its rules (within 1 s)', async () => {
+      const late = makeLeaf(podCgroup);
+      const until = Date.now() + 1000;
+      let rules = '';
+      while (Date.now() < until) {
+        rules = ruleLines(late, 'blkio.throttle.read_iops_device');
+        if (rules) break;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(rules).toBe(`${vol.deviceNumber} 200`);
+    });
+
+    it('answers a repeated mount with Success and still one mount', async () => {
+      const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'data', user: { maxReadIops: '200', size: '64Mi' } })]);
+      expect(r.reply.status).toBe('Success');
+      expect(mountsAt(target)).toHaveLength(1);
+    });
+
+    it('unmounts: directory unmounted, empty and removable, rules cleared; again is Success', async () => {
+      fs.writeFileSync(path.join(target, 'kept.txt'), 'written before unmount');
+      const r = await callDriver(driver, ['unmount', target]);
+      expect(r.reply.status, r.reply.message).toBe('Success');
+      expect(r.exitCode).toBe(0);
+      expect(mountsAt(target)).toHaveLength(0);
+      expect(fs.readdirSync(target)).toEqual([]);
+      for (const dir of [podCgroup, leaf, ...fs.readdirSync(podCgroup, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(podCgroup, e.name))]) {
+        expect(ruleLines(dir, 'blkio.throttle.read_iops_device')).toBe('');
+      }
+      fs.rmdirSync(target); // what kubelet does next
+      const again = await callDriver(driver, ['unmount', target]);
+      expect(again.reply.status).toBe('Success');
+      expect(again.exitCode).toBe(0);
+    });
+
+    it('mounts the same volumeId later and sees the file written before', async () => {
+      const podB = newPodUid();
+      makePodCgroup(node.cgroupRoot, podB, 'besteffort');
+      const m = await kubeletMount(podB, 'data', { maxReadIops: '200', size: '64Mi' });
+      expect(m.res.reply.status, m.res.reply.message).toBe('Success');
+      expect(fs.readFileSync(path.join(m.target, 'kept.txt'), 'utf8')).toBe('written before unmount');
+      expect((await callDriver(driver, ['unmount', m.target])).reply.status).toBe('Success');
+    });
+  });
+
+  it('throttles maxReadBps the same way (±15%)', async () => {
+    const podUid = newPodUid();
+    const podCgroup = makePodCgroup(node.cgroupRoot, podUid, 'guaranteed');
+    const leaf = makeLeaf(podCgroup);
+    const { target, res } = await kubeletMount(podUid, 'bw', { maxReadBps: '4Mi', size: '64Mi' });
+    expect(res.reply.status, res.reply.message).toBe('Success');
+    const vol = (await getVolume('bw')).body;
+    expect(ruleLines(leaf, 'blkio.throttle.read_bps_device')).toBe(`${vol.deviceNumber} ${4 * 1024 * 1024}`);
+    const seconds = await ddRead(leaf, vol.device, '64k', 192); // 12 MiB
+    const bps = (192 * 65536) / seconds;
+    expect(bps).toBeGreaterThan(4 * 1024 * 1024 * 0.85);
+    expect(bps).toBeLessThan(4 * 1024 * 1024 * 1.15);
+    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect(ruleLines(leaf, 'blkio.throttle.read_bps_device')).toBe('');
+  });
+
+  it('deletes an ephemeral volume on unmount', async () => {
+    const podUid = newPodUid();
+    makePodCgroup(node.cgroupRoot, podUid);
+    const { target, res } = await kubeletMount(podUid, 'scratch', { ephemeral: 'true', size: '32Mi' });
+    expect(res.reply.status, res.reply.message).toBe('Success');
+    const name = `scratch-${podUid}`;
+    const vol = (await getVolume(name)).body;
+    expect(fs.existsSync(vol.backing)).toBe(true);
+    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await getVolume(name)).status).toBe(404);
+    expect(fs.existsSync(vol.backing)).toBe(false);
+    expect(execFileSync('losetup', ['-j', vol.backing], { encoding: 'utf8' })).toBe('');
+  });
+
+  describe('a Failure leaves nothing mounted and nothing created', () => {
+    async function expectFailureChangesNothing(target: string, args: string[], env: Record<string, string> = {}) {
+      const before = await volumeNames().catch(() => undefined);
+      const loopsBefore = execFileSync('losetup', ['-a'], { encoding: 'utf8' });
+      const r = await callDriver(driver, args, env);
+      expect(r.reply.status).toBe('Failure');
+      expect(r.exitCode).toBe(1);
+      expect(typeof r.reply.message).toBe('string');
+      expect(mountsAt(target)).toHaveLength(0);
+      if (fs.existsSync(target)) expect(fs.readdirSync(target)).toEqual([]);
+      if (before) expect(await volumeNames()).toEqual(before);
+      expect(execFileSync('losetup', ['-a'], { encoding: 'utf8' })).toBe(loopsBefore);
+      return r;
+    }
+
+    it('for an unknown option', async () => {
+      const podUid = newPodUid();
+      makePodCgroup(node.cgroupRoot, podUid);
+      const target = podVolumeDir(node.kubeletRoot, podUid, 'typo');
+      fs.mkdirSync(target, { recursive: true });
+      const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'typo', user: { maxReadIOPS: '100' } })]);
+      expect(r.reply.message).toContain('maxReadIOPS');
+    });
+
+    it('for a bad option value', async () => {
+      const podUid = newPodUid();
+      makePodCgroup(node.cgroupRoot, podUid);
+      const target = podVolumeDir(node.kubeletRoot, podUid, 'badval');
+      fs.mkdirSync(target, { recursive: true });
+      const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'badval', user: { maxReadIops: 'fast' } })]);
+      expect(r.reply.message).toContain('maxReadIops');
+    });
+
+    it('for a pod whose cgroup does not exist when the volume has limits', async () => {
+      const podUid = newPodUid(); // no pod cgroup made
+      const target = podVolumeDir(node.kubeletRoot, podUid, 'nocg');
+      fs.mkdirSync(target, { recursive: true });
+      const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'nocg', user: { maxReadIops: '100' } })]);
+      expect(r.reply.message).toContain(`cgroup of pod ${podUid} not found`);
+    });
+
+    it('for a target outside <kubelet root>/pods/', async () => {
+      const podUid = newPodUid();
+      makePodCgroup(node.cgroupRoot, podUid);
+      const target = path.join(node.dir, 'elsewhere', 'vol');
+      fs.mkdirSync(target, { recursive: true });
+      const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'outside', user: {} })]);
+      expect(r.reply.message).toContain('must be inside');
+      const sneaky = `${node.kubeletRoot}/pods/../../elsewhere/vol`;
+      const r2 = await expectFailureChangesNothing(target, ['mount', sneaky, mountOptions({ podUid, volumeName: 'outside', user: {} })]);
+      expect(r2.reply.message).toContain('must be inside');
+    });
+
+    it('when the daemon is stopped (quickly, with a message, no stack trace)', async () => {
+      const podUid = newPodUid();
+      makePodCgroup(node.cgroupRoot, podUid);
+      const target = podVolumeDir(node.kubeletRoot, podUid, 'down');
+      fs.mkdirSync(target, { recursive: true });
+      await daemon.stop();
+      try {
+        const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'down', user: {} })]);
+        expect(r.reply.message).toContain('not reachable');
+        expect(r.ms).toBeLessThan(5000);
+        const u = await callDriver(driver, ['unmount', target]);
+        expect(u.reply.status).toBe('Failure');
+      } finally {
+        daemon = await startDaemon(node);
+      }
+      expect(await volumeNames()).not.toContain('down');
+    });
+  });
+});
