@@ -10,15 +10,16 @@ export interface DeviceNumber {
 }
 
 export function decodeRdev(rdev: bigint): DeviceNumber {
-  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & ~0xfffn);
-  const minor = (rdev & 0xffn) | ((rdev >> 12n) & ~0xffn);
+  // The masks are 32-bit as in glibc: the high major bits (32-43) must not leak into the minor.
+  const major = ((rdev >> 8n) & 0xfffn) | ((rdev >> 32n) & 0xfffff000n);
+  const minor = (rdev & 0xffn) | ((rdev >> 12n) & 0xffffff00n);
   return { major: Number(major), minor: Number(minor) };
 }
 
 export function encodeRdev({ major, minor }: DeviceNumber): bigint {
   const ma = BigInt(major);
   const mi = BigInt(minor);
-  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) | ((mi & ~0xffn) << 12n);
+  return ((ma & 0xfffn) << 8n) | ((ma & 0xfffff000n) << 32n) | (mi & 0xffn) | ((mi & 0xffffff00n) << 12n);
 }
 
 export function formatDevice(d: DeviceNumber): string {

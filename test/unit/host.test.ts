@@ -24,7 +24,8 @@ describe('block device numbers', () => {
     // glibc makedev(259, 256): minor bits 8+ move to bits 20+.
     expect(decodeRdev(0x110300n)).toEqual({ major: 259, minor: 256 }); // python: os.makedev(259, 256)
     expect(decodeRdev(encodeRdev({ major: 253, minor: 1000 }))).toEqual({ major: 253, minor: 1000 });
-    expect(decodeRdev(encodeRdev({ major: 5000, minor: 70000 }))).toEqual({ major: 5000, minor: 70000 });
+    expect(decodeRdev(0x100011138870n)).toEqual({ major: 5000, minor: 70000 }); // os.makedev(5000, 70000)
+    expect(encodeRdev({ major: 5000, minor: 70000 })).toBe(0x100011138870n);
     // The common wrong decode (rdev / 256) gives 65539:0 for 259:256.
     expect(Math.floor(0x110300 / 256)).not.toBe(259);
   });
