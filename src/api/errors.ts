@@ -14,13 +14,15 @@ function fieldPath(dataVar: string, instancePath: string, extra?: string): strin
 
 /** Formats ajv errors as "where: what" (first error only: allErrors is off, as fastify advises). */
 export function formatValidation(errors: FastifySchemaValidationError[], dataVar: string): Error {
-  const e = errors[0]!;
+  // For a union, ajv lists each branch's complaint before the anyOf itself: report the anyOf.
+  const e = errors.find((x) => x.keyword === 'anyOf') ?? errors[0]!;
+  const custom = (e as { parentSchema?: { errorMessage?: string } }).parentSchema?.errorMessage;
   const params = e.params as Record<string, unknown>;
   let msg: string;
   if (e.keyword === 'additionalProperties') msg = `${fieldPath(dataVar, e.instancePath, String(params.additionalProperty))}: unknown field`;
   else if (e.keyword === 'required') msg = `${fieldPath(dataVar, e.instancePath, String(params.missingProperty))}: is required`;
   else if (e.keyword === 'minProperties') msg = `${fieldPath(dataVar, e.instancePath)}: must set at least one field`;
-  else if (e.keyword === 'anyOf' || e.keyword === 'oneOf') msg = `${fieldPath(dataVar, e.instancePath)}: has the wrong type or format`;
+  else if (custom) msg = `${fieldPath(dataVar, e.instancePath)}: ${custom}`;
   else msg = `${fieldPath(dataVar, e.instancePath)}: ${e.message ?? 'is invalid'}`;
   return new Error(msg);
 }

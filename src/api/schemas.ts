@@ -6,8 +6,12 @@ import { QUANTITY_PATTERN } from '../util/quantity';
 
 const closed = { additionalProperties: false } as const;
 
+// errorMessage (a keyword registered in server.ts) replaces ajv's message for a union, whose
+// first branch's complaint ("must be integer") would mislead for a mistyped "10GB".
 const Iops = Type.Integer({ minimum: 1, maximum: 4294967295 });
-const Bytes = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: QUANTITY_PATTERN })]);
+const Bytes = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: QUANTITY_PATTERN })], {
+  errorMessage: 'must be a positive integer or a quantity such as 500M or 10Gi',
+});
 
 export const FiguresIn = Type.Object(
   { readIops: Type.Optional(Iops), writeIops: Type.Optional(Iops), readBps: Type.Optional(Bytes), writeBps: Type.Optional(Bytes) },
@@ -16,10 +20,10 @@ export const FiguresIn = Type.Object(
 /** In a PATCH, null removes a figure. */
 export const FiguresPatch = Type.Object(
   {
-    readIops: Type.Optional(Type.Union([Iops, Type.Null()])),
-    writeIops: Type.Optional(Type.Union([Iops, Type.Null()])),
-    readBps: Type.Optional(Type.Union([Bytes, Type.Null()])),
-    writeBps: Type.Optional(Type.Union([Bytes, Type.Null()])),
+    readIops: Type.Optional(Type.Union([Iops, Type.Null()], { errorMessage: 'must be a positive integer, or null to remove it' })),
+    writeIops: Type.Optional(Type.Union([Iops, Type.Null()], { errorMessage: 'must be a positive integer, or null to remove it' })),
+    readBps: Type.Optional(Type.Union([Bytes, Type.Null()], { errorMessage: 'must be a positive integer or a quantity such as 500M, or null to remove it' })),
+    writeBps: Type.Optional(Type.Union([Bytes, Type.Null()], { errorMessage: 'must be a positive integer or a quantity such as 500M, or null to remove it' })),
   },
   closed,
 );
@@ -29,6 +33,9 @@ export const FiguresOut = Type.Object({
   readBps: Type.Optional(Type.Integer()),
   writeBps: Type.Optional(Type.Integer()),
 });
+
+/** Routes take no query parameters; any given is an error rather than silently ignored. */
+export const NoQuery = Type.Object({}, closed);
 
 export const VolumeNameParams = Type.Object(
   { name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }) },
@@ -40,7 +47,7 @@ export const CreateVolumeBody = Type.Object(
     name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }),
     pool: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     size: Type.Optional(Bytes),
-    fsType: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')])),
+    fsType: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')], { errorMessage: 'must be "ext4" or "xfs"' })),
     class: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     ephemeral: Type.Optional(Type.Boolean()),
     qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresIn), max: Type.Optional(FiguresIn) }, closed)),

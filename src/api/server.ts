@@ -35,7 +35,11 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
     // Per-request lines would drown the log at kubelet's call rates; failures are logged by handlers.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 4 * 1024 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true } },
+    ajv: {
+      // verbose: errors carry their schema, so a union's errorMessage can be reported.
+      customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true, verbose: true },
+      plugins: [(ajv) => ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' })],
+    },
     schemaErrorFormatter: formatValidation,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandlers(app);

@@ -1,11 +1,11 @@
 // POST /v1/flex: the flex driver forwards kubelet's argv here and prints the reply it gets back.
 // A flex Failure is still HTTP 200: the reply body is the answer for kubelet, not an API error.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { FlexBody, FlexReplyOut, errorReplies } from '../schemas';
+import { NoQuery, FlexBody, FlexReplyOut, errorReplies } from '../schemas';
 import type { Services } from '../server';
 
 export const flexRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
-  app.post('/v1/flex', { schema: { body: FlexBody, response: { 200: FlexReplyOut, ...errorReplies } } }, async (req) => {
+  app.post('/v1/flex', { schema: { querystring: NoQuery, body: FlexBody, response: { 200: FlexReplyOut, ...errorReplies } } }, async (req) => {
     const command = req.body.argv[0]!;
     const started = process.hrtime.bigint();
     const reply = await s.flex.handle(req.body.argv);

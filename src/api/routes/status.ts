@@ -1,10 +1,10 @@
 // GET /v1/status (what the daemon runs on) and GET /metrics (Prometheus text).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { StatusOut, errorReplies } from '../schemas';
+import { NoQuery, StatusOut, errorReplies } from '../schemas';
 import type { Services } from '../server';
 
 export const statusRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
-  app.get('/v1/status', { schema: { response: { 200: StatusOut, ...errorReplies } } }, async () => s.status());
+  app.get('/v1/status', { schema: { querystring: NoQuery, response: { 200: StatusOut, ...errorReplies } } }, async () => s.status());
 
   app.get('/metrics', async (_req, reply) => {
     s.refreshGauges();

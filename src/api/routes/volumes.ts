@@ -1,7 +1,7 @@
 // /v1/volumes: list, create, show, change (size, QoS), delete.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { CreateVolumeBody, PatchVolumeBody, VolumeList, VolumeNameParams, VolumeOut, errorReplies } from '../schemas';
+import { NoQuery, CreateVolumeBody, PatchVolumeBody, VolumeList, VolumeNameParams, VolumeOut, errorReplies } from '../schemas';
 import { volumeView } from '../views';
 import { quantity } from '../../util/quantity';
 import type { Services } from '../server';
@@ -22,12 +22,12 @@ function toFigures(f: FiguresBody | undefined, field: string): QosPatch['max'] {
 export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
   const view = (name: string) => volumeView(s.volumes.get(name), s.store.attachments.list(name));
 
-  app.get('/v1/volumes', { schema: { response: { 200: VolumeList, ...errorReplies } } }, async () => {
+  app.get('/v1/volumes', { schema: { querystring: NoQuery, response: { 200: VolumeList, ...errorReplies } } }, async () => {
     const all = s.store.attachments.list();
     return { volumes: s.volumes.list().map((v) => volumeView(v, all.filter((a) => a.volume === v.name))) };
   });
 
-  app.post('/v1/volumes', { schema: { body: CreateVolumeBody, response: { 201: VolumeOut, ...errorReplies } } }, async (req, reply) => {
+  app.post('/v1/volumes', { schema: { querystring: NoQuery, body: CreateVolumeBody, response: { 201: VolumeOut, ...errorReplies } } }, async (req, reply) => {
     const b = req.body;
     const v = await s.volumes.create(
       {
@@ -49,13 +49,13 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
     return reply.status(201).send(volumeView(v, []));
   });
 
-  app.get('/v1/volumes/:name', { schema: { params: VolumeNameParams, response: { 200: VolumeOut, ...errorReplies } } }, async (req) =>
+  app.get('/v1/volumes/:name', { schema: { querystring: NoQuery, params: VolumeNameParams, response: { 200: VolumeOut, ...errorReplies } } }, async (req) =>
     view(req.params.name),
   );
 
   app.patch(
     '/v1/volumes/:name',
-    { schema: { params: VolumeNameParams, body: PatchVolumeBody, response: { 200: VolumeOut, ...errorReplies } } },
+    { schema: { querystring: NoQuery, params: VolumeNameParams, body: PatchVolumeBody, response: { 200: VolumeOut, ...errorReplies } } },
     async (req) => {
       const { name } = req.params;
       s.volumes.get(name); // 404 before any change
@@ -72,7 +72,7 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
     },
   );
 
-  app.delete('/v1/volumes/:name', { schema: { params: VolumeNameParams, response: { 204: Type.Null(), ...errorReplies } } }, async (req, reply) => {
+  app.delete('/v1/volumes/:name', { schema: { querystring: NoQuery, params: VolumeNameParams, response: { 204: Type.Null(), ...errorReplies } } }, async (req, reply) => {
     await s.volumes.delete(req.params.name, 'api');
     return reply.status(204).send(null);
   });
