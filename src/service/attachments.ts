@@ -63,23 +63,26 @@ export class AttachmentService {
       throw new QosdError('FailedPrecondition', `${req.target} is already a mount point (of ${foreign[0]!.source}) that qosd did not make`);
     }
 
+    // Find the pod's cgroup before touching anything: a volume with limits must not be mounted
+    // (or even created) for a pod qosd cannot throttle.
+    const known = store.volumes.get(req.volume.name);
+    const namesQos = req.volume.qos !== undefined || req.volume.class !== undefined;
+    const qos = known && !namesQos ? known.qos : this.o.volumes.resolve(req.volume).qos;
+    let pod: ReturnType<Enforcer['locatePod']> | undefined;
+    if (req.podUid !== undefined) {
+      try {
+        pod = enforcer.locatePod(req.podUid);
+      } catch (err) {
+        if (hasLimits(qos)) throw err;
+      }
+    } else if (hasLimits(qos)) {
+      throw new QosdError('InvalidArgument', `volume ${req.volume.name} has limits, but no pod uid was given to apply them to`);
+    }
+
     const { volume: found, created } = await this.o.volumes.ensure(req.volume, req.source);
     let attachment: Attachment | undefined;
     let mounted = false;
     try {
-      // Find the pod's cgroup before touching anything: a volume with limits must not be mounted
-      // for a pod qosd cannot throttle.
-      let pod: ReturnType<Enforcer['locatePod']> | undefined;
-      if (req.podUid !== undefined) {
-        try {
-          pod = enforcer.locatePod(req.podUid);
-        } catch (err) {
-          if (hasLimits(found.qos)) throw err;
-        }
-      } else if (hasLimits(found.qos)) {
-        throw new QosdError('InvalidArgument', `volume ${found.name} has limits, but no pod uid was given to apply them to`);
-      }
-
       // The device may have changed since the volume was made (a reboot re-attaches loop devices).
       const dev = await this.o.pools.get(found.pool)!.open(found);
       const volume =

@@ -36,6 +36,18 @@ export interface QosPatch {
   max?: Partial<Record<keyof Figures, number | null>>;
 }
 
+/** The patch that turns `from` into `to` (null removes a figure). */
+function replacement(from: QosSpec, to: QosSpec): QosPatch {
+  const patch: Required<QosPatch> = { min: {}, max: {} };
+  for (const side of ['min', 'max'] as const) {
+    for (const d of DIMENSIONS) {
+      if (to[side][d] !== undefined) patch[side][d] = to[side][d];
+      else if (from[side][d] !== undefined) patch[side][d] = null;
+    }
+  }
+  return patch;
+}
+
 export interface VolumeServiceOptions {
   store: Store;
   pools: Map<string, VolumePool>;
@@ -108,6 +120,14 @@ export class VolumeService {
     }
     if (req.size !== undefined && req.size < existing.sizeBytes) {
       throw invalid(`size: volume ${req.name} is ${existing.sizeBytes} bytes; it cannot shrink to ${req.size}`);
+    }
+    // A request that names QoS (a class or figures) states what the volume should have now: a
+    // PV whose options were edited changes the volume's QoS at its next mount.
+    if (req.qos !== undefined || req.class !== undefined) {
+      const want = this.resolve(req).qos;
+      if (!sameFigures(want.min, existing.qos.min) || !sameFigures(want.max, existing.qos.max)) {
+        return { volume: this.setQosLocked(req.name, replacement(existing.qos, want), source), created: false };
+      }
     }
     return { volume: existing, created: false };
   }

@@ -45,6 +45,12 @@ describe('loadConfig', () => {
     expect(c.pools[0]!.capacity).toEqual({ readIops: 200000, writeIops: 100000, readBps: 2e9, writeBps: 1e9 });
   });
 
+  it('loads the node config shipped for /etc/qosd/config.yaml', () => {
+    const c = loadConfig({ config: path.resolve(__dirname, '../../config/node.yaml') });
+    expect(c.socket).toBe('/run/qosd/qosd.sock');
+    expect(c.pools[0]!.path).toBe('/var/lib/qosd/volumes/default');
+  });
+
   it('lets flags override the file', () => {
     const file = withFile('socket: /tmp/a.sock\nstateDir: /tmp/state\nlogLevel: warn\n');
     const c = loadConfig({ config: file, socket: '/tmp/b.sock', stateDir: '/tmp/s2', metricsListen: 'off', logLevel: 'debug' });
