@@ -8,7 +8,8 @@ import * as path from 'node:path';
 export type NewCgroupHandler = (podCgroup: string, cgroupDir: string) => void;
 
 interface PodWatch {
-  refs: number;
+  /** Who wants this pod watched (attachment ids): idempotent, unlike a counter. */
+  holders: Set<number>;
   watchers: Map<string, fs.FSWatcher>;
 }
 
@@ -17,23 +18,24 @@ export class LeafWatcher {
 
   constructor(private readonly onNewCgroup: NewCgroupHandler) {}
 
-  /** Starts (or shares) a watch on a pod cgroup and everything below it. */
-  watch(podCgroup: string): void {
+  /** Starts (or shares) a watch on a pod cgroup and everything below it, for `holder`. */
+  watch(podCgroup: string, holder: number): void {
     const existing = this.pods.get(podCgroup);
     if (existing) {
-      existing.refs++;
+      existing.holders.add(holder);
       return;
     }
-    const pod: PodWatch = { refs: 1, watchers: new Map() };
+    const pod: PodWatch = { holders: new Set([holder]), watchers: new Map() };
     this.pods.set(podCgroup, pod);
     this.watchDir(podCgroup, pod, podCgroup);
   }
 
-  /** Drops one reference; the watch stops when the last attachment in the pod goes. */
-  unwatch(podCgroup: string): void {
+  /** Drops `holder`; the watch stops when the last attachment in the pod goes. */
+  unwatch(podCgroup: string, holder: number): void {
     const pod = this.pods.get(podCgroup);
     if (!pod) return;
-    if (--pod.refs > 0) return;
+    pod.holders.delete(holder);
+    if (pod.holders.size > 0) return;
     for (const w of pod.watchers.values()) w.close();
     this.pods.delete(podCgroup);
   }

@@ -102,9 +102,14 @@ export class AttachmentService {
       fs.mkdirSync(req.target, { recursive: true, mode: 0o750 });
       await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
       mounted = true;
-      attachment = store.attachments.update(attachment.id, { state: 'attached' }, now());
-      attachment = enforcer.apply(attachment, volume, 'attach').attachment;
-      store.events.add({ time: now(), volume: volume.name, kind: 'attached', source: req.source, detail: { target: req.target, podCgroup: attachment.podCgroup, cgroupPaths: attachment.cgroupPaths } });
+      // One commit for the outcome: attached, the cgroups written, the event. If writing the
+      // rules fails, the row stays "attaching" and the undo below takes the mount away again.
+      const attaching = attachment;
+      attachment = store.tx(() => {
+        const a = enforcer.apply(store.attachments.update(attaching.id, { state: 'attached' }, now()), volume, 'attach').attachment;
+        store.events.add({ time: now(), volume: volume.name, kind: 'attached', source: req.source, detail: { target: req.target, podCgroup: a.podCgroup, cgroupPaths: a.cgroupPaths } });
+        return a;
+      });
       return { attachment, volume };
     } catch (err) {
       await this.undoAttach(attachment, mounted, req, created, err);

@@ -64,14 +64,14 @@ export class Enforcer {
   apply(att: Attachment, vol: Volume, reason: WriteReason): { attachment: Attachment; writes: number } {
     if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber) return { attachment: att, writes: 0 };
     const { dirs, writes } = this.sync(att, vol, reason);
-    if (att.cgroupVersion === 'v1') this.watcher.watch(att.podCgroup);
+    if (att.cgroupVersion === 'v1') this.watcher.watch(att.podCgroup, att.id);
     return { attachment: this.recordPaths(att, dirs), writes };
   }
 
   /** Removes the rules qosd wrote for this attachment (v1: "0", v2: "max"). */
   clear(att: Attachment): void {
     if (!att.podCgroup || !att.cgroupVersion || !att.device) return;
-    if (att.cgroupVersion === 'v1') this.watcher.unwatch(att.podCgroup);
+    if (att.cgroupVersion === 'v1') this.watcher.unwatch(att.podCgroup, att.id);
     // Another attachment of the same device in the same pod still wants the rules.
     const shared = this.o.store.attachments
       .list()

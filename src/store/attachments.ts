@@ -1,6 +1,6 @@
 // The attachments table: a volume mounted at a target for a pod, and the cgroups qosd wrote
 // rules into for it (so detach clears exactly those and a restart can re-apply them).
-import type { Db } from './db';
+import { statementCache, type Db } from './db';
 import type { CgroupVersion } from '../host/cgroup-layout';
 
 export type AttachmentState = 'attaching' | 'attached' | 'detaching';
@@ -40,28 +40,32 @@ function fromRow(r: Row): Attachment {
 export type AttachmentChanges = Partial<Pick<Attachment, 'state' | 'cgroupVersion' | 'podCgroup' | 'device' | 'cgroupPaths'>>;
 
 export class AttachmentTable {
-  constructor(private readonly db: Db) {}
+  private readonly q: ReturnType<typeof statementCache>;
+
+  constructor(db: Db) {
+    this.q = statementCache(db);
+  }
 
   byTarget(target: string): Attachment | undefined {
-    const r = this.db.prepare('SELECT * FROM attachments WHERE target = ?').get(target) as Row | undefined;
+    const r = this.q('SELECT * FROM attachments WHERE target = ?').get(target) as Row | undefined;
     return r && fromRow(r);
   }
 
   byId(id: number): Attachment | undefined {
-    const r = this.db.prepare('SELECT * FROM attachments WHERE id = ?').get(id) as Row | undefined;
+    const r = this.q('SELECT * FROM attachments WHERE id = ?').get(id) as Row | undefined;
     return r && fromRow(r);
   }
 
   list(volume?: string): Attachment[] {
     const rows = volume === undefined
-      ? this.db.prepare('SELECT * FROM attachments ORDER BY id').all()
-      : this.db.prepare('SELECT * FROM attachments WHERE volume = ? ORDER BY id').all(volume);
+      ? this.q('SELECT * FROM attachments ORDER BY id').all()
+      : this.q('SELECT * FROM attachments WHERE volume = ? ORDER BY id').all(volume);
     return (rows as Row[]).map(fromRow);
   }
 
   insert(a: Pick<Attachment, 'volume' | 'podUid' | 'target' | 'readOnly' | 'state' | 'source'>, now: string): Attachment {
-    const res = this.db
-      .prepare(
+    const res = this
+      .q(
         `INSERT INTO attachments (volume, pod_uid, target, read_only, state, source, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
       )
@@ -77,11 +81,11 @@ export class AttachmentTable {
     if (c.podCgroup !== undefined) { sets.push('pod_cgroup = @pc'); params.pc = c.podCgroup; }
     if (c.device !== undefined) { sets.push('device = @device'); params.device = c.device; }
     if (c.cgroupPaths !== undefined) { sets.push('cgroup_paths = @paths'); params.paths = JSON.stringify(c.cgroupPaths); }
-    this.db.prepare(`UPDATE attachments SET ${sets.join(', ')} WHERE id = @id`).run(params);
+    this.q(`UPDATE attachments SET ${sets.join(', ')} WHERE id = @id`).run(params);
     return this.byId(id)!;
   }
 
   delete(id: number): void {
-    this.db.prepare('DELETE FROM attachments WHERE id = ?').run(id);
+    this.q('DELETE FROM attachments WHERE id = ?').run(id);
   }
 }

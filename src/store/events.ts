@@ -1,6 +1,6 @@
 // The append-only event log (triggers in the schema refuse UPDATE and DELETE): every change to a
 // volume, its QoS or its attachments, with when, what and who asked.
-import type { Db } from './db';
+import { statementCache, type Db } from './db';
 import type { Source } from './attachments';
 
 export interface VolumeEvent {
@@ -15,18 +15,22 @@ export interface VolumeEvent {
 interface Row { id: number; time: string; volume: string | null; kind: string; source: Source; detail: string }
 
 export class EventLog {
-  constructor(private readonly db: Db) {}
+  private readonly q: ReturnType<typeof statementCache>;
+
+  constructor(db: Db) {
+    this.q = statementCache(db);
+  }
 
   add(e: Omit<VolumeEvent, 'id'>): void {
-    this.db
-      .prepare('INSERT INTO events (time, volume, kind, source, detail) VALUES (?, ?, ?, ?, ?)')
+    this
+      .q('INSERT INTO events (time, volume, kind, source, detail) VALUES (?, ?, ?, ?, ?)')
       .run(e.time, e.volume, e.kind, e.source, JSON.stringify(e.detail));
   }
 
   list(volume?: string, limit = 1000): VolumeEvent[] {
     const rows = volume === undefined
-      ? this.db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit)
-      : this.db.prepare('SELECT * FROM events WHERE volume = ? ORDER BY id DESC LIMIT ?').all(volume, limit);
+      ? this.q('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(limit)
+      : this.q('SELECT * FROM events WHERE volume = ? ORDER BY id DESC LIMIT ?').all(volume, limit);
     return (rows as Row[]).reverse().map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
   }
 }

@@ -1,5 +1,5 @@
 // The volumes table: one row per volume, with its QoS spec in eight nullable columns.
-import type { Db } from './db';
+import { statementCache, type Db } from './db';
 import { DIMENSIONS, type Dimension, type QosSpec } from '../service/qos-spec';
 import type { FsType } from '../host/filesystem';
 
@@ -70,25 +70,29 @@ function deviceColumns(deviceNumber: string | null): { dev_major: number | null;
 export type VolumeChanges = Partial<Pick<Volume, 'sizeBytes' | 'class' | 'state' | 'formatted' | 'backing' | 'device' | 'deviceNumber' | 'qos'>>;
 
 export class VolumeTable {
-  constructor(private readonly db: Db) {}
+  private readonly q: ReturnType<typeof statementCache>;
+
+  constructor(db: Db) {
+    this.q = statementCache(db);
+  }
 
   get(name: string): Volume | undefined {
-    const r = this.db.prepare('SELECT * FROM volumes WHERE name = ?').get(name) as Row | undefined;
+    const r = this.q('SELECT * FROM volumes WHERE name = ?').get(name) as Row | undefined;
     return r && fromRow(r);
   }
 
   list(): Volume[] {
-    return (this.db.prepare('SELECT * FROM volumes ORDER BY name').all() as Row[]).map(fromRow);
+    return (this.q('SELECT * FROM volumes ORDER BY name').all() as Row[]).map(fromRow);
   }
 
   countByPool(): Map<string, number> {
-    const rows = this.db.prepare('SELECT pool, count(*) AS n FROM volumes GROUP BY pool').all() as { pool: string; n: number }[];
+    const rows = this.q('SELECT pool, count(*) AS n FROM volumes GROUP BY pool').all() as { pool: string; n: number }[];
     return new Map(rows.map((r) => [r.pool, r.n]));
   }
 
   insert(v: Omit<Volume, 'createdAt' | 'updatedAt'>, now: string): Volume {
-    this.db
-      .prepare(
+    this
+      .q(
         `INSERT INTO volumes (name, pool, size_bytes, fs_type, class, ephemeral, state, formatted, backing, device,
            dev_major, dev_minor, ${DIMENSIONS.flatMap((d) => [`min_${COLUMN[d]}`, `max_${COLUMN[d]}`]).join(', ')},
            created_at, updated_at)
@@ -132,12 +136,12 @@ export class VolumeTable {
         params[col] = val;
       }
     }
-    const res = this.db.prepare(`UPDATE volumes SET ${sets.join(', ')} WHERE name = @name`).run(params);
+    const res = this.q(`UPDATE volumes SET ${sets.join(', ')} WHERE name = @name`).run(params);
     if (res.changes !== 1) throw new Error(`volume ${name} not found`);
     return this.get(name)!;
   }
 
   delete(name: string): void {
-    this.db.prepare('DELETE FROM volumes WHERE name = ?').run(name);
+    this.q('DELETE FROM volumes WHERE name = ?').run(name);
   }
 }
