@@ -28,7 +28,25 @@ export async function makeFilesystem(device: string, fsType: FsType): Promise<vo
 }
 
 /** Grows a mounted filesystem to fill its (already grown) device. */
-export async function growFilesystem(device: string, mountPoint: string, fsType: FsType): Promise<void> {
-  if (fsType === 'ext4') await run('resize2fs', [device], { timeoutMs: 300_000 });
-  else await run('xfs_growfs', [mountPoint], { timeoutMs: 300_000 });
+export async function growMountedFilesystem(device: string, mountPoint: string, fsType: FsType): Promise<void> {
+  if (fsType === 'xfs') {
+    await run('xfs_growfs', [mountPoint], { timeoutMs: 300_000 });
+    return;
+  }
+  try {
+    await run('resize2fs', [device], { timeoutMs: 300_000 });
+  } catch (err) {
+    // The ext4 online-resize ioctl needs CAP_SYS_RESOURCE, which some containers drop.
+    if (/Permission denied/.test((err as Error).message)) {
+      throw new Error(`${(err as Error).message} (growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE; grow the volume while it is unmounted)`);
+    }
+    throw err;
+  }
+}
+
+/** Grows an unmounted ext4 filesystem: resize2fs insists on a fresh check first. */
+export async function growUnmountedExt4(device: string): Promise<void> {
+  // e2fsck exit 1 means "errors corrected", which is fine to grow after.
+  await run('e2fsck', ['-f', '-p', device], { timeoutMs: 600_000, okExitCodes: [1] });
+  await run('resize2fs', [device], { timeoutMs: 300_000 });
 }

@@ -7,6 +7,7 @@ import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
 import { attachLoop, detachLoop, findLoopsByFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
+import { QosdError } from '../service/errors';
 
 export class FilePool implements VolumePool {
   readonly backend = 'file' as const;
@@ -27,16 +28,26 @@ export class FilePool implements VolumePool {
 
   async create(name: string, sizeBytes: number): Promise<PoolDevice> {
     const file = this.fileOf(name);
-    // 'a' creates or reuses: a re-run of an interrupted create finds its own file (the name is
-    // reserved in SQLite before this runs), and never truncates data that is already there.
-    const fd = fs.openSync(file, 'a', 0o600);
+    let fd: number;
     try {
-      const { size } = fs.fstatSync(fd);
-      if (size < sizeBytes) fs.ftruncateSync(fd, sizeBytes);
-    } finally {
-      fs.closeSync(fd);
+      fd = fs.openSync(file, 'wx', 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+        throw new QosdError('FailedPrecondition', `${file} already exists and is not a volume qosd knows; refusing to use or remove it`);
+      }
+      throw err;
     }
-    return this.attach(file);
+    try {
+      fs.ftruncateSync(fd, sizeBytes); // sparse: no blocks are written
+      fs.closeSync(fd);
+      return await this.attach(file);
+    } catch (err) {
+      // Undo our own half-made file; nothing else can have used it yet.
+      try { fs.closeSync(fd); } catch { /* already closed */ }
+      for (const dev of findLoopsByFile(file, this.sysRoot)) await detachLoop(dev).catch(() => undefined);
+      fs.rmSync(file, { force: true });
+      throw err;
+    }
   }
 
   async open(volume: Volume): Promise<PoolDevice> {

@@ -16,7 +16,10 @@ export interface VolumePool {
   readonly backend: 'file' | 'lvm';
   /** Makes the pool usable (directories, checks); called once at start. */
   init(): Promise<void>;
-  /** Allocates `sizeBytes` for a new volume and returns its device. */
+  /**
+   * Allocates `sizeBytes` for a new volume and returns its device. Refuses (without touching it)
+   * when storage under that name already exists: it is not ours to format or to remove.
+   */
   create(name: string, sizeBytes: number): Promise<PoolDevice>;
   /** The device of an existing volume, re-activating it if the node lost it (reboot). */
   open(volume: Volume): Promise<PoolDevice>;

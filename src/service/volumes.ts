@@ -9,7 +9,7 @@ import type { VolumePool } from '../pools/pool';
 import { now, type Store } from '../store/store';
 import type { Volume } from '../store/volumes';
 import type { Source } from '../store/attachments';
-import { growFilesystem, makeFilesystem, probeSignature } from '../host/filesystem';
+import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignature } from '../host/filesystem';
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
 import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from './qos-spec';
@@ -146,8 +146,10 @@ export class VolumeService {
       this.o.store.events.add({ time: t, volume: r.name, kind: 'volume-create-started', source, detail: { pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, qos: r.qos, ephemeral: r.ephemeral } });
       return v;
     });
+    let allocated = false;
     try {
       const dev = await pool.create(volume.name, volume.sizeBytes);
+      allocated = true;
       this.o.store.volumes.update(volume.name, { backing: dev.backing, device: dev.device, deviceNumber: dev.deviceNumber }, now());
       await this.format(volume.name, dev.device, volume.fsType);
       return this.o.store.tx(() => {
@@ -156,7 +158,7 @@ export class VolumeService {
         return v;
       });
     } catch (err) {
-      await this.undoCreate(volume.name, source, err);
+      await this.undoCreate(volume.name, source, err, allocated);
       throw err;
     }
   }
@@ -175,11 +177,12 @@ export class VolumeService {
     await makeFilesystem(device, fsType);
   }
 
-  private async undoCreate(name: string, source: Source, cause: unknown): Promise<void> {
+  /** Takes back a failed create: the storage only if this create allocated it, then the row. */
+  private async undoCreate(name: string, source: Source, cause: unknown, allocated: boolean): Promise<void> {
     const v = this.o.store.volumes.get(name);
     if (!v) return;
     try {
-      await this.o.pools.get(v.pool)!.remove(v);
+      if (allocated) await this.o.pools.get(v.pool)!.remove(v);
       this.o.store.tx(() => {
         this.o.store.volumes.delete(name);
         this.o.store.events.add({ time: now(), volume: name, kind: 'volume-create-undone', source, detail: { reason: (cause as Error).message } });
@@ -236,14 +239,16 @@ export class VolumeService {
     const dev = await this.o.pools.get(v.pool)!.grow(v, sizeBytes);
     const mounted = this.mountPointsOf({ ...v, deviceNumber: dev.deviceNumber });
     if (mounted.length > 0) {
-      await growFilesystem(dev.device, mounted[0]!, v.fsType);
+      await growMountedFilesystem(dev.device, mounted[0]!, v.fsType);
+    } else if (v.fsType === 'ext4') {
+      await growUnmountedExt4(dev.device);
     } else {
-      // Both resize2fs and xfs_growfs grow online; a private temporary mount gives them one.
+      // xfs grows only while mounted: a private temporary mount gives it one.
       const tmp = path.join(this.o.config.stateDir, 'resize', name);
       fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
       await mountDevice(dev.device, tmp, v.fsType, false);
       try {
-        await growFilesystem(dev.device, tmp, v.fsType);
+        await growMountedFilesystem(dev.device, tmp, v.fsType);
       } finally {
         await unmount(tmp);
         fs.rmdirSync(tmp);
