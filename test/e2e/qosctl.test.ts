@@ -1,0 +1,127 @@
+// qosctl and the README's run command, as a user runs them (child processes, real socket).
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QOSCTL, REPO, makeTestNode, startDaemon, waitForSocket, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { nodeTestBlocker } from '../helpers/host';
+
+function qosctl(args: string[], env: Record<string, string> = {}) {
+  const r = spawnSync(process.execPath, [QOSCTL, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('qosctl', () => {
+  let node: TestNode;
+  let daemon: RunningDaemon;
+
+  beforeAll(async () => {
+    node = makeTestNode();
+    daemon = await startDaemon(node);
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    fs.rmSync(node.dir, { recursive: true, force: true });
+  });
+
+  it('status: a table by default, the API JSON with -o json', () => {
+    const t = qosctl(['--socket', node.socket, 'status']);
+    expect(t.code).toBe(0);
+    expect(t.out).toMatch(/^version: +\d+\.\d+\.\d+/m);
+    expect(t.out).toContain(`config:      ${node.configFile}`);
+    expect(t.out).toMatch(/^default +file +0 +rIOPS=50000 wIOPS=50000 rBps=1G wBps=1G$/m);
+    const j = qosctl(['--socket', node.socket, '-o', 'json', 'status']);
+    expect(j.code).toBe(0);
+    const s = JSON.parse(j.out);
+    expect(s).toMatchObject({ socket: node.socket, config: node.configFile, volumes: 0, pools: [{ name: 'default', backend: 'file' }] });
+  });
+
+  it('reads the socket from QOSD_SOCKET', () => {
+    const r = qosctl(['-o', 'json', 'status'], { QOSD_SOCKET: node.socket });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).socket).toBe(node.socket);
+  });
+
+  it('volumes and volume show on an empty and a missing volume', () => {
+    const v = qosctl(['--socket', node.socket, '-o', 'json', 'volumes']);
+    expect(v.code).toBe(0);
+    expect(JSON.parse(v.out)).toEqual({ volumes: [] });
+    expect(qosctl(['--socket', node.socket, 'volumes']).out.trim()).toMatch(/^NAME +POOL +SIZE/);
+    const missing = qosctl(['--socket', node.socket, 'volume', 'show', 'nope']);
+    expect(missing.code).toBe(1);
+    expect(missing.err).toBe('qosctl: NotFound: volume nope not found\n');
+  });
+
+  it.skipIf(!!nodeTestBlocker())(`volume create/show/set/delete${nodeTestBlocker() ? ` (skipped: ${nodeTestBlocker()})` : ''}`, () => {
+    const c = qosctl(['--socket', node.socket, 'volume', 'create', 'cli1', '--size', '32Mi', '--max-read-iops', '300', '--min-write-iops', '10']);
+    expect(c.code, c.err).toBe(0);
+    expect(c.out).toMatch(/^volume cli1 created: 32Mi ext4 on \/dev\/loop\d+$/m);
+    const show = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'show', 'cli1']).out);
+    expect(show.qos).toEqual({ min: { writeIops: 10 }, max: { readIops: 300 } });
+    expect(qosctl(['--socket', node.socket, 'volume', 'show', 'cli1']).out).toMatch(/^limits: +rIOPS=300$/m);
+    const set = qosctl(['--socket', node.socket, 'volume', 'set', 'cli1', '--max-write-bps', '10M']);
+    expect(set.code, set.err).toBe(0);
+    expect(set.out).toContain('limits rIOPS=300 wBps=10M');
+    expect(qosctl(['--socket', node.socket, 'volumes']).out).toMatch(/^cli1 +default +32Mi +ext4 +best-effort +ready/m);
+    expect(qosctl(['--socket', node.socket, 'volume', 'delete', 'cli1']).code).toBe(0);
+  });
+
+  it('bad arguments exit 2 with a message naming the flag, before talking to the daemon', () => {
+    const r = qosctl(['--socket', node.socket, 'volume', 'create', 'x', '--max-read-iops', 'lots']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--max-read-iops');
+    expect(qosctl(['--socket', node.socket, '-o', 'yaml', 'status']).code).toBe(2);
+    expect(qosctl(['--socket', node.socket, 'frobnicate']).code).toBe(2);
+    expect(JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volumes']).out)).toEqual({ volumes: [] });
+  });
+
+  it('says the daemon is not running (exit 1) when the socket is absent', () => {
+    const r = qosctl(['--socket', path.join(node.dir, 'absent.sock'), 'status']);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain('qosd is not running at');
+  });
+
+  it('install-flex: atomic install under qosd~nvme with the socket baked in', () => {
+    const dir = path.join(node.dir, 'plugins-cli');
+    const r = qosctl(['--socket', node.socket, '-o', 'json', 'install-flex', '--plugin-dir', dir]);
+    expect(r.code, r.err).toBe(0);
+    const installed = path.join(dir, 'qosd~nvme', 'nvme');
+    expect(JSON.parse(r.out)).toMatchObject({ installed, driver: 'qosd/nvme' });
+    const text = fs.readFileSync(installed, 'utf8');
+    expect(text.split('\n')[0]).toBe(`#!${process.execPath} --no-warnings`);
+    expect(text).toContain(`const INSTALLED_SOCKET = ${JSON.stringify(node.socket)};`);
+    expect(fs.readdirSync(path.dirname(installed))).toEqual(['nvme']);
+    // Re-installing replaces the file in one rename.
+    expect(qosctl(['--socket', node.socket, 'install-flex', '--plugin-dir', dir]).code).toBe(0);
+    expect(fs.readdirSync(path.dirname(installed))).toEqual(['nvme']);
+  });
+});
+
+describe("the README's run command", () => {
+  it('npm start builds and starts a daemon on the dev config that qosctl status reaches', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-readme-'));
+    const socket = path.join(dir, 'qosd.sock');
+    // Socket, state and metrics moved aside so a developer's own dev daemon is left alone;
+    // everything else is config/dev.yaml as `npm start` runs it.
+    const child = spawn('npm', ['start', '--', '--socket', socket, '--state-dir', path.join(dir, 'state'), '--metrics-listen', 'off'], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    try {
+      await waitForSocket(socket, 45_000);
+      const r = qosctl(['--socket', socket, '-o', 'json', 'status']);
+      expect(r.code, out).toBe(0);
+      expect(JSON.parse(r.out).config).toBe(path.join(REPO, 'config', 'dev.yaml'));
+    } finally {
+      process.kill(-child.pid!, 'SIGTERM');
+      await new Promise((res) => child.once('exit', res));
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
