@@ -177,6 +177,59 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
     expect(execFileSync('losetup', ['-j', vol.backing], { encoding: 'utf8' })).toBe('');
   });
 
+  it('prints a reply over 64 KiB whole through the pipe (a Failure naming a huge unknown option)', async () => {
+    const podUid = newPodUid();
+    const target = podVolumeDir(node.kubeletRoot, podUid, 'huge');
+    fs.mkdirSync(target, { recursive: true });
+    const key = `x${'k'.repeat(100 * 1024)}`;
+    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'huge', user: { [key]: '1' } })]);
+    expect(r.output.length).toBeGreaterThan(100 * 1024);
+    expect(r.reply.status).toBe('Failure');
+    expect(r.reply.message).toContain(key);
+  });
+
+  it('treats __proto__ and odd values as plain options, never as code', async () => {
+    const podUid = newPodUid();
+    const target = podVolumeDir(node.kubeletRoot, podUid, 'odd');
+    fs.mkdirSync(target, { recursive: true });
+    const json = mountOptions({ podUid, volumeName: 'odd', user: {} }).replace(/}$/, ',"__proto__":"$(touch /tmp/pwned)"}');
+    const r = await callDriver(driver, ['mount', target, json]);
+    expect(r.reply.status).toBe('Failure');
+    expect(r.reply.message).toContain('option __proto__: unknown option');
+    expect(fs.existsSync('/tmp/pwned')).toBe(false);
+  });
+
+  it('mounts read-only when kubelet passes readwrite=ro', async () => {
+    const podUid = newPodUid();
+    makePodCgroup(node.cgroupRoot, podUid);
+    const target = podVolumeDir(node.kubeletRoot, podUid, 'rovol');
+    fs.mkdirSync(target, { recursive: true });
+    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'rovol', readwrite: 'ro', user: { size: '16Mi' } })]);
+    expect(r.reply.status, r.reply.message).toBe('Success');
+    expect(mountsAt(target)[0]!.options.split(',')).toContain('ro');
+    expect(() => fs.writeFileSync(path.join(target, 'x'), 'y')).toThrow(/EROFS/);
+    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+  });
+
+  it('handles parallel mounts of different volumes with init running alongside', async () => {
+    const pods = Array.from({ length: 4 }, () => newPodUid());
+    const targets = pods.map((uid, i) => {
+      makePodCgroup(node.cgroupRoot, uid);
+      const t = podVolumeDir(node.kubeletRoot, uid, `par${i}`);
+      fs.mkdirSync(t, { recursive: true });
+      return t;
+    });
+    const results = await Promise.all([
+      ...targets.map((t, i) => callDriver(driver, ['mount', t, mountOptions({ podUid: pods[i]!, volumeName: `par${i}`, user: { size: '16Mi', maxWriteIops: '50' } })])),
+      callDriver(driver, ['init']),
+      callDriver(driver, ['init']),
+    ]);
+    for (const r of results) expect(r.reply.status, r.reply.message).toBe('Success');
+    for (const t of targets) expect(mountsAt(t)).toHaveLength(1);
+    const un = await Promise.all(targets.map((t) => callDriver(driver, ['unmount', t])));
+    for (const r of un) expect(r.reply.status).toBe('Success');
+  });
+
   describe('a Failure leaves nothing mounted and nothing created', () => {
     async function expectFailureChangesNothing(target: string, args: string[], env: Record<string, string> = {}) {
       const before = await volumeNames().catch(() => undefined);
