@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
-import { QOSCTL, makeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
-import { ddRead, makeLeaf, makePodCgroup, newPodUid, removeCgroupTree, ruleLines } from '../helpers/cgroup';
+import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
 
@@ -36,22 +36,12 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
   beforeAll(async () => {
     node = makeTestNode();
     daemon = await startDaemon(node);
-    execFileSync(process.execPath, [QOSCTL, '--socket', node.socket, 'install-flex', '--plugin-dir', node.pluginDir]);
-    driver = path.join(node.pluginDir, 'qosd~nvme', 'nvme');
+    driver = installDriver(node);
   });
 
   afterAll(async () => {
     await daemon?.stop();
-    if (!node) return;
-    for (const m of readMountinfo().filter((e) => e.mountPoint.startsWith(node.dir)).reverse()) {
-      try { execFileSync('umount', [m.mountPoint]); } catch { /* already gone */ }
-    }
-    for (const f of fs.existsSync(node.poolDir) ? fs.readdirSync(node.poolDir) : []) {
-      const loops = execFileSync('losetup', ['-j', path.join(node.poolDir, f)], { encoding: 'utf8' });
-      for (const l of loops.split('\n').filter(Boolean)) execFileSync('losetup', ['-d', l.split(':')[0]!]);
-    }
-    removeCgroupTree(node.cgroupRoot);
-    fs.rmSync(node.dir, { recursive: true, force: true });
+    if (node) removeTestNode(node);
   });
 
   it('is installed as <plugin-dir>/qosd~nvme/nvme, executable, with no temporary file left', () => {

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasXfs, nodeTestBlocker } from '../helpers/host';
-import { QOSCTL, makeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
-import { makeLeaf, makePodCgroup, newPodUid, removeCgroupTree, ruleLines } from '../helpers/cgroup';
+import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
 
@@ -48,23 +48,12 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
   beforeAll(async () => {
     node = makeTestNode();
     daemon = await startDaemon(node);
-    execFileSync(process.execPath, [QOSCTL, '--socket', node.socket, 'install-flex', '--plugin-dir', node.pluginDir]);
-    driver = path.join(node.pluginDir, 'qosd~nvme', 'nvme');
+    driver = installDriver(node);
   });
 
   afterAll(async () => {
     await daemon?.stop();
-    if (!node) return;
-    for (const m of readMountinfo().filter((e) => e.mountPoint.startsWith(node.dir)).reverse()) {
-      try { execFileSync('umount', [m.mountPoint]); } catch { /* gone */ }
-    }
-    for (const f of fs.existsSync(node.poolDir) ? fs.readdirSync(node.poolDir) : []) {
-      for (const l of execFileSync('losetup', ['-j', path.join(node.poolDir, f)], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-        execFileSync('losetup', ['-d', l.split(':')[0]!]);
-      }
-    }
-    removeCgroupTree(node.cgroupRoot);
-    fs.rmSync(node.dir, { recursive: true, force: true });
+    if (node) removeTestNode(node);
   });
 
   it('creates a sparse, formatted volume on a direct-IO loop device', async () => {

@@ -4,8 +4,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { request } from '../../src/cli/client';
+import { readMountinfo } from '../../src/host/mountinfo';
+import { removeCgroupTree } from './cgroup';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const QOSD = path.join(REPO, 'dist', 'cli', 'qosd.js');
@@ -102,4 +104,28 @@ export async function startDaemon(node: TestNode, extraArgs: string[] = []): Pro
       await exited;
     },
   };
+}
+
+/** Installs the flex driver for this node the way an operator does, and returns its path. */
+export function installDriver(node: TestNode): string {
+  execFileSync(process.execPath, [QOSCTL, '--socket', node.socket, 'install-flex', '--plugin-dir', node.pluginDir]);
+  return path.join(node.pluginDir, 'qosd~nvme', 'nvme');
+}
+
+/** Takes down whatever a test node left on the machine: mounts, loop devices, cgroups, files. */
+export function removeTestNode(node: TestNode): void {
+  for (const m of readMountinfo().filter((e) => e.mountPoint.startsWith(node.dir)).reverse()) {
+    try {
+      execFileSync('umount', [m.mountPoint]);
+    } catch {
+      /* already gone */
+    }
+  }
+  for (const f of fs.existsSync(node.poolDir) ? fs.readdirSync(node.poolDir) : []) {
+    for (const line of execFileSync('losetup', ['-j', path.join(node.poolDir, f)], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+      execFileSync('losetup', ['-d', line.split(':')[0]!]);
+    }
+  }
+  removeCgroupTree(node.cgroupRoot);
+  fs.rmSync(node.dir, { recursive: true, force: true });
 }

@@ -48,7 +48,7 @@ describe('loadConfig', () => {
   it('loads the node config shipped for /etc/qosd/config.yaml', () => {
     const c = loadConfig({ config: path.resolve(__dirname, '../../config/node.yaml') });
     expect(c.socket).toBe('/run/qosd/qosd.sock');
-    expect(c.pools[0]!.path).toBe('/var/lib/qosd/volumes/default');
+    expect(c.pools[0]).toMatchObject({ backend: 'file', path: '/var/lib/qosd/volumes/default' });
   });
 
   it('lets flags override the file', () => {
