@@ -16,6 +16,9 @@ import { KeyedLock } from './service/locks';
 import { VolumeService } from './service/volumes';
 import { AttachmentService } from './service/attachments';
 import { FlexHandler } from './service/flex';
+import { PoolService } from './service/pools';
+import { Calibrator } from './service/calibrate';
+import { runChecks } from './service/doctor';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket, type Services } from './api/server';
 
@@ -55,6 +58,9 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
+  const poolService = new PoolService(store, config);
+  const calibrator = new Calibrator(store, pools, locks, log);
+  await calibrator.cleanUpInterrupted();
 
   // Rules of attachments that outlived the last run are checked and their v1 leaves watched again.
   const repaired = enforcer.reconcileAll();
@@ -63,12 +69,14 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   }
 
   const services: Services = {
-    store, volumes, attachments, flex, metrics,
+    store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
+    doctor: () => runChecks(config, layout, poolService),
     status: () => {
       const counts = store.volumes.countByPool();
       return {
         version: VERSION,
         pid: process.pid,
+        uid: process.getuid?.() ?? -1,
         uptimeSeconds: (Date.now() - started) / 1000,
         socket: config.socket,
         stateDir: config.stateDir,
@@ -77,7 +85,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
           ? { version: null, base: null, error: layout.error }
           : { version: layout.version, base: layout.base, error: null },
         kubelet: config.kubelet,
-        pools: config.pools.map((p) => ({ name: p.name, backend: p.backend, volumes: counts.get(p.name) ?? 0, capacity: p.capacity })),
+        pools: poolService.list().map((p) => ({ name: p.name, backend: p.backend, volumes: p.volumes, capacity: p.capacity })),
         volumes: [...counts.values()].reduce((a, b) => a + b, 0),
         attachments: store.attachments.list().length,
       };

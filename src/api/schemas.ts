@@ -59,6 +59,7 @@ export type CreateVolumeBody = Static<typeof CreateVolumeBody>;
 export const PatchVolumeBody = Type.Object(
   {
     size: Type.Optional(Bytes),
+    class: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresPatch), max: Type.Optional(FiguresPatch) }, closed)),
   },
   { ...closed, minProperties: 1 },
@@ -81,6 +82,11 @@ export const AttachmentOut = Type.Object({
   updatedAt: Type.String(),
 });
 
+/** Who asked for a change, recorded in the event log; qosctl sends "cli". */
+export const SourceHeaders = Type.Object({
+  'x-qosd-source': Type.Optional(Type.Union([Type.Literal('api'), Type.Literal('cli')], { errorMessage: 'must be "api" or "cli"' })),
+});
+
 export const VolumeOut = Type.Object({
   name: Type.String(),
   pool: Type.String(),
@@ -93,17 +99,77 @@ export const VolumeOut = Type.Object({
   deviceNumber: Type.Union([Type.String(), Type.Null()]),
   backing: Type.Union([Type.String(), Type.Null()]),
   qos: Type.Object({ min: FiguresOut, max: FiguresOut }),
+  overrides: Type.Object({ min: FiguresOut, max: FiguresOut }),
   attachments: Type.Array(AttachmentOut),
   createdAt: Type.String(),
   updatedAt: Type.String(),
 });
 
 export const VolumeList = Type.Object({ volumes: Type.Array(VolumeOut) });
+
+export const EventOut = Type.Object({
+  id: Type.Integer(),
+  time: Type.String(),
+  volume: Type.Union([Type.String(), Type.Null()]),
+  kind: Type.String(),
+  source: Type.String(),
+  detail: Type.Record(Type.String(), Type.Unknown()),
+});
+export const EventList = Type.Object({ events: Type.Array(EventOut) });
+
+const DimensionSource = Type.Union([Type.Literal('config'), Type.Literal('calibration')]);
+export const PoolOut = Type.Object({
+  name: Type.String(),
+  backend: Type.String(),
+  path: Type.Union([Type.String(), Type.Null()]),
+  headroom: Type.Number(),
+  capacity: FiguresOut,
+  capacitySource: Type.Object({
+    readIops: Type.Optional(DimensionSource),
+    writeIops: Type.Optional(DimensionSource),
+    readBps: Type.Optional(DimensionSource),
+    writeBps: Type.Optional(DimensionSource),
+  }),
+  calibration: Type.Union([
+    Type.Object({ method: Type.String(), startedAt: Type.String(), finishedAt: Type.Union([Type.String(), Type.Null()]), figures: FiguresOut }),
+    Type.Null(),
+  ]),
+  admissible: FiguresOut,
+  guaranteed: FiguresOut,
+  available: FiguresOut,
+  volumes: Type.Integer(),
+  provisionedBytes: Type.Integer(),
+  allocatedBytes: Type.Integer(),
+  freeBytes: Type.Union([Type.Integer(), Type.Null()]),
+});
+export const PoolList = Type.Object({ pools: Type.Array(PoolOut) });
+export const PoolNameParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) }, closed);
+export const CalibrateBody = Type.Object(
+  {
+    seconds: Type.Optional(Type.Number({ minimum: 0.2, maximum: 120 })),
+    method: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('fio'), Type.Literal('probe')], { errorMessage: 'must be "auto", "fio" or "probe"' })),
+    scratchSize: Type.Optional(Bytes),
+  },
+  closed,
+);
+export type CalibrateBody = Static<typeof CalibrateBody>;
+
+export const DoctorOut = Type.Object({
+  checks: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      status: Type.Union([Type.Literal('ok'), Type.Literal('warn'), Type.Literal('fail')]),
+      detail: Type.String(),
+      fix: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});
 export const AttachmentList = Type.Object({ attachments: Type.Array(AttachmentOut) });
 
 export const StatusOut = Type.Object({
   version: Type.String(),
   pid: Type.Integer(),
+  uid: Type.Integer(),
   uptimeSeconds: Type.Number(),
   socket: Type.String(),
   stateDir: Type.String(),

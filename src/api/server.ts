@@ -10,6 +10,9 @@ import type { Store } from '../store/store';
 import type { VolumeService } from '../service/volumes';
 import type { AttachmentService } from '../service/attachments';
 import type { FlexHandler } from '../service/flex';
+import type { PoolService } from '../service/pools';
+import type { Calibrator } from '../service/calibrate';
+import type { Check } from '../service/doctor';
 import type { Metrics } from '../metrics/registry';
 import type { Static } from '@sinclair/typebox';
 import type { StatusOut } from './schemas';
@@ -18,13 +21,18 @@ import { volumeRoutes } from './routes/volumes';
 import { attachmentRoutes } from './routes/attachments';
 import { flexRoutes } from './routes/flex';
 import { statusRoutes } from './routes/status';
+import { poolRoutes } from './routes/pools';
+import { doctorRoutes } from './routes/doctor';
 
 export interface Services {
   store: Store;
   volumes: VolumeService;
   attachments: AttachmentService;
   flex: FlexHandler;
+  pools: PoolService;
+  calibrator: Calibrator;
   metrics: Metrics;
+  doctor(): Check[];
   status(): Static<typeof StatusOut>;
   refreshGauges(): void;
 }
@@ -47,6 +55,8 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
   app.register(volumeRoutes(s));
   app.register(attachmentRoutes(s));
   app.register(flexRoutes(s));
+  app.register(poolRoutes(s));
+  app.register(doctorRoutes(s));
   return app;
 }
 

@@ -35,6 +35,8 @@ export interface Config {
   kubelet: { rootDir: string; cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
   cgroup: { mountPoint: string; version: CgroupVersionSetting };
   reconcileIntervalMs: number;
+  /** Fraction of each pool's capacity never promised as guarantees (default 0.1). */
+  headroom: number;
   pools: PoolConfig[];
   classes: Map<string, QosSpec>;
   defaults: { pool: string; class: string; size: number; fsType: FsType };
@@ -49,6 +51,7 @@ export const DEFAULTS = {
   cgroupRoot: '/',
   cgroupMountPoint: '/sys/fs/cgroup',
   reconcileIntervalSeconds: 10,
+  headroom: 0.1,
   size: '10Gi',
   fsType: 'ext4' as FsType,
 } as const;

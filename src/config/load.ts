@@ -179,6 +179,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
         version: raw.cgroup?.version ?? 'auto',
       },
       reconcileIntervalMs: Math.round((raw.reconcile?.intervalSeconds ?? DEFAULTS.reconcileIntervalSeconds) * 1000),
+      headroom: raw.admission?.headroom ?? DEFAULTS.headroom,
       pools,
       classes,
       defaults: { pool: defaultPool, class: defaultClass, size, fsType: d.fsType ?? DEFAULTS.fsType },

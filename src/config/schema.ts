@@ -112,6 +112,16 @@ export const ConfigFileSchema = Type.Object(
         strict,
       ),
     ),
+    admission: Type.Optional(
+      Type.Object(
+        {
+          headroom: Type.Optional(
+            Type.Number({ minimum: 0, exclusiveMaximum: 1, errorMessage: 'must be a fraction in [0, 1), e.g. 0.1 for 10%' }),
+          ),
+        },
+        strict,
+      ),
+    ),
     pools: Type.Optional(Type.Array(PoolSchema)),
     classes: Type.Optional(Type.Record(Type.String(), ClassSchema)),
     defaults: Type.Optional(

@@ -2,6 +2,8 @@
 // timeout, a minimal predictable environment, and stdin closed. Failures become ExecError with
 // the tool's own stderr, which is what an operator needs to see.
 import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 
 export class ExecError extends Error {
   constructor(
@@ -27,6 +29,20 @@ export interface ExecOptions {
 }
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** Where `command` would be found on the PATH qosd runs tools with, or undefined. */
+export function which(command: string): string | undefined {
+  for (const dir of PATH.split(':')) {
+    const full = path.join(dir, command);
+    try {
+      fs.accessSync(full, fs.constants.X_OK);
+      return full;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
 
 export function run(command: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult & { code: number }> {
   const timeout = opts.timeoutMs ?? 30_000;

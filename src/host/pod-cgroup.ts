@@ -25,6 +25,12 @@ function toSystemd(parts: string[]): string {
   return out.join('/');
 }
 
+/** Where each driver puts the kubepods cgroup (relative to the controller base). */
+export function kubepodsDirs(cgroupRoot: string): Record<CgroupDriver, string> {
+  const parts = [...rootParts(cgroupRoot), 'kubepods'];
+  return { cgroupfs: parts.join('/'), systemd: toSystemd(parts) };
+}
+
 /** The pod cgroup paths (relative to the controller base) kubelet may have used, most likely first. */
 export function podCgroupCandidates(uid: string, cgroupRoot: string, driver: 'auto' | CgroupDriver): string[] {
   if (!POD_UID.test(uid)) throw new Error(`pod uid ${JSON.stringify(uid)} is not a Kubernetes UID`);

@@ -12,7 +12,8 @@ import { LeafWatcher } from '../reconcile/leaf-watcher';
 import type { Attachment } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
-import { hasLimits, limitsOf } from './qos-spec';
+import { hasLimits } from './qos-spec';
+import { staticLimits, type LimitPolicy } from './limit-policy';
 import { QosdError } from './errors';
 import type { Metrics } from '../metrics/registry';
 
@@ -22,6 +23,8 @@ export interface EnforcerOptions {
   store: Store;
   log: Logger;
   metrics: Metrics;
+  /** What to write for a volume (default: its max, statically). */
+  policy?: LimitPolicy;
 }
 
 export type WriteReason = 'attach' | 'new-cgroup' | 'reconcile' | 'qos-change' | 'detach';
@@ -33,9 +36,11 @@ function isGone(err: unknown): boolean {
 
 export class Enforcer {
   private readonly watcher: LeafWatcher;
+  private readonly policy: LimitPolicy;
 
   constructor(private readonly o: EnforcerOptions) {
     this.watcher = new LeafWatcher((pod, dir) => this.onNewCgroup(pod, dir));
+    this.policy = o.policy ?? staticLimits;
   }
 
   get layout(): CgroupLayout | { error: string } {
@@ -116,7 +121,7 @@ export class Enforcer {
   }
 
   private sync(att: Attachment, vol: Volume, reason: WriteReason): { dirs: string[]; writes: number } {
-    const limits = limitsOf(vol.qos);
+    const limits = this.policy.limitsFor(vol);
     const device = vol.deviceNumber!;
     const podCgroup = att.podCgroup!;
     let writes = 0;
@@ -137,7 +142,7 @@ export class Enforcer {
     }
     if (writes) this.o.metrics.ruleWrites.inc({ version: att.cgroupVersion!, reason }, writes);
     // A volume without limits leaves the cgroups untouched, so there is nothing to record.
-    return { dirs: hasLimits(vol.qos) || writes ? dirs : [], writes };
+    return { dirs: Object.keys(limits).length > 0 || writes ? dirs : [], writes };
   }
 
   private recordPaths(att: Attachment, dirs: string[]): Attachment {
@@ -153,7 +158,7 @@ export class Enforcer {
       const vol = this.o.store.volumes.get(att.volume);
       if (!vol?.deviceNumber) continue;
       try {
-        const writes = v1.syncRules(dir, vol.deviceNumber, limitsOf(vol.qos));
+        const writes = v1.syncRules(dir, vol.deviceNumber, this.policy.limitsFor(vol));
         if (writes) this.o.metrics.ruleWrites.inc({ version: 'v1', reason: 'new-cgroup' }, writes);
         this.o.metrics.leafDelay.observe(Number(process.hrtime.bigint() - started) / 1e9);
         this.recordPaths(att, [dir]);

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config, FsType } from '../config/config';
+import type { Config, FsType, PoolConfig } from '../config/config';
 import type { VolumePool } from '../pools/pool';
 import { now, type Store } from '../store/store';
 import type { Volume } from '../store/volumes';
@@ -13,6 +13,7 @@ import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignatur
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
 import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from './qos-spec';
+import { admit } from './admission';
 import { QosdError, invalid, notFound } from './errors';
 import type { KeyedLock } from './locks';
 import type { Enforcer } from './enforcer';
@@ -30,31 +31,28 @@ export interface VolumeRequest {
   ephemeral?: boolean;
 }
 
-/** A QoS change: per dimension a new figure, or null to remove it. */
-export interface QosPatch {
+/**
+ * A QoS change from the API or qosctl: a new class, and per dimension a new explicit figure, or
+ * null to drop the explicit figure (the class's figure, if any, applies again).
+ */
+export interface QosChange {
+  class?: string;
   min?: Partial<Record<keyof Figures, number | null>>;
   max?: Partial<Record<keyof Figures, number | null>>;
 }
 
-/** The patch that turns `from` into `to` (null removes a figure). */
-function replacement(from: QosSpec, to: QosSpec): QosPatch {
-  const patch: Required<QosPatch> = { min: {}, max: {} };
-  for (const side of ['min', 'max'] as const) {
-    for (const d of DIMENSIONS) {
-      if (to[side][d] !== undefined) patch[side][d] = to[side][d];
-      else if (from[side][d] !== undefined) patch[side][d] = null;
-    }
-  }
-  return patch;
-}
 
 export interface VolumeServiceOptions {
   store: Store;
   pools: Map<string, VolumePool>;
-  config: Pick<Config, 'classes' | 'defaults' | 'stateDir'>;
+  config: Pick<Config, 'classes' | 'defaults' | 'stateDir' | 'pools' | 'headroom'>;
   locks: KeyedLock;
   enforcer: Enforcer;
   log: Logger;
+}
+
+function sameSpec(a: QosSpec, b: QosSpec): boolean {
+  return sameFigures(a.min, b.min) && sameFigures(a.max, b.max);
 }
 
 export class VolumeService {
@@ -70,8 +68,18 @@ export class VolumeService {
     return this.o.store.volumes.list();
   }
 
+  /** A class's figures overridden by explicit ones; InvalidArgument names what is wrong. */
+  effectiveQos(cls: string, overrides: QosSpec): QosSpec {
+    const classSpec = this.o.config.classes.get(cls);
+    if (!classSpec) throw invalid(`class: "${cls}" is not a configured class (have: ${[...this.o.config.classes.keys()].join(', ')})`);
+    const qos: QosSpec = { min: { ...classSpec.min, ...overrides.min }, max: { ...classSpec.max, ...overrides.max } };
+    const bad = checkSpec(qos);
+    if (bad) throw invalid(`qos.${bad}`);
+    return qos;
+  }
+
   /** Checks a request and fills in defaults; throws InvalidArgument naming the field. */
-  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos'>> & { qos: QosSpec } {
+  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos'>> & { qos: QosSpec; overrides: QosSpec } {
     if (!VOLUME_NAME.test(req.name)) {
       throw invalid(`name: "${req.name}" must be lowercase letters, digits, '.', '_' or '-', start and end with a letter or digit, at most 200 characters`);
     }
@@ -79,15 +87,15 @@ export class VolumeService {
     const pool = req.pool ?? d.pool;
     if (!this.o.pools.has(pool)) throw invalid(`pool: "${pool}" is not a configured pool (have: ${[...this.o.pools.keys()].join(', ')})`);
     const cls = req.class ?? d.class;
-    const classSpec = this.o.config.classes.get(cls);
-    if (!classSpec) throw invalid(`class: "${cls}" is not a configured class (have: ${[...this.o.config.classes.keys()].join(', ')})`);
-    // Explicit figures override the class, dimension by dimension.
-    const qos: QosSpec = { min: { ...classSpec.min, ...req.qos?.min }, max: { ...classSpec.max, ...req.qos?.max } };
-    const bad = checkSpec(qos);
-    if (bad) throw invalid(`qos.${bad}`);
+    const overrides: QosSpec = { min: { ...req.qos?.min }, max: { ...req.qos?.max } };
+    const qos = this.effectiveQos(cls, overrides);
     const size = req.size ?? d.size;
     if (size < 1024 * 1024) throw invalid(`size: ${size} bytes is below the 1Mi minimum`);
-    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, ephemeral: req.ephemeral ?? false };
+    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, overrides, ephemeral: req.ephemeral ?? false };
+  }
+
+  private poolConfig(name: string): PoolConfig {
+    return this.o.config.pools.find((p) => p.name === name)!;
   }
 
   async create(req: VolumeRequest, source: Source): Promise<Volume> {
@@ -124,10 +132,8 @@ export class VolumeService {
     // A request that names QoS (a class or figures) states what the volume should have now: a
     // PV whose options were edited changes the volume's QoS at its next mount.
     if (req.qos !== undefined || req.class !== undefined) {
-      const want = this.resolve(req).qos;
-      if (!sameFigures(want.min, existing.qos.min) || !sameFigures(want.max, existing.qos.max)) {
-        return { volume: this.setQosLocked(req.name, replacement(existing.qos, want), source), created: false };
-      }
+      const want = this.resolve(req);
+      return { volume: this.commitQos(existing, want.class, want.overrides, source), created: false };
     }
     return { volume: existing, created: false };
   }
@@ -136,10 +142,11 @@ export class VolumeService {
     const pool = this.o.pools.get(r.pool)!;
     const t = now();
     const volume = this.o.store.tx(() => {
+      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min });
       const v = this.o.store.volumes.insert(
         {
           name: r.name, pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, ephemeral: r.ephemeral,
-          state: 'creating', formatted: false, backing: null, device: null, deviceNumber: null, qos: r.qos,
+          state: 'creating', formatted: false, backing: null, device: null, deviceNumber: null, qos: r.qos, overrides: r.overrides,
         },
         t,
       );
@@ -262,29 +269,38 @@ export class VolumeService {
   }
 
   /** Applies a QoS change to the volume and, at once, to every pod that mounts it. */
-  async setQos(name: string, patch: QosPatch, source: Source): Promise<Volume> {
-    return this.o.locks.run([`volume:${name}`], async () => this.setQosLocked(name, patch, source));
+  async changeQos(name: string, change: QosChange, source: Source): Promise<Volume> {
+    return this.o.locks.run([`volume:${name}`], async () => {
+      const v = this.get(name);
+      const overrides: QosSpec = { min: { ...v.overrides.min }, max: { ...v.overrides.max } };
+      for (const side of ['min', 'max'] as const) {
+        for (const d of DIMENSIONS) {
+          const val = change[side]?.[d];
+          if (val === null) delete overrides[side][d];
+          else if (val !== undefined) overrides[side][d] = val;
+        }
+      }
+      return this.commitQos(v, change.class ?? v.class, overrides, source);
+    });
   }
 
-  setQosLocked(name: string, patch: QosPatch, source: Source): Volume {
-    const v = this.get(name);
-    const next: QosSpec = { min: { ...v.qos.min }, max: { ...v.qos.max } };
-    for (const side of ['min', 'max'] as const) {
-      for (const d of DIMENSIONS) {
-        const val = patch[side]?.[d];
-        if (val === null) delete next[side][d];
-        else if (val !== undefined) next[side][d] = val;
-      }
-    }
-    const bad = checkSpec(next);
-    if (bad) throw invalid(`qos.${bad}`);
-    if (sameFigures(next.min, v.qos.min) && sameFigures(next.max, v.qos.max)) return v;
+  /**
+   * Records a volume's new class and overrides, re-admitting raised guarantees in the same
+   * transaction, then rewrites the rules of every attachment. Caller holds the volume lock.
+   */
+  commitQos(v: Volume, cls: string, overrides: QosSpec, source: Source): Volume {
+    const qos = this.effectiveQos(cls, overrides);
+    if (cls === v.class && sameSpec(qos, v.qos) && sameSpec(overrides, v.overrides)) return v;
     const updated = this.o.store.tx(() => {
-      const out = this.o.store.volumes.update(name, { qos: next }, now());
-      this.o.store.events.add({ time: now(), volume: name, kind: 'qos-changed', source, detail: { old: v.qos, new: next } });
+      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(v.pool), volume: v.name, before: v.qos.min, after: qos.min });
+      const out = this.o.store.volumes.update(v.name, { class: cls, qos, overrides }, now());
+      this.o.store.events.add({
+        time: now(), volume: v.name, kind: 'qos-changed', source,
+        detail: { old: { class: v.class, qos: v.qos }, new: { class: cls, qos } },
+      });
       return out;
     });
-    for (const att of this.o.store.attachments.list(name)) {
+    for (const att of this.o.store.attachments.list(v.name)) {
       if (att.state === 'attached') this.o.enforcer.apply(att, updated, 'qos-change');
     }
     return updated;

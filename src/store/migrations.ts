@@ -56,4 +56,28 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER events_no_update BEFORE UPDATE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   CREATE TRIGGER events_no_delete BEFORE DELETE ON events BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   `,
+  // 2: a volume's QoS is its class plus explicit overrides; keep the overrides so a class change
+  // can be re-applied. Earlier volumes had every figure explicit. Pool calibrations.
+  `
+  ALTER TABLE volumes ADD COLUMN qos_overrides TEXT NOT NULL DEFAULT '{"min":{},"max":{}}';
+  UPDATE volumes SET qos_overrides = json_object(
+    'min', json_object('readIops', min_read_iops, 'writeIops', min_write_iops, 'readBps', min_read_bps, 'writeBps', min_write_bps),
+    'max', json_object('readIops', max_read_iops, 'writeIops', max_write_iops, 'readBps', max_read_bps, 'writeBps', max_write_bps));
+  CREATE TABLE calibrations (
+    id          INTEGER PRIMARY KEY,
+    pool        TEXT NOT NULL,
+    -- running is the intent: a scratch volume exists in the pool until the row says done/failed.
+    state       TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')),
+    method      TEXT NOT NULL,
+    scratch     TEXT NOT NULL,
+    started_at  TEXT NOT NULL,
+    finished_at TEXT,
+    read_iops   INTEGER,
+    write_iops  INTEGER,
+    read_bps    INTEGER,
+    write_bps   INTEGER,
+    error       TEXT
+  );
+  CREATE INDEX calibrations_pool ON calibrations(pool, id);
+  `,
 ];

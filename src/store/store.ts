@@ -4,16 +4,19 @@ import { openDb, type Db } from './db';
 import { VolumeTable } from './volumes';
 import { AttachmentTable } from './attachments';
 import { EventLog } from './events';
+import { CalibrationTable } from './calibrations';
 
 export class Store {
   readonly volumes: VolumeTable;
   readonly attachments: AttachmentTable;
   readonly events: EventLog;
+  readonly calibrations: CalibrationTable;
 
   constructor(readonly db: Db) {
     this.volumes = new VolumeTable(db);
     this.attachments = new AttachmentTable(db);
     this.events = new EventLog(db);
+    this.calibrations = new CalibrationTable(db);
   }
 
   static open(file: string): Store {

@@ -20,7 +20,10 @@ export interface Volume {
   device: string | null;
   /** Its MAJ:MIN, the key of every cgroup rule. */
   deviceNumber: string | null;
+  /** What the volume enforces and is admitted for: its class's figures, then `overrides`. */
   qos: QosSpec;
+  /** The figures given explicitly for this volume (they survive a class change). */
+  overrides: QosSpec;
   createdAt: string;
   updatedAt: string;
 }
@@ -32,8 +35,21 @@ const COLUMN: Record<Dimension, string> = {
 interface Row {
   name: string; pool: string; size_bytes: number; fs_type: FsType; class: string; ephemeral: number;
   state: VolumeState; formatted: number; backing: string | null; device: string | null;
-  dev_major: number | null; dev_minor: number | null; created_at: string; updated_at: string;
+  dev_major: number | null; dev_minor: number | null; qos_overrides: string; created_at: string; updated_at: string;
   [qosColumn: string]: unknown;
+}
+
+/** Parses stored overrides, dropping nulls (migration 2 wrote absent figures as null). */
+function parseOverrides(text: string): QosSpec {
+  const raw = JSON.parse(text) as { min?: Record<string, number | null>; max?: Record<string, number | null> };
+  const out: QosSpec = { min: {}, max: {} };
+  for (const side of ['min', 'max'] as const) {
+    for (const d of DIMENSIONS) {
+      const v = raw[side]?.[d];
+      if (typeof v === 'number') out[side][d] = v;
+    }
+  }
+  return out;
 }
 
 function fromRow(r: Row): Volume {
@@ -48,7 +64,7 @@ function fromRow(r: Row): Volume {
     name: r.name, pool: r.pool, sizeBytes: r.size_bytes, fsType: r.fs_type, class: r.class,
     ephemeral: r.ephemeral === 1, state: r.state, formatted: r.formatted === 1, backing: r.backing,
     device: r.device, deviceNumber: r.dev_major === null || r.dev_minor === null ? null : `${r.dev_major}:${r.dev_minor}`,
-    qos, createdAt: r.created_at, updatedAt: r.updated_at,
+    qos, overrides: parseOverrides(r.qos_overrides), createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -67,7 +83,7 @@ function deviceColumns(deviceNumber: string | null): { dev_major: number | null;
   return { dev_major: ma!, dev_minor: mi! };
 }
 
-export type VolumeChanges = Partial<Pick<Volume, 'sizeBytes' | 'class' | 'state' | 'formatted' | 'backing' | 'device' | 'deviceNumber' | 'qos'>>;
+export type VolumeChanges = Partial<Pick<Volume, 'sizeBytes' | 'class' | 'state' | 'formatted' | 'backing' | 'device' | 'deviceNumber' | 'qos' | 'overrides'>>;
 
 export class VolumeTable {
   private readonly q: ReturnType<typeof statementCache>;
@@ -85,6 +101,18 @@ export class VolumeTable {
     return (this.q('SELECT * FROM volumes ORDER BY name').all() as Row[]).map(fromRow);
   }
 
+  /** Per pool: volumes, provisioned bytes and the sum of guarantees (every state counts: a volume
+   *  being created or deleted still holds its reservation). */
+  poolTotals(): Map<string, { volumes: number; sizeBytes: number; guaranteed: Record<Dimension, number> }> {
+    const rows = this.q(
+      `SELECT pool, count(*) AS n, sum(size_bytes) AS bytes, ${DIMENSIONS.map((d) => `coalesce(sum(min_${COLUMN[d]}), 0) AS ${d}`).join(', ')}
+       FROM volumes GROUP BY pool`,
+    ).all() as ({ pool: string; n: number; bytes: number } & Record<Dimension, number>)[];
+    return new Map(
+      rows.map((r) => [r.pool, { volumes: r.n, sizeBytes: r.bytes, guaranteed: { readIops: r.readIops, writeIops: r.writeIops, readBps: r.readBps, writeBps: r.writeBps } }]),
+    );
+  }
+
   countByPool(): Map<string, number> {
     const rows = this.q('SELECT pool, count(*) AS n FROM volumes GROUP BY pool').all() as { pool: string; n: number }[];
     return new Map(rows.map((r) => [r.pool, r.n]));
@@ -95,15 +123,15 @@ export class VolumeTable {
       .q(
         `INSERT INTO volumes (name, pool, size_bytes, fs_type, class, ephemeral, state, formatted, backing, device,
            dev_major, dev_minor, ${DIMENSIONS.flatMap((d) => [`min_${COLUMN[d]}`, `max_${COLUMN[d]}`]).join(', ')},
-           created_at, updated_at)
+           qos_overrides, created_at, updated_at)
          VALUES (@name, @pool, @size_bytes, @fs_type, @class, @ephemeral, @state, @formatted, @backing, @device,
            @dev_major, @dev_minor, ${DIMENSIONS.flatMap((d) => [`@min_${COLUMN[d]}`, `@max_${COLUMN[d]}`]).join(', ')},
-           @now, @now)`,
+           @overrides, @now, @now)`,
       )
       .run({
         name: v.name, pool: v.pool, size_bytes: v.sizeBytes, fs_type: v.fsType, class: v.class,
         ephemeral: v.ephemeral ? 1 : 0, state: v.state, formatted: v.formatted ? 1 : 0, backing: v.backing,
-        device: v.device, ...deviceColumns(v.deviceNumber), ...qosColumns(v.qos), now,
+        device: v.device, ...deviceColumns(v.deviceNumber), ...qosColumns(v.qos), overrides: JSON.stringify(v.overrides), now,
       });
     return this.get(v.name)!;
   }
@@ -135,6 +163,10 @@ export class VolumeTable {
         sets.push(`${col} = @${col}`);
         params[col] = val;
       }
+    }
+    if (changes.overrides !== undefined) {
+      sets.push('qos_overrides = @overrides');
+      params.overrides = JSON.stringify(changes.overrides);
     }
     const res = this.q(`UPDATE volumes SET ${sets.join(', ')} WHERE name = @name`).run(params);
     if (res.changes !== 1) throw new Error(`volume ${name} not found`);

@@ -1,23 +1,29 @@
-// /v1/volumes: list, create, show, change (size, QoS), delete.
+// /v1/volumes: list, create, show, change (size, class, QoS figures), delete, and the history.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
-import { NoQuery, CreateVolumeBody, PatchVolumeBody, VolumeList, VolumeNameParams, VolumeOut, errorReplies } from '../schemas';
+import {
+  CreateVolumeBody, EventList, NoQuery, PatchVolumeBody, SourceHeaders, VolumeList, VolumeNameParams, VolumeOut, errorReplies,
+} from '../schemas';
 import { volumeView } from '../views';
 import { quantity } from '../../util/quantity';
 import type { Services } from '../server';
 import type { Figures } from '../../service/qos-spec';
-import type { QosPatch } from '../../service/volumes';
+import type { QosChange } from '../../service/volumes';
+import { notFound } from '../../service/errors';
 
 type FiguresBody = Partial<Record<keyof Figures, number | string | null>>;
 
-function toFigures(f: FiguresBody | undefined, field: string): QosPatch['max'] {
+/** Body figures (numbers or quantity strings, null in a PATCH) as numbers. */
+function toFigures(f: FiguresBody | undefined, field: string): QosChange['max'] {
   if (!f) return undefined;
-  const out: NonNullable<QosPatch['max']> = {};
+  const out: NonNullable<QosChange['max']> = {};
   for (const [k, v] of Object.entries(f)) {
     out[k as keyof Figures] = v === null || v === undefined ? null : quantity(v, `${field}.${k}`);
   }
   return out;
 }
+
+const sourceOf = (headers: { 'x-qosd-source'?: 'api' | 'cli' }) => headers['x-qosd-source'] ?? 'api';
 
 export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
   const view = (name: string) => volumeView(s.volumes.get(name), s.store.attachments.list(name));
@@ -27,27 +33,31 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
     return { volumes: s.volumes.list().map((v) => volumeView(v, all.filter((a) => a.volume === v.name))) };
   });
 
-  app.post('/v1/volumes', { schema: { querystring: NoQuery, body: CreateVolumeBody, response: { 201: VolumeOut, ...errorReplies } } }, async (req, reply) => {
-    const b = req.body;
-    const v = await s.volumes.create(
-      {
-        name: b.name,
-        ...(b.pool !== undefined && { pool: b.pool }),
-        ...(b.size !== undefined && { size: quantity(b.size, 'body.size') }),
-        ...(b.fsType !== undefined && { fsType: b.fsType }),
-        ...(b.class !== undefined && { class: b.class }),
-        ...(b.ephemeral !== undefined && { ephemeral: b.ephemeral }),
-        ...(b.qos !== undefined && {
-          qos: {
-            min: toFigures(b.qos.min, 'body.qos.min') as Figures,
-            max: toFigures(b.qos.max, 'body.qos.max') as Figures,
-          },
-        }),
-      },
-      'api',
-    );
-    return reply.status(201).send(volumeView(v, []));
-  });
+  app.post(
+    '/v1/volumes',
+    { schema: { querystring: NoQuery, headers: SourceHeaders, body: CreateVolumeBody, response: { 201: VolumeOut, ...errorReplies } } },
+    async (req, reply) => {
+      const b = req.body;
+      const v = await s.volumes.create(
+        {
+          name: b.name,
+          ...(b.pool !== undefined && { pool: b.pool }),
+          ...(b.size !== undefined && { size: quantity(b.size, 'body.size') }),
+          ...(b.fsType !== undefined && { fsType: b.fsType }),
+          ...(b.class !== undefined && { class: b.class }),
+          ...(b.ephemeral !== undefined && { ephemeral: b.ephemeral }),
+          ...(b.qos !== undefined && {
+            qos: {
+              min: toFigures(b.qos.min, 'body.qos.min') as Figures,
+              max: toFigures(b.qos.max, 'body.qos.max') as Figures,
+            },
+          }),
+        },
+        sourceOf(req.headers),
+      );
+      return reply.status(201).send(volumeView(v, []));
+    },
+  );
 
   app.get('/v1/volumes/:name', { schema: { querystring: NoQuery, params: VolumeNameParams, response: { 200: VolumeOut, ...errorReplies } } }, async (req) =>
     view(req.params.name),
@@ -55,25 +65,44 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
 
   app.patch(
     '/v1/volumes/:name',
-    { schema: { querystring: NoQuery, params: VolumeNameParams, body: PatchVolumeBody, response: { 200: VolumeOut, ...errorReplies } } },
+    { schema: { querystring: NoQuery, headers: SourceHeaders, params: VolumeNameParams, body: PatchVolumeBody, response: { 200: VolumeOut, ...errorReplies } } },
     async (req) => {
       const { name } = req.params;
+      const source = sourceOf(req.headers);
       s.volumes.get(name); // 404 before any change
-      if (req.body.size !== undefined) await s.volumes.resize(name, quantity(req.body.size, 'body.size'), 'api');
-      if (req.body.qos !== undefined) {
-        const patch: QosPatch = {};
-        const min = toFigures(req.body.qos.min, 'body.qos.min');
-        const max = toFigures(req.body.qos.max, 'body.qos.max');
-        if (min) patch.min = min;
-        if (max) patch.max = max;
-        await s.volumes.setQos(name, patch, 'api');
+      const b = req.body;
+      // QoS first: a refused admission must not leave a half-applied request behind a done grow.
+      if (b.qos !== undefined || b.class !== undefined) {
+        const change: QosChange = {};
+        if (b.class !== undefined) change.class = b.class;
+        const min = toFigures(b.qos?.min, 'body.qos.min');
+        const max = toFigures(b.qos?.max, 'body.qos.max');
+        if (min) change.min = min;
+        if (max) change.max = max;
+        await s.volumes.changeQos(name, change, source);
       }
+      if (b.size !== undefined) await s.volumes.resize(name, quantity(b.size, 'body.size'), source);
       return view(name);
     },
   );
 
-  app.delete('/v1/volumes/:name', { schema: { querystring: NoQuery, params: VolumeNameParams, response: { 204: Type.Null(), ...errorReplies } } }, async (req, reply) => {
-    await s.volumes.delete(req.params.name, 'api');
-    return reply.status(204).send(null);
-  });
+  app.delete(
+    '/v1/volumes/:name',
+    { schema: { querystring: NoQuery, headers: SourceHeaders, params: VolumeNameParams, response: { 204: Type.Null(), ...errorReplies } } },
+    async (req, reply) => {
+      await s.volumes.delete(req.params.name, sourceOf(req.headers));
+      return reply.status(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/volumes/:name/events',
+    { schema: { querystring: NoQuery, params: VolumeNameParams, response: { 200: EventList, ...errorReplies } } },
+    async (req) => {
+      // The history outlives the volume: a deleted volume's events are still shown.
+      const events = s.store.events.list(req.params.name);
+      if (events.length === 0 && !s.store.volumes.get(req.params.name)) throw notFound(`volume ${req.params.name} not found`);
+      return { events };
+    },
+  );
 };

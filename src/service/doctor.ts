@@ -1,0 +1,98 @@
+// What makes qosd work on a node, checked from the daemon's side: each check is ok, warn or
+// fail, with the fix. qosctl doctor adds what only the client can see (can it reach the socket).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Config } from '../config/config';
+import type { CgroupLayout } from '../host/cgroup-layout';
+import { which } from '../host/exec';
+import { kubepodsDirs } from '../host/pod-cgroup';
+import { DIMENSIONS } from './qos-spec';
+import type { PoolService } from './pools';
+
+export interface Check {
+  name: string;
+  status: 'ok' | 'warn' | 'fail';
+  detail: string;
+  fix: string | null;
+}
+
+const REQUIRED_TOOLS: [string, string][] = [
+  ['losetup', 'util-linux'], ['blkid', 'util-linux'], ['mount', 'mount'], ['umount', 'mount'],
+  ['mkfs.ext4', 'e2fsprogs'], ['e2fsck', 'e2fsprogs'], ['resize2fs', 'e2fsprogs'], ['dd', 'coreutils'],
+];
+const OPTIONAL_TOOLS: [string, string, string][] = [
+  ['mkfs.xfs', 'xfsprogs', 'xfs volumes cannot be created'],
+  ['xfs_growfs', 'xfsprogs', 'xfs volumes cannot grow'],
+  ['fio', 'fio', 'calibrate falls back to the built-in dd probe (queue depth 1 per worker, lower figures on NVMe)'],
+];
+
+export function runChecks(config: Config, layout: CgroupLayout | { error: string }, pools: PoolService): Check[] {
+  const checks: Check[] = [];
+  const add = (name: string, status: Check['status'], detail: string, fix: string | null = null) => checks.push({ name, status, detail, fix });
+
+  const uid = process.getuid?.() ?? -1;
+  if (uid === 0) add('daemon runs as root', 'ok', 'uid 0');
+  else add('daemon runs as root', 'fail', `uid ${uid}: loop devices, mounts and cgroup writes will fail`, 'run qosd as root (the systemd unit does)');
+
+  if ('error' in layout) {
+    add('cgroup IO controller', 'fail', layout.error, 'mount the blkio controller (v1) or enable "io" in the root cgroup.subtree_control (v2); check cgroup.mountPoint');
+  } else {
+    add('cgroup IO controller', 'ok', `${layout.version} at ${layout.base}`);
+    const dirs = kubepodsDirs(config.kubelet.cgroupRoot);
+    const cgroupfs = path.join(layout.base, dirs.cgroupfs);
+    const systemd = path.join(layout.base, dirs.systemd);
+    const found = fs.existsSync(systemd) ? 'systemd' : fs.existsSync(cgroupfs) ? 'cgroupfs' : undefined;
+    const want = config.kubelet.cgroupDriver;
+    if (!found) {
+      add('kubelet cgroup driver', 'warn', `no kubepods cgroup at ${cgroupfs} or ${systemd}`, 'is kubelet running on this node? check kubelet.cgroupRoot');
+    } else if (want !== 'auto' && want !== found) {
+      add('kubelet cgroup driver', 'fail', `config says ${want}, the node has ${found} (${found === 'systemd' ? systemd : cgroupfs})`, `set kubelet.cgroupDriver: ${found} (or auto)`);
+    } else {
+      add('kubelet cgroup driver', 'ok', `${found}${want === 'auto' ? ' (detected)' : ''}`);
+    }
+  }
+
+  const podsDir = path.join(config.kubelet.rootDir, 'pods');
+  if (fs.existsSync(podsDir)) add('kubelet pods directory', 'ok', podsDir);
+  else add('kubelet pods directory', 'warn', `${podsDir} does not exist`, 'set kubelet.rootDir to kubelet\'s --root-dir');
+
+  for (const [tool, pkg] of REQUIRED_TOOLS) {
+    const at = which(tool);
+    if (at) add(`tool ${tool}`, 'ok', at);
+    else add(`tool ${tool}`, 'fail', 'not found', `install the ${pkg} package`);
+  }
+  for (const [tool, pkg, impact] of OPTIONAL_TOOLS) {
+    const at = which(tool);
+    if (at) add(`tool ${tool}`, 'ok', at);
+    else add(`tool ${tool}`, 'warn', `not found: ${impact}`, `install the ${pkg} package`);
+  }
+
+  try {
+    const mode = fs.statSync(config.socket).mode & 0o777;
+    if (mode === 0o660) add('API socket', 'ok', `${config.socket} mode 0660`);
+    else add('API socket', 'warn', `${config.socket} mode 0${mode.toString(8)}`, 'qosd creates it 0660; something changed it');
+  } catch {
+    add('API socket', 'warn', `${config.socket} is not on disk (socket activation, or another mount namespace)`);
+  }
+
+  for (const p of pools.list()) {
+    if (p.path !== null) {
+      try {
+        fs.accessSync(p.path, fs.constants.W_OK);
+        const free = p.freeBytes === null ? 'unknown' : `${(p.freeBytes / 2 ** 30).toFixed(1)} GiB free`;
+        add(`pool ${p.name}`, 'ok', `${p.backend} at ${p.path}, ${p.volumes} volumes, ${free}`);
+      } catch (err) {
+        add(`pool ${p.name}`, 'fail', `${p.path}: ${(err as Error).message}`, `create ${p.path} writable by root, or fix pools[].path`);
+      }
+    } else {
+      add(`pool ${p.name}`, 'ok', `${p.backend}, ${p.volumes} volumes`);
+    }
+    const missing = DIMENSIONS.filter((d) => p.capacity[d] === undefined);
+    if (missing.length === 0) {
+      add(`pool ${p.name} capacity`, 'ok', DIMENSIONS.map((d) => `${d}=${p.capacity[d]} (${p.capacitySource[d]})`).join(' '));
+    } else {
+      add(`pool ${p.name} capacity`, 'warn', `no figure for ${missing.join(', ')}: no guarantee can be admitted in those`, `qosctl calibrate ${p.name} (or set pools[].capacity)`);
+    }
+  }
+  return checks;
+}

@@ -1,0 +1,103 @@
+// The pools view: per pool, what it can deliver (capacity, from config or a calibration), what
+// is promised (the sum of guarantees), what can still be promised, and its space.
+import * as fs from 'node:fs';
+import type { Config, PoolConfig } from '../config/config';
+import type { Store } from '../store/store';
+import { DIMENSIONS, type Figures } from './qos-spec';
+import { admissible, poolCapacity } from './admission';
+import { notFound } from './errors';
+
+export interface PoolView {
+  name: string;
+  backend: string;
+  path: string | null;
+  headroom: number;
+  capacity: Figures;
+  capacitySource: Partial<Record<keyof Figures, 'config' | 'calibration'>>;
+  calibration: { method: string; startedAt: string; finishedAt: string | null; figures: Figures } | null;
+  admissible: Figures;
+  guaranteed: Figures;
+  available: Figures;
+  volumes: number;
+  provisionedBytes: number;
+  allocatedBytes: number;
+  freeBytes: number | null;
+}
+
+function allocatedBytes(files: (string | null)[]): number {
+  let total = 0;
+  for (const f of files) {
+    if (!f) continue;
+    try {
+      total += fs.statSync(f).blocks * 512;
+    } catch {
+      /* gone: counts as nothing */
+    }
+  }
+  return total;
+}
+
+export class PoolService {
+  constructor(
+    private readonly store: Store,
+    private readonly config: Pick<Config, 'pools' | 'headroom'>,
+  ) {}
+
+  poolConfig(name: string): PoolConfig {
+    const p = this.config.pools.find((x) => x.name === name);
+    if (!p) throw notFound(`pool ${name} not found (have: ${this.config.pools.map((x) => x.name).join(', ')})`);
+    return p;
+  }
+
+  list(): PoolView[] {
+    return this.config.pools.map((p) => this.view(p));
+  }
+
+  get(name: string): PoolView {
+    return this.view(this.poolConfig(name));
+  }
+
+  private view(p: PoolConfig): PoolView {
+    const cal = this.store.calibrations.latestDone().get(p.name);
+    const cap = poolCapacity(p, cal);
+    const totals = this.store.volumes.poolTotals().get(p.name);
+    const guaranteed: Figures = {};
+    const adm: Figures = {};
+    const available: Figures = {};
+    for (const d of DIMENSIONS) {
+      guaranteed[d] = totals?.guaranteed[d] ?? 0;
+      const c = cap.figures[d];
+      if (c !== undefined) {
+        adm[d] = admissible(c, this.config.headroom);
+        available[d] = Math.max(0, adm[d]! - guaranteed[d]!);
+      }
+    }
+    const path = p.backend === 'file' ? p.path : null;
+    let freeBytes: number | null = null;
+    if (path) {
+      try {
+        const st = fs.statfsSync(path);
+        freeBytes = st.bavail * st.bsize;
+      } catch {
+        freeBytes = null;
+      }
+    }
+    const backing = this.store.volumes.list().filter((v) => v.pool === p.name).map((v) => v.backing);
+    return {
+      name: p.name,
+      backend: p.backend,
+      path,
+      headroom: this.config.headroom,
+      capacity: cap.figures,
+      capacitySource: cap.source,
+      calibration: cal ? { method: cal.method, startedAt: cal.startedAt, finishedAt: cal.finishedAt, figures: cal.figures } : null,
+      admissible: adm,
+      guaranteed,
+      available,
+      volumes: totals?.volumes ?? 0,
+      provisionedBytes: totals?.sizeBytes ?? 0,
+      allocatedBytes: allocatedBytes(backing),
+      freeBytes,
+    };
+  }
+}
