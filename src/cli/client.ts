@@ -16,15 +16,23 @@ export class ApiError extends Error {
   }
 }
 
+/** qosctl identifies itself so the event log records "cli" as the source of its changes. */
+const CLIENT_HEADERS: Record<string, string> = {};
+export function identifyAs(source: 'cli'): void {
+  CLIENT_HEADERS['x-qosd-source'] = source;
+}
+
 export function request<T = unknown>(socket: string, method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<ApiResponse<T>> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
+  const headers: Record<string, string | number> = { ...CLIENT_HEADERS };
+  if (payload !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
         socketPath: socket,
         path,
         method,
-        headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
+        headers,
         timeout: timeoutMs,
       },
       (res) => {
@@ -64,4 +72,49 @@ export async function call<T = unknown>(socket: string, method: string, path: st
     throw new ApiError(res.status, e?.code ?? 'Error', e?.message ?? `HTTP ${res.status}`);
   }
   return res.body as T;
+}
+
+/**
+ * POSTs and hands each line of an NDJSON reply to onLine as it arrives (calibration progress).
+ * An error reply (4xx/5xx with the error shape) becomes ApiError before any line.
+ */
+export function streamLines(socket: string, path: string, body: unknown, onLine: (obj: Record<string, unknown>) => void): Promise<void> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath: socket, path, method: 'POST', headers: { ...CLIENT_HEADERS, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } },
+      (res) => {
+        let buf = '';
+        res.setEncoding('utf8');
+        if ((res.statusCode ?? 500) >= 400) {
+          res.on('data', (c: string) => (buf += c));
+          res.on('end', () => {
+            let e: { code?: string; message?: string } = {};
+            try {
+              e = (JSON.parse(buf) as { error: typeof e }).error;
+            } catch {
+              /* not the error shape */
+            }
+            reject(new ApiError(res.statusCode ?? 0, e.code ?? 'Error', e.message ?? buf));
+          });
+          return;
+        }
+        res.on('data', (c: string) => {
+          buf += c;
+          let nl: number;
+          while ((nl = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, nl).trim();
+            buf = buf.slice(nl + 1);
+            if (line) onLine(JSON.parse(line) as Record<string, unknown>);
+          }
+        });
+        res.on('end', () => resolve());
+        res.on('error', reject);
+      },
+    );
+    req.on('error', (err: NodeJS.ErrnoException) =>
+      reject(new ApiError(0, 'Unavailable', err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `qosd is not running at ${socket} (${err.code}); start it, or pass --socket` : `talking to qosd at ${socket}: ${err.message}`)),
+    );
+    req.end(payload);
+  });
 }

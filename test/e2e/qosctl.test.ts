@@ -54,18 +54,78 @@ describe('qosctl', () => {
     expect(missing.err).toBe('qosctl: NotFound: volume nope not found\n');
   });
 
-  it.skipIf(!!nodeTestBlocker())(`volume create/show/set/delete${nodeTestBlocker() ? ` (skipped: ${nodeTestBlocker()})` : ''}`, () => {
+  it.skipIf(!!nodeTestBlocker())(`volume create/show/set/history/delete in both formats${nodeTestBlocker() ? ` (skipped: ${nodeTestBlocker()})` : ''}`, () => {
     const c = qosctl(['--socket', node.socket, 'volume', 'create', 'cli1', '--size', '32Mi', '--max-read-iops', '300', '--min-write-iops', '10']);
     expect(c.code, c.err).toBe(0);
-    expect(c.out).toMatch(/^volume cli1 created: 32Mi ext4 on \/dev\/loop\d+$/m);
+    expect(c.out).toMatch(/^volume cli1 created: 32Mi ext4 on \/dev\/loop\d+, limits rIOPS=300, guarantees wIOPS=10$/m);
+    const cj = qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'create', 'cli2', '--size', '16Mi', '--class', 'best-effort']);
+    expect(cj.code, cj.err).toBe(0);
+    expect(JSON.parse(cj.out)).toMatchObject({ name: 'cli2', sizeBytes: 16 * 2 ** 20, class: 'best-effort', state: 'ready' });
+
     const show = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'show', 'cli1']).out);
     expect(show.qos).toEqual({ min: { writeIops: 10 }, max: { readIops: 300 } });
     expect(qosctl(['--socket', node.socket, 'volume', 'show', 'cli1']).out).toMatch(/^limits: +rIOPS=300$/m);
+
     const set = qosctl(['--socket', node.socket, 'volume', 'set', 'cli1', '--max-write-bps', '10M']);
     expect(set.code, set.err).toBe(0);
     expect(set.out).toContain('limits rIOPS=300 wBps=10M');
-    expect(qosctl(['--socket', node.socket, 'volumes']).out).toMatch(/^cli1 +default +32Mi +ext4 +best-effort +ready/m);
-    expect(qosctl(['--socket', node.socket, 'volume', 'delete', 'cli1']).code).toBe(0);
+    const setj = qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'set', 'cli1', '--unset', 'max-read-iops']);
+    expect(setj.code, setj.err).toBe(0);
+    expect(JSON.parse(setj.out).qos.max).toEqual({ writeBps: 10e6 });
+
+    const vols = qosctl(['--socket', node.socket, 'volumes']);
+    expect(vols.out).toMatch(/^cli1 +default +32Mi +ext4 +best-effort +ready +\/dev\/loop\d+ +wBps=10M +wIOPS=10 +0$/m);
+    expect(JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volumes']).out).volumes.map((v: { name: string }) => v.name)).toEqual(['cli1', 'cli2']);
+
+    const hist = qosctl(['--socket', node.socket, 'volume', 'history', 'cli1']);
+    expect(hist.code).toBe(0);
+    expect(hist.out).toMatch(/ cli +qos-changed +limits rIOPS=300 → rIOPS=300 wBps=10M; guarantees wIOPS=10 → wIOPS=10$/m);
+    const histj = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'history', 'cli1']).out);
+    const changes = histj.events.filter((e: { kind: string }) => e.kind === 'qos-changed');
+    expect(changes).toHaveLength(2);
+    expect(changes[1]).toMatchObject({ source: 'cli', detail: { old: { qos: { max: { readIops: 300, writeBps: 10e6 } } }, new: { qos: { max: { writeBps: 10e6 } } } } });
+
+    expect(qosctl(['--socket', node.socket, 'volume', 'delete', 'cli1']).out).toBe('volume cli1 deleted\n');
+    expect(JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'delete', 'cli2']).out)).toEqual({ deleted: 'cli2' });
+    // The history outlives the volume.
+    const after = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'history', 'cli1']).out);
+    expect(after.events.at(-1)).toMatchObject({ kind: 'volume-deleted', source: 'cli' });
+  });
+
+  it('pools: capacity, guaranteed and free to guarantee, in both formats', () => {
+    const t = qosctl(['--socket', node.socket, 'pools']);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/^POOL +BACKEND +CAPACITY +SOURCE +GUARANTEED +FREE TO GUARANTEE/m);
+    expect(t.out).toMatch(/^default +file +rIOPS=50000 wIOPS=50000 rBps=1G wBps=1G +config +rIOPS=0 wIOPS=0 rBps=0 wBps=0 +rIOPS=45000 wIOPS=45000 rBps=900M wBps=900M/m);
+    const j = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'pools']).out);
+    expect(j.pools[0]).toMatchObject({ name: 'default', headroom: 0.1, capacity: { readIops: 50000 }, admissible: { readIops: 45000 }, capacitySource: { readIops: 'config' } });
+  });
+
+  it('attachments in both formats', () => {
+    expect(qosctl(['--socket', node.socket, 'attachments']).out).toMatch(/^VOLUME +POD +STATE/);
+    expect(JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'attachments']).out)).toEqual({ attachments: [] });
+  });
+
+  it('doctor: every check with ok/warn/fail and a fix, in both formats', () => {
+    const t = qosctl(['--socket', node.socket, 'doctor']);
+    expect(t.out).toMatch(/^STATUS +CHECK +DETAIL +FIX/);
+    expect(t.out).toMatch(/^OK +daemon reachable/m);
+    expect(t.out).toMatch(/^OK +tool losetup +\/usr\/sbin\/losetup/m);
+    expect(t.out).toMatch(/^(OK|WARN) +pool default capacity/m);
+    const j = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'doctor']).out);
+    const names = j.checks.map((c: { name: string }) => c.name);
+    for (const n of ['daemon runs as root', 'cgroup IO controller', 'kubelet cgroup driver', 'kubelet pods directory', 'tool mkfs.ext4', 'tool blkid', 'API socket', 'pool default', 'pool default capacity']) {
+      expect(names).toContain(n);
+    }
+    for (const c of j.checks) {
+      expect(['ok', 'warn', 'fail']).toContain(c.status);
+      if (c.status !== 'ok') expect(c.fix, c.name).toBeTruthy();
+    }
+    // The test node has no kubelet: its cgroupRoot holds no kubepods, which doctor reports.
+    expect(j.checks.find((c: { name: string }) => c.name === 'kubelet cgroup driver').status).toBe('warn');
+    const down = qosctl(['--socket', path.join(node.dir, 'absent.sock'), '-o', 'json', 'doctor']);
+    expect(down.code).toBe(1);
+    expect(JSON.parse(down.out).checks.find((c: { name: string }) => c.name === 'daemon reachable')).toMatchObject({ status: 'fail', fix: expect.stringContaining('systemctl start qosd') });
   });
 
   it('bad arguments exit 2 with a message naming the flag, before talking to the daemon', () => {
@@ -74,6 +134,9 @@ describe('qosctl', () => {
     expect(r.err).toContain('--max-read-iops');
     expect(qosctl(['--socket', node.socket, '-o', 'yaml', 'status']).code).toBe(2);
     expect(qosctl(['--socket', node.socket, 'frobnicate']).code).toBe(2);
+    expect(qosctl(['--socket', node.socket, 'volume', 'set', 'x', '--unset', 'max-speed']).code).toBe(2);
+    expect(qosctl(['--socket', node.socket, 'volume', 'set', 'x']).err).toContain('nothing to change');
+    expect(qosctl(['--socket', node.socket, 'calibrate', 'default', '--seconds', '0']).code).toBe(2);
     expect(JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volumes']).out)).toEqual({ volumes: [] });
   });
 

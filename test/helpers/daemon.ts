@@ -25,7 +25,10 @@ export interface TestNode {
   extraConfig: string;
 }
 
-export function makeTestNode(extraConfig = ''): TestNode {
+const DEFAULT_CAPACITY = '{ readIops: 50000, writeIops: 50000, readBps: 1G, writeBps: 1G }';
+
+/** A node config in a fresh temp dir; `capacity` is the default pool's (YAML flow map, or "" for none). */
+export function makeTestNode(extraConfig = '', capacity = DEFAULT_CAPACITY): TestNode {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-test-'));
   const id = path.basename(dir).replace(/[^a-zA-Z0-9]/g, '').toLowerCase();
   const node: TestNode = {
@@ -50,7 +53,7 @@ export function makeTestNode(extraConfig = ''): TestNode {
       `kubelet: { rootDir: ${node.kubeletRoot}, cgroupRoot: ${node.cgroupRoot}, cgroupDriver: cgroupfs }`,
       'reconcile: { intervalSeconds: 2 }',
       'pools:',
-      `  - { name: default, backend: file, path: ${node.poolDir}, capacity: { readIops: 50000, writeIops: 50000, readBps: 1G, writeBps: 1G } }`,
+      `  - { name: default, backend: file, path: ${node.poolDir}${capacity ? `, capacity: ${capacity}` : ''} }`,
       'defaults: { size: 64Mi }',
       extraConfig,
     ].join('\n'),

@@ -1,0 +1,88 @@
+// qosctl status, attachments, install-flex, doctor.
+import * as fs from 'node:fs';
+import type { Command } from 'commander';
+import { ApiError, call, request } from '../client';
+import { action, emit, figures, globals, type Figures } from '../output';
+import { printKeyValues, printTable } from '../table';
+import { DEFAULT_PLUGIN_DIR, installFlex } from '../install-flex';
+
+interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string | null }
+
+export function registerNodeCommands(program: Command): void {
+  program
+    .command('status')
+    .description('show what the daemon runs on')
+    .action(
+      action(async function (this: Command) {
+        const g = globals(this);
+        const s = await call<Record<string, unknown> & { pools: { name: string; backend: string; volumes: number; capacity: Figures }[]; cgroup: Record<string, string | null> }>(g.socket, 'GET', '/v1/status');
+        emit(g, s, () => {
+          printKeyValues([
+            ['version', String(s.version)], ['pid', String(s.pid)], ['uptime', `${Math.round(Number(s.uptimeSeconds))} s`],
+            ['socket', String(s.socket)], ['state dir', String(s.stateDir)], ['config', String(s.config ?? '(embedded defaults)')],
+            ['cgroup', s.cgroup.error ? `unusable: ${s.cgroup.error}` : `${s.cgroup.version} at ${s.cgroup.base}`],
+            ['volumes', String(s.volumes)], ['attachments', String(s.attachments)],
+          ]);
+          process.stdout.write('\n');
+          printTable(['POOL', 'BACKEND', 'VOLUMES', 'CAPACITY'], s.pools.map((p) => [p.name, p.backend, String(p.volumes), figures(p.capacity)]));
+        });
+      }),
+    );
+
+  program
+    .command('attachments')
+    .description('list where volumes are mounted and which cgroups carry their rules')
+    .action(
+      action(async function (this: Command) {
+        const g = globals(this);
+        const { attachments } = await call<{ attachments: { volume: string; target: string; podUid: string | null; state: string; cgroupVersion: string | null; cgroupPaths: string[] }[] }>(g.socket, 'GET', '/v1/attachments');
+        emit(g, { attachments }, () =>
+          printTable(['VOLUME', 'POD', 'STATE', 'CGROUP', 'RULED CGROUPS', 'TARGET'], attachments.map((a) => [a.volume, a.podUid ?? '-', a.state, a.cgroupVersion ?? '-', String(a.cgroupPaths.length), a.target])),
+        );
+      }),
+    );
+
+  program
+    .command('install-flex')
+    .description('install the qosd/nvme FlexVolume driver for kubelet')
+    .option('--plugin-dir <dir>', "kubelet's --volume-plugin-dir", DEFAULT_PLUGIN_DIR)
+    .action(
+      action(async function (this: Command, o: { pluginDir: string }) {
+        const g = globals(this);
+        // The socket is baked in only when it is not the default, which the driver knows already.
+        const socketGiven = program.getOptionValueSource('socket') !== 'default';
+        const installed = installFlex(o.pluginDir, socketGiven ? g.socket : undefined);
+        emit(g, { installed, driver: 'qosd/nvme', socket: g.socket }, () => process.stdout.write(`installed qosd/nvme at ${installed}\n`));
+      }),
+    );
+
+  program
+    .command('doctor')
+    .description('check what makes qosd work on this node; each check ok, warn or fail, with the fix')
+    .action(
+      action(async function (this: Command) {
+        const g = globals(this);
+        const checks: Check[] = [];
+        const uid = process.getuid?.() ?? -1;
+        checks.push(uid === 0 ? { name: 'qosctl runs as root', status: 'ok', detail: 'uid 0', fix: null } : { name: 'qosctl runs as root', status: 'warn', detail: `uid ${uid}`, fix: 'changes need root or membership of the socket\'s group' });
+        try {
+          const st = fs.statSync(g.socket);
+          checks.push({ name: 'socket file', status: st.isSocket() ? 'ok' : 'fail', detail: `${g.socket} mode 0${(st.mode & 0o777).toString(8)}`, fix: st.isSocket() ? null : 'not a socket: is --socket right?' });
+        } catch {
+          checks.push({ name: 'socket file', status: 'fail', detail: `${g.socket} does not exist`, fix: 'start qosd (systemctl start qosd) or pass --socket' });
+        }
+        try {
+          const r = await request<{ checks: Check[] }>(g.socket, 'GET', '/v1/doctor', undefined, 10_000);
+          checks.push({ name: 'daemon reachable', status: 'ok', detail: g.socket, fix: null }, ...r.body.checks);
+        } catch (err) {
+          checks.push({ name: 'daemon reachable', status: 'fail', detail: (err as ApiError).message, fix: 'start qosd (systemctl start qosd); see journalctl -u qosd' });
+        }
+        const worst = checks.some((c) => c.status === 'fail') ? 'fail' : checks.some((c) => c.status === 'warn') ? 'warn' : 'ok';
+        emit(g, { status: worst, checks }, () => {
+          printTable(['STATUS', 'CHECK', 'DETAIL', 'FIX'], checks.map((c) => [c.status.toUpperCase(), c.name, c.detail, c.fix ?? '']));
+          process.stdout.write(`\n${worst === 'ok' ? 'all checks passed' : `${checks.filter((c) => c.status === 'fail').length} failed, ${checks.filter((c) => c.status === 'warn').length} warnings`}\n`);
+        });
+        if (worst === 'fail') process.exitCode = 1;
+      }),
+    );
+}

@@ -1,0 +1,69 @@
+// qosctl pools, calibrate.
+import { Option, type Command } from 'commander';
+import { ApiError, call, streamLines } from '../client';
+import { action, emit, figures, globals, positive, type Figures } from '../output';
+import { printTable } from '../table';
+import { formatBytes } from '../../util/quantity';
+
+interface PoolOut {
+  name: string; backend: string; capacity: Figures; capacitySource: Record<string, string>; guaranteed: Figures; available: Figures;
+  admissible: Figures; headroom: number; volumes: number; provisionedBytes: number; allocatedBytes: number; freeBytes: number | null;
+  calibration: { method: string; finishedAt: string | null } | null;
+}
+
+export function registerPoolCommands(program: Command): void {
+  program
+    .command('pools')
+    .description('show each pool: capacity, guaranteed, free to guarantee, volumes, space')
+    .action(
+      action(async function (this: Command) {
+        const g = globals(this);
+        const { pools } = await call<{ pools: PoolOut[] }>(g.socket, 'GET', '/v1/pools');
+        emit(g, { pools }, () =>
+          printTable(
+            ['POOL', 'BACKEND', 'CAPACITY', 'SOURCE', 'GUARANTEED', 'FREE TO GUARANTEE', 'VOLUMES', 'PROVISIONED', 'USED', 'FREE'],
+            pools.map((p) => [
+              p.name, p.backend, figures(p.capacity),
+              p.calibration ? `${p.calibration.method} ${p.calibration.finishedAt}` : Object.keys(p.capacitySource).length ? 'config' : '-',
+              figures(p.guaranteed), figures(p.available), String(p.volumes), formatBytes(p.provisionedBytes), formatBytes(p.allocatedBytes),
+              p.freeBytes === null ? '-' : formatBytes(p.freeBytes),
+            ]),
+          ),
+        );
+      }),
+    );
+
+  program
+    .command('calibrate <pool>')
+    .description("measure a pool's IOPS and bandwidth on a scratch volume and store them as its capacity")
+    .option('--seconds <s>', 'seconds per phase (4 phases)', (v) => {
+      const n = Number(v);
+      if (!(n >= 0.2 && n <= 120)) throw new Error('--seconds: must be a number from 0.2 to 120');
+      return n;
+    })
+    .addOption(new Option('--method <m>', 'fio (if installed) or the built-in dd probe').choices(['auto', 'fio', 'probe']).default('auto'))
+    .option('--scratch-size <q>', 'scratch volume size (default 1Gi)', positive('--scratch-size'))
+    .action(
+      action(async function (this: Command, pool: string, o: { seconds?: number; method: string; scratchSize?: number }) {
+        const g = globals(this);
+        const body = { method: o.method, ...(o.seconds !== undefined && { seconds: o.seconds }), ...(o.scratchSize !== undefined && { scratchSize: o.scratchSize }) };
+        const lines: Record<string, unknown>[] = [];
+        let failure: { code: string; message: string } | undefined;
+        await streamLines(g.socket, `/v1/pools/${encodeURIComponent(pool)}/calibrate`, body, (l) => {
+          lines.push(l);
+          if (l.event === 'error') failure = l.error as typeof failure;
+          if (g.output === 'json') return;
+          // Progress goes to stderr so stdout stays the result.
+          if (l.event === 'started') process.stderr.write(`calibrating pool ${pool} with ${String(l.method)}: 4 phases of ${String(l.secondsPerPhase)} s\n`);
+          if (l.event === 'phase') {
+            const dim = String(l.dimension);
+            const v = Number(l.value);
+            process.stderr.write(`  [${String(l.index)}/${String(l.of)}] ${dim}: ${dim.endsWith('Bps') ? `${formatBytes(v)}/s` : v}\n`);
+          }
+        });
+        const done = lines.find((l) => l.event === 'done');
+        if (failure) throw new ApiError(0, failure.code, failure.message);
+        emit(g, done ?? { events: lines }, () => process.stdout.write(`pool ${pool} capacity: ${figures((done?.capacity ?? {}) as Figures)}\n`));
+      }),
+    );
+}

@@ -1,0 +1,170 @@
+// qosctl volumes, volume create|show|set|delete|history.
+import { Option, type Command } from 'commander';
+import { call } from '../client';
+import { UsageError, action, emit, figures, globals, positive, type Figures } from '../output';
+import { printKeyValues, printTable } from '../table';
+import { formatBytes } from '../../util/quantity';
+
+interface VolumeOut {
+  name: string; pool: string; sizeBytes: number; fsType: string; class: string; ephemeral: boolean; state: string;
+  device: string | null; deviceNumber: string | null; qos: { min: Figures; max: Figures }; overrides: { min: Figures; max: Figures };
+  attachments: { target: string; podUid: string | null; podCgroup: string | null; cgroupPaths: string[] }[];
+  createdAt: string;
+}
+
+interface EventOut { id: number; time: string; kind: string; source: string; detail: Record<string, unknown> }
+
+const DIMS = ['readIops', 'writeIops', 'readBps', 'writeBps'] as const;
+type QosOpts = Partial<Record<`${'max' | 'min'}${'ReadIops' | 'WriteIops' | 'ReadBps' | 'WriteBps'}`, number | null>>;
+
+function qosFlags(c: Command): Command {
+  for (const side of ['max', 'min'] as const) {
+    for (const [flag, what] of [['read-iops', 'read IOPS'], ['write-iops', 'write IOPS'], ['read-bps', 'read bytes/s (500M, 1Gi)'], ['write-bps', 'write bytes/s']]) {
+      c.option(`--${side}-${flag} <n>`, `${side === 'max' ? 'limit' : 'guarantee'}: ${what}`, positive(`--${side}-${flag}`));
+    }
+  }
+  return c;
+}
+
+function qosBody(o: QosOpts): { min?: Figures; max?: Figures } | undefined {
+  const out: { min?: Figures; max?: Figures } = {};
+  for (const side of ['min', 'max'] as const) {
+    for (const d of DIMS) {
+      const v = o[`${side}${d[0]!.toUpperCase()}${d.slice(1)}` as keyof QosOpts];
+      if (v !== undefined && v !== null) (out[side] ??= {})[d] = v;
+    }
+  }
+  return out.min || out.max ? out : undefined;
+}
+
+function describeEvent(e: EventOut): string {
+  const d = e.detail;
+  if (e.kind === 'qos-changed') {
+    const o = d.old as { class: string; qos: { min: Figures; max: Figures } };
+    const n = d.new as { class: string; qos: { min: Figures; max: Figures } };
+    const cls = o.class === n.class ? '' : `class ${o.class} → ${n.class}; `;
+    return `${cls}limits ${figures(o.qos.max)} → ${figures(n.qos.max)}; guarantees ${figures(o.qos.min)} → ${figures(n.qos.min)}`;
+  }
+  if (e.kind === 'volume-resized') return `${formatBytes(d.from as number)} → ${formatBytes(d.to as number)}`;
+  if ('target' in d) return String(d.target);
+  if ('reason' in d) return String(d.reason);
+  return '';
+}
+
+export function registerVolumeCommands(program: Command): void {
+  program
+    .command('volumes')
+    .description('list volumes')
+    .action(
+      action(async function (this: Command) {
+        const g = globals(this);
+        const { volumes } = await call<{ volumes: VolumeOut[] }>(g.socket, 'GET', '/v1/volumes');
+        emit(g, { volumes }, () =>
+          printTable(
+            ['NAME', 'POOL', 'SIZE', 'FS', 'CLASS', 'STATE', 'DEVICE', 'LIMITS', 'GUARANTEES', 'ATTACHED'],
+            volumes.map((v) => [v.name, v.pool, formatBytes(v.sizeBytes), v.fsType, v.class, v.state, v.device ?? '-', figures(v.qos.max), figures(v.qos.min), String(v.attachments.length)]),
+          ),
+        );
+      }),
+    );
+
+  const volume = program.command('volume').description('create, show, change, delete one volume, or show its history');
+
+  volume
+    .command('show <name>')
+    .description('show a volume and where it is attached')
+    .action(
+      action(async function (this: Command, name: string) {
+        const g = globals(this);
+        const v = await call<VolumeOut>(g.socket, 'GET', `/v1/volumes/${encodeURIComponent(name)}`);
+        emit(g, v, () => {
+          printKeyValues([
+            ['name', v.name], ['pool', v.pool], ['size', `${formatBytes(v.sizeBytes)} (${v.sizeBytes} bytes)`], ['fsType', v.fsType],
+            ['class', v.class], ['ephemeral', String(v.ephemeral)], ['state', v.state],
+            ['device', v.device ? `${v.device} (${v.deviceNumber})` : '-'],
+            ['limits', figures(v.qos.max)], ['guarantees', figures(v.qos.min)],
+            ['set explicitly', `limits ${figures(v.overrides.max)}, guarantees ${figures(v.overrides.min)}`], ['created', v.createdAt],
+          ]);
+          if (v.attachments.length) {
+            process.stdout.write('\n');
+            printTable(['TARGET', 'POD', 'CGROUPS'], v.attachments.map((a) => [a.target, a.podUid ?? '-', String(a.cgroupPaths.length)]));
+          }
+        });
+      }),
+    );
+
+  qosFlags(
+    volume
+      .command('create <name>')
+      .description('create a volume (formatted, not mounted); guarantees are admitted against the pool')
+      .option('--pool <pool>', 'pool to carve it from')
+      .option('--size <q>', 'size (10Gi, 500M)', positive('--size'))
+      .addOption(new Option('--fs-type <fs>', 'filesystem').choices(['ext4', 'xfs']))
+      .option('--class <class>', 'QoS class'),
+  ).action(
+    action(async function (this: Command, name: string, o: QosOpts & { pool?: string; size?: number; fsType?: string; class?: string }) {
+      const g = globals(this);
+      const qos = qosBody(o);
+      const body = {
+        name,
+        ...(o.pool !== undefined && { pool: o.pool }),
+        ...(o.size !== undefined && { size: o.size }),
+        ...(o.fsType !== undefined && { fsType: o.fsType }),
+        ...(o.class !== undefined && { class: o.class }),
+        ...(qos && { qos }),
+      };
+      const v = await call<VolumeOut>(g.socket, 'POST', '/v1/volumes', body);
+      emit(g, v, () => process.stdout.write(`volume ${v.name} created: ${formatBytes(v.sizeBytes)} ${v.fsType} on ${v.device}, limits ${figures(v.qos.max)}, guarantees ${figures(v.qos.min)}\n`));
+    }),
+  );
+
+  qosFlags(
+    volume
+      .command('set <name>')
+      .description('change a volume: class or QoS figures (applied to its pods at once, re-admitted), size (grow only)')
+      .option('--size <q>', 'new size, larger than the current one', positive('--size'))
+      .option('--class <class>', 'new QoS class (explicit figures still override it)')
+      .option('--unset <figures>', 'drop explicit figures, e.g. max-read-iops,min-write-bps (the class figure applies again)'),
+  ).action(
+    action(async function (this: Command, name: string, o: QosOpts & { size?: number; class?: string; unset?: string }) {
+      const g = globals(this);
+      const qos: { min?: Record<string, number | null>; max?: Record<string, number | null> } = qosBody(o) ?? {};
+      for (const item of o.unset ? o.unset.split(',') : []) {
+        const m = /^(min|max)-(read|write)-(iops|bps)$/.exec(item.trim());
+        if (!m) throw new UsageError(`--unset: "${item}" is not a figure (like max-read-iops or min-write-bps)`);
+        const dim = `${m[2]}${m[3] === 'iops' ? 'Iops' : 'Bps'}`;
+        (qos[m[1] as 'min' | 'max'] ??= {})[dim] = null;
+      }
+      const body = {
+        ...(o.size !== undefined && { size: o.size }),
+        ...(o.class !== undefined && { class: o.class }),
+        ...((qos.min || qos.max) && { qos }),
+      };
+      if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --size, --class, --unset or a --max-*/--min-* flag');
+      const v = await call<VolumeOut>(g.socket, 'PATCH', `/v1/volumes/${encodeURIComponent(name)}`, body);
+      emit(g, v, () => process.stdout.write(`volume ${v.name}: ${formatBytes(v.sizeBytes)}, class ${v.class}, limits ${figures(v.qos.max)}, guarantees ${figures(v.qos.min)}\n`));
+    }),
+  );
+
+  volume
+    .command('delete <name>')
+    .description('delete a volume and its data (refused while it is attached); releases its guarantees')
+    .action(
+      action(async function (this: Command, name: string) {
+        const g = globals(this);
+        await call(g.socket, 'DELETE', `/v1/volumes/${encodeURIComponent(name)}`);
+        emit(g, { deleted: name }, () => process.stdout.write(`volume ${name} deleted\n`));
+      }),
+    );
+
+  volume
+    .command('history <name>')
+    .description("show a volume's event log: creation, QoS changes (old → new), attaches, resizes")
+    .action(
+      action(async function (this: Command, name: string) {
+        const g = globals(this);
+        const { events } = await call<{ events: EventOut[] }>(g.socket, 'GET', `/v1/volumes/${encodeURIComponent(name)}/events`);
+        emit(g, { events }, () => printTable(['TIME', 'SOURCE', 'EVENT', 'DETAIL'], events.map((e) => [e.time, e.source, e.kind, describeEvent(e)])));
+      }),
+    );
+}
