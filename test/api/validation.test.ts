@@ -15,7 +15,7 @@ let daemon: RunningDaemon;
 function dump(): string {
   const db = new Database(path.join(node.stateDir, 'qosd.db'), { readonly: true, fileMustExist: true });
   try {
-    return JSON.stringify(['volumes', 'attachments', 'events'].map((t) => db.prepare(`SELECT * FROM ${t} ORDER BY rowid`).all()));
+    return JSON.stringify(['volumes', 'attachments', 'events', 'calibrations'].map((t) => db.prepare(`SELECT * FROM ${t} ORDER BY rowid`).all()));
   } finally {
     db.close();
   }
@@ -77,6 +77,16 @@ const cases: Case[] = [
   ['PATCH /v1/volumes/:name with a negative limit', 'PATCH', '/v1/volumes/existing', { qos: { max: { readIops: -1 } } }, 'body.qos.max.readIops: must be a positive integer, or null to remove it'],
   ['PATCH /v1/volumes/:name with a bad size', 'PATCH', '/v1/volumes/existing', { size: 'big' }, 'body.size: must be a positive integer or a quantity such as 500M or 10Gi'],
   ['DELETE /v1/volumes/:name with an invalid name', 'DELETE', '/v1/volumes/-x', undefined, 'params.name: must match pattern'],
+  ['PATCH /v1/volumes/:name with an empty class', 'PATCH', '/v1/volumes/existing', { class: '' }, 'body.class: must NOT have fewer than 1 characters'],
+  ['PATCH /v1/volumes/:name with an unknown class', 'PATCH', '/v1/volumes/existing', { class: 'gold' }, 'class: "gold" is not a configured class'],
+  ['GET /v1/volumes/:name/events with an invalid name', 'GET', '/v1/volumes/Bad/events', undefined, 'params.name: must match pattern'],
+  ['GET /v1/volumes/:name/events with a query parameter', 'GET', '/v1/volumes/existing/events?limit=5', undefined, 'querystring.limit: unknown field'],
+  ['GET /v1/pools with a query parameter', 'GET', '/v1/pools?all=1', undefined, 'querystring.all: unknown field'],
+  ['GET /v1/pools/:name with an invalid name', 'GET', '/v1/pools/Default', undefined, 'params.name: must match pattern'],
+  ['POST /v1/pools/:name/calibrate with too few seconds', 'POST', '/v1/pools/default/calibrate', { seconds: 0 }, 'body.seconds: must be >= 0.2'],
+  ['POST /v1/pools/:name/calibrate with an unknown method', 'POST', '/v1/pools/default/calibrate', { method: 'iozone' }, 'body.method: must be "auto", "fio" or "probe"'],
+  ['POST /v1/pools/:name/calibrate with an unknown field', 'POST', '/v1/pools/default/calibrate', { duration: 3 }, 'body.duration: unknown field'],
+  ['GET /v1/doctor with a query parameter', 'GET', '/v1/doctor?fix=1', undefined, 'querystring.fix: unknown field'],
   ['POST /v1/flex without argv', 'POST', '/v1/flex', {}, 'body.argv: is required'],
   ['POST /v1/flex with argv not an array', 'POST', '/v1/flex', { argv: 'mount /x {}' }, 'body.argv: must be array'],
   ['POST /v1/flex with a non-string argument', 'POST', '/v1/flex', { argv: ['mount', 7] }, 'body.argv[1]: must be string'],
@@ -106,6 +116,22 @@ describe('API input validation', () => {
     expect(r.status).toBe(status);
     expect(r.body.error.code).toBe('InvalidArgument');
     expect(r.body.error.message.length).toBeGreaterThan(0);
+    expect(dump()).toBe(before);
+  });
+
+  it('rejects an unknown x-qosd-source header, naming it', async () => {
+    const before = dump();
+    const r = await new Promise<{ status: number; body: { error: { message: string } } }>((resolve, reject) => {
+      const req = http.request({ socketPath: node.socket, method: 'DELETE', path: '/v1/volumes/existing', headers: { 'x-qosd-source': 'robot' } }, (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.error.message).toContain('headers.x-qosd-source: must be "api" or "cli"');
     expect(dump()).toBe(before);
   });
 
