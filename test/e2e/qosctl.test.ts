@@ -157,7 +157,9 @@ describe('qosctl', () => {
     expect(text).toContain(`const INSTALLED_SOCKET = ${JSON.stringify(node.socket)};`);
     expect(fs.readdirSync(path.dirname(installed))).toEqual(['nvme']);
     // Re-installing replaces the file in one rename.
-    expect(qosctl(['--socket', node.socket, 'install-flex', '--plugin-dir', dir]).code).toBe(0);
+    const t = qosctl(['--socket', node.socket, 'install-flex', '--plugin-dir', dir]);
+    expect(t.code).toBe(0);
+    expect(t.out).toBe(`installed qosd/nvme at ${installed}\n`);
     expect(fs.readdirSync(path.dirname(installed))).toEqual(['nvme']);
   });
 });
