@@ -19,6 +19,7 @@ import { FlexHandler } from './service/flex';
 import { PoolService } from './service/pools';
 import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
+import { recoverAtStart } from './reconcile/recovery';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket, type Services } from './api/server';
 
@@ -60,13 +61,8 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config);
   const calibrator = new Calibrator(store, pools, locks, log);
-  await calibrator.cleanUpInterrupted();
-
-  // Rules of attachments that outlived the last run are checked and their v1 leaves watched again.
-  const repaired = enforcer.reconcileAll();
-  for (const a of store.attachments.list()) {
-    if (a.state !== 'attached') log.warn({ target: a.target, state: a.state }, 'attachment was interrupted by the last stop; the next flex call for it finishes it');
-  }
+  // Before serving: finish or undo what the last run left half done, and put every rule back.
+  const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
 
   const services: Services = {
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
@@ -119,10 +115,24 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     });
   }
 
-  const timer = setInterval(() => enforcer.reconcileAll(), config.reconcileIntervalMs);
+  // The periodic pass: rules back to what SQLite says, and pods that vanished without an unmount.
+  let passing = false;
+  const timer = setInterval(() => {
+    if (passing) return;
+    passing = true;
+    try {
+      enforcer.reconcileAll();
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'reconcile pass failed');
+    }
+    attachments
+      .closeVanished()
+      .catch((err: Error) => log.error({ err: err.message }, 'closing vanished attachments failed'))
+      .finally(() => (passing = false));
+  }, config.reconcileIntervalMs);
   timer.unref();
 
-  log.info({ socket: config.socket, stateDir: config.stateDir, cgroup: layout, repaired, ms: Date.now() - started }, 'qosd serving');
+  log.info({ socket: config.socket, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
   return {
     config, app, store, enforcer, metricsServer,

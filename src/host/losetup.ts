@@ -21,11 +21,10 @@ export async function refreshLoopCapacity(device: string): Promise<void> {
   await run('losetup', ['--set-capacity', device], { timeoutMs: 30_000 });
 }
 
-/** The loop devices currently backed by `file`, found through /sys/block/loopN/loop/backing_file. */
-export function findLoopsByFile(file: string, sysRoot = '/sys'): string[] {
+/** Every attached loop device by backing file, from one pass over /sys/block. */
+export function loopsByBackingFile(sysRoot = '/sys'): Map<string, string[]> {
   const blockDir = path.join(sysRoot, 'block');
-  const want = path.resolve(file);
-  const out: string[] = [];
+  const out = new Map<string, string[]>();
   let names: string[];
   try {
     names = fs.readdirSync(blockDir);
@@ -40,7 +39,14 @@ export function findLoopsByFile(file: string, sysRoot = '/sys'): string[] {
     } catch {
       continue; // not attached
     }
-    if (backing === want) out.push(`/dev/${name}`);
+    const list = out.get(backing) ?? [];
+    list.push(`/dev/${name}`);
+    out.set(backing, list.sort());
   }
-  return out.sort();
+  return out;
+}
+
+/** The loop devices currently backed by `file`, found through /sys/block/loopN/loop/backing_file. */
+export function findLoopsByFile(file: string, sysRoot = '/sys'): string[] {
+  return loopsByBackingFile(sysRoot).get(path.resolve(file)) ?? [];
 }

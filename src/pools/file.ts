@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
-import { attachLoop, detachLoop, findLoopsByFile, refreshLoopCapacity } from '../host/losetup';
+import { attachLoop, detachLoop, findLoopsByFile, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { QosdError } from '../service/errors';
 
@@ -24,6 +24,14 @@ export class FilePool implements VolumePool {
 
   fileOf(name: string): string {
     return path.join(this.dir, `${name}.img`);
+  }
+
+  backingFor(name: string): string {
+    return this.fileOf(name);
+  }
+
+  exists(name: string): boolean {
+    return fs.existsSync(this.fileOf(name));
   }
 
   async create(name: string, sizeBytes: number): Promise<PoolDevice> {
@@ -54,6 +62,18 @@ export class FilePool implements VolumePool {
     const file = volume.backing ?? this.fileOf(volume.name);
     if (!fs.existsSync(file)) throw new Error(`backing file ${file} of volume ${volume.name} is missing`);
     return this.attach(file);
+  }
+
+  async openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>> {
+    const index = loopsByBackingFile(this.sysRoot);
+    const out = new Map<string, PoolDevice>();
+    for (const v of volumes) {
+      const file = v.backing ?? this.fileOf(v.name);
+      const known = index.get(file)?.[0];
+      if (known) out.set(v.name, { device: known, deviceNumber: formatDevice(deviceOf(known)), backing: file });
+      else if (fs.existsSync(file)) out.set(v.name, await this.attach(file));
+    }
+    return out;
   }
 
   async grow(volume: Volume, newSizeBytes: number): Promise<PoolDevice> {

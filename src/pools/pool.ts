@@ -14,6 +14,10 @@ export interface PoolDevice {
 export interface VolumePool {
   readonly name: string;
   readonly backend: 'file' | 'lvm';
+  /** Where a volume of this name keeps its data; recorded before create() so recovery knows. */
+  backingFor(name: string): string;
+  /** True when storage under that name exists already (then create() would refuse). */
+  exists(name: string): boolean;
   /** Makes the pool usable (directories, checks); called once at start. */
   init(): Promise<void>;
   /**
@@ -23,6 +27,8 @@ export interface VolumePool {
   create(name: string, sizeBytes: number): Promise<PoolDevice>;
   /** The device of an existing volume, re-activating it if the node lost it (reboot). */
   open(volume: Volume): Promise<PoolDevice>;
+  /** open() for many volumes at once (start-up): one look at the node, then what is missing. */
+  openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>>;
   /** Grows the device; the caller grows the filesystem. */
   grow(volume: Volume, newSizeBytes: number): Promise<PoolDevice>;
   /** Releases everything the volume held. Succeeds when there is nothing left to release. */

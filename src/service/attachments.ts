@@ -10,6 +10,7 @@ import type { VolumePool } from '../pools/pool';
 import { mountDevice, unmount } from '../host/mount';
 import { mountsAt, readMountinfo } from '../host/mountinfo';
 import { QosdError } from './errors';
+import { crashPoint } from './crash-points';
 import { hasLimits } from './qos-spec';
 import type { KeyedLock } from './locks';
 import type { Enforcer } from './enforcer';
@@ -99,9 +100,11 @@ export class AttachmentService {
         return store.attachments.update(a.id, { cgroupVersion: pod?.version ?? null, podCgroup: pod?.podCgroup ?? null, device: volume.deviceNumber }, now());
       });
 
+      crashPoint('attach:intent');
       fs.mkdirSync(req.target, { recursive: true, mode: 0o750 });
       await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
       mounted = true;
+      crashPoint('attach:mounted');
       // One commit for the outcome: attached, the cgroups written, the event. If writing the
       // rules fails, the row stays "attaching" and the undo below takes the mount away again.
       const attaching = attachment;
@@ -110,6 +113,7 @@ export class AttachmentService {
         store.events.add({ time: now(), volume: volume.name, kind: 'attached', source: req.source, detail: { target: req.target, podCgroup: a.podCgroup, cgroupPaths: a.cgroupPaths } });
         return a;
       });
+      crashPoint('attach:attached');
       return { attachment, volume };
     } catch (err) {
       await this.undoAttach(attachment, mounted, req, created, err);
@@ -161,11 +165,11 @@ export class AttachmentService {
       store.attachments.update(att.id, { state: 'detaching' }, now());
       store.events.add({ time: now(), volume: att.volume, kind: 'detach-started', source, detail: { target: att.target } });
     });
+    crashPoint('detach:intent');
     this.o.enforcer.clear({ ...att, state: 'detaching' });
-    // A target can carry the same device more than once if something mounted it again; take all.
-    while (readMountinfo().some((m) => m.mountPoint === att.target && (m.device === att.device || att.device === null))) {
-      await unmount(att.target);
-    }
+    crashPoint('detach:cleared');
+    await this.unmountOurs(att);
+    crashPoint('detach:unmounted');
     const vol = store.volumes.get(att.volume);
     store.tx(() => {
       store.attachments.delete(att.id);
@@ -174,5 +178,54 @@ export class AttachmentService {
     if (vol?.ephemeral && store.attachments.list(vol.name).length === 0) {
       await this.o.volumes.deleteLocked(vol.name, source);
     }
+  }
+
+  /** A target can carry the same device more than once if something mounted it again; take all. */
+  private async unmountOurs(att: Attachment): Promise<void> {
+    while (readMountinfo().some((m) => m.mountPoint === att.target && (m.device === att.device || att.device === null))) {
+      await unmount(att.target);
+    }
+  }
+
+  /**
+   * Start-up recovery. "attaching": the attach never answered kubelet, which retries it, so take
+   * it apart (rules, mount, row) and keep the volume. "detaching": finish the detach.
+   */
+  async recover(att: Attachment): Promise<void> {
+    await this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
+      if (att.state === 'detaching') return this.detachLocked(att, 'reconcile');
+      if (att.state !== 'attaching') return;
+      this.o.enforcer.clear(att);
+      await this.unmountOurs(att);
+      this.o.store.tx(() => {
+        this.o.store.attachments.delete(att.id);
+        this.o.store.events.add({ time: now(), volume: att.volume, kind: 'attach-rolled-back', source: 'reconcile', detail: { target: att.target } });
+      });
+    });
+  }
+
+  /**
+   * Attachments whose pod is gone: not mounted any more, and the pod cgroup (or, without one, the
+   * target directory) has disappeared: the pod was deleted while qosd was down, or kubelet never
+   * called unmount. They are closed: rules forgotten, row removed, an ephemeral volume deleted,
+   * a persistent one kept.
+   */
+  async closeVanished(): Promise<number> {
+    let closed = 0;
+    const mounted = new Set(readMountinfo().map((m) => m.mountPoint));
+    for (const att of this.o.store.attachments.list()) {
+      if (att.state !== 'attached' || mounted.has(att.target)) continue;
+      const podGone = att.podCgroup ? !fs.existsSync(att.podCgroup) : !fs.existsSync(att.target);
+      if (!podGone) continue;
+      await this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
+        const current = this.o.store.attachments.byId(att.id);
+        if (!current || current.state !== 'attached') return;
+        this.o.store.events.add({ time: now(), volume: att.volume, kind: 'pod-vanished', source: 'reconcile', detail: { target: att.target, podUid: att.podUid, podCgroup: att.podCgroup } });
+        this.o.log.warn({ volume: att.volume, target: att.target, pod: att.podUid }, 'reconcile: pod is gone without an unmount; closing its attachment');
+        await this.detachLocked(current, 'reconcile');
+        closed++;
+      });
+    }
+    return closed;
   }
 }

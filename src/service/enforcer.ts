@@ -9,6 +9,8 @@ import { findPodCgroup, type CgroupDriver } from '../host/pod-cgroup';
 import * as v1 from '../host/cgroup-v1';
 import * as v2 from '../host/cgroup-v2';
 import { LeafWatcher } from '../reconcile/leaf-watcher';
+import { reconcilePass } from '../reconcile/pass';
+import * as fs from 'node:fs';
 import type { Attachment } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
@@ -99,25 +101,26 @@ export class Enforcer {
     this.watcher.close();
   }
 
-  /** One full pass over every attachment: rewrite what differs. Returns the number of writes. */
+  /**
+   * One full reconcile pass (reconcile/pass.ts), then the v1 watches every attached pod needs.
+   * Each repair is counted and logged with what was wrong. Returns the number of repairs.
+   */
   reconcileAll(): number {
-    let repairs = 0;
-    for (const att of this.o.store.attachments.list()) {
-      if (att.state !== 'attached' || !att.podCgroup) continue;
-      const vol = this.o.store.volumes.get(att.volume);
-      if (!vol) continue;
-      try {
-        const { writes } = this.apply(att, vol, 'reconcile');
-        if (writes > 0) {
-          repairs += writes;
-          this.o.metrics.reconcileRepairs.inc({ kind: 'cgroup-rule' }, writes);
-          this.o.log.warn({ volume: vol.name, pod: att.podUid, writes }, 'reconcile: cgroup rules differed from SQLite and were rewritten');
-        }
-      } catch (err) {
-        this.o.log.warn({ volume: vol.name, pod: att.podUid, err: (err as Error).message }, 'reconcile: could not check cgroup rules');
-      }
+    const layout = this.o.layout;
+    if ('error' in layout) return 0;
+    const { repairs } = reconcilePass({ layout, kubelet: this.o.kubelet, store: this.o.store, policy: this.policy });
+    for (const r of repairs) {
+      this.o.metrics.reconcileRepairs.inc({ kind: r.kind === 'stray' ? 'stray-rule' : 'cgroup-rule' });
+      this.o.log.warn(
+        { dir: r.dir, device: r.device, found: r.found, want: r.want },
+        r.kind === 'stray' ? 'reconcile: cleared a rule that no attachment wants' : 'reconcile: cgroup rules differed from SQLite and were rewritten',
+      );
     }
-    return repairs;
+    if (repairs.length) this.o.metrics.ruleWrites.inc({ version: layout.version, reason: 'reconcile' }, repairs.length);
+    for (const att of this.o.store.attachments.list()) {
+      if (att.state === 'attached' && att.cgroupVersion === 'v1' && att.podCgroup && fs.existsSync(att.podCgroup)) this.watcher.watch(att.podCgroup, att.id);
+    }
+    return repairs.length;
   }
 
   private sync(att: Attachment, vol: Volume, reason: WriteReason): { dirs: string[]; writes: number } {

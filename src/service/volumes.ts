@@ -14,6 +14,7 @@ import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
 import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from './qos-spec';
 import { admit } from './admission';
+import { crashPoint } from './crash-points';
 import { QosdError, invalid, notFound } from './errors';
 import type { KeyedLock } from './locks';
 import type { Enforcer } from './enforcer';
@@ -153,21 +154,61 @@ export class VolumeService {
       this.o.store.events.add({ time: t, volume: r.name, kind: 'volume-create-started', source, detail: { pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, qos: r.qos, ephemeral: r.ephemeral } });
       return v;
     });
+    crashPoint('create:intent');
     let allocated = false;
     try {
+      if (pool.exists(volume.name)) {
+        throw new QosdError('FailedPrecondition', `${pool.backingFor(volume.name)} already exists and is not a volume qosd knows; refusing to use or remove it`);
+      }
+      // Recorded before it exists: if qosd dies while making it, the next start knows it is ours.
+      this.o.store.volumes.update(volume.name, { backing: pool.backingFor(volume.name) }, now());
       const dev = await pool.create(volume.name, volume.sizeBytes);
       allocated = true;
       this.o.store.volumes.update(volume.name, { backing: dev.backing, device: dev.device, deviceNumber: dev.deviceNumber }, now());
-      await this.format(volume.name, dev.device, volume.fsType);
-      return this.o.store.tx(() => {
-        const v = this.o.store.volumes.update(volume.name, { state: 'ready', formatted: true }, now());
-        this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-created', source, detail: { device: v.device, deviceNumber: v.deviceNumber } });
-        return v;
-      });
+      crashPoint('create:allocated');
+      return await this.finishCreate(volume.name, dev.device, source);
     } catch (err) {
       await this.undoCreate(volume.name, source, err, allocated);
       throw err;
     }
+  }
+
+  /** Formats (unless blkid finds our filesystem already) and marks the volume ready. */
+  private async finishCreate(name: string, device: string, source: Source): Promise<Volume> {
+    await this.format(name, device, this.get(name).fsType);
+    crashPoint('create:formatted');
+    return this.o.store.tx(() => {
+      const v = this.o.store.volumes.update(name, { state: 'ready', formatted: true }, now());
+      this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-created', source, detail: { device: v.device, deviceNumber: v.deviceNumber } });
+      return v;
+    });
+  }
+
+  /**
+   * Start-up recovery of a create that a stopped daemon left "creating": rolled forward when its
+   * backing storage exists (formatted only if blank, so never twice), rolled back when it does not.
+   */
+  async recoverCreate(v: Volume): Promise<void> {
+    const pool = this.o.pools.get(v.pool);
+    if (!pool || !v.backing || !pool.exists(v.name)) {
+      this.o.store.tx(() => {
+        this.o.store.volumes.delete(v.name);
+        this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-create-rolled-back', source: 'reconcile', detail: { reason: 'no storage was made before the daemon stopped' } });
+      });
+      return;
+    }
+    const dev = await pool.open(v);
+    this.o.store.volumes.update(v.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now());
+    await this.finishCreate(v.name, dev.device, 'reconcile');
+  }
+
+  /** Start-up recovery of a delete that a stopped daemon left "deleting": finish it. */
+  async recoverDelete(v: Volume): Promise<void> {
+    await this.o.pools.get(v.pool)?.remove(v);
+    this.o.store.tx(() => {
+      this.o.store.volumes.delete(v.name);
+      this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-deleted', source: 'reconcile', detail: { recovered: true } });
+    });
   }
 
   /** Formats a new volume's device, unless blkid finds anything on it. */
@@ -225,7 +266,9 @@ export class VolumeService {
       this.o.store.volumes.update(name, { state: 'deleting' }, now());
       this.o.store.events.add({ time: now(), volume: name, kind: 'volume-delete-started', source, detail: {} });
     });
+    crashPoint('delete:intent');
     await this.o.pools.get(v.pool)!.remove(v);
+    crashPoint('delete:removed');
     this.o.store.tx(() => {
       this.o.store.volumes.delete(name);
       this.o.store.events.add({ time: now(), volume: name, kind: 'volume-deleted', source, detail: {} });

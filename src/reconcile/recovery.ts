@@ -1,0 +1,88 @@
+// Start-up recovery, before the daemon serves: rebuild the picture from SQLite, the loop devices,
+// mountinfo and the cgroup trees, then finish or roll back whatever a stopped daemon left half
+// done. Creates with storage are rolled forward (never formatted twice), creates without are
+// rolled back; deletes and detaches are finished; attaches that never answered kubelet are taken
+// apart (kubelet retries them); loop devices lost to a reboot are attached again; attachments of
+// pods that vanished meanwhile are closed; and one full reconcile pass puts every rule back.
+import type { Logger } from 'pino';
+import type { Store } from '../store/store';
+import { now } from '../store/store';
+import type { VolumePool } from '../pools/pool';
+import type { VolumeService } from '../service/volumes';
+import type { AttachmentService } from '../service/attachments';
+import type { Enforcer } from '../service/enforcer';
+import type { Calibrator } from '../service/calibrate';
+
+export interface RecoveryContext {
+  store: Store;
+  pools: Map<string, VolumePool>;
+  volumes: VolumeService;
+  attachments: AttachmentService;
+  enforcer: Enforcer;
+  calibrator: Calibrator;
+  log: Logger;
+}
+
+export interface RecoveryReport {
+  volumes: number;
+  createsRecovered: number;
+  deletesFinished: number;
+  attachmentsRecovered: number;
+  loopsReattached: number;
+  vanishedClosed: number;
+  ruleRepairs: number;
+  ms: number;
+}
+
+export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport> {
+  const started = Date.now();
+  const report: RecoveryReport = { volumes: 0, createsRecovered: 0, deletesFinished: 0, attachmentsRecovered: 0, loopsReattached: 0, vanishedClosed: 0, ruleRepairs: 0, ms: 0 };
+  await c.calibrator.cleanUpInterrupted();
+
+  const all = c.store.volumes.list();
+  report.volumes = all.length;
+  for (const v of all) {
+    try {
+      if (v.state === 'creating') {
+        await c.volumes.recoverCreate(v);
+        report.createsRecovered++;
+      } else if (v.state === 'deleting') {
+        await c.volumes.recoverDelete(v);
+        report.deletesFinished++;
+      }
+    } catch (err) {
+      c.log.error({ volume: v.name, state: v.state, err: (err as Error).message }, 'recovery: could not finish an interrupted operation; it stays as it is');
+    }
+  }
+
+  // Devices: one look per pool; a volume whose loop device is gone (a reboot) gets a new one.
+  for (const [name, pool] of c.pools) {
+    const ready = c.store.volumes.list().filter((v) => v.pool === name && v.state === 'ready');
+    const devices = await pool.openAll(ready);
+    for (const v of ready) {
+      const dev = devices.get(v.name);
+      if (!dev) {
+        c.log.error({ volume: v.name, backing: v.backing }, 'recovery: the backing storage of a volume is missing');
+        continue;
+      }
+      if (dev.device !== v.device || dev.deviceNumber !== v.deviceNumber) {
+        c.store.volumes.update(v.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now());
+        report.loopsReattached++;
+      }
+    }
+  }
+
+  for (const att of c.store.attachments.list()) {
+    if (att.state === 'attached') continue;
+    try {
+      await c.attachments.recover(att);
+      report.attachmentsRecovered++;
+    } catch (err) {
+      c.log.error({ target: att.target, state: att.state, err: (err as Error).message }, 'recovery: could not finish an interrupted attach or detach');
+    }
+  }
+  report.vanishedClosed = await c.attachments.closeVanished();
+  report.ruleRepairs = c.enforcer.reconcileAll();
+  report.ms = Date.now() - started;
+  return report;
+}
