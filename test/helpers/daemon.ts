@@ -63,6 +63,7 @@ export function makeTestNode(extraConfig = '', capacity = DEFAULT_CAPACITY): Tes
 
 export interface RunningDaemon {
   child: ChildProcess;
+  exited: Promise<void>;
   output: () => string;
   stop: () => Promise<void>;
 }
@@ -81,8 +82,8 @@ export async function waitForSocket(socket: string, timeoutMs = 15_000): Promise
   }
 }
 
-export async function startDaemon(node: TestNode, extraArgs: string[] = []): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [QOSD, '--config', node.configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startDaemon(node: TestNode, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<RunningDaemon> {
+  const child = spawn(process.execPath, [QOSD, '--config', node.configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
@@ -100,6 +101,7 @@ export async function startDaemon(node: TestNode, extraArgs: string[] = []): Pro
   }
   return {
     child,
+    exited,
     output: () => out,
     stop: async () => {
       if (child.exitCode !== null || child.signalCode !== null) return;
