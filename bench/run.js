@@ -6,7 +6,10 @@
 //      existing volume, called as kubelet calls it, against a bare `node -e 0`;
 //   2. API throughput: GET /v1/volumes/:name over the unix socket (autocannon);
 //   3. leaf delay: mkdir of a new container cgroup under an attached pod → its blkio rule is
-//      visible, p50/p99 (cgroup v1).
+//      visible, p50/p99 (cgroup v1);
+//   4. reconcile: one full pass over 1,000 and 10,000 attachments on a tmpfs cgroup tree, with
+//      everything and with nothing to repair; start-up to serving with 1,000 volumes
+//      (bench/reconcile.js). BENCH_ONLY=flex|reconcile runs one half.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -14,6 +17,7 @@ const path = require('node:path');
 const crypto = require('node:crypto');
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const autocannon = require('autocannon');
+const { benchReconcile, benchStartup } = require('./reconcile.js');
 
 const REPO = path.resolve(__dirname, '..');
 const QOSD = path.join(REPO, 'dist/cli/qosd.js');
@@ -54,6 +58,24 @@ async function waitSocket(socket) {
 }
 
 async function main() {
+  const only = process.env.BENCH_ONLY;
+  const results = { date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version, kernel: os.release() }, iterations: ITER };
+  if (only !== 'reconcile') await benchFlexApiLeaf(results);
+  if (only !== 'flex') {
+    results.reconcile = await benchReconcile([1000, 10000]);
+    for (const p of results.reconcile.passes) {
+      console.log(`reconcile pass over ${p.attachments} attachments (${p.cgroups} cgroups): everything to repair ${p.everythingToRepairMs.toFixed(0)} ms (${p.repairsWritten} repairs), nothing to repair ${p.nothingToRepairMs.toFixed(0)} ms`);
+    }
+    results.startup = await benchStartup(1000);
+    console.log(`start-up to serving with ${results.startup.volumes} volumes: ${results.startup.startToServingMs.toFixed(0)} ms (node -e 0: ${results.startup.nodeBareMs.toFixed(0)} ms)`);
+  }
+  const out = path.join(REPO, 'bench/results');
+  fs.mkdirSync(out, { recursive: true });
+  fs.writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`wrote ${path.relative(process.cwd(), path.join(out, 'latest.json'))}`);
+}
+
+async function benchFlexApiLeaf(results) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-bench-'));
   const id = path.basename(dir).replace(/[^a-z0-9]/gi, '').toLowerCase();
   const cgroupRoot = `/${id}`;
@@ -67,7 +89,6 @@ async function main() {
     `pools:\n  - { name: default, backend: file, path: ${dir}/volumes }`, 'defaults: { size: 64Mi }',
   ].join('\n'));
   const daemon = spawn(process.execPath, [QOSD, '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
-  const results = { date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version, kernel: os.release() }, iterations: ITER };
   const cleanup = [];
   try {
     await waitSocket(socket);
@@ -167,10 +188,6 @@ async function main() {
     spawnSync('sh', ['-c', `find ${BLKIO}${cgroupRoot} -depth -type d -exec rmdir {} \\; 2>/dev/null`]);
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const out = path.join(REPO, 'bench/results');
-  fs.mkdirSync(out, { recursive: true });
-  fs.writeFileSync(path.join(out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  console.log(`wrote ${path.relative(process.cwd(), path.join(out, 'latest.json'))}`);
 }
 
 main().catch((e) => {

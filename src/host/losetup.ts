@@ -21,6 +21,15 @@ export async function refreshLoopCapacity(device: string): Promise<void> {
   await run('losetup', ['--set-capacity', device], { timeoutMs: 30_000 });
 }
 
+/** The backing file of one loop device (/dev/loopN), or undefined when it is not attached. */
+export function loopBacking(device: string, sysRoot = '/sys'): string | undefined {
+  try {
+    return fs.readFileSync(path.join(sysRoot, 'block', path.basename(device), 'loop', 'backing_file'), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
 /** Every attached loop device by backing file, from one pass over /sys/block. */
 export function loopsByBackingFile(sysRoot = '/sys'): Map<string, string[]> {
   const blockDir = path.join(sysRoot, 'block');

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
-import { attachLoop, detachLoop, findLoopsByFile, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
+import { attachLoop, detachLoop, findLoopsByFile, loopBacking, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { QosdError } from '../service/errors';
 
@@ -61,7 +61,7 @@ export class FilePool implements VolumePool {
   async open(volume: Volume): Promise<PoolDevice> {
     const file = volume.backing ?? this.fileOf(volume.name);
     if (!fs.existsSync(file)) throw new Error(`backing file ${file} of volume ${volume.name} is missing`);
-    return this.attach(file);
+    return this.attach(file, volume.device);
   }
 
   async openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>> {
@@ -80,7 +80,7 @@ export class FilePool implements VolumePool {
     const file = volume.backing ?? this.fileOf(volume.name);
     const { size } = fs.statSync(file);
     if (newSizeBytes > size) fs.truncateSync(file, newSizeBytes);
-    const dev = await this.attach(file);
+    const dev = await this.attach(file, volume.device);
     await refreshLoopCapacity(dev.device);
     return dev;
   }
@@ -91,8 +91,13 @@ export class FilePool implements VolumePool {
     fs.rmSync(file, { force: true });
   }
 
-  private async attach(file: string): Promise<PoolDevice> {
-    const device = findLoopsByFile(file, this.sysRoot)[0] ?? (await attachLoop(file));
+  /**
+   * The loop device backed by `file`, attaching one if there is none. The device SQLite last
+   * recorded is checked first (one sysfs read): scanning every loop device costs a read each,
+   * and a node with a thousand volumes has a thousand of them.
+   */
+  private async attach(file: string, recorded?: string | null): Promise<PoolDevice> {
+    const device = (recorded && loopBacking(recorded, this.sysRoot) === file ? recorded : undefined) ?? findLoopsByFile(file, this.sysRoot)[0] ?? (await attachLoop(file));
     return { device, deviceNumber: formatDevice(deviceOf(device)), backing: file };
   }
 }

@@ -9,6 +9,7 @@ import type { CgroupLayout } from '../host/cgroup-layout';
 import { kubepodsDirs, type CgroupDriver } from '../host/pod-cgroup';
 import * as v1 from '../host/cgroup-v1';
 import * as v2 from '../host/cgroup-v2';
+import { readSmall } from '../host/read-small';
 import type { Store } from '../store/store';
 import type { LimitPolicy } from '../service/limit-policy';
 import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
@@ -44,7 +45,9 @@ function isGone(err: unknown): boolean {
 function readV1(dir: string): Map<string, Figures> {
   const out = new Map<string, Figures>();
   for (const d of DIMENSIONS) {
-    for (const [dev, value] of v1.parseRuleFile(fs.readFileSync(path.join(dir, v1.V1_FILES[d]), 'utf8'))) {
+    const text = readSmall(`${dir}/${v1.V1_FILES[d]}`);
+    if (text === '') continue; // the common case: no rule at all
+    for (const [dev, value] of v1.parseRuleFile(text)) {
       // A "0" line only exists in a fake tree (the kernel drops it); it means no rule.
       if (value === 0) continue;
       const f = out.get(dev) ?? {};
@@ -95,19 +98,23 @@ export function reconcilePass(ctx: PassContext): PassResult {
     let entries: fs.Dirent[];
     try {
       entries = fs.readdirSync(dir, { withFileTypes: true });
-      cgroups++;
-      syncDir(layout.version, dir, wants ?? new Map(), ours, repairs);
     } catch (err) {
       if (isGone(err)) continue; // removed while walking: a container that just exited
       throw err;
     }
-    for (const e of entries) if (e.isDirectory()) queue.push([path.join(dir, e.name), wants]);
+    cgroups++;
+    try {
+      syncDir(layout.version, dir, wants ?? new Map(), ours, repairs);
+    } catch (err) {
+      if (!isGone(err)) throw err; // exited between the listing and the read: nothing to keep
+    }
+    for (const e of entries) if (e.isDirectory()) queue.push([`${dir}/${e.name}`, wants]);
   }
   return { cgroups, repairs };
 }
 
 function syncDir(version: 'v1' | 'v2', dir: string, wants: Wants, ours: Set<string>, repairs: Repair[]): void {
-  const current = version === 'v1' ? readV1(dir) : v2.parseIoMax(fs.readFileSync(path.join(dir, 'io.max'), 'utf8'));
+  const current = version === 'v1' ? readV1(dir) : v2.parseIoMax(readSmall(`${dir}/io.max`));
   for (const [device, want] of wants) {
     const found = current.get(device) ?? {};
     if (same(found, want)) continue;

@@ -4,12 +4,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, describe, expect, it } from 'vitest';
-import { QOSD, makeTestNode, startDaemon, type TestNode } from '../helpers/daemon';
+import { QOSD, makeTestNode, removeTestNode, startDaemon, type TestNode } from '../helpers/daemon';
 import { request } from '../../src/cli/client';
 
 const nodes: TestNode[] = [];
 afterAll(() => {
-  for (const n of nodes) fs.rmSync(n.dir, { recursive: true, force: true });
+  for (const n of nodes) removeTestNode(n);
 });
 
 function qosd(args: string[]) {

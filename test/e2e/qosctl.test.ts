@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QOSCTL, REPO, makeTestNode, startDaemon, waitForSocket, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { QOSCTL, REPO, makeTestNode, removeTestNode, startDaemon, waitForSocket, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { nodeTestBlocker } from '../helpers/host';
 
 function qosctl(args: string[], env: Record<string, string> = {}) {
@@ -23,7 +23,7 @@ describe('qosctl', () => {
 
   afterAll(async () => {
     await daemon?.stop();
-    fs.rmSync(node.dir, { recursive: true, force: true });
+    if (node) removeTestNode(node);
   });
 
   it('status: a table by default, the API JSON with -o json', () => {

@@ -126,9 +126,11 @@ export function removeTestNode(node: TestNode): void {
       /* already gone */
     }
   }
-  for (const f of fs.existsSync(node.poolDir) ? fs.readdirSync(node.poolDir) : []) {
-    for (const line of execFileSync('losetup', ['-j', path.join(node.poolDir, f)], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
-      execFileSync('losetup', ['-d', line.split(':')[0]!]);
+  if (process.getuid?.() === 0) {
+    for (const f of fs.existsSync(node.poolDir) ? fs.readdirSync(node.poolDir) : []) {
+      for (const line of execFileSync('losetup', ['-j', path.join(node.poolDir, f)], { encoding: 'utf8' }).split('\n').filter(Boolean)) {
+        execFileSync('losetup', ['-d', line.split(':')[0]!]);
+      }
     }
   }
   removeCgroupTree(node.cgroupRoot);
