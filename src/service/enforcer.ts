@@ -14,7 +14,6 @@ import * as fs from 'node:fs';
 import type { Attachment } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
-import { hasLimits } from './qos-spec';
 import { staticLimits, type LimitPolicy } from './limit-policy';
 import { QosdError } from './errors';
 import type { Metrics } from '../metrics/registry';
