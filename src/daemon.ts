@@ -20,6 +20,7 @@ import { PoolService } from './service/pools';
 import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
 import { recoverAtStart } from './reconcile/recovery';
+import { MetricsCollector } from './metrics/collect';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket, type Services } from './api/server';
 
@@ -60,6 +61,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config);
+  const collector = new MetricsCollector(metrics, store, poolService);
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
@@ -86,11 +88,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
         attachments: store.attachments.list().length,
       };
     },
-    refreshGauges: () => {
-      metrics.volumes.reset();
-      for (const p of config.pools) metrics.volumes.set({ pool: p.name }, store.volumes.countByPool().get(p.name) ?? 0);
-      metrics.attachments.set(store.attachments.list().length);
-    },
+    collectMetrics: () => collector.refresh(),
   };
 
   const app = buildApi(services, log);
@@ -104,8 +102,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NotFound', message: 'only GET /metrics is served here' } }));
         return;
       }
-      services.refreshGauges();
-      metrics.text().then(
+      services.collectMetrics().then(() => metrics.text()).then(
         (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );

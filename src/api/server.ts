@@ -34,7 +34,8 @@ export interface Services {
   metrics: Metrics;
   doctor(): Check[];
   status(): Static<typeof StatusOut>;
-  refreshGauges(): void;
+  /** Reads what the metric families need from the kernel and the store (before a scrape). */
+  collectMetrics(): Promise<void>;
 }
 
 export function buildApi(s: Services, log: Logger): FastifyInstance {
@@ -51,6 +52,13 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
     schemaErrorFormatter: formatValidation,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandlers(app);
+  app.addHook('onResponse', (req, reply, done) => {
+    s.metrics.apiDuration.observe(
+      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+    done();
+  });
   app.register(statusRoutes(s));
   app.register(volumeRoutes(s));
   app.register(attachmentRoutes(s));

@@ -69,7 +69,14 @@ export class Enforcer {
   /** Writes the volume's limits for the attachment and keeps new v1 leaves covered. */
   apply(att: Attachment, vol: Volume, reason: WriteReason): { attachment: Attachment; writes: number } {
     if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber) return { attachment: att, writes: 0 };
-    const { dirs, writes } = this.sync(att, vol, reason);
+    let result: { dirs: string[]; writes: number };
+    try {
+      result = this.sync(att, vol, reason);
+    } catch (err) {
+      this.o.metrics.enforcementErrors.inc({ reason });
+      throw err;
+    }
+    const { dirs, writes } = result;
     if (att.cgroupVersion === 'v1') this.watcher.watch(att.podCgroup, att.id);
     return { attachment: this.recordPaths(att, dirs), writes };
   }
@@ -89,7 +96,9 @@ export class Enforcer {
       try {
         writes += att.cgroupVersion === 'v2' ? v2.clearIoMax(dir, att.device) : v1.clearRules(dir, att.device);
       } catch (err) {
-        if (!isGone(err)) throw err; // the container or pod already went away: nothing to clear
+        if (isGone(err)) continue; // the container or pod already went away: nothing to clear
+        this.o.metrics.enforcementErrors.inc({ reason: 'detach' });
+        throw err;
       }
     }
     if (writes) this.o.metrics.ruleWrites.inc({ version: att.cgroupVersion, reason: 'detach' }, writes);
@@ -107,7 +116,16 @@ export class Enforcer {
   reconcileAll(): number {
     const layout = this.o.layout;
     if ('error' in layout) return 0;
-    const { repairs } = reconcilePass({ layout, kubelet: this.o.kubelet, store: this.o.store, policy: this.policy });
+    const timer = this.o.metrics.reconcileDuration.startTimer();
+    let repairs: ReturnType<typeof reconcilePass>['repairs'];
+    try {
+      repairs = reconcilePass({ layout, kubelet: this.o.kubelet, store: this.o.store, policy: this.policy }).repairs;
+    } catch (err) {
+      this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
+      throw err;
+    } finally {
+      timer();
+    }
     for (const r of repairs) {
       this.o.metrics.reconcileRepairs.inc({ kind: r.kind === 'stray' ? 'stray-rule' : 'cgroup-rule' });
       this.o.log.warn(
@@ -165,7 +183,9 @@ export class Enforcer {
         this.o.metrics.leafDelay.observe(Number(process.hrtime.bigint() - started) / 1e9);
         this.recordPaths(att, [dir]);
       } catch (err) {
-        if (!isGone(err)) this.o.log.error({ dir, volume: vol.name, err: (err as Error).message }, 'could not write rules to a new cgroup');
+        if (isGone(err)) continue;
+        this.o.metrics.enforcementErrors.inc({ reason: 'new-cgroup' });
+        this.o.log.error({ dir, volume: vol.name, err: (err as Error).message }, 'could not write rules to a new cgroup');
       }
     }
   }

@@ -166,9 +166,9 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
     const created = await api<Vol>('POST', '/v1/volumes', { name: 'stray', size: '16Mi' });
     const p = pod();
     fs.writeFileSync(path.join(p.leaf, RIOPS), `${created.body.deviceNumber} 77`);
-    // A device qosd does not manage is left alone.
-    const otherLoop = fs.readdirSync('/sys/block').find((n) => n.startsWith('loop') && !loopsOf(created.body.backing).some((l) => l.startsWith(`/dev/${n}:`)))!;
-    const other = fs.readFileSync(`/sys/block/${otherLoop}/dev`, 'utf8').trim();
+    // A device qosd does not manage (a disk that is no loop device of any volume) is left alone.
+    const disk = fs.readdirSync('/sys/block').find((n) => !n.startsWith('loop'))!;
+    const other = fs.readFileSync(`/sys/block/${disk}/dev`, 'utf8').trim();
     fs.writeFileSync(path.join(p.leaf, 'blkio.throttle.write_iops_device'), `${other} 55`);
     const until = Date.now() + 5000;
     while (Date.now() < until && ruleLines(p.leaf, RIOPS) !== '') await new Promise((r) => setTimeout(r, 50));
