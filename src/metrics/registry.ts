@@ -139,8 +139,18 @@ export class Metrics {
     for (const kind of ['cgroup-rule', 'stray-rule']) this.reconcileRepairs.inc({ kind }, 0);
   }
 
-  text(): Promise<string> {
-    return this.registry.metrics();
+  /**
+   * The exposition text, rendered one family at a time with a turn of the event loop between
+   * families: registry.metrics() renders them all in one turn, which with a thousand volumes
+   * (some 10^4 series) holds API requests up for tens of milliseconds.
+   */
+  async text(): Promise<string> {
+    const parts: string[] = [];
+    for (const metric of this.registry.getMetricsAsArray()) {
+      parts.push(await this.registry.getSingleMetricAsString(metric.name));
+      await new Promise<void>((r) => setImmediate(r));
+    }
+    return `${parts.join('\n\n')}\n`;
   }
 
   get contentType(): string {
