@@ -9,7 +9,9 @@
 //      visible, p50/p99 (cgroup v1);
 //   4. reconcile: one full pass over 1,000 and 10,000 attachments on a tmpfs cgroup tree, with
 //      everything and with nothing to repair; start-up to serving with 1,000 volumes
-//      (bench/reconcile.js). BENCH_ONLY=flex|reconcile runs one half.
+//      (bench/reconcile.js);
+//   5. scrape: one /metrics scrape with 1,000 attached volumes, and the longest the event loop
+//      is held meanwhile (bench/scrape.js). BENCH_ONLY=flex|reconcile|scrape runs one part.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -18,6 +20,7 @@ const crypto = require('node:crypto');
 const { spawn, spawnSync, execFileSync } = require('node:child_process');
 const autocannon = require('autocannon');
 const { benchReconcile, benchStartup } = require('./reconcile.js');
+const { benchScrape } = require('./scrape.js');
 
 const REPO = path.resolve(__dirname, '..');
 const QOSD = path.join(REPO, 'dist/cli/qosd.js');
@@ -60,14 +63,19 @@ async function waitSocket(socket) {
 async function main() {
   const only = process.env.BENCH_ONLY;
   const results = { date: new Date().toISOString(), host: { cpus: os.cpus().length, node: process.version, kernel: os.release() }, iterations: ITER };
-  if (only !== 'reconcile') await benchFlexApiLeaf(results);
-  if (only !== 'flex') {
+  if (!only || only === 'flex') await benchFlexApiLeaf(results);
+  if (!only || only === 'reconcile') {
     results.reconcile = await benchReconcile([1000, 10000]);
     for (const p of results.reconcile.passes) {
       console.log(`reconcile pass over ${p.attachments} attachments (${p.cgroups} cgroups): everything to repair ${p.everythingToRepairMs.toFixed(0)} ms (${p.repairsWritten} repairs), nothing to repair ${p.nothingToRepairMs.toFixed(0)} ms`);
     }
     results.startup = await benchStartup(1000);
     console.log(`start-up to serving with ${results.startup.volumes} volumes: ${results.startup.startToServingMs.toFixed(0)} ms (node -e 0: ${results.startup.nodeBareMs.toFixed(0)} ms)`);
+  }
+  if (!only || only === 'scrape') {
+    results.scrape = await benchScrape(1000, 10);
+    const sc = results.scrape;
+    console.log(`scrape with ${sc.attachedVolumes} attached volumes (${sc.series} series): median ${sc.scrapeMsMedian.toFixed(0)} ms (max ${sc.scrapeMsMax.toFixed(0)}); event loop held at most ${sc.loopHeldMsMax.toFixed(1)} ms (median ${sc.loopHeldMsMedian.toFixed(1)})`);
   }
   const out = path.join(REPO, 'bench/results');
   fs.mkdirSync(out, { recursive: true });

@@ -88,7 +88,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
         attachments: store.attachments.list().length,
       };
     },
-    collectMetrics: () => collector.refresh(),
+    scrapeMetrics: () => collector.scrape(),
   };
 
   const app = buildApi(services, log);
@@ -102,7 +102,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
         res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NotFound', message: 'only GET /metrics is served here' } }));
         return;
       }
-      services.collectMetrics().then(() => metrics.text()).then(
+      services.scrapeMetrics().then(
         (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
         (err: Error) => res.writeHead(500).end(err.message),
       );

@@ -34,8 +34,8 @@ export interface Services {
   metrics: Metrics;
   doctor(): Check[];
   status(): Static<typeof StatusOut>;
-  /** Reads what the metric families need from the kernel and the store (before a scrape). */
-  collectMetrics(): Promise<void>;
+  /** One scrape: the Prometheus exposition text, kernel stats read fresh. */
+  scrapeMetrics(): Promise<string>;
 }
 
 export function buildApi(s: Services, log: Logger): FastifyInstance {

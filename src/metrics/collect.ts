@@ -1,30 +1,24 @@
-// Fills the per-volume, per-pod and per-pool families before each scrape. Kernel stats are read
-// with one small read per file, in chunks that yield to the event loop, so a scrape with a
-// thousand attached volumes never holds an API request up for long. IO counters are the kernel's
-// cumulative cgroup stats for the volume's device in the pod cgroup (recursive on v1, where the
-// pod cgroup's own stats would miss its containers), so they survive a daemon restart.
+// Gathers what a scrape shows. Kernel stats are read with one small read per file, in chunks that
+// yield to the event loop, so a scrape with a thousand attached volumes never holds an API
+// request up for long. IO counters are the kernel's cumulative cgroup stats for the volume's
+// device in the pod cgroup (recursive on v1, where the pod cgroup's own stats would miss its
+// containers), so they survive a daemon restart.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Store } from '../store/store';
+import type { Volume } from '../store/volumes';
 import type { PoolService } from '../service/pools';
 import { readSmall } from '../host/read-small';
 import { parseRwStat } from '../host/cgroup-v1';
 import { parseIoStat } from '../host/cgroup-v2';
-import type { Figures } from '../service/qos-spec';
 import type { Metrics } from './registry';
+import { VOLUME_FAMILIES, renderVolumeFamily, type IoSample, type VolumeSample } from './volume-families';
 
-const CHUNK = 200;
+const CHUNK = 100;
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
-interface IoCounts {
-  readOps: number;
-  writeOps: number;
-  readBytes: number;
-  writeBytes: number;
-}
-
 /** The volume's IO as the pod cgroup's stats count it, or undefined when the cgroup is gone. */
-export function readPodIo(version: 'v1' | 'v2', podCgroup: string, device: string): IoCounts | undefined {
+export function readPodIo(version: 'v1' | 'v2', podCgroup: string, device: string): Omit<IoSample, 'podUid'> | undefined {
   try {
     if (version === 'v2') {
       const s = parseIoStat(readSmall(path.join(podCgroup, 'io.stat'))).get(device) ?? {};
@@ -39,74 +33,66 @@ export function readPodIo(version: 'v1' | 'v2', podCgroup: string, device: strin
 }
 
 export class MetricsCollector {
+  private samples: VolumeSample[] = [];
+
   constructor(
     private readonly m: Metrics,
     private readonly store: Store,
     private readonly pools: PoolService,
   ) {}
 
+  /** Reads the store and the kernel; then `families()` renders what was read. */
   async refresh(): Promise<void> {
     const started = process.hrtime.bigint();
     const m = this.m;
-    const volumes = this.store.volumes.list();
+    // Listing a thousand volumes takes ~10 ms: read them in pages, letting requests in between.
+    const volumes: Volume[] = [];
+    for (const page of this.store.volumes.pages(CHUNK)) {
+      volumes.push(...page);
+      await yieldToLoop();
+    }
     const attachments = this.store.attachments.list();
-    for (const g of [m.volumes, m.volumeGuaranteedIops, m.volumeGuaranteedBps, m.volumeLimitIops, m.volumeLimitBps, m.volumeSize, m.volumeAllocated, m.volumeFsUsed]) g.reset();
-    m.volumeIoOps.reset();
-    m.volumeIoBytes.reset();
+    await yieldToLoop();
+    const attached = attachments.filter((a) => a.state === 'attached');
+    const byVolume = new Map<string, typeof attached>();
+    for (const a of attached) byVolume.set(a.volume, [...(byVolume.get(a.volume) ?? []), a]);
 
-    const setDims = (f: Figures, iops: typeof m.volumeLimitIops, bps: typeof m.volumeLimitBps, volume: string, pool: string) => {
-      if (f.readIops !== undefined) iops.set({ volume, pool, direction: 'read' }, f.readIops);
-      if (f.writeIops !== undefined) iops.set({ volume, pool, direction: 'write' }, f.writeIops);
-      if (f.readBps !== undefined) bps.set({ volume, pool, direction: 'read' }, f.readBps);
-      if (f.writeBps !== undefined) bps.set({ volume, pool, direction: 'write' }, f.writeBps);
-    };
-    const mountedAt = new Map<string, string>();
-    for (const a of attachments) if (a.state === 'attached' && !mountedAt.has(a.volume)) mountedAt.set(a.volume, a.target);
-
+    const samples: VolumeSample[] = [];
     for (let i = 0; i < volumes.length; i++) {
       if (i > 0 && i % CHUNK === 0) await yieldToLoop();
       const v = volumes[i]!;
-      setDims(v.qos.min, m.volumeGuaranteedIops, m.volumeGuaranteedBps, v.name, v.pool);
-      setDims(v.qos.max, m.volumeLimitIops, m.volumeLimitBps, v.name, v.pool);
-      m.volumeSize.set({ volume: v.name, pool: v.pool }, v.sizeBytes);
+      const atts = byVolume.get(v.name) ?? [];
+      let allocatedBytes: number | undefined;
+      let fsUsedBytes: number | undefined;
       if (v.backing) {
         try {
-          m.volumeAllocated.set({ volume: v.name, pool: v.pool }, fs.statSync(v.backing).blocks * 512);
+          allocatedBytes = fs.statSync(v.backing).blocks * 512;
         } catch {
           /* storage gone: no series */
         }
       }
-      const target = mountedAt.get(v.name);
-      if (target) {
+      if (atts[0]) {
         try {
-          const st = fs.statfsSync(target);
-          m.volumeFsUsed.set({ volume: v.name, pool: v.pool }, (st.blocks - st.bfree) * st.bsize);
+          const st = fs.statfsSync(atts[0].target);
+          fsUsedBytes = (st.blocks - st.bfree) * st.bsize;
         } catch {
           /* unmounted meanwhile */
         }
       }
+      const io: IoSample[] = [];
+      for (const a of atts) {
+        if (!v.deviceNumber || !a.podCgroup || !a.cgroupVersion) continue;
+        const counts = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
+        if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
+      }
+      samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, io });
     }
+    this.samples = samples;
+    m.attachments.set(attached.length);
+    await yieldToLoop();
 
-    const byName = new Map(volumes.map((v) => [v.name, v]));
-    let attached = 0;
-    for (let i = 0; i < attachments.length; i++) {
-      if (i > 0 && i % CHUNK === 0) await yieldToLoop();
-      const a = attachments[i]!;
-      if (a.state !== 'attached') continue;
-      attached++;
-      const v = byName.get(a.volume);
-      if (!v?.deviceNumber || !a.podCgroup || !a.cgroupVersion) continue;
-      const io = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
-      if (!io) continue;
-      const labels = { volume: v.name, pool: v.pool, pod_uid: a.podUid ?? '' };
-      m.volumeIoOps.inc({ ...labels, direction: 'read' }, io.readOps);
-      m.volumeIoOps.inc({ ...labels, direction: 'write' }, io.writeOps);
-      m.volumeIoBytes.inc({ ...labels, direction: 'read' }, io.readBytes);
-      m.volumeIoBytes.inc({ ...labels, direction: 'write' }, io.writeBytes);
-    }
-    m.attachments.set(attached);
-
-    for (const p of this.pools.list()) {
+    m.volumes.reset();
+    for (const p of this.pools.list({ space: false })) {
       m.volumes.set({ pool: p.name }, p.volumes);
       for (const [g, f] of [
         [[m.poolCapacityIops, m.poolCapacityBps], p.capacity],
@@ -121,5 +107,19 @@ export class MetricsCollector {
       }
     }
     m.scrapeDuration.set(Number(process.hrtime.bigint() - started) / 1e9);
+  }
+
+  /** The per-volume families from the last refresh, one block at a time. */
+  async *families(): AsyncIterable<string> {
+    for (const f of VOLUME_FAMILIES) {
+      yield renderVolumeFamily(f, this.samples);
+      await yieldToLoop();
+    }
+  }
+
+  /** A whole scrape: refresh, then the exposition text. */
+  async scrape(): Promise<string> {
+    await this.refresh();
+    return this.m.text(() => this.families());
   }
 }

@@ -46,41 +46,7 @@ export class Metrics {
 
   readonly attachments = new Gauge({ name: 'qosd_attachments', help: 'Volumes mounted for pods.', registers: [this.registry] });
 
-  // Per volume: what it was promised and what it is allowed (absent series: no figure).
-  readonly volumeGuaranteedIops = this.volumeGauge('qosd_volume_guaranteed_iops', 'Guaranteed (admitted) IO operations per second of a volume.');
-  readonly volumeGuaranteedBps = this.volumeGauge('qosd_volume_guaranteed_bytes_per_second', 'Guaranteed (admitted) bytes per second of a volume.');
-  readonly volumeLimitIops = this.volumeGauge('qosd_volume_limit_iops', 'IO operations per second a volume is limited to.');
-  readonly volumeLimitBps = this.volumeGauge('qosd_volume_limit_bytes_per_second', 'Bytes per second a volume is limited to.');
-
-  // Per volume and pod: the IO done, read from the kernel's cumulative cgroup stats (v1
-  // blkio.throttle.io_serviced_recursive / io_service_bytes_recursive, v2 io.stat) of the pod
-  // cgroup for the volume's device, so a daemon restart does not reset them.
-  readonly volumeIoOps = new Counter({
-    name: 'qosd_volume_io_operations_total',
-    help: 'IO operations done on a volume by a pod (kernel cgroup stats).',
-    labelNames: ['volume', 'pool', 'pod_uid', 'direction'] as const,
-    registers: [this.registry],
-  });
-  readonly volumeIoBytes = new Counter({
-    name: 'qosd_volume_io_bytes_total',
-    help: 'Bytes read or written on a volume by a pod (kernel cgroup stats).',
-    labelNames: ['volume', 'pool', 'pod_uid', 'direction'] as const,
-    registers: [this.registry],
-  });
-
-  readonly volumeSize = new Gauge({ name: 'qosd_volume_size_bytes', help: 'Provisioned size of a volume.', labelNames: ['volume', 'pool'] as const, registers: [this.registry] });
-  readonly volumeAllocated = new Gauge({
-    name: 'qosd_volume_allocated_bytes',
-    help: 'Bytes a volume takes in its pool (blocks of its sparse backing file).',
-    labelNames: ['volume', 'pool'] as const,
-    registers: [this.registry],
-  });
-  readonly volumeFsUsed = new Gauge({
-    name: 'qosd_volume_filesystem_used_bytes',
-    help: 'Bytes used in the filesystem of a mounted volume (statfs).',
-    labelNames: ['volume', 'pool'] as const,
-    registers: [this.registry],
-  });
+  // The per-volume families (qosd_volume_*) are rendered by volume-families.ts.
 
   // Per pool and dimension: capacity, promised away, still promisable.
   readonly poolCapacityIops = this.poolGauge('qosd_pool_capacity_iops', 'IO operations per second a pool can deliver (config or calibration).');
@@ -118,10 +84,6 @@ export class Metrics {
     registers: [this.registry],
   });
 
-  private volumeGauge(name: string, help: string) {
-    return new Gauge({ name, help, labelNames: ['volume', 'pool', 'direction'] as const, registers: [this.registry] });
-  }
-
   private poolGauge(name: string, help: string) {
     return new Gauge({ name, help, labelNames: ['pool', 'direction'] as const, registers: [this.registry] });
   }
@@ -144,12 +106,13 @@ export class Metrics {
    * families: registry.metrics() renders them all in one turn, which with a thousand volumes
    * (some 10^4 series) holds API requests up for tens of milliseconds.
    */
-  async text(): Promise<string> {
+  async text(extra: () => AsyncIterable<string>): Promise<string> {
     const parts: string[] = [];
     for (const metric of this.registry.getMetricsAsArray()) {
       parts.push(await this.registry.getSingleMetricAsString(metric.name));
       await new Promise<void>((r) => setImmediate(r));
     }
+    for await (const block of extra()) parts.push(block);
     return `${parts.join('\n\n')}\n`;
   }
 

@@ -49,15 +49,16 @@ export class PoolService {
     return p;
   }
 
-  list(): PoolView[] {
-    return this.config.pools.map((p) => this.view(p));
+  /** Every pool; `space: false` skips the per-volume file stats (the metrics scrape has them). */
+  list(opts: { space?: boolean } = {}): PoolView[] {
+    return this.config.pools.map((p) => this.view(p, opts.space ?? true));
   }
 
   get(name: string): PoolView {
     return this.view(this.poolConfig(name));
   }
 
-  private view(p: PoolConfig): PoolView {
+  private view(p: PoolConfig, space = true): PoolView {
     const cal = this.store.calibrations.latestDone().get(p.name);
     const cap = poolCapacity(p, cal);
     const totals = this.store.volumes.poolTotals().get(p.name);
@@ -74,7 +75,7 @@ export class PoolService {
     }
     const path = p.backend === 'file' ? p.path : null;
     let freeBytes: number | null = null;
-    if (path) {
+    if (path && space) {
       try {
         const st = fs.statfsSync(path);
         freeBytes = st.bavail * st.bsize;
@@ -82,7 +83,7 @@ export class PoolService {
         freeBytes = null;
       }
     }
-    const backing = this.store.volumes.list().filter((v) => v.pool === p.name).map((v) => v.backing);
+    const backing = space ? this.store.volumes.list().filter((v) => v.pool === p.name).map((v) => v.backing) : [];
     return {
       name: p.name,
       backend: p.backend,

@@ -1,6 +1,6 @@
 // The attachments table: a volume mounted at a target for a pod, and the cgroups qosd wrote
 // rules into for it (so detach clears exactly those and a restart can re-apply them).
-import { statementCache, type Db } from './db';
+import { allRows, statementCache, type Db } from './db';
 import type { CgroupVersion } from '../host/cgroup-layout';
 
 export type AttachmentState = 'attaching' | 'attached' | 'detaching';
@@ -58,9 +58,9 @@ export class AttachmentTable {
 
   list(volume?: string): Attachment[] {
     const rows = volume === undefined
-      ? this.q('SELECT * FROM attachments ORDER BY id').all()
-      : this.q('SELECT * FROM attachments WHERE volume = ? ORDER BY id').all(volume);
-    return (rows as Row[]).map(fromRow);
+      ? allRows<Row>(this.q('SELECT * FROM attachments ORDER BY id'))
+      : allRows<Row>(this.q('SELECT * FROM attachments WHERE volume = ? ORDER BY id'), volume);
+    return rows.map(fromRow);
   }
 
   insert(a: Pick<Attachment, 'volume' | 'podUid' | 'target' | 'readOnly' | 'state' | 'source'>, now: string): Attachment {

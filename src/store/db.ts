@@ -46,3 +46,22 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
     return st;
   };
 }
+
+/**
+ * All rows of a statement as plain objects, fetched in better-sqlite3's raw (array) mode and
+ * keyed in JS: its object mode costs ~20 µs per row of ~25 columns (measured: 20 ms for 1,000
+ * volumes), raw mode a quarter of that, and list() runs on every scrape and API listing.
+ */
+export function allRows<T>(st: Database.Statement, ...params: unknown[]): T[] {
+  const names = st.columns().map((c) => c.name);
+  const rows = st.raw(true).all(...params) as unknown[][];
+  st.raw(false);
+  const out: T[] = new Array(rows.length);
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i]!;
+    const o: Record<string, unknown> = {};
+    for (let c = 0; c < names.length; c++) o[names[c]!] = r[c];
+    out[i] = o as T;
+  }
+  return out;
+}

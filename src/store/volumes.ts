@@ -1,5 +1,5 @@
 // The volumes table: one row per volume, with its QoS spec in eight nullable columns.
-import { statementCache, type Db } from './db';
+import { allRows, statementCache, type Db } from './db';
 import { DIMENSIONS, type Dimension, type QosSpec } from '../service/qos-spec';
 import type { FsType } from '../host/filesystem';
 
@@ -52,11 +52,15 @@ function parseOverrides(text: string): QosSpec {
   return out;
 }
 
+// Column names per dimension, computed once: fromRow runs for every row of every list.
+const QOS_COLUMNS = DIMENSIONS.map((d) => [d, `min_${COLUMN[d]}`, `max_${COLUMN[d]}`] as const);
+const NO_OVERRIDES = '{"min":{},"max":{}}';
+
 function fromRow(r: Row): Volume {
   const qos: QosSpec = { min: {}, max: {} };
-  for (const d of DIMENSIONS) {
-    const lo = r[`min_${COLUMN[d]}`];
-    const hi = r[`max_${COLUMN[d]}`];
+  for (const [d, minCol, maxCol] of QOS_COLUMNS) {
+    const lo = r[minCol];
+    const hi = r[maxCol];
     if (typeof lo === 'number') qos.min[d] = lo;
     if (typeof hi === 'number') qos.max[d] = hi;
   }
@@ -64,7 +68,8 @@ function fromRow(r: Row): Volume {
     name: r.name, pool: r.pool, sizeBytes: r.size_bytes, fsType: r.fs_type, class: r.class,
     ephemeral: r.ephemeral === 1, state: r.state, formatted: r.formatted === 1, backing: r.backing,
     device: r.device, deviceNumber: r.dev_major === null || r.dev_minor === null ? null : `${r.dev_major}:${r.dev_minor}`,
-    qos, overrides: parseOverrides(r.qos_overrides), createdAt: r.created_at, updatedAt: r.updated_at,
+    qos, overrides: r.qos_overrides === NO_OVERRIDES ? { min: {}, max: {} } : parseOverrides(r.qos_overrides),
+    createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
@@ -98,7 +103,19 @@ export class VolumeTable {
   }
 
   list(): Volume[] {
-    return (this.q('SELECT * FROM volumes ORDER BY name').all() as Row[]).map(fromRow);
+    return allRows<Row>(this.q('SELECT * FROM volumes ORDER BY name')).map(fromRow);
+  }
+
+  /** list() in pages of `size`, by name: callers that must not hold the event loop yield between pages. */
+  *pages(size: number): Generator<Volume[]> {
+    let after = '';
+    for (;;) {
+      const page = allRows<Row>(this.q('SELECT * FROM volumes WHERE name > ? ORDER BY name LIMIT ?'), after, size).map(fromRow);
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < size) return;
+      after = page[page.length - 1]!.name;
+    }
   }
 
   /** Per pool: volumes, provisioned bytes and the sum of guarantees (every state counts: a volume

@@ -7,7 +7,7 @@ export const statusRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
   app.get('/v1/status', { schema: { querystring: NoQuery, response: { 200: StatusOut, ...errorReplies } } }, async () => s.status());
 
   app.get('/metrics', async (_req, reply) => {
-    await s.collectMetrics();
-    return reply.type(s.metrics.contentType).send(await s.metrics.text());
+    const text = await s.scrapeMetrics();
+    return reply.type(s.metrics.contentType).send(text);
   });
 };

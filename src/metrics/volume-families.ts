@@ -1,0 +1,82 @@
+// The per-volume families, rendered straight to the exposition format. With a thousand attached
+// volumes these are ~12,000 series; prom-client's label hashing and rendering cost ~150 ms per
+// scrape for them (measured, bench/scrape.js), this ~10 ms. Label values need no escaping: volume
+// and pool names are [a-z0-9._-], pod uids hex and dashes, directions fixed words.
+import type { Figures } from '../service/qos-spec';
+
+export interface IoSample {
+  podUid: string;
+  readOps: number;
+  writeOps: number;
+  readBytes: number;
+  writeBytes: number;
+}
+
+export interface VolumeSample {
+  name: string;
+  pool: string;
+  min: Figures;
+  max: Figures;
+  sizeBytes: number;
+  allocatedBytes: number | undefined;
+  fsUsedBytes: number | undefined;
+  io: IoSample[];
+}
+
+type Family = { name: string; help: string; type: 'gauge' | 'counter'; lines: (v: VolumeSample, out: string[]) => void };
+
+const dims = (f: Figures, iops: boolean) =>
+  iops
+    ? ([['read', f.readIops], ['write', f.writeIops]] as const)
+    : ([['read', f.readBps], ['write', f.writeBps]] as const);
+
+function figureFamily(name: string, help: string, side: 'min' | 'max', iops: boolean): Family {
+  return {
+    name, help, type: 'gauge',
+    lines: (v, out) => {
+      for (const [dir, val] of dims(v[side], iops)) if (val !== undefined) out.push(`${name}{volume="${v.name}",pool="${v.pool}",direction="${dir}"} ${val}`);
+    },
+  };
+}
+
+function ioFamily(name: string, help: string, ops: boolean): Family {
+  return {
+    name, help, type: 'counter',
+    lines: (v, out) => {
+      for (const s of v.io) {
+        const labels = `volume="${v.name}",pool="${v.pool}",pod_uid="${s.podUid}"`;
+        out.push(`${name}{${labels},direction="read"} ${ops ? s.readOps : s.readBytes}`);
+        out.push(`${name}{${labels},direction="write"} ${ops ? s.writeOps : s.writeBytes}`);
+      }
+    },
+  };
+}
+
+function sizeFamily(name: string, help: string, pick: (v: VolumeSample) => number | undefined): Family {
+  return {
+    name, help, type: 'gauge',
+    lines: (v, out) => {
+      const val = pick(v);
+      if (val !== undefined) out.push(`${name}{volume="${v.name}",pool="${v.pool}"} ${val}`);
+    },
+  };
+}
+
+export const VOLUME_FAMILIES: Family[] = [
+  figureFamily('qosd_volume_guaranteed_iops', 'Guaranteed (admitted) IO operations per second of a volume.', 'min', true),
+  figureFamily('qosd_volume_guaranteed_bytes_per_second', 'Guaranteed (admitted) bytes per second of a volume.', 'min', false),
+  figureFamily('qosd_volume_limit_iops', 'IO operations per second a volume is limited to.', 'max', true),
+  figureFamily('qosd_volume_limit_bytes_per_second', 'Bytes per second a volume is limited to.', 'max', false),
+  ioFamily('qosd_volume_io_operations_total', 'IO operations done on a volume by a pod (kernel cgroup stats).', true),
+  ioFamily('qosd_volume_io_bytes_total', 'Bytes read or written on a volume by a pod (kernel cgroup stats).', false),
+  sizeFamily('qosd_volume_size_bytes', 'Provisioned size of a volume.', (v) => v.sizeBytes),
+  sizeFamily('qosd_volume_allocated_bytes', 'Bytes a volume takes in its pool (blocks of its sparse backing file).', (v) => v.allocatedBytes),
+  sizeFamily('qosd_volume_filesystem_used_bytes', 'Bytes used in the filesystem of a mounted volume (statfs).', (v) => v.fsUsedBytes),
+];
+
+/** One exposition block per family (HELP, TYPE, samples), in the order above. */
+export function renderVolumeFamily(f: Family, samples: VolumeSample[]): string {
+  const out = [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`];
+  for (const v of samples) f.lines(v, out);
+  return out.join('\n');
+}
