@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The node-in-a-VM harness: boots Debian's kernel under qemu (TCG: there is no KVM here) with two
+# emulated NVMe drives, device-mapper and cgroup v2 with the io controller, the host's root
+# read-only over 9p under a tmpfs overlay (so the VM runs the host's node, lvm2 and e2fsprogs and
+# this checkout as it is on disk), runs the VM test files with vitest, streams their output over
+# the serial console and exits with their status.
+# Needs: apt-get install qemu-system-x86 linux-image-amd64 busybox-static lvm2
+# Usage: test/vm/run.sh [vitest filter...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+for tool in qemu-system-x86_64 busybox; do
+  command -v "$tool" >/dev/null || { echo "test:vm: $tool is missing (apt-get install qemu-system-x86 busybox-static linux-image-amd64 lvm2)" >&2; exit 2; }
+done
+KVER=$(ls /lib/modules | sort -V | tail -1)
+[ -f "/boot/vmlinuz-$KVER" ] || { echo "test:vm: no /boot/vmlinuz-$KVER (apt-get install linux-image-amd64)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/qosd-vm-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/share"
+
+# initramfs: busybox, the modules the VM needs, and an init that builds the overlay root.
+R=$work/initrd
+mkdir -p "$R"/{bin,proc,sys,dev,mnt/lower,mnt/upper,newroot,lib/modules/$KVER}
+cp /bin/busybox "$R/bin/busybox"
+for a in sh mount mkdir modprobe switch_root; do ln -s busybox "$R/bin/$a"; done
+M=/lib/modules/$KVER
+cp -a "$M"/modules.* "$R/lib/modules/$KVER/"
+(cd "$M" && find kernel/fs/9p kernel/net/9p kernel/fs/overlayfs kernel/fs/netfs kernel/fs/fscache \
+  kernel/drivers/nvme kernel/drivers/md kernel/drivers/block/loop.ko* kernel/fs/ext4 kernel/fs/jbd2 \
+  kernel/fs/mbcache.ko* kernel/lib kernel/crypto kernel/drivers/virtio kernel/fs/xfs kernel/block 2>/dev/null \
+  | cpio -pdm "$R/lib/modules/$KVER/" 2>/dev/null)
+cat > "$R/init" <<'EOI'
+#!/bin/sh
+mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
+for m in virtio_pci 9pnet_virtio 9p overlay nvme dm_mod loop ext4 xfs; do modprobe $m 2>/dev/null; done
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt/lower || exec sh
+mount -t tmpfs -o size=1536m tmpfs /mnt/upper; mkdir -p /mnt/upper/u /mnt/upper/w
+mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=/mnt/upper/u,workdir=/mnt/upper/w /newroot || exec sh
+mkdir -p /newroot/mnt/share; mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share /newroot/mnt/share
+exec switch_root /newroot /bin/sh /mnt/share/vm-init.sh
+EOI
+chmod +x "$R/init"
+(cd "$R" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+
+cp "$here/vm-init.sh" "$work/share/vm-init.sh"
+printf '%s\n' "$repo" > "$work/share/repo"
+printf '%s\n' "$*" > "$work/share/filter"
+for i in 0 1; do truncate -s 2G "$work/nvme$i.img"; done
+
+started=$(date +%s.%N)
+set +e
+timeout 900 qemu-system-x86_64 -m 3072 -smp 2 -nographic -no-reboot \
+  -kernel "/boot/vmlinuz-$KVER" -initrd "$work/initrd.gz" -append "console=ttyS0 quiet panic=-1" \
+  -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+  -virtfs local,path="$work/share",mount_tag=share,security_model=none \
+  -drive file="$work/nvme0.img",if=none,id=nv0,format=raw -device nvme,serial=QOSDNVME0,drive=nv0 \
+  -drive file="$work/nvme1.img",if=none,id=nv1,format=raw -device nvme,serial=QOSDNVME1,drive=nv1 \
+  </dev/null
+qemu_rc=$?
+set -e
+ended=$(date +%s.%N)
+status=$(cat "$work/share/status" 2>/dev/null || echo missing)
+boot=$(cat "$work/share/boot-seconds" 2>/dev/null || echo '?')
+printf "test:vm: qemu exit %s, tests exit %s, boot %s s (kernel to tests), wall %s s\n" "$qemu_rc" "$status" "$boot" "$(awk "BEGIN { printf \"%.1f\", $ended - $started }")"
+[ "$status" = 0 ]
