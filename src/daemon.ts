@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
 import { Store } from './store/store';
 import { FilePool } from './pools/file';
+import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
 import { detectCgroupLayout } from './host/cgroup-layout';
 import { Enforcer } from './service/enforcer';
@@ -38,10 +39,7 @@ export interface Daemon {
 function makePools(config: Config): Map<string, VolumePool> {
   const pools = new Map<string, VolumePool>();
   for (const p of config.pools) {
-    if (p.backend === 'lvm') {
-      throw new Error(`pools: pool ${p.name} uses the lvm backend, which this build of qosd does not provide yet; use backend: file`);
-    }
-    pools.set(p.name, new FilePool(p.name, p.path));
+    pools.set(p.name, p.backend === 'lvm' ? new LvmPool(p.name, p.volumeGroup, p.devices, p.stripes) : new FilePool(p.name, p.path));
   }
   return pools;
 }
@@ -60,7 +58,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
-  const poolService = new PoolService(store, config);
+  const poolService = new PoolService(store, config, pools);
   const collector = new MetricsCollector(metrics, store, poolService);
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.

@@ -154,6 +154,14 @@ export const CalibrateBody = Type.Object(
 );
 export type CalibrateBody = Static<typeof CalibrateBody>;
 
+export const PoolInitBody = Type.Object(
+  {
+    devices: Type.Optional(Type.Array(Type.String({ pattern: '^/dev/[A-Za-z0-9/_.-]+$' }), { minItems: 1, maxItems: 64 })),
+    force: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
+
 export const DoctorOut = Type.Object({
   checks: Type.Array(
     Type.Object({

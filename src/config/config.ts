@@ -19,6 +19,8 @@ export interface LvmPoolConfig {
   backend: 'lvm';
   volumeGroup: string;
   devices: string[];
+  /** Stripe each LV across this many PVs (1: linear). */
+  stripes: number;
   capacity: QosSpec['max'];
 }
 

@@ -126,14 +126,16 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       const key = `pools[${i}]`;
       const capacity = figures(p.capacity, `${key}.capacity`);
       if (p.backend === 'file') {
-        if (p.volumeGroup !== undefined || p.devices !== undefined) {
-          throw new ConfigError(`${key}`, 'volumeGroup and devices belong to the lvm backend, not file');
+        if (p.volumeGroup !== undefined || p.devices !== undefined || p.stripes !== undefined) {
+          throw new ConfigError(`${key}`, 'volumeGroup, devices and stripes belong to the lvm backend, not file');
         }
         return { name: p.name, backend: 'file', path: p.path ? abs(p.path) : path.join(stateDir, 'volumes', p.name), capacity };
       }
       if (!p.volumeGroup) throw new ConfigError(`${key}.volumeGroup`, 'is required for the lvm backend');
       if (p.path !== undefined) throw new ConfigError(`${key}.path`, 'belongs to the file backend, not lvm');
-      return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], capacity };
+      const stripes = p.stripes ?? 1;
+      if (p.devices && stripes > p.devices.length) throw new ConfigError(`${key}.stripes`, `${stripes} stripes need at least ${stripes} devices, not ${p.devices.length}`);
+      return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], stripes, capacity };
     });
     if (pools.length === 0) throw new ConfigError('pools', 'must list at least one pool');
     const seen = new Set<string>();

@@ -41,6 +41,7 @@ export const PoolSchema = Type.Object(
     path: Type.Optional(AnyPath),
     volumeGroup: Type.Optional(Type.String({ minLength: 1 })),
     devices: Type.Optional(Type.Array(AbsPath)),
+    stripes: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, errorMessage: 'must be an integer from 1 to 32' })),
     capacity: Type.Optional(FiguresSchema),
   },
   strict,

@@ -5,7 +5,11 @@ import type { Config, PoolConfig } from '../config/config';
 import type { Store } from '../store/store';
 import { DIMENSIONS, type Figures } from './qos-spec';
 import { admissible, poolCapacity } from './admission';
-import { notFound } from './errors';
+import { QosdError, notFound } from './errors';
+import type { VolumePool } from '../pools/pool';
+import { LvmPool } from '../pools/lvm';
+import { now } from '../store/store';
+import type { Source } from '../store/attachments';
 
 export interface PoolView {
   name: string;
@@ -41,7 +45,24 @@ export class PoolService {
   constructor(
     private readonly store: Store,
     private readonly config: Pick<Config, 'pools' | 'headroom'>,
+    private readonly pools: Map<string, VolumePool> = new Map(),
   ) {}
+
+  /**
+   * Builds an lvm pool's volume group on its devices (the config's, or `devices`). Refuses a
+   * device with any signature unless `force`, and one in use always; an existing VG is success.
+   */
+  async initialize(name: string, devices: string[] | undefined, force: boolean, source: Source): Promise<PoolView> {
+    const cfg = this.poolConfig(name);
+    const pool = this.pools.get(name);
+    if (cfg.backend !== 'lvm' || !(pool instanceof LvmPool)) {
+      throw new QosdError('InvalidArgument', `pool ${name} is a ${cfg.backend} pool; only lvm pools are initialized`);
+    }
+    const use = devices ?? cfg.devices;
+    const vg = await pool.initialize(use, force);
+    this.store.events.add({ time: now(), volume: null, kind: 'pool-initialized', source, detail: { pool: name, volumeGroup: vg.name, devices: use, force, sizeBytes: vg.sizeBytes } });
+    return this.get(name);
+  }
 
   poolConfig(name: string): PoolConfig {
     const p = this.config.pools.find((x) => x.name === name);

@@ -28,14 +28,22 @@ describe('qosd start-up', () => {
     expect(fs.existsSync(n.socket)).toBe(false);
   });
 
-  it('refuses an lvm pool it cannot serve yet, saying so', () => {
+  it('starts with an lvm pool whose volume group is not built yet, and says so on first use', async () => {
     const n = makeTestNode();
     nodes.push(n);
     const cfg = path.join(n.dir, 'lvm.yaml');
-    fs.writeFileSync(cfg, `socket: ${n.socket}\nstateDir: ${n.stateDir}\nmetrics: { listen: "off" }\npools:\n  - { name: nvme, backend: lvm, volumeGroup: vg0 }\n`);
-    const r = qosd(['--config', cfg]);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toContain('pool nvme uses the lvm backend');
+    fs.writeFileSync(cfg, `socket: ${n.socket}\nstateDir: ${n.stateDir}\nmetrics: { listen: "off" }\npools:\n  - { name: nvme, backend: lvm, volumeGroup: qosd-test-absent-vg, capacity: { readIops: 1000 } }\n`);
+    fs.writeFileSync(n.configFile, fs.readFileSync(cfg));
+    const d = await startDaemon(n);
+    try {
+      const r = await request<{ error: { code: string; message: string } }>(n.socket, 'POST', '/v1/volumes', { name: 'v', size: '8Mi' });
+      expect(r.status).toBeGreaterThanOrEqual(400);
+      // With lvm2 installed: the pool says how to build it; without, that the tool is missing.
+      expect(r.body.error.message).toMatch(/run: qosctl pool init nvme|command not found/);
+      expect((await request<{ volumes: unknown[] }>(n.socket, 'GET', '/v1/volumes')).body.volumes).toEqual([]);
+    } finally {
+      await d.stop();
+    }
   });
 
   it('refuses to start over a live daemon, and replaces a stale socket file', async () => {

@@ -68,7 +68,10 @@ export interface RunningDaemon {
   stop: () => Promise<void>;
 }
 
-export async function waitForSocket(socket: string, timeoutMs = 15_000): Promise<void> {
+// Under the VM's emulated CPU a daemon start takes tens of seconds.
+const START_TIMEOUT_MS = process.env.QOSD_VM === '1' ? 120_000 : 15_000;
+
+export async function waitForSocket(socket: string, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     try {

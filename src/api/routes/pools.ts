@@ -3,7 +3,7 @@
 import { PassThrough } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { CalibrateBody, NoQuery, PoolList, PoolNameParams, PoolOut, SourceHeaders, errorReplies } from '../schemas';
+import { CalibrateBody, NoQuery, PoolInitBody, PoolList, PoolNameParams, PoolOut, SourceHeaders, errorReplies } from '../schemas';
 import type { Services } from '../server';
 import { quantity } from '../../util/quantity';
 import { asQosdError } from '../../service/errors';
@@ -13,6 +13,12 @@ export const poolRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app
 
   app.get('/v1/pools/:name', { schema: { querystring: NoQuery, params: PoolNameParams, response: { 200: PoolOut, ...errorReplies } } }, async (req) =>
     s.pools.get(req.params.name),
+  );
+
+  app.post(
+    '/v1/pools/:name/init',
+    { schema: { querystring: NoQuery, headers: SourceHeaders, params: PoolNameParams, body: PoolInitBody, response: { 200: PoolOut, ...errorReplies } } },
+    async (req) => s.pools.initialize(req.params.name, req.body.devices, req.body.force ?? false, req.headers['x-qosd-source'] ?? 'api'),
   );
 
   app.post(

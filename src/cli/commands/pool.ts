@@ -34,6 +34,22 @@ export function registerPoolCommands(program: Command): void {
     );
 
   program
+    .command('pool')
+    .description('set up a pool')
+    .command('init <pool>')
+    .description("build an lvm pool's volume group on its NVMe devices (refuses devices that hold data unless --force)")
+    .option('--devices <list>', 'comma-separated devices, e.g. /dev/nvme0n1,/dev/nvme1n1 (default: the config\'s pools[].devices)')
+    .option('--force', 'destroy whatever signature the devices hold')
+    .action(
+      action(async function (this: Command, pool: string, o: { devices?: string; force?: boolean }) {
+        const g = globals(this);
+        const body = { ...(o.devices && { devices: o.devices.split(',').map((d) => d.trim()).filter(Boolean) }), ...(o.force && { force: true }) };
+        const p = await call<PoolOut>(g.socket, 'POST', `/v1/pools/${encodeURIComponent(pool)}/init`, body);
+        emit(g, p, () => process.stdout.write(`pool ${p.name} is ready (${p.backend})\n`));
+      }),
+    );
+
+  program
     .command('calibrate <pool>')
     .description("measure a pool's IOPS and bandwidth on a scratch volume and store them as its capacity")
     .option('--seconds <s>', 'seconds per phase (4 phases)', (v) => {

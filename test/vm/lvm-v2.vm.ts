@@ -1,0 +1,145 @@
+// Inside the VM (test/vm/run.sh): two emulated NVMe drives, device-mapper and cgroup v2. The lvm
+// pool is built on the drives, a volume is mounted through the flex driver for a pod laid out by
+// the systemd cgroup driver, and the kernel's io.max on the pod cgroup is measured with dd.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as crypto from 'node:crypto';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { QOSCTL, installDriver, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
+import { ddRead } from '../helpers/cgroup';
+import { request } from '../../src/cli/client';
+import { readMountinfo } from '../../src/host/mountinfo';
+
+const inVm = process.env.QOSD_VM === '1';
+const CG = '/sys/fs/cgroup';
+
+function enableIo(dir: string): void {
+  fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), '+io +memory');
+}
+
+/** A Burstable pod as kubelet's systemd driver lays it out, with one containerd container scope. */
+function makeSystemdPod(uid: string): { pod: string; container: string } {
+  const slice = path.join(CG, 'kubepods.slice');
+  const burstable = path.join(slice, 'kubepods-burstable.slice');
+  const pod = path.join(burstable, `kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice`);
+  for (const d of [slice, burstable, pod]) {
+    fs.mkdirSync(d, { recursive: true });
+    enableIo(d);
+  }
+  const container = path.join(pod, `cri-containerd-${crypto.randomBytes(32).toString('hex')}.scope`);
+  fs.mkdirSync(container);
+  return { pod, container };
+}
+
+function qosctl(node: TestNode, args: string[]) {
+  return spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, ...args], { encoding: 'utf8' });
+}
+
+describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped: runs inside the VM, npm run test:vm)'}`, () => {
+  let node: TestNode;
+  let daemon: RunningDaemon;
+  let driver: string;
+  let pod: { pod: string; container: string };
+  let target: string;
+  const uid = crypto.randomUUID();
+
+  beforeAll(async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-vm-'));
+    node = {
+      dir, configFile: path.join(dir, 'config.yaml'), socket: path.join(dir, 'qosd.sock'), stateDir: path.join(dir, 'state'),
+      kubeletRoot: path.join(dir, 'kubelet'), poolDir: path.join(dir, 'unused'), cgroupRoot: '/', pluginDir: path.join(dir, 'plugins'), extraConfig: '',
+    };
+    fs.mkdirSync(path.join(node.kubeletRoot, 'pods'), { recursive: true });
+    fs.writeFileSync(node.configFile, [
+      `socket: ${node.socket}`, `stateDir: ${node.stateDir}`, 'logLevel: warn', 'metrics: { listen: "off" }',
+      `kubelet: { rootDir: ${node.kubeletRoot}, cgroupRoot: /, cgroupDriver: systemd }`,
+      'pools:',
+      '  - { name: nvme, backend: lvm, volumeGroup: qosd-nvme, devices: [/dev/nvme0n1, /dev/nvme1n1], capacity: { readIops: 100000, writeIops: 100000, readBps: 2G, writeBps: 2G } }',
+      'defaults: { pool: nvme, size: 256Mi }',
+    ].join('\n'));
+    daemon = await startDaemon(node);
+    driver = installDriver(node);
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+  });
+
+  it('sees the cgroup v2 layout', async () => {
+    const s = (await request<{ cgroup: { version: string; base: string } }>(node.socket, 'GET', '/v1/status')).body;
+    expect(s.cgroup).toMatchObject({ version: 'v2', base: CG });
+  });
+
+  it('refuses to build the pool on a device holding a filesystem, then builds it with --force', () => {
+    execFileSync('mkfs.ext4', ['-q', '/dev/nvme1n1']);
+    const refused = qosctl(node, ['pool', 'init', 'nvme']);
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toContain('/dev/nvme1n1 holds ext4; refusing to put it in pool nvme (use --force to destroy it)');
+    expect(spawnSync('vgs', ['qosd-nvme']).status).not.toBe(0);
+    const forced = qosctl(node, ['pool', 'init', 'nvme', '--force']);
+    expect(forced.status, forced.stderr).toBe(0);
+    const vg = JSON.parse(execFileSync('vgs', ['--reportformat', 'json', '-o', 'vg_name,pv_count', 'qosd-nvme'], { encoding: 'utf8' }));
+    expect(vg.report[0].vg[0]).toMatchObject({ vg_name: 'qosd-nvme', pv_count: '2' });
+  });
+
+  it('mounts a volume on the lvm pool and writes one io.max line on the systemd pod cgroup', async () => {
+    pod = makeSystemdPod(uid);
+    target = podVolumeDir(node.kubeletRoot, uid, 'db');
+    fs.mkdirSync(target, { recursive: true });
+    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: uid, volumeName: 'db', user: { pool: 'nvme', size: '256Mi', maxReadIops: '200', maxWriteBps: '4Mi' } })]);
+    expect(r.reply.status, r.reply.message).toBe('Success');
+    const vol = (await request<{ device: string; deviceNumber: string; backing: string }>(node.socket, 'GET', '/v1/volumes/db')).body;
+    expect(vol.device).toBe('/dev/qosd-nvme/db');
+    // The LV's device-mapper device is what the rule names (no udev here: no dm-N symlinks).
+    expect(fs.readFileSync(`/sys/dev/block/${vol.deviceNumber}/dm/name`, 'utf8').trim()).toBe('qosd--nvme-db');
+    expect(fs.readFileSync(path.join(pod.pod, 'io.max'), 'utf8').trim()).toBe(`${vol.deviceNumber} rbps=max wbps=4194304 riops=200 wiops=max`);
+    expect(fs.readFileSync(path.join(pod.container, 'io.max'), 'utf8').trim()).toBe(''); // one line, on the pod
+  });
+
+  it('limits a reader and a writer in the container cgroup within ±15%', async () => {
+    const dev = '/dev/qosd-nvme/db';
+    const reads = 600;
+    const iops = reads / (await ddRead(pod.container, dev, '4k', reads));
+    expect(iops).toBeGreaterThan(200 * 0.85);
+    expect(iops).toBeLessThan(200 * 1.15);
+    const started = process.hrtime.bigint();
+    // The writer writes a file in the mounted volume (direct IO), as a database would.
+    const w = spawnSync('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec dd if=/dev/zero of="$1" bs=64k count=192 oflag=direct status=none', pod.container, path.join(target, 'w.bin')]);
+    expect(w.status).toBe(0);
+    const bps = (192 * 65536) / (Number(process.hrtime.bigint() - started) / 1e9);
+    expect(bps).toBeGreaterThan(4 * 2 ** 20 * 0.85);
+    expect(bps).toBeLessThan(4 * 2 ** 20 * 1.15);
+  });
+
+  it('covers a container created later through the pod-level rule, and counts its IO from io.stat', async () => {
+    const late = path.join(pod.pod, `cri-containerd-${crypto.randomBytes(32).toString('hex')}.scope`);
+    fs.mkdirSync(late);
+    const iops = 400 / (await ddRead(late, '/dev/qosd-nvme/db', '4k', 400));
+    expect(iops).toBeLessThan(200 * 1.15);
+    const text = (await request<string>(node.socket, 'GET', '/metrics')).body;
+    const m = new RegExp(`^qosd_volume_io_operations_total\\{volume="db",pool="nvme",pod_uid="${uid}",direction="read"\\} (\\d+)$`, 'm').exec(text);
+    expect(m).not.toBeNull();
+    expect(Number(m![1])).toBeGreaterThanOrEqual(1000); // 600 + 400 reads, plus filesystem reads
+  });
+
+  it('grows the filesystem while it is mounted', async () => {
+    const before = fs.statfsSync(target);
+    const r = await request<{ sizeBytes: number }>(node.socket, 'PATCH', '/v1/volumes/db', { size: '512Mi' });
+    expect(r.status, JSON.stringify(r.body)).toBe(200);
+    const after = fs.statfsSync(target);
+    expect(after.blocks * after.bsize).toBeGreaterThan(before.blocks * before.bsize * 1.8);
+  });
+
+  it('clears the rule on unmount and removes the LV on delete', async () => {
+    const u = await callDriver(driver, ['unmount', target]);
+    expect(u.reply.status).toBe('Success');
+    expect(readMountinfo().some((m) => m.mountPoint === target)).toBe(false);
+    expect(fs.readFileSync(path.join(pod.pod, 'io.max'), 'utf8').trim()).toBe('');
+    expect((await request(node.socket, 'DELETE', '/v1/volumes/db')).status).toBe(204);
+    const lvs = JSON.parse(execFileSync('lvs', ['--reportformat', 'json', 'qosd-nvme'], { encoding: 'utf8' }));
+    expect(lvs.report[0].lv).toEqual([]);
+  });
+});
