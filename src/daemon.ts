@@ -67,6 +67,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const services: Services = {
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
     doctor: () => runChecks(config, layout, poolService),
+    config,
     status: () => {
       const counts = store.volumes.countByPool();
       return {

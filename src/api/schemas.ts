@@ -228,3 +228,22 @@ export const errorReplies = {
   500: ErrorOut,
   507: ErrorOut,
 };
+
+export const DeviceList = Type.Object({
+  devices: Type.Array(
+    Type.Object({
+      name: Type.String(),
+      device: Type.String(),
+      deviceNumber: Type.String(),
+      controller: Type.String(),
+      model: Type.String(),
+      serial: Type.String(),
+      firmware: Type.String(),
+      sizeBytes: Type.Integer(),
+      logicalBlockSize: Type.Integer(),
+      pool: Type.Union([Type.String(), Type.Null()]),
+      volumeGroup: Type.Union([Type.String(), Type.Null()]),
+      signature: Type.Union([Type.String(), Type.Null()]),
+    }),
+  ),
+});

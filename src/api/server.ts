@@ -13,6 +13,7 @@ import type { FlexHandler } from '../service/flex';
 import type { PoolService } from '../service/pools';
 import type { Calibrator } from '../service/calibrate';
 import type { Check } from '../service/doctor';
+import type { Config } from '../config/config';
 import type { Metrics } from '../metrics/registry';
 import type { Static } from '@sinclair/typebox';
 import type { StatusOut } from './schemas';
@@ -33,6 +34,7 @@ export interface Services {
   calibrator: Calibrator;
   metrics: Metrics;
   doctor(): Check[];
+  config: Pick<Config, 'pools'>;
   status(): Static<typeof StatusOut>;
   /** One scrape: the Prometheus exposition text, kernel stats read fresh. */
   scrapeMetrics(): Promise<string>;

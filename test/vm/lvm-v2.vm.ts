@@ -73,8 +73,21 @@ describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped:
     expect(s.cgroup).toMatchObject({ version: 'v2', base: CG });
   });
 
-  it('refuses to build the pool on a device holding a filesystem, then builds it with --force', () => {
+  it('discovers both NVMe namespaces with model, serial, size and any signature', () => {
     execFileSync('mkfs.ext4', ['-q', '/dev/nvme1n1']);
+    const r = qosctl(node, ['-o', 'json', 'devices']);
+    expect(r.status, r.stderr).toBe(0);
+    const devices = JSON.parse(r.stdout).devices;
+    expect(devices).toEqual([
+      expect.objectContaining({ device: '/dev/nvme0n1', controller: 'nvme0', model: 'QEMU NVMe Ctrl', serial: 'QOSDNVME0', sizeBytes: 2 * 2 ** 30, pool: null, signature: null }),
+      expect.objectContaining({ device: '/dev/nvme1n1', controller: 'nvme1', model: 'QEMU NVMe Ctrl', serial: 'QOSDNVME1', sizeBytes: 2 * 2 ** 30, pool: null, signature: 'ext4' }),
+    ]);
+    expect(devices[0].deviceNumber).toMatch(/^259:\d+$/);
+    const table = qosctl(node, ['devices']).stdout;
+    expect(table).toMatch(/^\/dev\/nvme1n1 +259:\d+ +QEMU NVMe Ctrl +QOSDNVME1 +\S+ +2Gi +- +ext4$/m);
+  });
+
+  it('refuses to build the pool on a device holding a filesystem, then builds it with --force', () => {
     const refused = qosctl(node, ['pool', 'init', 'nvme']);
     expect(refused.status).toBe(1);
     expect(refused.stderr).toContain('/dev/nvme1n1 holds ext4; refusing to put it in pool nvme (use --force to destroy it)');
@@ -83,6 +96,8 @@ describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped:
     expect(forced.status, forced.stderr).toBe(0);
     const vg = JSON.parse(execFileSync('vgs', ['--reportformat', 'json', '-o', 'vg_name,pv_count', 'qosd-nvme'], { encoding: 'utf8' }));
     expect(vg.report[0].vg[0]).toMatchObject({ vg_name: 'qosd-nvme', pv_count: '2' });
+    const devices = JSON.parse(qosctl(node, ['-o', 'json', 'devices']).stdout).devices;
+    expect(devices.map((d: { pool: string; volumeGroup: string }) => [d.pool, d.volumeGroup])).toEqual([['nvme', 'qosd-nvme'], ['nvme', 'qosd-nvme']]);
   });
 
   it('mounts a volume on the lvm pool and writes one io.max line on the systemd pod cgroup', async () => {

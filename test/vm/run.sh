@@ -47,6 +47,7 @@ cp "$here/vm-init.sh" "$work/share/vm-init.sh"
 printf '%s\n' "$repo" > "$work/share/repo"
 printf '%s\n' "$*" > "$work/share/filter"
 for i in 0 1; do truncate -s 2G "$work/nvme$i.img"; done
+[ "${QOSD_VM_CAPTURE:-}" = 1 ] && mkdir -p "$work/share/capture"
 
 started=$(date +%s.%N)
 set +e
@@ -61,6 +62,9 @@ qemu_rc=$?
 set -e
 ended=$(date +%s.%N)
 status=$(cat "$work/share/status" 2>/dev/null || echo missing)
+if [ "${QOSD_VM_CAPTURE:-}" = 1 ] && [ -f "$work/share/capture/CAPTURED" ]; then
+  rm -rf "$repo/fixtures/nvme-vm" && cp -r "$work/share/capture" "$repo/fixtures/nvme-vm" && echo "test:vm: fixtures written to fixtures/nvme-vm"
+fi
 boot=$(cat "$work/share/boot-seconds" 2>/dev/null || echo '?')
 printf "test:vm: qemu exit %s, tests exit %s, boot %s s (kernel to tests), wall %s s\n" "$qemu_rc" "$status" "$boot" "$(awk "BEGIN { printf \"%.1f\", $ended - $started }")"
 [ "$status" = 0 ]

@@ -1,8 +1,14 @@
 // GET /v1/doctor: the daemon's own checks of the node (qosctl doctor adds the client's).
+// GET /v1/devices: the node's NVMe namespaces and what uses them.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DoctorOut, NoQuery, errorReplies } from '../schemas';
+import { DeviceList, DoctorOut, NoQuery, errorReplies } from '../schemas';
+import { listDevices } from '../../service/devices';
 import type { Services } from '../server';
 
 export const doctorRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
+  app.get('/v1/devices', { schema: { querystring: NoQuery, response: { 200: DeviceList, ...errorReplies } } }, async () => ({
+    devices: await listDevices(s.config),
+  }));
+
   app.get('/v1/doctor', { schema: { querystring: NoQuery, response: { 200: DoctorOut, ...errorReplies } } }, async () => ({ checks: s.doctor() }));
 };

@@ -5,6 +5,7 @@ import { ApiError, call, request } from '../client';
 import { action, emit, figures, globals, type Figures } from '../output';
 import { printKeyValues, printTable } from '../table';
 import { DEFAULT_PLUGIN_DIR, installFlex } from '../install-flex';
+import { formatBytes } from '../../util/quantity';
 
 interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string | null }
 
@@ -53,6 +54,22 @@ export function registerNodeCommands(program: Command): void {
         const socketGiven = program.getOptionValueSource('socket') !== 'default';
         const installed = installFlex(o.pluginDir, socketGiven ? g.socket : undefined);
         emit(g, { installed, driver: 'qosd/nvme', socket: g.socket }, () => process.stdout.write(`installed qosd/nvme at ${installed}\n`));
+      }),
+    );
+
+  program
+    .command('devices')
+    .description("list the node's NVMe namespaces: model, serial, size, which pool uses each, any signature")
+    .action(
+      action(async function (this: Command) {
+        const g = globals(this);
+        const { devices } = await call<{ devices: { device: string; model: string; serial: string; firmware: string; sizeBytes: number; deviceNumber: string; pool: string | null; signature: string | null }[] }>(g.socket, 'GET', '/v1/devices');
+        emit(g, { devices }, () =>
+          printTable(
+            ['DEVICE', 'MAJ:MIN', 'MODEL', 'SERIAL', 'FIRMWARE', 'SIZE', 'POOL', 'SIGNATURE'],
+            devices.map((d) => [d.device, d.deviceNumber, d.model, d.serial, d.firmware, formatBytes(d.sizeBytes), d.pool ?? '-', d.signature ?? '-']),
+          ),
+        );
       }),
     );
 
