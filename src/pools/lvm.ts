@@ -63,12 +63,13 @@ export class LvmPool implements VolumePool {
     return (await lvm.getVG(this.volumeGroup))!;
   }
 
-  async create(name: string, sizeBytes: number): Promise<PoolDevice> {
-    if (!(await this.initialized())) {
+  async create(name: string, sizeBytes: number, opts: { spread?: boolean } = {}): Promise<PoolDevice> {
+    const vg = await lvm.getVG(this.volumeGroup);
+    if (!vg) {
       throw new QosdError('FailedPrecondition', `pool ${this.name} has no volume group ${this.volumeGroup} yet; run: qosctl pool init ${this.name}`);
     }
     if (this.exists(name)) throw new QosdError('FailedPrecondition', `LV ${this.backingFor(name)} already exists and is not a volume qosd knows; refusing to use or remove it`);
-    await lvm.createLV(this.volumeGroup, name, sizeBytes, this.stripes);
+    await lvm.createLV(this.volumeGroup, name, sizeBytes, opts.spread ? vg.pvCount : this.stripes);
     return this.device(name);
   }
 

@@ -23,8 +23,10 @@ export interface VolumePool {
   /**
    * Allocates `sizeBytes` for a new volume and returns its device. Refuses (without touching it)
    * when storage under that name already exists: it is not ours to format or to remove.
+   * `spread`: use every device of the pool at once (a calibration's scratch volume measures the
+   * whole pool, not one device).
    */
-  create(name: string, sizeBytes: number): Promise<PoolDevice>;
+  create(name: string, sizeBytes: number, opts?: { spread?: boolean }): Promise<PoolDevice>;
   /** The device of an existing volume, re-activating it if the node lost it (reboot). */
   open(volume: Volume): Promise<PoolDevice>;
   /** open() for many volumes at once (start-up): one look at the node, then what is missing. */

@@ -103,7 +103,7 @@ export class Calibrator {
       const cal = this.store.calibrations.start(poolName, method, scratch, now());
       report({ event: 'started', pool: poolName, method, phases: PHASES.map((p) => p.dim), secondsPerPhase: o.seconds });
       try {
-        const dev = await pool.create(scratch, o.scratchBytes);
+        const dev = await pool.create(scratch, o.scratchBytes, { spread: true });
         const figures: Figures = {};
         for (const [i, p] of PHASES.entries()) {
           const value = Math.floor(

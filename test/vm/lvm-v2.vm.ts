@@ -148,6 +148,16 @@ describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped:
     expect(after.blocks * after.bsize).toBeGreaterThan(before.blocks * before.bsize * 1.8);
   });
 
+  it('calibrates the lvm pool on a scratch LV striped over both drives, and removes it', () => {
+    const r = qosctl(node, ['-o', 'json', 'calibrate', 'nvme', '--method', 'probe', '--seconds', '0.5', '--scratch-size', '64Mi']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ event: 'done', pool: 'nvme', method: 'probe' });
+    const pools = JSON.parse(qosctl(node, ['-o', 'json', 'pools']).stdout).pools;
+    expect(pools[0].capacitySource).toEqual({ readIops: 'calibration', writeIops: 'calibration', readBps: 'calibration', writeBps: 'calibration' });
+    const lvs = JSON.parse(execFileSync('lvs', ['--reportformat', 'json', 'qosd-nvme'], { encoding: 'utf8' })).report[0].lv;
+    expect(lvs.map((l: { lv_name: string }) => l.lv_name)).toEqual(['db']);
+  });
+
   it('clears the rule on unmount and removes the LV on delete', async () => {
     const u = await callDriver(driver, ['unmount', target]);
     expect(u.reply.status).toBe('Success');
