@@ -24,6 +24,7 @@ const OPTIONAL_TOOLS: [string, string, string][] = [
   ['mkfs.xfs', 'xfsprogs', 'xfs volumes cannot be created'],
   ['xfs_growfs', 'xfsprogs', 'xfs volumes cannot grow'],
   ['fio', 'fio', 'calibrate falls back to the built-in dd probe (queue depth 1 per worker, lower figures on NVMe)'],
+  ['lvm', 'lvm2', 'lvm pools cannot be used'],
 ];
 
 export function runChecks(config: Config, layout: CgroupLayout | { error: string }, pools: PoolService): Check[] {
