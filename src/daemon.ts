@@ -50,6 +50,9 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   for (const p of pools.values()) await p.init();
   fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const store = Store.open(path.join(config.stateDir, 'qosd.db'));
+  // One log line per state change, as the event log records it (inside a transaction the line
+  // can precede a rollback; the event log is the record, the line is for the operator).
+  store.events.onAdd = (e) => log.info({ event: e.kind, volume: e.volume, source: e.source, detail: e.detail }, `${e.kind}${e.volume ? ` ${e.volume}` : ''}`);
   const metrics = new Metrics();
   const layout = detectCgroupLayout(config.cgroup.mountPoint, config.cgroup.version);
   if ('error' in layout) log.warn({ reason: layout.error }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
@@ -91,7 +94,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   };
 
   const app = buildApi(services, log);
-  await listenOnSocket(app, config.socket);
+  const listening = await listenOnSocket(app, config.socket);
 
   let metricsServer: http.Server | undefined;
   if (config.metricsListen) {
@@ -128,7 +131,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   }, config.reconcileIntervalMs);
   timer.unref();
 
-  log.info({ socket: config.socket, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
+  log.info({ socket: config.socket, listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
   return {
     config, app, store, enforcer, metricsServer,

@@ -37,6 +37,9 @@ export const FiguresOut = Type.Object({
 /** Routes take no query parameters; any given is an error rather than silently ignored. */
 export const NoQuery = Type.Object({}, closed);
 
+/** Pool and class names: lowercase letters, digits and '-', at most 63 characters. */
+const SafeName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+
 export const VolumeNameParams = Type.Object(
   { name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }) },
   closed,
@@ -45,10 +48,10 @@ export const VolumeNameParams = Type.Object(
 export const CreateVolumeBody = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }),
-    pool: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    pool: Type.Optional(SafeName),
     size: Type.Optional(Bytes),
     fsType: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')], { errorMessage: 'must be "ext4" or "xfs"' })),
-    class: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    class: Type.Optional(SafeName),
     ephemeral: Type.Optional(Type.Boolean()),
     qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresIn), max: Type.Optional(FiguresIn) }, closed)),
   },
@@ -59,7 +62,7 @@ export type CreateVolumeBody = Static<typeof CreateVolumeBody>;
 export const PatchVolumeBody = Type.Object(
   {
     size: Type.Optional(Bytes),
-    class: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
+    class: Type.Optional(SafeName),
     qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresPatch), max: Type.Optional(FiguresPatch) }, closed)),
   },
   { ...closed, minProperties: 1 },
@@ -196,7 +199,8 @@ export const StatusOut = Type.Object({
 });
 
 export const FlexBody = Type.Object(
-  { argv: Type.Array(Type.String({ maxLength: 1048576 }), { minItems: 1, maxItems: 16 }) },
+  // Linux caps one argument at 128 KiB (MAX_ARG_STRLEN), so kubelet can pass nothing longer.
+  { argv: Type.Array(Type.String({ maxLength: 131072 }), { minItems: 1, maxItems: 16 }) },
   closed,
 );
 export type FlexBody = Static<typeof FlexBody>;

@@ -18,6 +18,7 @@ import type { Metrics } from '../metrics/registry';
 import type { Static } from '@sinclair/typebox';
 import type { StatusOut } from './schemas';
 import { formatValidation, installErrorHandlers } from './errors';
+import { installJsonParser } from './json-body';
 import { volumeRoutes } from './routes/volumes';
 import { attachmentRoutes } from './routes/attachments';
 import { flexRoutes } from './routes/flex';
@@ -45,7 +46,9 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
     loggerInstance: log as FastifyBaseLogger,
     // Per-request lines would drown the log at kubelet's call rates; failures are logged by handlers.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 4 * 1024 * 1024,
+    // The largest body is a flex mount's argv (kubelet's options with secrets, under the
+    // kernel's 128 KiB per-argument limit); 1 MiB leaves room and refuses floods.
+    bodyLimit: 1024 * 1024,
     ajv: {
       // verbose: errors carry their schema, so a union's errorMessage can be reported.
       customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false, allowUnionTypes: true, verbose: true },
@@ -54,11 +57,14 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
     schemaErrorFormatter: formatValidation,
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandlers(app);
+  installJsonParser(app);
   app.addHook('onResponse', (req, reply, done) => {
-    s.metrics.apiDuration.observe(
-      { method: req.method, route: req.routeOptions.url ?? 'unmatched', status_code: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = req.routeOptions.url ?? 'unmatched';
+    s.metrics.apiDuration.observe({ method: req.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    // Reads are too frequent to log; every change request gets one line with its id and time.
+    if (req.method !== 'GET') {
+      req.log.info({ reqId: req.id, method: req.method, route, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+    }
     done();
   });
   app.register(statusRoutes(s));
@@ -82,8 +88,35 @@ async function clearStaleSocket(socket: string): Promise<void> {
   fs.unlinkSync(socket);
 }
 
-/** Listens on the unix socket with mode 0660 from the first instant (umask, not a later chmod). */
-export async function listenOnSocket(app: FastifyInstance, socket: string): Promise<void> {
+/** The listening socket systemd passed (socket activation), if it passed one to this process. */
+export function inheritedSocketFd(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  if (env.LISTEN_PID !== String(process.pid)) return undefined;
+  return Number(env.LISTEN_FDS ?? 0) >= 1 ? 3 : undefined; // SD_LISTEN_FDS_START
+}
+
+/**
+ * Serves on the socket systemd holds (fd 3, LISTEN_FDS), so callers queue there while qosd
+ * restarts; otherwise binds the path itself with mode 0660 from the first instant (umask, not a
+ * later chmod). fastify's listen({fd}) crashes on a unix socket (research/node-libs.md), so an
+ * inherited socket goes to the underlying server after app.ready().
+ */
+export async function listenOnSocket(app: FastifyInstance, socket: string): Promise<'inherited' | 'bound'> {
+  const fd = inheritedSocketFd();
+  if (fd !== undefined) {
+    // Children (mkfs, lvm, …) must not think the socket is theirs.
+    delete process.env.LISTEN_PID;
+    delete process.env.LISTEN_FDS;
+    delete process.env.LISTEN_FDNAMES;
+    await app.ready();
+    await new Promise<void>((resolve, reject) => {
+      app.server.once('error', reject);
+      app.server.listen({ fd }, () => {
+        app.server.off('error', reject);
+        resolve();
+      });
+    });
+    return 'inherited';
+  }
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   await clearStaleSocket(socket);
   const old = process.umask(0o117);
@@ -92,4 +125,5 @@ export async function listenOnSocket(app: FastifyInstance, socket: string): Prom
   } finally {
     process.umask(old);
   }
+  return 'bound';
 }

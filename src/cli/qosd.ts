@@ -36,12 +36,15 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ...config, classes: Object.fromEntries(config.classes) }, null, 2)}\n`);
     return;
   }
-  const daemon = await startDaemon(config);
+  // Signals are handled from the start: a stop asked for while starting waits for the start to
+  // finish, then closes cleanly (exit 0) rather than dying half-way.
+  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    daemon.app.log.info({ signal }, 'qosd stopping');
+    if (!daemon) return; // finished below, once the start completes
+    daemon.app.log.info({ signal }, 'qosd stopping: no new connections, finishing requests in flight');
     daemon.close().then(
       () => process.exit(0),
       (err: Error) => {
@@ -52,6 +55,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  daemon = await startDaemon(config);
+  if (stopping) {
+    stopping = false;
+    stop('SIGTERM');
+  }
 }
 
 main().catch((err: Error) => {

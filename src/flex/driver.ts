@@ -25,10 +25,18 @@ function socketPath(): string {
   return process.env.QOSD_SOCKET || INSTALLED_SOCKET || '/run/qosd/qosd.sock';
 }
 
-function timeoutMs(): number {
-  const s = Number(process.env.QOSD_FLEX_TIMEOUT_SECONDS);
-  return Number.isFinite(s) && s > 0 ? s * 1000 : 120_000;
+function secondsFromEnv(name: string, fallback: number): number {
+  const s = Number(process.env[name]);
+  return (Number.isFinite(s) && s > 0 ? s : fallback) * 1000;
 }
+
+/** The whole call's bound: kubelet sets none, so the driver does. */
+const timeoutMs = () => secondsFromEnv('QOSD_FLEX_TIMEOUT_SECONDS', 120);
+/** How long to keep retrying when qosd is restarting (socket missing, refused or reset). */
+const retryMs = () => secondsFromEnv('QOSD_FLEX_RETRY_SECONDS', 10);
+
+/** A failure before qosd read the request, or a 503 while it stops: safe to send again. */
+class Retryable extends Error {}
 
 /**
  * One HTTP/1.1 request over the unix socket, by hand on node:net: in a freshly started process
@@ -53,9 +61,10 @@ function post(socket: string, path: string, body: string, ms: number): Promise<{
       );
     });
     conn.on('data', (c: Buffer) => chunks.push(c));
-    conn.on('error', (err) => {
+    conn.on('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      reject(new Error(`qosd is not reachable at ${socket}: ${err.message}`));
+      const transient = ['ENOENT', 'ECONNREFUSED', 'EAGAIN', 'ECONNRESET', 'EPIPE'].includes(err.code ?? '');
+      reject(new (transient ? Retryable : Error)(`qosd is not reachable at ${socket}: ${err.message}`));
     });
     conn.on('close', () => {
       clearTimeout(timer);
@@ -63,7 +72,8 @@ function post(socket: string, path: string, body: string, ms: number): Promise<{
       const split = raw.indexOf('\r\n\r\n');
       const head = raw.subarray(0, split < 0 ? raw.length : split).toString('latin1');
       const m = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-      if (split < 0 || !m) return reject(new Error(`qosd closed the connection without a complete reply (${raw.length} bytes)`));
+      // Closed before a reply: qosd stopped while the request waited. Every call is idempotent.
+      if (split < 0 || !m) return reject(new Retryable(`qosd closed the connection without a complete reply (${raw.length} bytes)`));
       let payload: Buffer = raw.subarray(split + 4);
       if (/\r\ntransfer-encoding:\s*chunked/i.test(head)) payload = dechunk(payload);
       resolve({ status: Number(m[1]), body: payload.toString('utf8') });
@@ -87,12 +97,31 @@ function dechunk(buf: Buffer): Buffer {
 
 async function forward(argv: string[]): Promise<Reply> {
   const socket = socketPath();
-  let res: { status: number; body: string };
-  try {
-    res = await post(socket, '/v1/flex', JSON.stringify({ argv }), timeoutMs());
-  } catch (err) {
-    return { status: 'Failure', message: (err as Error).message };
+  const body = JSON.stringify({ argv });
+  const started = Date.now();
+  let delay = 100;
+  for (;;) {
+    let res: { status: number; body: string } | undefined;
+    let failure: string | undefined;
+    try {
+      res = await post(socket, '/v1/flex', body, Math.max(1, timeoutMs() - (Date.now() - started)));
+      if (res.status === 503) failure = 'qosd is stopping (HTTP 503)';
+    } catch (err) {
+      if (!(err instanceof Retryable)) return { status: 'Failure', message: (err as Error).message };
+      failure = (err as Error).message;
+    }
+    if (failure !== undefined) {
+      // qosd restarting: wait for the next one (systemd holds the socket, or it comes back).
+      if (Date.now() - started + delay > retryMs()) return { status: 'Failure', message: failure };
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 1000);
+      continue;
+    }
+    return judge(res!);
   }
+}
+
+function judge(res: { status: number; body: string }): Reply {
   let parsed: { status?: unknown; error?: { message?: unknown } };
   try {
     parsed = JSON.parse(res.body) as typeof parsed;

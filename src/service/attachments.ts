@@ -102,6 +102,10 @@ export class AttachmentService {
 
       crashPoint('attach:intent');
       fs.mkdirSync(req.target, { recursive: true, mode: 0o750 });
+      // Checked again now that it exists: mount follows symlinks, and one may have appeared.
+      if (!fs.lstatSync(req.target).isDirectory()) {
+        throw new QosdError('InvalidArgument', `mount directory ${req.target} is not a directory (a symlink?); refusing to mount on it`);
+      }
       await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
       mounted = true;
       crashPoint('attach:mounted');

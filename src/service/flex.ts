@@ -126,15 +126,31 @@ export function checkTarget(target: string | undefined, kubeletRootDir: string):
   if (!resolved.startsWith(podsDir + path.sep)) {
     throw invalid(`mount directory ${target}: must be inside ${podsDir}/ (kubelet.rootDir is ${kubeletRootDir})`);
   }
-  // Symlinks must not lead out of the pods directory either: check the deepest existing ancestor.
+  // Symlinks must not lead out of the pods directory either. Walk up to the deepest entry that
+  // exists (lstat: a dangling symlink counts as existing) and resolve it; a dangling link cannot
+  // be resolved and is refused, since mount would follow it wherever it points later.
   let probe = resolved;
-  while (!fs.existsSync(probe)) probe = path.dirname(probe);
-  const real = fs.realpathSync(probe);
+  while (!lexists(probe)) probe = path.dirname(probe);
+  let real: string;
+  try {
+    real = fs.realpathSync(probe);
+  } catch {
+    throw invalid(`mount directory ${target}: ${probe} is a symlink to nowhere`);
+  }
   const realPods = fs.existsSync(podsDir) ? fs.realpathSync(podsDir) : podsDir;
   if (real !== realPods && !real.startsWith(realPods + path.sep)) {
     throw invalid(`mount directory ${target}: resolves outside ${podsDir}/ through a symlink`);
   }
   return resolved;
+}
+
+function lexists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class FlexHandler {

@@ -15,6 +15,8 @@ export interface VolumeEvent {
 interface Row { id: number; time: string; volume: string | null; kind: string; source: Source; detail: string }
 
 export class EventLog {
+  /** Told of every event once it is written (the daemon logs each as one line). */
+  onAdd: ((e: Omit<VolumeEvent, 'id'>) => void) | undefined;
   private readonly q: ReturnType<typeof statementCache>;
 
   constructor(db: Db) {
@@ -25,6 +27,7 @@ export class EventLog {
     this
       .q('INSERT INTO events (time, volume, kind, source, detail) VALUES (?, ?, ?, ?, ?)')
       .run(e.time, e.volume, e.kind, e.source, JSON.stringify(e.detail));
+    this.onAdd?.(e);
   }
 
   list(volume?: string, limit = 1000): VolumeEvent[] {

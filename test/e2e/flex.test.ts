@@ -280,10 +280,12 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
       fs.mkdirSync(target, { recursive: true });
       await daemon.stop();
       try {
-        const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'down', user: {} })]);
+        // The driver retries a missing daemon for QOSD_FLEX_RETRY_SECONDS (10 by default), then fails.
+        const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'down', user: {} })], { QOSD_FLEX_RETRY_SECONDS: '1' });
         expect(r.reply.message).toContain('not reachable');
+        expect(r.ms).toBeGreaterThan(900);
         expect(r.ms).toBeLessThan(5000);
-        const u = await callDriver(driver, ['unmount', target]);
+        const u = await callDriver(driver, ['unmount', target], { QOSD_FLEX_RETRY_SECONDS: '1' });
         expect(u.reply.status).toBe('Failure');
       } finally {
         daemon = await startDaemon(node);
