@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
@@ -55,6 +55,11 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
       plugins: [(ajv) => ajv.addKeyword({ keyword: 'errorMessage', schemaType: 'string' })],
     },
     schemaErrorFormatter: formatValidation,
+    // Errors fastify raises before a route runs (an over-long path parameter, a bad URL) get the
+    // same error shape as everything else.
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      void reply.status(400).send({ error: { code: 'InvalidArgument', message: err.message } });
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   installErrorHandlers(app);
   installJsonParser(app);

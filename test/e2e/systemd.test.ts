@@ -1,0 +1,42 @@
+// The systemd units: they pass `systemd-analyze verify` (with ExecStart pointed at this build, as
+// an install would place it) and the service's offline security exposure stays under 4.0.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { QOSD, REPO } from '../helpers/daemon';
+import { which } from '../../src/host/exec';
+
+const missing = which('systemd-analyze') ? undefined : 'needs systemd-analyze (Debian package systemd)';
+if (missing && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${missing}`);
+
+describe.skipIf(missing)(`systemd units${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-units-'));
+  for (const u of ['qosd.socket', 'qosd.service']) {
+    const text = fs.readFileSync(path.join(REPO, 'systemd', u), 'utf8').replace('/usr/local/bin/qosd', QOSD);
+    fs.writeFileSync(path.join(dir, u), text);
+  }
+
+  it('pass systemd-analyze verify', () => {
+    const r = spawnSync('systemd-analyze', ['verify', path.join(dir, 'qosd.socket'), path.join(dir, 'qosd.service')], { encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('keep the service exposure under 4.0', () => {
+    const r = spawnSync('systemd-analyze', ['security', '--offline=yes', path.join(dir, 'qosd.service')], { encoding: 'utf8' });
+    const m = /Overall exposure level for qosd\.service: (\d+\.\d+)/.exec(r.stdout);
+    expect(m, r.stdout + r.stderr).not.toBeNull();
+    expect(Number(m![1])).toBeLessThan(4.0);
+  });
+
+  it('hand the socket over with mode 0660 and start the service from it', () => {
+    const socket = fs.readFileSync(path.join(REPO, 'systemd', 'qosd.socket'), 'utf8');
+    expect(socket).toMatch(/^ListenStream=\/run\/qosd\/qosd\.sock$/m);
+    expect(socket).toMatch(/^SocketMode=0660$/m);
+    const service = fs.readFileSync(path.join(REPO, 'systemd', 'qosd.service'), 'utf8');
+    expect(service).toMatch(/^Requires=qosd\.socket$/m);
+    expect(service).toMatch(/^ExecStart=\/usr\/local\/bin\/qosd --config \/etc\/qosd\/config\.yaml$/m);
+  });
+});
