@@ -22,6 +22,8 @@ import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
 import { recoverAtStart } from './reconcile/recovery';
 import { MetricsCollector } from './metrics/collect';
+import { Controller, ControlledLimits } from './controller/controller';
+import { staticLimits } from './service/limit-policy';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket, type Services } from './api/server';
 
@@ -56,13 +58,15 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const metrics = new Metrics();
   const layout = detectCgroupLayout(config.cgroup.mountPoint, config.cgroup.version);
   if ('error' in layout) log.warn({ reason: layout.error }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
-  const enforcer = new Enforcer({ layout, kubelet: config.kubelet, store, log, metrics });
+  // With the controller on, what is written is the configured max tightened by the controller.
+  const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
+  const enforcer = new Enforcer({ layout, kubelet: config.kubelet, store, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config, pools);
-  const collector = new MetricsCollector(metrics, store, poolService);
+  const collector = new MetricsCollector(metrics, store, poolService, (v) => policy.limitsFor(v));
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
@@ -71,6 +75,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
     doctor: () => runChecks(config, layout, poolService),
     config,
+    limitsFor: (v) => policy.limitsFor(v),
     status: () => {
       const counts = store.volumes.countByPool();
       return {
@@ -116,6 +121,12 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
 
   // The periodic pass: rules back to what SQLite says, and pods that vanished without an unmount.
   let passing = false;
+  const controller =
+    policy instanceof ControlledLimits
+      ? new Controller({ store, enforcer, pools: poolService, policy, metrics, log, intervalMs: config.controller.intervalMs })
+      : undefined;
+  controller?.start();
+
   const timer = setInterval(() => {
     if (passing) return;
     passing = true;
@@ -137,6 +148,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     config, app, store, enforcer, metricsServer,
     async close() {
       clearInterval(timer);
+      controller?.stop();
       await app.close();
       if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
       enforcer.close();

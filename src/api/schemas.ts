@@ -103,6 +103,8 @@ export const VolumeOut = Type.Object({
   backing: Type.Union([Type.String(), Type.Null()]),
   qos: Type.Object({ min: FiguresOut, max: FiguresOut }),
   overrides: Type.Object({ min: FiguresOut, max: FiguresOut }),
+  /** The limits written now: max, tightened by the work-conserving controller when it acts. */
+  effective: Type.Object({ max: FiguresOut }),
   attachments: Type.Array(AttachmentOut),
   createdAt: Type.String(),
   updatedAt: Type.String(),

@@ -14,6 +14,8 @@ import type { PoolService } from '../service/pools';
 import type { Calibrator } from '../service/calibrate';
 import type { Check } from '../service/doctor';
 import type { Config } from '../config/config';
+import type { Volume } from '../store/volumes';
+import type { Figures } from '../service/qos-spec';
 import type { Metrics } from '../metrics/registry';
 import type { Static } from '@sinclair/typebox';
 import type { StatusOut } from './schemas';
@@ -36,6 +38,8 @@ export interface Services {
   metrics: Metrics;
   doctor(): Check[];
   config: Pick<Config, 'pools'>;
+  /** The limits in force for a volume now. */
+  limitsFor(v: Volume): Figures;
   status(): Static<typeof StatusOut>;
   /** One scrape: the Prometheus exposition text, kernel stats read fresh. */
   scrapeMetrics(): Promise<string>;

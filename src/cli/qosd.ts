@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // qosd: the node daemon. Flags override the config file; a bad config stops it at once with the
 // key path and the reason.
+import { earlyStop } from './early-signals'; // first: signals are caught from the first instant
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load';
 import { DEFAULTS } from '../config/config';
@@ -36,14 +37,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ ...config, classes: Object.fromEntries(config.classes) }, null, 2)}\n`);
     return;
   }
-  // Signals are handled from the start: a stop asked for while starting waits for the start to
-  // finish, then closes cleanly (exit 0) rather than dying half-way.
-  let daemon: Awaited<ReturnType<typeof startDaemon>> | undefined;
+  const daemon = await startDaemon(config);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    if (!daemon) return; // finished below, once the start completes
     daemon.app.log.info({ signal }, 'qosd stopping: no new connections, finishing requests in flight');
     daemon.close().then(
       () => process.exit(0),
@@ -53,13 +51,9 @@ async function main(): Promise<void> {
       },
     );
   };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  daemon = await startDaemon(config);
-  if (stopping) {
-    stopping = false;
-    stop('SIGTERM');
-  }
+  earlyStop.handler = stop;
+  // A stop asked for while starting is carried out now that the daemon is up.
+  if (earlyStop.signal) stop(earlyStop.signal);
 }
 
 main().catch((err: Error) => {

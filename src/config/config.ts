@@ -37,6 +37,8 @@ export interface Config {
   kubelet: { rootDir: string; cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
   cgroup: { mountPoint: string; version: CgroupVersionSetting };
   reconcileIntervalMs: number;
+  /** The work-conserving controller (controller/): on by default, every 250 ms. */
+  controller: { enabled: boolean; intervalMs: number };
   /** Fraction of each pool's capacity never promised as guarantees (default 0.1). */
   headroom: number;
   pools: PoolConfig[];

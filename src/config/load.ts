@@ -182,6 +182,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       },
       reconcileIntervalMs: Math.round((raw.reconcile?.intervalSeconds ?? DEFAULTS.reconcileIntervalSeconds) * 1000),
       headroom: raw.admission?.headroom ?? DEFAULTS.headroom,
+      controller: { enabled: raw.controller?.enabled ?? true, intervalMs: raw.controller?.intervalMs ?? 250 },
       pools,
       classes,
       defaults: { pool: defaultPool, class: defaultClass, size, fsType: d.fsType ?? DEFAULTS.fsType },

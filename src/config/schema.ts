@@ -113,6 +113,15 @@ export const ConfigFileSchema = Type.Object(
         strict,
       ),
     ),
+    controller: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
+          intervalMs: Type.Optional(Type.Integer({ minimum: 50, maximum: 60000, errorMessage: 'must be an integer number of milliseconds from 50 to 60000' })),
+        },
+        strict,
+      ),
+    ),
     admission: Type.Optional(
       Type.Object(
         {

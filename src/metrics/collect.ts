@@ -12,6 +12,7 @@ import { readSmall } from '../host/read-small';
 import { parseRwStat } from '../host/cgroup-v1';
 import { parseIoStat } from '../host/cgroup-v2';
 import type { Metrics } from './registry';
+import type { Figures } from '../service/qos-spec';
 import { VOLUME_FAMILIES, renderVolumeFamily, type IoSample, type VolumeSample } from './volume-families';
 
 const CHUNK = 100;
@@ -39,6 +40,7 @@ export class MetricsCollector {
     private readonly m: Metrics,
     private readonly store: Store,
     private readonly pools: PoolService,
+    private readonly limitsFor: (v: Volume) => Figures = (v) => v.qos.max,
   ) {}
 
   /** Reads the store and the kernel; then `families()` renders what was read. */
@@ -85,7 +87,7 @@ export class MetricsCollector {
         const counts = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
         if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
       }
-      samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, io });
+      samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: this.limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, io });
     }
     this.samples = samples;
     m.attachments.set(attached.length);

@@ -78,6 +78,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly controllerAdjustments = new Counter({
+    name: 'qosd_controller_adjustments_total',
+    help: 'Limit changes made by the work-conserving controller, down (protecting a guarantee) or up (giving capacity back).',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
   readonly scrapeDuration = new Gauge({
     name: 'qosd_scrape_collect_seconds',
     help: 'Time the last scrape spent reading kernel stats before rendering.',
@@ -99,6 +106,7 @@ export class Metrics {
     // is a 0 rather than an absent series.
     for (const reason of ['attach', 'new-cgroup', 'reconcile', 'qos-change', 'detach']) this.enforcementErrors.inc({ reason }, 0);
     for (const kind of ['cgroup-rule', 'stray-rule']) this.reconcileRepairs.inc({ kind }, 0);
+    for (const direction of ['down', 'up']) this.controllerAdjustments.inc({ direction }, 0);
   }
 
   /**

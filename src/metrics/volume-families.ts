@@ -17,6 +17,8 @@ export interface VolumeSample {
   pool: string;
   min: Figures;
   max: Figures;
+  /** The limits written now (max tightened by the controller). */
+  effective: Figures;
   sizeBytes: number;
   allocatedBytes: number | undefined;
   fsUsedBytes: number | undefined;
@@ -30,7 +32,7 @@ const dims = (f: Figures, iops: boolean) =>
     ? ([['read', f.readIops], ['write', f.writeIops]] as const)
     : ([['read', f.readBps], ['write', f.writeBps]] as const);
 
-function figureFamily(name: string, help: string, side: 'min' | 'max', iops: boolean): Family {
+function figureFamily(name: string, help: string, side: 'min' | 'max' | 'effective', iops: boolean): Family {
   return {
     name, help, type: 'gauge',
     lines: (v, out) => {
@@ -67,6 +69,8 @@ export const VOLUME_FAMILIES: Family[] = [
   figureFamily('qosd_volume_guaranteed_bytes_per_second', 'Guaranteed (admitted) bytes per second of a volume.', 'min', false),
   figureFamily('qosd_volume_limit_iops', 'IO operations per second a volume is limited to.', 'max', true),
   figureFamily('qosd_volume_limit_bytes_per_second', 'Bytes per second a volume is limited to.', 'max', false),
+  figureFamily('qosd_volume_effective_limit_iops', 'IO operations per second written for a volume now: its limit, tightened by the controller to protect a guarantee.', 'effective', true),
+  figureFamily('qosd_volume_effective_limit_bytes_per_second', 'Bytes per second written for a volume now: its limit, tightened by the controller to protect a guarantee.', 'effective', false),
   ioFamily('qosd_volume_io_operations_total', 'IO operations done on a volume by a pod (kernel cgroup stats).', true),
   ioFamily('qosd_volume_io_bytes_total', 'Bytes read or written on a volume by a pod (kernel cgroup stats).', false),
   sizeFamily('qosd_volume_size_bytes', 'Provisioned size of a volume.', (v) => v.sizeBytes),

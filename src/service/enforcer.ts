@@ -28,7 +28,7 @@ export interface EnforcerOptions {
   policy?: LimitPolicy;
 }
 
-export type WriteReason = 'attach' | 'new-cgroup' | 'reconcile' | 'qos-change' | 'detach';
+export type WriteReason = 'attach' | 'new-cgroup' | 'reconcile' | 'qos-change' | 'detach' | 'controller';
 
 function isGone(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;

@@ -26,11 +26,14 @@ function toFigures(f: FiguresBody | undefined, field: string): QosChange['max'] 
 const sourceOf = (headers: { 'x-qosd-source'?: 'api' | 'cli' }) => headers['x-qosd-source'] ?? 'api';
 
 export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
-  const view = (name: string) => volumeView(s.volumes.get(name), s.store.attachments.list(name));
+  const view = (name: string) => {
+    const v = s.volumes.get(name);
+    return volumeView(v, s.store.attachments.list(name), s.limitsFor(v));
+  };
 
   app.get('/v1/volumes', { schema: { querystring: NoQuery, response: { 200: VolumeList, ...errorReplies } } }, async () => {
     const all = s.store.attachments.list();
-    return { volumes: s.volumes.list().map((v) => volumeView(v, all.filter((a) => a.volume === v.name))) };
+    return { volumes: s.volumes.list().map((v) => volumeView(v, all.filter((a) => a.volume === v.name), s.limitsFor(v))) };
   });
 
   app.post(
@@ -55,7 +58,7 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
         },
         sourceOf(req.headers),
       );
-      return reply.status(201).send(volumeView(v, []));
+      return reply.status(201).send(volumeView(v, [], s.limitsFor(v)));
     },
   );
 

@@ -1,0 +1,117 @@
+// The control law of the work-conserving controller, as a pure function of one tick's measured
+// rates, so it can be tested against recorded samples.
+//
+// Per pool (the shared device) and per dimension, every tick:
+//   - a volume with a guarantee m is ACTIVE when its rate r > activeAbove·m, and STARVED when it
+//     is active, r < starvedBelow·m, and the pool is SATURATED: the pool's total rate is at least
+//     saturatedAbove·capacity (a guarantee unmet on an idle device is the volume's own demand);
+//   - if any volume is starved, the deficit D = Σ(m − r) over the starved is taken from the
+//     AGGRESSORS (volumes above their own guarantee, best-effort ones with m = 0), each in
+//     proportion to its excess e = r − m: its limit becomes max(m, floor, r − D·e/Σe), and never
+//     rises in such a tick (multiplicative decrease, sized by the measured shortfall);
+//   - else, if a guaranteed volume is active (and satisfied), every controlled limit rises by
+//     probeStep·capacity (additive probing: the victim dips by at most one step before the next
+//     cut, which keeps it above starvedBelow·m);
+//   - else (no guarantee active) every controlled limit rises ×releaseFactor, so an idle victim's
+//     share is back with the neighbours within a few ticks (work conservation);
+//   - a limit that reaches the volume's configured max, or the pool's capacity, is dropped: the
+//     volume is back on its configured limits.
+// Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
+// the smaller of the two).
+import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
+
+export interface LawParams {
+  starvedBelow: number;
+  saturatedAbove: number;
+  activeAbove: number;
+  probeStep: number;
+  releaseFactor: number;
+  /** The lowest limit ever written for a best-effort volume, per dimension kind. */
+  floorIops: number;
+  floorBps: number;
+}
+
+export const DEFAULT_LAW: LawParams = {
+  starvedBelow: 0.95,
+  saturatedAbove: 0.9,
+  activeAbove: 0.05,
+  probeStep: 0.02,
+  releaseFactor: 1.5,
+  floorIops: 10,
+  floorBps: 1024 * 1024,
+};
+
+export interface VolumeRates {
+  volume: string;
+  pool: string;
+  min: Figures;
+  max: Figures;
+  rate: Figures;
+}
+
+/** Controller limits: volume → dimension → limit (absent: not controlled). */
+export type Limits = Map<string, Figures>;
+
+export interface Adjustment {
+  volume: string;
+  dimension: Dimension;
+  from: number | undefined;
+  to: number | undefined;
+}
+
+export function lawStep(samples: VolumeRates[], current: Limits, capacity: Map<string, Figures>, p: LawParams = DEFAULT_LAW): { limits: Limits; adjustments: Adjustment[] } {
+  const next: Limits = new Map([...current].map(([v, f]) => [v, { ...f }]));
+  const adjustments: Adjustment[] = [];
+  const set = (volume: string, d: Dimension, to: number | undefined) => {
+    const f = next.get(volume) ?? {};
+    const from = f[d];
+    if (from === to) return;
+    if (to === undefined) delete f[d];
+    else f[d] = to;
+    if (Object.keys(f).length) next.set(volume, f);
+    else next.delete(volume);
+    adjustments.push({ volume, dimension: d, from, to });
+  };
+
+  const pools = new Map<string, VolumeRates[]>();
+  for (const s of samples) pools.set(s.pool, [...(pools.get(s.pool) ?? []), s]);
+
+  for (const [pool, vols] of pools) {
+    for (const d of DIMENSIONS) {
+      const floor = d.endsWith('Iops') ? p.floorIops : p.floorBps;
+      const cap = capacity.get(pool)?.[d];
+      const rate = (v: VolumeRates) => v.rate[d] ?? 0;
+      const min = (v: VolumeRates) => v.min[d] ?? 0;
+      const guaranteed = vols.filter((v) => min(v) > 0);
+      const active = guaranteed.filter((v) => rate(v) > p.activeAbove * min(v));
+      const total = vols.reduce((sum, v) => sum + rate(v), 0);
+      const saturated = cap !== undefined && total >= p.saturatedAbove * cap;
+      const starved = saturated ? active.filter((v) => rate(v) < p.starvedBelow * min(v)) : [];
+
+      if (starved.length > 0) {
+        const deficit = starved.reduce((s, v) => s + (min(v) - rate(v)), 0);
+        const aggressors = vols.filter((v) => !starved.includes(v) && rate(v) > min(v));
+        const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
+        for (const a of aggressors) {
+          const share = totalExcess > 0 ? (deficit * (rate(a) - min(a))) / totalExcess : 0;
+          let to = Math.max(min(a), floor, Math.floor(rate(a) - share));
+          const now = current.get(a.volume)?.[d];
+          if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
+          if (a.max[d] !== undefined) to = Math.min(to, a.max[d]!);
+          set(a.volume, d, to);
+        }
+        continue;
+      }
+
+      for (const v of vols) {
+        const now = current.get(v.volume)?.[d];
+        if (now === undefined) continue;
+        const raised = active.length > 0 && cap !== undefined ? now + Math.max(1, Math.floor(p.probeStep * cap)) : Math.ceil(now * p.releaseFactor) + floor;
+        // Without a max or a capacity there is nothing to climb back to: release at once.
+        const ceiling = Math.min(v.max[d] ?? Infinity, cap ?? Infinity);
+        set(v.volume, d, raised >= ceiling ? undefined : raised);
+      }
+    }
+  }
+  return { limits: next, adjustments };
+}

@@ -1,0 +1,98 @@
+// The work-conserving controller on this machine's real cgroup v1 (flat: rules on every leaf): a
+// guaranteed volume that cannot get its minimum while the pool is saturated makes the controller
+// write a limit on the best-effort neighbour's container leaves; when it stops, the limit is
+// lifted. The pool's read capacity is set low (1000 IOPS) so an unthrottled neighbour saturates it.
+import * as fs from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { nodeTestBlocker } from '../helpers/host';
+import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
+import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
+import { request } from '../../src/cli/client';
+
+const blocker = nodeTestBlocker();
+if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
+
+const RIOPS = 'blkio.throttle.read_iops_device';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (check()) return true;
+    await sleep(50);
+  }
+  return check();
+}
+
+describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
+  let node: TestNode;
+  let daemon: RunningDaemon;
+  let driver: string;
+  const readers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    node = makeTestNode('controller: { intervalMs: 250 }', '{ readIops: 1000, writeIops: 1000, readBps: 1G, writeBps: 1G }');
+    daemon = await startDaemon(node);
+    driver = installDriver(node);
+  });
+
+  afterAll(async () => {
+    for (const r of readers) r.kill('SIGKILL');
+    await daemon?.stop();
+    if (node) removeTestNode(node);
+  });
+
+  async function mount(name: string, user: Record<string, string>) {
+    const uid = newPodUid();
+    const leaf = makeLeaf(makePodCgroup(node.cgroupRoot, uid));
+    const target = podVolumeDir(node.kubeletRoot, uid, name);
+    fs.mkdirSync(target, { recursive: true });
+    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: uid, volumeName: name, user })]);
+    expect(r.reply.status, r.reply.message).toBe('Success');
+    const vol = (await request<{ device: string; deviceNumber: string }>(node.socket, 'GET', `/v1/volumes/${name}`)).body;
+    return { leaf, target, ...vol };
+  }
+
+  /** A reader in a container leaf: unpaced (as fast as it can) or paced to about `perSecond`. */
+  function reader(leaf: string, device: string, perSecond?: number): ChildProcess {
+    const script = perSecond
+      ? `echo $$ > "$0/cgroup.procs"; while :; do dd if="$1" of=/dev/null bs=4k count=${Math.round(perSecond / 10)} iflag=direct status=none; sleep 0.1; done`
+      : 'echo $$ > "$0/cgroup.procs"; while :; do dd if="$1" of=/dev/null bs=4k count=20000 iflag=direct status=none; done';
+    const p = spawn('/bin/sh', ['-c', script, leaf, device], { stdio: 'ignore', detached: true });
+    readers.push(p);
+    return p;
+  }
+
+  it('limits the neighbour while the guarantee is unmet on a saturated pool, and lifts it when the victim stops', async () => {
+    // The victim is promised 300 read IOPS but (paced) asks for about 200: on a saturated pool
+    // the controller cannot tell that from starvation, so it protects it.
+    const victim = await mount('victim', { size: '32Mi', minReadIops: '300' });
+    const noisy = await mount('noisy', { size: '32Mi' });
+    expect(ruleLines(noisy.leaf, RIOPS)).toBe('');
+    reader(noisy.leaf, noisy.device);
+    await sleep(600);
+    expect(ruleLines(noisy.leaf, RIOPS)).toBe(''); // the victim idle: nothing to protect
+    const v = reader(victim.leaf, victim.device, 200);
+
+    const capped = await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 5000);
+    expect(capped).toBe(true);
+    const limit = Number(ruleLines(noisy.leaf, RIOPS).split(' ')[1]);
+    expect(limit).toBeLessThan(1000);
+    expect(limit).toBeGreaterThanOrEqual(10);
+    const seen = (await request<{ effective: { max: { readIops?: number } }; qos: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body;
+    expect(seen.qos.max).toEqual({}); // configured: unlimited
+    expect(seen.effective.max.readIops).toBeGreaterThan(0); // in force: the controller's
+    expect(ruleLines(victim.leaf, RIOPS)).toBe(''); // the victim itself is never limited
+    const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body;
+    expect(metrics).toMatch(/^qosd_volume_effective_limit_iops\{volume="noisy",pool="default",direction="read"\} \d+$/m);
+    expect(Number(/^qosd_controller_adjustments_total\{direction="down"\} (\d+)$/m.exec(metrics)![1])).toBeGreaterThan(0);
+
+    v.kill('SIGKILL');
+    process.kill(-v.pid!, 'SIGKILL');
+    const lifted = await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000);
+    expect(lifted).toBe(true);
+    expect((await request<{ effective: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body.effective.max).toEqual({});
+  }, 60_000);
+});
