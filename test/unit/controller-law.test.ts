@@ -17,12 +17,17 @@ function run(ticks: VolumeRates[][], start: Limits = new Map()): (number | undef
 }
 
 describe('control law', () => {
-  it('cuts the neighbour by the victim\'s shortfall when the victim is starved on a saturated device', () => {
+  it('cuts the neighbour to the room the guarantee leaves when the victim is starved on a saturated device', () => {
     // Recorded: no QoS, victim at QD4 gets 442, neighbour at QD64 gets 3817 (issue 8's table).
     const { limits, adjustments } = lawStep([victim(442), neighbour(3817)], new Map(), capacity);
-    expect(limits.get('noisy')).toEqual({ readIops: 3817 - (3000 - 442) });
-    expect(adjustments).toEqual([{ volume: 'noisy', dimension: 'readIops', from: undefined, to: 1259 }]);
+    expect(limits.get('noisy')).toEqual({ readIops: 4000 - 3000 });
+    expect(adjustments).toEqual([{ volume: 'noisy', dimension: 'readIops', from: undefined, to: 1000 }]);
     expect(limits.has('victim')).toBe(false); // the victim itself is never tightened
+  });
+
+  it('cuts by the measured shortfall when that is the smaller cut', () => {
+    // Victim just short (2800 of 3000), neighbour at 1100 on a saturated device: cut 200, not 100.
+    expect(lawStep([victim(2800), neighbour(1100)], new Map(), capacity).limits.get('noisy')).toEqual({ readIops: 900 });
   });
 
   it('does nothing while the device is not saturated (an unmet guarantee is then the victim\'s own demand)', () => {
