@@ -46,7 +46,9 @@ chmod +x "$R/init"
 cp "$here/vm-init.sh" "$work/share/vm-init.sh"
 printf '%s\n' "$repo" > "$work/share/repo"
 printf '%s\n' "$*" > "$work/share/filter"
-for i in 0 1; do truncate -s 2G "$work/nvme$i.img"; done
+for i in 0 1 2; do truncate -s 2G "$work/nvme$i.img"; done
+# Settings passed into the VM's test run (QOSD_VM_BENCH=1 runs the contention benchmark).
+printf 'QOSD_VM_BENCH=%s\n' "${QOSD_VM_BENCH:-}" > "$work/share/env"
 [ "${QOSD_VM_CAPTURE:-}" = 1 ] && mkdir -p "$work/share/capture"
 
 started=$(date +%s.%N)
@@ -57,11 +59,15 @@ timeout 900 qemu-system-x86_64 -m 3072 -smp 2 -nographic -no-reboot \
   -virtfs local,path="$work/share",mount_tag=share,security_model=none \
   -drive file="$work/nvme0.img",if=none,id=nv0,format=raw -device nvme,serial=QOSDNVME0,drive=nv0 \
   -drive file="$work/nvme1.img",if=none,id=nv1,format=raw -device nvme,serial=QOSDNVME1,drive=nv1 \
+  -drive file="$work/nvme2.img",if=none,id=nv2,format=raw,throttling.iops-total=4000 -device nvme,serial=QOSDNVME2,drive=nv2 \
   </dev/null
 qemu_rc=$?
 set -e
 ended=$(date +%s.%N)
 status=$(cat "$work/share/status" 2>/dev/null || echo missing)
+if [ -f "$work/share/contention.json" ]; then
+  mkdir -p "$repo/bench/results" && cp "$work/share/contention.json" "$repo/bench/results/contention.json" && echo "test:vm: wrote bench/results/contention.json"
+fi
 if [ "${QOSD_VM_CAPTURE:-}" = 1 ] && [ -f "$work/share/capture/CAPTURED" ]; then
   rm -rf "$repo/fixtures/nvme-vm" && cp -r "$work/share/capture" "$repo/fixtures/nvme-vm" && echo "test:vm: fixtures written to fixtures/nvme-vm"
 fi

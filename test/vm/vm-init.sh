@@ -19,6 +19,7 @@ boot=$(cut -d' ' -f1 /proc/uptime)
 echo "$boot" > /mnt/share/boot-seconds
 cd /mnt/repo || { echo "vm: cannot enter the checkout ($repo)"; echo 2 > /mnt/share/status; poweroff -f; }
 echo "vm: kernel $(uname -r), booted in ${boot} s; cgroup2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+set -a; . /mnt/share/env; set +a
 CI=1 TERM=dumb NO_COLOR=1 QOSD_VM=1 QOSD_REQUIRE_NODE_TESTS=1 node node_modules/vitest/vitest.mjs run --config vitest.vm.config.mts $(cat /mnt/share/filter) 2>&1
 echo $? > /mnt/share/status
 sync
