@@ -19,6 +19,8 @@ if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`nod
 
 interface Vol { name: string; device: string; deviceNumber: string; backing: string }
 const RIOPS = 'blkio.throttle.read_iops_device';
+// The call that kills the daemon: the driver would wait 10 s for a restart that comes after it.
+const NO_RETRY = { QOSD_FLEX_RETRY_SECONDS: '0.2' };
 
 function uuidOf(pathOrDevice: string): string {
   return execFileSync('blkid', ['-p', '-o', 'value', '-s', 'UUID', pathOrDevice], { encoding: 'utf8' }).trim();
@@ -74,7 +76,7 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       const target = podVolumeDir(node.kubeletRoot, p.podUid, name);
       fs.mkdirSync(target, { recursive: true });
       const args = ['mount', target, mountOptions({ podUid: p.podUid, volumeName: name, user: { size: '32Mi', maxReadIops: '300' } })];
-      const first = await crashDuring(step, () => callDriver(driver, args));
+      const first = await crashDuring(step, () => callDriver(driver, args, NO_RETRY));
       expect(first.reply.status).toBe('Failure');
       expect(mountsAt(target)).toHaveLength(0);
       const backing = path.join(node.poolDir, `${name}.img`);
@@ -108,7 +110,7 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       const target = podVolumeDir(node.kubeletRoot, p.podUid, name);
       fs.mkdirSync(target, { recursive: true });
       const args = ['mount', target, mountOptions({ podUid: p.podUid, volumeName: name, user: opts })];
-      await crashDuring(step, () => callDriver(driver, args));
+      await crashDuring(step, () => callDriver(driver, args, NO_RETRY));
       const retry = await callDriver(driver, args);
       expect(retry.reply.status, retry.reply.message).toBe('Success');
       expect(mountsAt(target)).toHaveLength(1);
@@ -134,7 +136,7 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       const vol = (await api<Vol>('GET', `/v1/volumes/${name}`)).body;
       const uuid = uuidOf(vol.device);
 
-      await crashDuring(step, () => callDriver(driver, ['unmount', target]));
+      await crashDuring(step, () => callDriver(driver, ['unmount', target], NO_RETRY));
       const retry = await callDriver(driver, ['unmount', target]);
       expect(retry.reply.status, retry.reply.message).toBe('Success');
       expect(mountsAt(target)).toHaveLength(0);
