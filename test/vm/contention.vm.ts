@@ -79,7 +79,7 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     const pod = makePod();
     const target = podVolumeDir(node.kubeletRoot, pod.uid, name);
     fs.mkdirSync(target, { recursive: true });
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: pod.uid, volumeName: name, user: { pool: 'held', size: '512Mi', ...user } })]);
+    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: pod.uid, volumeName: name, user: { pool: 'held', size: '320Mi', ...user } })]);
     expect(r.reply.status, r.reply.message).toBe('Success');
     const v = (await fetchVolume(name)) as { device: string; deviceNumber: string };
     return { pod, device: v.device, deviceNumber: v.deviceNumber, target };
@@ -91,8 +91,8 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
 
   function fio(container: string, file: string, rw: 'randread' | 'randwrite', depth: number, seconds: number): ChildProcess {
     const args = [
-      '--name=b', `--filename=${file}`, '--direct=1', '--ioengine=libaio', `--iodepth=${depth}`, `--rw=${rw}`, '--bs=4k',
-      '--size=256M', '--time_based', `--runtime=${seconds}`, '--output=/dev/null',
+      '--name=b', '--thread', `--filename=${file}`, '--direct=1', '--ioengine=libaio', `--iodepth=${depth}`, `--rw=${rw}`, '--bs=4k',
+      '--size=200M', '--time_based', `--runtime=${seconds}`, '--output=/dev/null',
     ];
     const p = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec fio "$@"', container, ...args], { stdio: 'ignore' });
     running.push(p);
@@ -115,7 +115,7 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     const rw = io === 'read' ? 'randread' : 'randwrite';
     const key = io === 'read' ? 'rios' : 'wios';
     // Files the fio jobs use, laid out first (layout is not measured).
-    for (const m of [victim, noisy]) spawnSync('fio', ['--name=layout', `--filename=${m.target}/f`, '--size=256M', '--create_only=1', '--output=/dev/null']);
+    for (const m of [victim, noisy]) spawnSync('fio', ['--name=layout', `--filename=${m.target}/f`, '--size=200M', '--create_only=1', '--output=/dev/null']);
     const vFile = `${victim.target}/f`;
     const nFile = `${noisy.target}/f`;
 
@@ -131,7 +131,13 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     const victimBack = await iops(victim.pod.pod, victim.deviceNumber, key, 2000);
     v.kill('SIGKILL');
     n.kill('SIGKILL');
-    await sleep(500);
+    await Promise.all([v, n].map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
+    // Give the drive back for the next setting: unmount and delete both volumes.
+    for (const m of [victim, noisy]) {
+      const u = await callDriver(driver, ['unmount', m.target]);
+      expect(u.reply.status, u.reply.message).toBe('Success');
+    }
+    for (const name of [`v-${tag}`, `n-${tag}`]) expect((await request(node.socket, 'DELETE', `/v1/volumes/${name}`)).status).toBe(204);
     table.push({ setting, io, victimPressed: Math.round(victimPressed), neighbourAlone: Math.round(neighbourAlone), victimBack: Math.round(victimBack) });
   }
 
