@@ -7,35 +7,17 @@
 // bench/results/contention.json (through the VM share). Runs with QOSD_VM_BENCH=1 only:
 //   npm run bench:vm
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import * as crypto from 'node:crypto';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QOSCTL, installDriver, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { parseIoStat } from '../../src/host/cgroup-v2';
 import { request } from '../../src/cli/client';
+import { makeSystemdPod, makeVmNode, type SystemdPod } from './vm-node';
 
 const enabled = process.env.QOSD_VM === '1' && process.env.QOSD_VM_BENCH === '1';
-const CG = '/sys/fs/cgroup';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Pod { uid: string; pod: string; container: string }
-
-function makePod(): Pod {
-  const uid = crypto.randomUUID();
-  const slice = path.join(CG, 'kubepods.slice');
-  const be = path.join(slice, 'kubepods-besteffort.slice');
-  const pod = path.join(be, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`);
-  for (const d of [slice, be, pod]) {
-    fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(path.join(d, 'cgroup.subtree_control'), '+io');
-  }
-  const container = path.join(pod, `cri-containerd-${crypto.randomBytes(32).toString('hex')}.scope`);
-  fs.mkdirSync(container);
-  return { uid, pod, container };
-}
 
 describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD_VM_BENCH=1 npm run bench:vm)'}`, () => {
   let node: TestNode;
@@ -45,21 +27,13 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
   const table: Record<string, unknown>[] = [];
 
   beforeAll(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-bench-'));
-    node = {
-      dir, configFile: path.join(dir, 'config.yaml'), socket: path.join(dir, 'qosd.sock'), stateDir: path.join(dir, 'state'),
-      kubeletRoot: path.join(dir, 'kubelet'), poolDir: path.join(dir, 'unused'), cgroupRoot: '/', pluginDir: path.join(dir, 'plugins'), extraConfig: '',
-    };
-    fs.mkdirSync(path.join(node.kubeletRoot, 'pods'), { recursive: true });
-    fs.writeFileSync(node.configFile, [
-      `socket: ${node.socket}`, `stateDir: ${node.stateDir}`, 'logLevel: warn', 'metrics: { listen: "off" }',
-      `kubelet: { rootDir: ${node.kubeletRoot}, cgroupRoot: /, cgroupDriver: systemd }`,
+    node = makeVmNode([
       'controller: { enabled: true, intervalMs: 250 }',
       'admission: { headroom: 0.1 }',
       'pools:',
       '  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: 4000, writeIops: 4000, readBps: 1G, writeBps: 1G } }',
       'defaults: { pool: held, size: 256Mi }',
-    ].join('\n'));
+    ]);
     daemon = await startDaemon(node);
     driver = installDriver(node);
     const init = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pool', 'init', 'held', '--force'], { encoding: 'utf8' });
@@ -75,8 +49,8 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     fs.writeFileSync('/mnt/share/contention.json', `${JSON.stringify({ date: new Date().toISOString(), deviceIops: 4000, victimMin: 3000, rows: table }, null, 2)}\n`);
   });
 
-  async function mount(name: string, user: Record<string, string>): Promise<{ pod: Pod; device: string; deviceNumber: string; target: string }> {
-    const pod = makePod();
+  async function mount(name: string, user: Record<string, string>): Promise<{ pod: SystemdPod; device: string; deviceNumber: string; target: string }> {
+    const pod = makeSystemdPod('besteffort');
     const target = podVolumeDir(node.kubeletRoot, pod.uid, name);
     fs.mkdirSync(target, { recursive: true });
     const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: pod.uid, volumeName: name, user: { pool: 'held', size: '320Mi', ...user } })]);

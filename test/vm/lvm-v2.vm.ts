@@ -2,7 +2,6 @@
 // pool is built on the drives, a volume is mounted through the flex driver for a pod laid out by
 // the systemd cgroup driver, and the kernel's io.max on the pod cgroup is measured with dd.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -12,27 +11,9 @@ import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { ddRead } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { CG, makeSystemdPod, makeVmNode } from './vm-node';
 
 const inVm = process.env.QOSD_VM === '1';
-const CG = '/sys/fs/cgroup';
-
-function enableIo(dir: string): void {
-  fs.writeFileSync(path.join(dir, 'cgroup.subtree_control'), '+io +memory');
-}
-
-/** A Burstable pod as kubelet's systemd driver lays it out, with one containerd container scope. */
-function makeSystemdPod(uid: string): { pod: string; container: string } {
-  const slice = path.join(CG, 'kubepods.slice');
-  const burstable = path.join(slice, 'kubepods-burstable.slice');
-  const pod = path.join(burstable, `kubepods-burstable-pod${uid.replace(/-/g, '_')}.slice`);
-  for (const d of [slice, burstable, pod]) {
-    fs.mkdirSync(d, { recursive: true });
-    enableIo(d);
-  }
-  const container = path.join(pod, `cri-containerd-${crypto.randomBytes(32).toString('hex')}.scope`);
-  fs.mkdirSync(container);
-  return { pod, container };
-}
 
 function qosctl(node: TestNode, args: string[]) {
   return spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, ...args], { encoding: 'utf8' });
@@ -47,19 +28,11 @@ describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped:
   const uid = crypto.randomUUID();
 
   beforeAll(async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-vm-'));
-    node = {
-      dir, configFile: path.join(dir, 'config.yaml'), socket: path.join(dir, 'qosd.sock'), stateDir: path.join(dir, 'state'),
-      kubeletRoot: path.join(dir, 'kubelet'), poolDir: path.join(dir, 'unused'), cgroupRoot: '/', pluginDir: path.join(dir, 'plugins'), extraConfig: '',
-    };
-    fs.mkdirSync(path.join(node.kubeletRoot, 'pods'), { recursive: true });
-    fs.writeFileSync(node.configFile, [
-      `socket: ${node.socket}`, `stateDir: ${node.stateDir}`, 'logLevel: warn', 'metrics: { listen: "off" }',
-      `kubelet: { rootDir: ${node.kubeletRoot}, cgroupRoot: /, cgroupDriver: systemd }`,
+    node = makeVmNode([
       'pools:',
       '  - { name: nvme, backend: lvm, volumeGroup: qosd-nvme, devices: [/dev/nvme0n1, /dev/nvme1n1], capacity: { readIops: 100000, writeIops: 100000, readBps: 2G, writeBps: 2G } }',
       'defaults: { pool: nvme, size: 256Mi }',
-    ].join('\n'));
+    ]);
     daemon = await startDaemon(node);
     driver = installDriver(node);
   });
@@ -102,7 +75,7 @@ describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped:
   });
 
   it('mounts a volume on the lvm pool and writes one io.max line on the systemd pod cgroup', async () => {
-    pod = makeSystemdPod(uid);
+    pod = makeSystemdPod('burstable', uid);
     target = podVolumeDir(node.kubeletRoot, uid, 'db');
     fs.mkdirSync(target, { recursive: true });
     const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: uid, volumeName: 'db', user: { pool: 'nvme', size: '256Mi', maxReadIops: '200', maxWriteBps: '4Mi' } })]);
