@@ -13,7 +13,8 @@ import type { PoolService } from '../service/pools';
 import { limitsOf, type Dimension, type Figures } from '../service/qos-spec';
 import type { LimitPolicy } from '../service/limit-policy';
 import { readPodIo } from '../metrics/collect';
-import { DEFAULT_LAW, lawStep, type LawParams, type Limits, type VolumeRates } from './law';
+import { ioTicksMs } from '../host/disk-busy';
+import { DEFAULT_LAW, lawStep, newLawMemory, type LawParams, type Limits, type VolumeRates } from './law';
 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
 export class ControlledLimits implements LimitPolicy {
@@ -39,10 +40,13 @@ interface Counters {
   writeIops: number;
   readBps: number;
   writeBps: number;
+  /** The volume's device's io_ticks (ms), when readable. */
+  ioTicks: number | undefined;
 }
 
 export class Controller {
   private last = new Map<string, Counters>();
+  private readonly memory = newLawMemory();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
@@ -85,7 +89,7 @@ export class Controller {
       if (!v?.deviceNumber) continue;
       const io = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
       if (!io) continue;
-      const c = counters.get(v.name) ?? { at: now, readIops: 0, writeIops: 0, readBps: 0, writeBps: 0 };
+      const c = counters.get(v.name) ?? { at: now, readIops: 0, writeIops: 0, readBps: 0, writeBps: 0, ioTicks: ioTicksMs(v.deviceNumber) };
       c.readIops += io.readOps;
       c.writeIops += io.writeOps;
       c.readBps += io.readBytes;
@@ -101,14 +105,15 @@ export class Controller {
       if (secs <= 0) continue;
       const rate: Figures = {};
       for (const d of ['readIops', 'writeIops', 'readBps', 'writeBps'] as const) rate[d] = Math.max(0, (c[d] - prev[d]) / secs);
-      samples.push({ volume: name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate });
+      const busy = c.ioTicks !== undefined && prev.ioTicks !== undefined ? Math.min(1, (c.ioTicks - prev.ioTicks) / 1000 / secs) : undefined;
+      samples.push({ volume: name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, busy });
     }
     this.last = counters;
     // Volumes no longer attached keep no controller limit.
     for (const name of policy.limits.keys()) if (!counters.has(name)) policy.limits.delete(name);
 
     const capacity = new Map(this.o.pools.list({ space: false }).map((p) => [p.name, p.capacity]));
-    const { limits, adjustments } = lawStep(samples, policy.limits, capacity, this.o.law ?? DEFAULT_LAW);
+    const { limits, adjustments } = lawStep(samples, policy.limits, capacity, this.o.law ?? DEFAULT_LAW, this.memory);
     if (adjustments.length === 0) return;
     policy.limits = limits;
     const changed = new Set(adjustments.map((a) => a.volume));

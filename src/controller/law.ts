@@ -1,20 +1,27 @@
 // The control law of the work-conserving controller, as a pure function of one tick's measured
-// rates, so it can be tested against recorded samples.
+// rates (plus a little memory), so it can be tested against recorded samples.
 //
 // Per pool (the shared device) and per dimension, every tick:
 //   - a volume with a guarantee m is ACTIVE when its rate r > activeAbove·m, and STARVED when it
-//     is active, r < starvedBelow·m, and the pool is SATURATED: the pool's total rate is at least
-//     saturatedAbove·capacity (a guarantee unmet on an idle device is the volume's own demand);
+//     is active, r < starvedBelow·m, and the device is the reason: either the pool's total rate
+//     is at least saturatedAbove·capacity, or the volume's own block device had IO in flight for
+//     at least busyAbove of the tick (it is waiting on the device all the time, so it is the
+//     device, not its own demand, that holds it below m). The second test matters because a
+//     capacity figure is measured with one workload and a mix of others gets less from the same
+//     drive; a volume that idles below m is never starved;
 //   - if any volume is starved, the AGGRESSORS (volumes above their own guarantee, best-effort
 //     ones with m = 0) are cut, each in proportion to its excess e = r − m, to the smaller of
 //     r − D·e/Σe (the starved volumes' deficit D = Σ(m − r)) and m + R·e/Σe, where R is the room
 //     the active guarantees leave: capacity − Σm over the active guaranteed volumes. Never below
 //     m or the floor, and never raised in such a tick;
-//   - else, if a guaranteed volume is active (and satisfied), every controlled limit rises by
-//     probeStep·capacity (additive probing: the victim dips by at most one step before the next
-//     cut, which keeps it above starvedBelow·m);
-//   - else (no guarantee active) every controlled limit rises ×releaseFactor, so an idle victim's
-//     share is back with the neighbours within a few ticks (work conservation);
+//   - else, if a guaranteed volume is active (and satisfied), after probeAfterTicks calm ticks
+//     every controlled limit rises by probeStep·capacity per tick (additive probing: the victim
+//     dips by at most one step before the next cut, and the hold after a cut keeps the cut/probe
+//     cycle slow, so the victim's rate stays near m rather than swinging around it);
+//   - else (no guarantee active on the pool) every controlled limit is dropped at once: there is
+//     nothing left to protect, and the idle guarantee's share goes back to the neighbours
+//     within a tick or two (work conservation). When the guarantee comes back, the first starved
+//     tick cuts the neighbours to the room again;
 //   - a limit that reaches the volume's configured max, or the pool's capacity, is dropped: the
 //     volume is back on its configured limits.
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
@@ -24,9 +31,10 @@ import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
 export interface LawParams {
   starvedBelow: number;
   saturatedAbove: number;
+  busyAbove: number;
   activeAbove: number;
   probeStep: number;
-  releaseFactor: number;
+  probeAfterTicks: number;
   /** The lowest limit ever written for a best-effort volume, per dimension kind. */
   floorIops: number;
   floorBps: number;
@@ -35,9 +43,10 @@ export interface LawParams {
 export const DEFAULT_LAW: LawParams = {
   starvedBelow: 0.95,
   saturatedAbove: 0.9,
+  busyAbove: 0.9,
   activeAbove: 0.05,
   probeStep: 0.02,
-  releaseFactor: 1.5,
+  probeAfterTicks: 4,
   floorIops: 10,
   floorBps: 1024 * 1024,
 };
@@ -48,10 +57,19 @@ export interface VolumeRates {
   min: Figures;
   max: Figures;
   rate: Figures;
+  /** Share of the tick (0..1) the volume's block device had IO in flight; absent: unknown. */
+  busy?: number;
 }
 
 /** Controller limits: volume → dimension → limit (absent: not controlled). */
 export type Limits = Map<string, Figures>;
+
+/** What the law remembers between ticks: calm ticks since the last cut, per pool and dimension. */
+export interface LawMemory {
+  calmTicks: Map<string, number>;
+}
+
+export const newLawMemory = (): LawMemory => ({ calmTicks: new Map() });
 
 export interface Adjustment {
   volume: string;
@@ -60,7 +78,13 @@ export interface Adjustment {
   to: number | undefined;
 }
 
-export function lawStep(samples: VolumeRates[], current: Limits, capacity: Map<string, Figures>, p: LawParams = DEFAULT_LAW): { limits: Limits; adjustments: Adjustment[] } {
+export function lawStep(
+  samples: VolumeRates[],
+  current: Limits,
+  capacity: Map<string, Figures>,
+  p: LawParams = DEFAULT_LAW,
+  memory: LawMemory = newLawMemory(),
+): { limits: Limits; adjustments: Adjustment[] } {
   const next: Limits = new Map([...current].map(([v, f]) => [v, { ...f }]));
   const adjustments: Adjustment[] = [];
   const set = (volume: string, d: Dimension, to: number | undefined) => {
@@ -79,21 +103,24 @@ export function lawStep(samples: VolumeRates[], current: Limits, capacity: Map<s
 
   for (const [pool, vols] of pools) {
     for (const d of DIMENSIONS) {
+      const key = `${pool}/${d}`;
       const floor = d.endsWith('Iops') ? p.floorIops : p.floorBps;
       const cap = capacity.get(pool)?.[d];
       const rate = (v: VolumeRates) => v.rate[d] ?? 0;
       const min = (v: VolumeRates) => v.min[d] ?? 0;
       const guaranteed = vols.filter((v) => min(v) > 0);
       const active = guaranteed.filter((v) => rate(v) > p.activeAbove * min(v));
+      const activeMins = active.reduce((s, v) => s + min(v), 0);
       const total = vols.reduce((sum, v) => sum + rate(v), 0);
       const saturated = cap !== undefined && total >= p.saturatedAbove * cap;
-      const starved = saturated ? active.filter((v) => rate(v) < p.starvedBelow * min(v)) : [];
+      const starved = active.filter((v) => rate(v) < p.starvedBelow * min(v) && (saturated || (v.busy ?? 0) >= p.busyAbove));
 
       if (starved.length > 0) {
+        memory.calmTicks.set(key, 0);
         const deficit = starved.reduce((s, v) => s + (min(v) - rate(v)), 0);
         const aggressors = vols.filter((v) => !starved.includes(v) && rate(v) > min(v));
         const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
-        const room = Math.max(0, cap! - active.reduce((s, v) => s + min(v), 0));
+        const room = cap === undefined ? Infinity : Math.max(0, cap - activeMins);
         for (const a of aggressors) {
           const part = totalExcess > 0 ? (rate(a) - min(a)) / totalExcess : 0;
           const target = Math.min(rate(a) - deficit * part, min(a) + room * part);
@@ -106,11 +133,17 @@ export function lawStep(samples: VolumeRates[], current: Limits, capacity: Map<s
         continue;
       }
 
+      const calm = (memory.calmTicks.get(key) ?? 0) + 1;
+      memory.calmTicks.set(key, calm);
       for (const v of vols) {
         const now = current.get(v.volume)?.[d];
         if (now === undefined) continue;
-        const raised = active.length > 0 && cap !== undefined ? now + Math.max(1, Math.floor(p.probeStep * cap)) : Math.ceil(now * p.releaseFactor) + floor;
-        // Without a max or a capacity there is nothing to climb back to: release at once.
+        if (active.length === 0) {
+          set(v.volume, d, undefined);
+          continue;
+        }
+        if (calm <= p.probeAfterTicks) continue;
+        const raised = now + Math.max(1, Math.floor(p.probeStep * (cap ?? activeMins)));
         const ceiling = Math.min(v.max[d] ?? Infinity, cap ?? Infinity);
         set(v.volume, d, raised >= ceiling ? undefined : raised);
       }

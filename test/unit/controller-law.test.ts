@@ -1,7 +1,7 @@
 // The controller's control law against recorded samples: a victim with a guarantee and a
 // best-effort neighbour on one pool whose capacity is 4000 read IOPS (the VM scenario's device).
 import { describe, expect, it } from 'vitest';
-import { lawStep, type Limits, type VolumeRates } from '../../src/controller/law';
+import { DEFAULT_LAW, lawStep, newLawMemory, type Limits, type VolumeRates } from '../../src/controller/law';
 
 const capacity = new Map([['nvme', { readIops: 4000 }]]);
 const victim = (rate: number): VolumeRates => ({ volume: 'victim', pool: 'nvme', min: { readIops: 3000 }, max: {}, rate: { readIops: rate } });
@@ -43,35 +43,63 @@ describe('control law', () => {
     expect(again.get('noisy')!.readIops).toBeLessThanOrEqual(50);
   });
 
-  it('settles with the victim above 95% of its minimum: probes up by 2% of capacity, cuts on a dip', () => {
-    // Recorded closed-loop behaviour: the device gives 4000 in total; the victim takes what the
-    // neighbour's limit leaves it. Simulate 40 ticks and check the victim never stays starved.
+  /** Closed loop: the device gives `device` IOPS in total; the victim takes what the neighbour's limit leaves it. */
+  function simulate(device: number, ticks: number, busyVictim: boolean): number[] {
     let limits: Limits = new Map();
+    const memory = newLawMemory();
     let victimRate = 442;
-    let noisyRate = 3817;
+    let noisyRate = device - victimRate;
     const victimRates: number[] = [];
-    for (let i = 0; i < 40; i++) {
-      limits = lawStep([victim(victimRate), neighbour(noisyRate)], limits, capacity).limits;
-      const cap = limits.get('noisy')?.readIops ?? Infinity;
-      noisyRate = Math.min(cap, 3817);
-      victimRate = 4000 - noisyRate;
+    for (let i = 0; i < ticks; i++) {
+      const v = { ...victim(victimRate), busy: busyVictim ? 1 : 0.2 };
+      limits = lawStep([v, neighbour(noisyRate)], limits, capacity, DEFAULT_LAW, memory).limits;
+      noisyRate = Math.min(limits.get('noisy')?.readIops ?? Infinity, device - 442);
+      victimRate = device - noisyRate;
       victimRates.push(victimRate);
     }
-    const settled = victimRates.slice(5);
+    return victimRates;
+  }
+
+  it('settles with the victim at 95% of its minimum or above: probes up by 2% of capacity after a hold, cuts on a dip', () => {
+    const settled = simulate(4000, 60, true).slice(3);
     expect(Math.min(...settled)).toBeGreaterThanOrEqual(0.95 * 3000 - 80); // one probe step at most
-    expect(settled.filter((r) => r >= 0.95 * 3000).length).toBeGreaterThan(settled.length * 0.6);
+    const mean = settled.reduce((a, b) => a + b, 0) / settled.length;
+    expect(mean).toBeGreaterThanOrEqual(0.95 * 3000);
+    expect(settled.filter((r) => r >= 0.95 * 3000).length).toBeGreaterThan(settled.length * 0.75);
   });
 
-  it('gives the capacity back within a few ticks once the victim stops, and drops the limit', () => {
-    const limits = run(
-      [[victim(0), neighbour(1000)], [victim(0), neighbour(1500)], [victim(0), neighbour(2250)], [victim(0), neighbour(3400)]],
-      new Map([['noisy', { readIops: 1000 }]]),
-    );
-    expect(limits).toEqual([1510, 2275, 3423, undefined]); // ×1.5 (+floor) per tick, then released at capacity
+  it('protects the victim when the drive delivers less than its capacity figure, from the victim\'s busy time', () => {
+    // Recorded in the VM: the pool is calibrated at 4000 but two jobs together get ~3000 from it,
+    // so the pool never looks saturated; the victim's device is busy all the time.
+    const settled = simulate(3000, 60, true).slice(4);
+    const mean = settled.reduce((a, b) => a + b, 0) / settled.length;
+    expect(mean).toBeGreaterThanOrEqual(0.95 * 3000 - 80);
+    // The same victim idling half the time is asking for little: nothing is cut.
+    expect(lawStep([{ ...victim(1500), busy: 0.5 }, neighbour(1500)], new Map(), capacity).adjustments).toEqual([]);
+  });
+
+  it('gives the capacity back at once when no guarantee is active any more', () => {
+    const limits = run([[victim(0), neighbour(1000)]], new Map([['noisy', { readIops: 1000 }]]));
+    expect(limits).toEqual([undefined]);
+  });
+
+  it('holds a cut for a few calm ticks before probing upwards', () => {
+    const memory = newLawMemory();
+    let limits: Limits = lawStep([victim(442), neighbour(3817)], new Map(), capacity, DEFAULT_LAW, memory).limits;
+    const seen: (number | undefined)[] = [];
+    for (let i = 0; i < 6; i++) {
+      limits = lawStep([victim(2990), neighbour(1000)], limits, capacity, DEFAULT_LAW, memory).limits;
+      seen.push(limits.get('noisy')?.readIops);
+    }
+    expect(seen).toEqual([1000, 1000, 1000, 1000, 1080, 1160]);
   });
 
   it('releases at the neighbour\'s configured max rather than the capacity', () => {
-    expect(run([[victim(0), neighbour(900, 2000)]], new Map([['noisy', { readIops: 1500 }]]))).toEqual([undefined]);
+    // Victim active and satisfied, the hold over: one probe step from 1990 crosses the max of 2000.
+    const memory = newLawMemory();
+    memory.calmTicks.set('nvme/readIops', 10);
+    const { limits } = lawStep([victim(3000), neighbour(900, 2000)], new Map([['noisy', { readIops: 1990 }]]), capacity, DEFAULT_LAW, memory);
+    expect(limits.has('noisy')).toBe(false);
   });
 
   it('keeps pools apart', () => {

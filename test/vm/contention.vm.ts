@@ -1,10 +1,14 @@
 // The contention benchmark (issue 8), inside the VM: a drive qemu holds to 4000 IOPS, a victim
 // reading (then writing) at queue depth 4 and a best-effort neighbour at 64, fio for both, in pods
-// laid out by the systemd cgroup driver on cgroup v2. Three settings in one run: no QoS, a static
-// cap of 1000 IOPS on the neighbour, and qosd's controller protecting the victim's minimum of 3000.
-// Each: the victim's rate while the neighbour presses, the neighbour's share within 2 s of the
-// victim stopping, and the victim's rate within 2 s of starting again. Prints the table and writes
-// bench/results/contention.json (through the VM share). Runs with QOSD_VM_BENCH=1 only:
+// laid out by the systemd cgroup driver on cgroup v2. Under TCG the VM's CPU, not qemu's throttle,
+// bounds the drive (~3000-3800 IOPS, varying with the host's load), so the figures are taken in
+// the run: the pool is calibrated, the victim's workload is measured alone and its minimum set to
+// 75% of that (the issue's 3000 of 4058). Three settings, each from fresh volumes: no QoS, a static
+// cap on the neighbour (calibrated capacity less the minimum), and qosd's controller. Each: the
+// neighbour alone, the victim while the neighbour presses, the neighbour over the second second
+// after the victim stops, and the victim over the second second after it starts again. Prints
+// the table and writes bench/results/contention.json (through the VM share). Runs with
+// QOSD_VM_BENCH=1 only:
 //   npm run bench:vm
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,7 +28,21 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
   let daemon: RunningDaemon;
   let driver: string;
   const running: ChildProcess[] = [];
-  const table: Record<string, unknown>[] = [];
+  interface Row {
+    setting: string;
+    io: string;
+    neighbourBefore: number;
+    victimPressed: number;
+    neighbourAfter: number;
+    victimBack: number;
+    victimMin?: number;
+  }
+  const table: (Row | { setting: string; io: string; victimAlone: number })[] = [];
+  let capacity: { readIops: number; writeIops: number } = { readIops: 4000, writeIops: 4000 };
+  const capacityOf = (io: 'read' | 'write') => (io === 'read' ? capacity.readIops : capacity.writeIops);
+  // The issue's scenario: a minimum of 3000 for a victim that gets 4058 alone (74%).
+  const alone: Record<'read' | 'write', number> = { read: 0, write: 0 };
+  const minFor = (io: 'read' | 'write') => Math.floor((0.75 * alone[io]) / 10) * 10;
 
   beforeAll(async () => {
     node = makeVmNode([
@@ -38,15 +56,27 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     driver = installDriver(node);
     const init = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pool', 'init', 'held', '--force'], { encoding: 'utf8' });
     expect(init.status, init.stderr).toBe(0);
+    // What the held drive really delivers here: under TCG the VM's CPU, not qemu's 4000-IOPS
+    // throttle, is the limit. The victim's minimum is set from this, as an operator would.
+    const cal = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'calibrate', 'held', '--method', 'fio', '--seconds', '3', '--scratch-size', '256Mi'], { encoding: 'utf8' });
+    expect(cal.status, cal.stderr).toBe(0);
+    capacity = JSON.parse(cal.stdout).capacity;
   }, 300_000);
 
   afterAll(async () => {
     for (const p of running) p.kill('SIGKILL');
     await daemon?.stop();
-    const lines = ['setting | io | victim while pressed | neighbour after victim stops (≤2 s) | victim back (≤2 s)', '---|---|---|---|---'];
-    for (const r of table) lines.push(`${r.setting} | ${r.io} | ${r.victimPressed} | ${r.neighbourAlone} | ${r.victimBack}`);
+    const lines = [
+      'setting | io | victim alone | neighbour alone | victim while pressed | neighbour 1–2 s after the victim stops | victim 1–2 s after it starts again',
+      '---|---|---|---|---|---|---',
+    ];
+    for (const r of table) {
+      if ('victimAlone' in r) lines.push(`${r.setting} | ${r.io} | ${r.victimAlone} | | | |`);
+      else lines.push(`${r.setting}${r.victimMin ? ` (min ${r.victimMin})` : ''} | ${r.io} | | ${r.neighbourBefore} | ${r.victimPressed} | ${r.neighbourAfter} | ${r.victimBack}`);
+    }
     process.stdout.write(`\n${lines.join('\n')}\n`);
-    fs.writeFileSync('/mnt/share/contention.json', `${JSON.stringify({ date: new Date().toISOString(), deviceIops: 4000, victimMin: 3000, rows: table }, null, 2)}\n`);
+    const doc = { date: new Date().toISOString(), qemuThrottleIops: 4000, calibrated: capacity, victimAlone: alone, victimMin: { read: minFor('read'), write: minFor('write') }, rows: table };
+    fs.writeFileSync('/mnt/share/contention.json', `${JSON.stringify(doc, null, 2)}\n`);
   });
 
   async function mount(name: string, user: Record<string, string>): Promise<{ pod: SystemdPod; device: string; deviceNumber: string; target: string }> {
@@ -82,54 +112,116 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     return (read() - a) / ((Date.now() - t) / 1000);
   }
 
-  async function scenario(setting: string, io: 'read' | 'write', victimQos: Record<string, string>, neighbourQos: Record<string, string>): Promise<void> {
+  /** Waits for the pod's first IO on the device after now (fio takes seconds to start under TCG). */
+  async function firstIo(pod: string, device: string, key: 'rios' | 'wios'): Promise<void> {
+    const count = () => parseIoStat(fs.readFileSync(path.join(pod, 'io.stat'), 'utf8')).get(device)?.[key] ?? 0;
+    const base = count();
+    for (let i = 0; i < 600 && count() === base; i++) await sleep(25);
+  }
+
+  async function stop(p: ChildProcess): Promise<void> {
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  async function cleanUp(names: { name: string; target: string }[]): Promise<void> {
+    // Give the drive back for the next setting: unmount and delete the volumes.
+    for (const m of names) {
+      const u = await callDriver(driver, ['unmount', m.target]);
+      expect(u.reply.status, u.reply.message).toBe('Success');
+      expect((await request(node.socket, 'DELETE', `/v1/volumes/${m.name}`)).status).toBe(204);
+    }
+  }
+
+  function layOut(...targets: string[]): void {
+    // Files the fio jobs use, laid out first (layout is not measured).
+    for (const t of targets) spawnSync('fio', ['--name=layout', `--filename=${t}/f`, '--size=200M', '--create_only=1', '--output=/dev/null']);
+  }
+
+  /** The victim's workload alone on the drive: what its minimum is set from. */
+  async function victimAlone(io: 'read' | 'write'): Promise<void> {
+    const name = `alone-${io}`;
+    const m = await mount(name, {});
+    layOut(m.target);
+    const key = io === 'read' ? 'rios' : 'wios';
+    const v = fio(m.pod.container, `${m.target}/f`, io === 'read' ? 'randread' : 'randwrite', 4, 60);
+    await firstIo(m.pod.pod, m.deviceNumber, key);
+    await sleep(1000);
+    const rate = await iops(m.pod.pod, m.deviceNumber, key, 3000);
+    await stop(v);
+    await cleanUp([{ name, target: m.target }]);
+    alone[io] = Math.round(rate);
+    table.push({ setting: 'victim alone', io, victimAlone: alone[io] });
+  }
+
+  async function scenario(setting: string, io: 'read' | 'write', victimQos: Record<string, string>, neighbourQos: Record<string, string>): Promise<Row> {
     const tag = `${setting.replace(/[^a-z]/g, '')}${io[0]}`;
     const victim = await mount(`v-${tag}`, victimQos);
     const noisy = await mount(`n-${tag}`, neighbourQos);
     const rw = io === 'read' ? 'randread' : 'randwrite';
     const key = io === 'read' ? 'rios' : 'wios';
-    // Files the fio jobs use, laid out first (layout is not measured).
-    for (const m of [victim, noisy]) spawnSync('fio', ['--name=layout', `--filename=${m.target}/f`, '--size=200M', '--create_only=1', '--output=/dev/null']);
+    layOut(victim.target, noisy.target);
     const vFile = `${victim.target}/f`;
     const nFile = `${noisy.target}/f`;
 
-    const n = fio(noisy.pod.container, nFile, rw, 64, 40);
-    await sleep(3000);
-    let v = fio(victim.pod.container, vFile, rw, 4, 10);
-    await sleep(4000); // let the controller settle
-    const victimPressed = await iops(victim.pod.pod, victim.deviceNumber, key, 3000);
-    await new Promise((r) => v.once('exit', r));
-    const neighbourAlone = await iops(noisy.pod.pod, noisy.deviceNumber, key, 2000);
+    // The neighbour alone first: "the device" as the neighbour's workload sees it, this run.
+    const n = fio(noisy.pod.container, nFile, rw, 64, 120);
+    await firstIo(noisy.pod.pod, noisy.deviceNumber, key);
+    await sleep(1000);
+    const neighbourBefore = await iops(noisy.pod.pod, noisy.deviceNumber, key, 2000);
+    // The victim joins; each figure below is timed from the victim's own first IO or its stop.
+    let v = fio(victim.pod.container, vFile, rw, 4, 120);
+    await firstIo(victim.pod.pod, victim.deviceNumber, key);
+    await sleep(2000); // the controller's first cuts and hold
+    const victimPressed = await iops(victim.pod.pod, victim.deviceNumber, key, 4000);
+    await stop(v);
+    await sleep(1000);
+    const neighbourAfter = await iops(noisy.pod.pod, noisy.deviceNumber, key, 1000); // its rate over the stop's second second
     await sleep(2000);
-    v = fio(victim.pod.container, vFile, rw, 4, 6);
-    const victimBack = await iops(victim.pod.pod, victim.deviceNumber, key, 2000);
-    v.kill('SIGKILL');
-    n.kill('SIGKILL');
-    await Promise.all([v, n].map((p) => (p.exitCode === null && p.signalCode === null ? new Promise((r) => p.once('exit', r)) : undefined)));
-    // Give the drive back for the next setting: unmount and delete both volumes.
-    for (const m of [victim, noisy]) {
-      const u = await callDriver(driver, ['unmount', m.target]);
-      expect(u.reply.status, u.reply.message).toBe('Success');
-    }
-    for (const name of [`v-${tag}`, `n-${tag}`]) expect((await request(node.socket, 'DELETE', `/v1/volumes/${name}`)).status).toBe(204);
-    table.push({ setting, io, victimPressed: Math.round(victimPressed), neighbourAlone: Math.round(neighbourAlone), victimBack: Math.round(victimBack) });
+    v = fio(victim.pod.container, vFile, rw, 4, 120);
+    await firstIo(victim.pod.pod, victim.deviceNumber, key);
+    await sleep(1000);
+    const victimBack = await iops(victim.pod.pod, victim.deviceNumber, key, 1000); // its rate over its second second
+    await stop(v);
+    await stop(n);
+    await cleanUp([
+      { name: `v-${tag}`, target: victim.target },
+      { name: `n-${tag}`, target: noisy.target },
+    ]);
+    const row: Row = {
+      setting,
+      io,
+      neighbourBefore: Math.round(neighbourBefore),
+      victimPressed: Math.round(victimPressed),
+      neighbourAfter: Math.round(neighbourAfter),
+      victimBack: Math.round(victimBack),
+    };
+    table.push(row);
+    return row;
   }
 
   const read = { min: 'minReadIops', max: 'maxReadIops' };
   const write = { min: 'minWriteIops', max: 'maxWriteIops' };
   for (const [io, k] of [['read', read], ['write', write]] as const) {
+    it(`${io}: the victim's workload alone`, async () => {
+      await victimAlone(io);
+      expect(alone[io]).toBeGreaterThan(0);
+    }, 300_000);
     it(`${io}: no QoS`, async () => {
       await scenario('no QoS', io, {}, {});
     }, 300_000);
-    it(`${io}: static cap of 1000 IOPS on the neighbour`, async () => {
-      await scenario('static cap 1000', io, {}, { [k.max]: '1000' });
+    it(`${io}: static cap on the neighbour (calibrated capacity less the victim's minimum)`, async () => {
+      await scenario('static cap', io, {}, { [k.max]: String(Math.max(10, capacityOf(io) - minFor(io))) });
     }, 300_000);
-    it(`${io}: qosd (victim min 3000, neighbour best-effort)`, async () => {
-      await scenario('qosd', io, { [k.min]: '3000' }, {});
-      const row = table.at(-1)! as { victimPressed: number; neighbourAlone: number; victimBack: number };
-      expect(row.victimPressed).toBeGreaterThanOrEqual(0.95 * 3000);
-      expect(row.neighbourAlone).toBeGreaterThanOrEqual(0.9 * 4000);
-      expect(row.victimBack).toBeGreaterThanOrEqual(0.95 * 3000);
+    it(`${io}: qosd (victim min 75% of its rate alone, neighbour best-effort)`, async () => {
+      const min = minFor(io);
+      const row = await scenario('qosd', io, { [k.min]: String(min) }, {});
+      row.victimMin = min;
+      expect(row.victimPressed, 'victim while the neighbour presses').toBeGreaterThanOrEqual(0.95 * min);
+      expect(row.neighbourAfter, 'neighbour within 2 s of the victim stopping').toBeGreaterThanOrEqual(0.9 * row.neighbourBefore);
+      expect(row.victimBack, 'victim within 2 s of starting again').toBeGreaterThanOrEqual(0.95 * min);
     }, 300_000);
   }
 });
