@@ -14,10 +14,13 @@
 //     r − D·e/Σe (the starved volumes' deficit D = Σ(m − r)) and m + R·e/Σe, where R is the room
 //     the active guarantees leave: capacity − Σm over the active guaranteed volumes. Never below
 //     m or the floor, and never raised in such a tick;
-//   - else, if a guaranteed volume is active (and satisfied), after probeAfterTicks calm ticks
-//     every controlled limit rises by probeStep·capacity per tick (additive probing: the victim
-//     dips by at most one step before the next cut, and the hold after a cut keeps the cut/probe
-//     cycle slow, so the victim's rate stays near m rather than swinging around it);
+//   - else, while an active guaranteed volume is short of its m (between starvedBelow·m and m),
+//     the limits are held: the cut aimed at m, and probing from just below m would keep the
+//     victim hovering at the starvation threshold instead of at its guarantee;
+//   - else, if guaranteed volumes are active and all have at least m, after probeAfterTicks calm
+//     ticks every controlled limit rises by probeStep·capacity per tick (additive probing: the
+//     victim dips by at most one step before the next cut, and the hold after a cut keeps the
+//     cut/probe cycle slow, so the victim's rate stays near m rather than swinging around it);
 //   - else (no guarantee active on the pool) every controlled limit is dropped at once: there is
 //     nothing left to protect, and the idle guarantee's share goes back to the neighbours
 //     within a tick or two (work conservation). When the guarantee comes back, the first starved
@@ -133,6 +136,7 @@ export function lawStep(
         continue;
       }
 
+      const short = active.some((v) => rate(v) < min(v));
       const calm = (memory.calmTicks.get(key) ?? 0) + 1;
       memory.calmTicks.set(key, calm);
       for (const v of vols) {
@@ -142,7 +146,7 @@ export function lawStep(
           set(v.volume, d, undefined);
           continue;
         }
-        if (calm <= p.probeAfterTicks) continue;
+        if (calm <= p.probeAfterTicks || short) continue;
         const raised = now + Math.max(1, Math.floor(p.probeStep * (cap ?? activeMins)));
         const ceiling = Math.min(v.max[d] ?? Infinity, cap ?? Infinity);
         set(v.volume, d, raised >= ceiling ? undefined : raised);

@@ -88,10 +88,12 @@ describe('control law', () => {
     let limits: Limits = lawStep([victim(442), neighbour(3817)], new Map(), capacity, DEFAULT_LAW, memory).limits;
     const seen: (number | undefined)[] = [];
     for (let i = 0; i < 6; i++) {
-      limits = lawStep([victim(2990), neighbour(1000)], limits, capacity, DEFAULT_LAW, memory).limits;
+      limits = lawStep([victim(3000), neighbour(1000)], limits, capacity, DEFAULT_LAW, memory).limits;
       seen.push(limits.get('noisy')?.readIops);
     }
     expect(seen).toEqual([1000, 1000, 1000, 1000, 1080, 1160]);
+    // A victim short of its minimum, though not starved (2900 of 3000), holds the cut: no probing.
+    expect(lawStep([victim(2900), neighbour(1000)], limits, capacity, DEFAULT_LAW, memory).adjustments).toEqual([]);
   });
 
   it('releases at the neighbour\'s configured max rather than the capacity', () => {
