@@ -13,7 +13,7 @@ import type { PoolService } from '../service/pools';
 import { limitsOf, type Dimension, type Figures } from '../service/qos-spec';
 import type { LimitPolicy } from '../service/limit-policy';
 import { readPodIo } from '../metrics/collect';
-import { ioTicksMs } from '../host/disk-busy';
+import { timeInQueueMs } from '../host/disk-queue';
 import { DEFAULT_LAW, lawStep, newLawMemory, type LawParams, type Limits, type VolumeRates } from './law';
 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
@@ -40,8 +40,8 @@ interface Counters {
   writeIops: number;
   readBps: number;
   writeBps: number;
-  /** The volume's device's io_ticks (ms), when readable. */
-  ioTicks: number | undefined;
+  /** The volume's device's time_in_queue (ms), when readable. */
+  timeInQueue: number | undefined;
 }
 
 export class Controller {
@@ -89,7 +89,7 @@ export class Controller {
       if (!v?.deviceNumber) continue;
       const io = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
       if (!io) continue;
-      const c = counters.get(v.name) ?? { at: now, readIops: 0, writeIops: 0, readBps: 0, writeBps: 0, ioTicks: ioTicksMs(v.deviceNumber) };
+      const c = counters.get(v.name) ?? { at: now, readIops: 0, writeIops: 0, readBps: 0, writeBps: 0, timeInQueue: timeInQueueMs(v.deviceNumber) };
       c.readIops += io.readOps;
       c.writeIops += io.writeOps;
       c.readBps += io.readBytes;
@@ -105,8 +105,8 @@ export class Controller {
       if (secs <= 0) continue;
       const rate: Figures = {};
       for (const d of ['readIops', 'writeIops', 'readBps', 'writeBps'] as const) rate[d] = Math.max(0, (c[d] - prev[d]) / secs);
-      const busy = c.ioTicks !== undefined && prev.ioTicks !== undefined ? Math.min(1, (c.ioTicks - prev.ioTicks) / 1000 / secs) : undefined;
-      samples.push({ volume: name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, busy });
+      const queue = c.timeInQueue !== undefined && prev.timeInQueue !== undefined ? Math.max(0, c.timeInQueue - prev.timeInQueue) / 1000 / secs : undefined;
+      samples.push({ volume: name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue });
     }
     this.last = counters;
     // Volumes no longer attached keep no controller limit.

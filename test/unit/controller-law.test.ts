@@ -44,14 +44,14 @@ describe('control law', () => {
   });
 
   /** Closed loop: the device gives `device` IOPS in total; the victim takes what the neighbour's limit leaves it. */
-  function simulate(device: number, ticks: number, busyVictim: boolean): number[] {
+  function simulate(device: number, ticks: number, queued: boolean): number[] {
     let limits: Limits = new Map();
     const memory = newLawMemory();
     let victimRate = 442;
     let noisyRate = device - victimRate;
     const victimRates: number[] = [];
     for (let i = 0; i < ticks; i++) {
-      const v = { ...victim(victimRate), busy: busyVictim ? 1 : 0.2 };
+      const v = { ...victim(victimRate), queue: queued ? 1.4 : 0.1 };
       limits = lawStep([v, neighbour(noisyRate)], limits, capacity, DEFAULT_LAW, memory).limits;
       noisyRate = Math.min(limits.get('noisy')?.readIops ?? Infinity, device - 442);
       victimRate = device - noisyRate;
@@ -68,14 +68,14 @@ describe('control law', () => {
     expect(settled.filter((r) => r >= 0.95 * 3000).length).toBeGreaterThan(settled.length * 0.75);
   });
 
-  it('protects the victim when the drive delivers less than its capacity figure, from the victim\'s busy time', () => {
+  it('protects the victim when the drive delivers less than its capacity figure, from the IO the victim keeps in flight', () => {
     // Recorded in the VM: the pool is calibrated at 4000 but two jobs together get ~3000 from it,
-    // so the pool never looks saturated; the victim's device is busy all the time.
+    // so the pool never looks saturated; the victim keeps 1.4 IOs in flight on average.
     const settled = simulate(3000, 60, true).slice(4);
     const mean = settled.reduce((a, b) => a + b, 0) / settled.length;
     expect(mean).toBeGreaterThanOrEqual(0.95 * 3000 - 80);
-    // The same victim idling half the time is asking for little: nothing is cut.
-    expect(lawStep([{ ...victim(1500), busy: 0.5 }, neighbour(1500)], new Map(), capacity).adjustments).toEqual([]);
+    // A victim that idles between requests (0.1 in flight) is asking for little: nothing is cut.
+    expect(lawStep([{ ...victim(1500), queue: 0.1 }, neighbour(1500)], new Map(), capacity).adjustments).toEqual([]);
   });
 
   it('gives the capacity back at once when no guarantee is active any more', () => {

@@ -156,6 +156,37 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     table.push({ setting: 'victim alone', io, victimAlone: alone[io] });
   }
 
+  /**
+   * Records the raw kernel stats the controller reads (each pod's io.stat, each volume device's
+   * stat) every 250 ms, with marks for what the workloads did: the fixtures the control law's
+   * unit test replays (fixtures/controller-vm).
+   */
+  function recorder(vols: Record<string, { pod: SystemdPod; deviceNumber: string }>) {
+    const t0 = Date.now();
+    const ticks: { t: number; stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> }[] = [];
+    const marks: { t: number; what: string }[] = [];
+    const timer = setInterval(() => {
+      const stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> = {};
+      for (const [role, v] of Object.entries(vols)) {
+        stats[role] = {
+          ioStat: fs.readFileSync(path.join(v.pod.pod, 'io.stat'), 'utf8'),
+          diskStat: fs.readFileSync(`/sys/dev/block/${v.deviceNumber}/stat`, 'utf8'),
+          ioMax: fs.readFileSync(path.join(v.pod.pod, 'io.max'), 'utf8'), // what the controller wrote
+        };
+      }
+      ticks.push({ t: Date.now() - t0, stats });
+    }, 250);
+    return {
+      mark: (what: string) => marks.push({ t: Date.now() - t0, what }),
+      save: (file: string, extra: Record<string, unknown>) => {
+        clearInterval(timer);
+        fs.mkdirSync('/mnt/share/traces', { recursive: true });
+        const devices = Object.fromEntries(Object.entries(vols).map(([role, v]) => [role, v.deviceNumber]));
+        fs.writeFileSync(`/mnt/share/traces/${file}`, `${JSON.stringify({ recorded: new Date().toISOString(), devices, ...extra, marks, ticks })}\n`);
+      },
+    };
+  }
+
   async function scenario(setting: string, io: 'read' | 'write', victimQos: Record<string, string>, neighbourQos: Record<string, string>): Promise<Row> {
     const tag = `${setting.replace(/[^a-z]/g, '')}${io[0]}`;
     const victim = await mount(`v-${tag}`, victimQos);
@@ -166,26 +197,33 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     const vFile = `${victim.target}/f`;
     const nFile = `${noisy.target}/f`;
 
+    const rec = recorder({ victim, neighbour: noisy });
     // The neighbour alone first: "the device" as the neighbour's workload sees it, this run.
+    rec.mark('neighbour starts');
     const n = fio(noisy.pod.container, nFile, rw, 64, 120);
     await firstIo(noisy.pod.pod, noisy.deviceNumber, key);
     await sleep(1000);
     const neighbourBefore = await iops(noisy.pod.pod, noisy.deviceNumber, key, 2000);
     // The victim joins; each figure below is timed from the victim's own first IO or its stop.
+    rec.mark('victim starts');
     let v = fio(victim.pod.container, vFile, rw, 4, 120);
     await firstIo(victim.pod.pod, victim.deviceNumber, key);
     await sleep(2000); // the controller's first cuts and hold
     const victimPressed = await iops(victim.pod.pod, victim.deviceNumber, key, 4000);
     await stop(v);
+    rec.mark('victim stopped');
     await sleep(1000);
     const neighbourAfter = await iops(noisy.pod.pod, noisy.deviceNumber, key, 1000); // its rate over the stop's second second
     await sleep(2000);
+    rec.mark('victim starts');
     v = fio(victim.pod.container, vFile, rw, 4, 120);
     await firstIo(victim.pod.pod, victim.deviceNumber, key);
     await sleep(1000);
     const victimBack = await iops(victim.pod.pod, victim.deviceNumber, key, 1000); // its rate over its second second
     await stop(v);
     await stop(n);
+    rec.mark('both stopped');
+    rec.save(`${tag}.json`, { setting, io, victimQos, neighbourQos, calibrated: capacity, victimAlone: alone[io] });
     await cleanUp([
       { name: `v-${tag}`, target: victim.target },
       { name: `n-${tag}`, target: noisy.target },

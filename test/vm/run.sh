@@ -68,6 +68,9 @@ status=$(cat "$work/share/status" 2>/dev/null || echo missing)
 if [ -f "$work/share/contention.json" ]; then
   mkdir -p "$repo/bench/results" && cp "$work/share/contention.json" "$repo/bench/results/contention.json" && echo "test:vm: wrote bench/results/contention.json"
 fi
+if [ -d "$work/share/traces" ]; then
+  rm -rf "$repo/bench/results/traces" && mkdir -p "$repo/bench/results" && cp -r "$work/share/traces" "$repo/bench/results/traces" && echo "test:vm: wrote bench/results/traces"
+fi
 if [ "${QOSD_VM_CAPTURE:-}" = 1 ] && [ -f "$work/share/capture/CAPTURED" ]; then
   rm -rf "$repo/fixtures/nvme-vm" && cp -r "$work/share/capture" "$repo/fixtures/nvme-vm" && echo "test:vm: fixtures written to fixtures/nvme-vm"
 fi
