@@ -14,13 +14,14 @@
 //     r − D·e/Σe (the starved volumes' deficit D = Σ(m − r)) and m + R·e/Σe, where R is the room
 //     the active guarantees leave: capacity − Σm over the active guaranteed volumes. Never below
 //     m or the floor, and never raised in such a tick;
-//   - else, while an active guaranteed volume is short of its m (between starvedBelow·m and m),
-//     the limits are held: the cut aimed at m, and probing from just below m would keep the
-//     victim hovering at the starvation threshold instead of at its guarantee;
-//   - else, if guaranteed volumes are active and all have at least m, after probeAfterTicks calm
-//     ticks every controlled limit rises by probeStep·capacity per tick (additive probing: the
-//     victim dips by at most one step before the next cut, and the hold after a cut keeps the
-//     cut/probe cycle slow, so the victim's rate stays near m rather than swinging around it);
+//   - a volume SHORT of its m (between starvedBelow·m and m, wanting more) for probeAfterTicks
+//     ticks in a row is treated as starved: the same cut, by its shortfall. Without this the
+//     victim, once a probe has taken it just under m, would sit there, above the starvation
+//     threshold but below its guarantee;
+//   - else, once every active guaranteed volume has had at least m for probeAfterTicks ticks in
+//     a row, every controlled limit rises by probeStep·capacity per tick (additive probing: the
+//     victim dips by at most one step before it is short, and the holds keep the cut/probe
+//     cycle slow, so the victim's rate stays at m rather than swinging around it);
 //   - else (no guarantee active on the pool) every controlled limit is dropped at once: there is
 //     nothing left to protect, and the idle guarantee's share goes back to the neighbours
 //     within a tick or two (work conservation). When the guarantee comes back, the first starved
@@ -67,12 +68,16 @@ export interface VolumeRates {
 /** Controller limits: volume → dimension → limit (absent: not controlled). */
 export type Limits = Map<string, Figures>;
 
-/** What the law remembers between ticks: calm ticks since the last cut, per pool and dimension. */
+/**
+ * What the law remembers between ticks, per pool and dimension: how many ticks in a row every
+ * active guarantee has been met, and how many a wanting guarantee has been short of its minimum.
+ */
 export interface LawMemory {
-  calmTicks: Map<string, number>;
+  metTicks: Map<string, number>;
+  shortTicks: Map<string, number>;
 }
 
-export const newLawMemory = (): LawMemory => ({ calmTicks: new Map() });
+export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map() });
 
 export interface Adjustment {
   volume: string;
@@ -116,10 +121,15 @@ export function lawStep(
       const activeMins = active.reduce((s, v) => s + min(v), 0);
       const total = vols.reduce((sum, v) => sum + rate(v), 0);
       const saturated = cap !== undefined && total >= p.saturatedAbove * cap;
-      const starved = active.filter((v) => rate(v) < p.starvedBelow * min(v) && (saturated || (v.queue ?? 0) >= p.queuedAbove));
+      const wants = (v: VolumeRates) => saturated || (v.queue ?? 0) >= p.queuedAbove;
+      const short = active.filter((v) => rate(v) < min(v) && wants(v));
+      const shortTicks = short.length > 0 ? (memory.shortTicks.get(key) ?? 0) + 1 : 0;
+      let starved = active.filter((v) => rate(v) < p.starvedBelow * min(v) && wants(v));
+      if (starved.length === 0 && shortTicks > p.probeAfterTicks) starved = short;
 
       if (starved.length > 0) {
-        memory.calmTicks.set(key, 0);
+        memory.metTicks.set(key, 0);
+        memory.shortTicks.set(key, 0);
         const deficit = starved.reduce((s, v) => s + (min(v) - rate(v)), 0);
         const aggressors = vols.filter((v) => !starved.includes(v) && rate(v) > min(v));
         const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
@@ -136,9 +146,10 @@ export function lawStep(
         continue;
       }
 
-      const short = active.some((v) => rate(v) < min(v));
-      const calm = (memory.calmTicks.get(key) ?? 0) + 1;
-      memory.calmTicks.set(key, calm);
+      memory.shortTicks.set(key, shortTicks);
+      const met = active.length > 0 && active.every((v) => rate(v) >= min(v));
+      const metTicks = met ? (memory.metTicks.get(key) ?? 0) + 1 : 0;
+      memory.metTicks.set(key, metTicks);
       for (const v of vols) {
         const now = current.get(v.volume)?.[d];
         if (now === undefined) continue;
@@ -146,7 +157,7 @@ export function lawStep(
           set(v.volume, d, undefined);
           continue;
         }
-        if (calm <= p.probeAfterTicks || short) continue;
+        if (metTicks <= p.probeAfterTicks) continue;
         const raised = now + Math.max(1, Math.floor(p.probeStep * (cap ?? activeMins)));
         const ceiling = Math.min(v.max[d] ?? Infinity, cap ?? Infinity);
         set(v.volume, d, raised >= ceiling ? undefined : raised);

@@ -92,14 +92,18 @@ describe('control law', () => {
       seen.push(limits.get('noisy')?.readIops);
     }
     expect(seen).toEqual([1000, 1000, 1000, 1000, 1080, 1160]);
-    // A victim short of its minimum, though not starved (2900 of 3000), holds the cut: no probing.
-    expect(lawStep([victim(2900), neighbour(1000)], limits, capacity, DEFAULT_LAW, memory).adjustments).toEqual([]);
+    // A victim short of its minimum, though not starved (2900 of 3000), holds the cut: no probing;
+    // short for more than 4 ticks in a row, it gets the cut by its shortfall.
+    const short = [victim(2900), neighbour(1160)];
+    const held = [1, 2, 3, 4].map(() => lawStep(short, limits, capacity, DEFAULT_LAW, memory).adjustments);
+    expect(held).toEqual([[], [], [], []]);
+    expect(lawStep(short, limits, capacity, DEFAULT_LAW, memory).limits.get('noisy')).toEqual({ readIops: 1000 }); // the room left
   });
 
   it('releases at the neighbour\'s configured max rather than the capacity', () => {
     // Victim active and satisfied, the hold over: one probe step from 1990 crosses the max of 2000.
     const memory = newLawMemory();
-    memory.calmTicks.set('nvme/readIops', 10);
+    memory.metTicks.set('nvme/readIops', 10);
     const { limits } = lawStep([victim(3000), neighbour(900, 2000)], new Map([['noisy', { readIops: 1990 }]]), capacity, DEFAULT_LAW, memory);
     expect(limits.has('noisy')).toBe(false);
   });
