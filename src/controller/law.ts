@@ -13,7 +13,10 @@
 //     ones with m = 0) are cut, each in proportion to its excess e = r − m, to the smaller of
 //     r − D·e/Σe (the starved volumes' deficit D = Σ(m − r)) and m + R·e/Σe, where R is the room
 //     the active guarantees leave: capacity − Σm over the active guaranteed volumes. Never below
-//     m or the floor, and never raised in such a tick;
+//     m or the floor, and never raised in such a tick. The tick after a cut only watches: the
+//     victim's rate lags a cut by a tick while the device queue drains, and cutting again on that
+//     lag would take the neighbours far below the room (measured: to the floor, with the victim
+//     then well above m);
 //   - a volume SHORT of its m (between starvedBelow·m and m, wanting more) for probeAfterTicks
 //     ticks in a row is treated as starved: the same cut, by its shortfall. Without this the
 //     victim, once a probe has taken it just under m, would sit there, above the starvation
@@ -39,6 +42,7 @@ export interface LawParams {
   activeAbove: number;
   probeStep: number;
   probeAfterTicks: number;
+  settleTicks: number;
   /** The lowest limit ever written for a best-effort volume, per dimension kind. */
   floorIops: number;
   floorBps: number;
@@ -51,6 +55,7 @@ export const DEFAULT_LAW: LawParams = {
   activeAbove: 0.05,
   probeStep: 0.02,
   probeAfterTicks: 4,
+  settleTicks: 1,
   floorIops: 10,
   floorBps: 1024 * 1024,
 };
@@ -75,9 +80,10 @@ export type Limits = Map<string, Figures>;
 export interface LawMemory {
   metTicks: Map<string, number>;
   shortTicks: Map<string, number>;
+  sinceCut: Map<string, number>;
 }
 
-export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map() });
+export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map() });
 
 export interface Adjustment {
   volume: string;
@@ -127,7 +133,14 @@ export function lawStep(
       let starved = active.filter((v) => rate(v) < p.starvedBelow * min(v) && wants(v));
       if (starved.length === 0 && shortTicks > p.probeAfterTicks) starved = short;
 
+      const sinceCut = (memory.sinceCut.get(key) ?? Infinity) + 1;
+      memory.sinceCut.set(key, sinceCut);
+      if (starved.length > 0 && sinceCut <= p.settleTicks) {
+        memory.metTicks.set(key, 0);
+        continue; // the last cut is still taking effect
+      }
       if (starved.length > 0) {
+        memory.sinceCut.set(key, 0);
         memory.metTicks.set(key, 0);
         memory.shortTicks.set(key, 0);
         const deficit = starved.reduce((s, v) => s + (min(v) - rate(v)), 0);
