@@ -11,8 +11,10 @@
 //     that idles between requests (a paced reader: rate × latency ≪ 1) is never starved;
 //   - if any volume is starved, the AGGRESSORS (volumes above their own guarantee, best-effort
 //     ones with m = 0) are cut, each in proportion to its excess e = r − m, to the smaller of
-//     r − D·e/Σe (the starved volumes' deficit D = Σ(m − r)) and m + R·e/Σe, where R is the room
-//     the active guarantees leave: capacity − Σm over the active guaranteed volumes. Never below
+//     r − D·e/Σe (the starved volumes' deficit D = Σ(m' − r)) and m + R·e/Σe, where R is the room
+//     the active guarantees leave: capacity − Σm' over the active guaranteed volumes, and
+//     m' = m·(1 + cutMargin) aims the cut a little above each guarantee, so that a capacity figure
+//     a few percent optimistic, or one probe step, still leaves the victim at m. Never below
 //     m or the floor, and never raised in such a tick. The tick after a cut only watches: the
 //     victim's rate lags a cut by a tick while the device queue drains, and cutting again on that
 //     lag would take the neighbours far below the room (measured: to the floor, with the victim
@@ -43,6 +45,7 @@ export interface LawParams {
   probeStep: number;
   probeAfterTicks: number;
   settleTicks: number;
+  cutMargin: number;
   /** The lowest limit ever written for a best-effort volume, per dimension kind. */
   floorIops: number;
   floorBps: number;
@@ -56,6 +59,7 @@ export const DEFAULT_LAW: LawParams = {
   probeStep: 0.02,
   probeAfterTicks: 4,
   settleTicks: 1,
+  cutMargin: 0.03,
   floorIops: 10,
   floorBps: 1024 * 1024,
 };
@@ -143,10 +147,11 @@ export function lawStep(
         memory.sinceCut.set(key, 0);
         memory.metTicks.set(key, 0);
         memory.shortTicks.set(key, 0);
-        const deficit = starved.reduce((s, v) => s + (min(v) - rate(v)), 0);
+        const aim = (v: VolumeRates) => min(v) * (1 + p.cutMargin);
+        const deficit = starved.reduce((s, v) => s + (aim(v) - rate(v)), 0);
         const aggressors = vols.filter((v) => !starved.includes(v) && rate(v) > min(v));
         const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
-        const room = cap === undefined ? Infinity : Math.max(0, cap - activeMins);
+        const room = cap === undefined ? Infinity : Math.max(0, cap - active.reduce((s, v) => s + aim(v), 0));
         for (const a of aggressors) {
           const part = totalExcess > 0 ? (rate(a) - min(a)) / totalExcess : 0;
           const target = Math.min(rate(a) - deficit * part, min(a) + room * part);

@@ -20,14 +20,16 @@ describe('control law', () => {
   it('cuts the neighbour to the room the guarantee leaves when the victim is starved on a saturated device', () => {
     // Recorded: no QoS, victim at QD4 gets 442, neighbour at QD64 gets 3817 (issue 8's table).
     const { limits, adjustments } = lawStep([victim(442), neighbour(3817)], new Map(), capacity);
-    expect(limits.get('noisy')).toEqual({ readIops: 4000 - 3000 });
-    expect(adjustments).toEqual([{ volume: 'noisy', dimension: 'readIops', from: undefined, to: 1000 }]);
+    // The room: capacity less the guarantee and its 3% cut margin (4000 − 3090).
+    expect(limits.get('noisy')).toEqual({ readIops: 4000 - 3090 });
+    expect(adjustments).toEqual([{ volume: 'noisy', dimension: 'readIops', from: undefined, to: 910 }]);
     expect(limits.has('victim')).toBe(false); // the victim itself is never tightened
   });
 
   it('cuts by the measured shortfall when that is the smaller cut', () => {
-    // Victim just short (2800 of 3000), neighbour at 1100 on a saturated device: cut 200, not 100.
-    expect(lawStep([victim(2800), neighbour(1100)], new Map(), capacity).limits.get('noisy')).toEqual({ readIops: 900 });
+    // Victim short (2800 of 3000, aimed at 3090), neighbour at 1100 on a saturated device: cut
+    // 290 (to 810), more than the room's 190 (to 910).
+    expect(lawStep([victim(2800), neighbour(1100)], new Map(), capacity).limits.get('noisy')).toEqual({ readIops: 810 });
   });
 
   it('does nothing while the device is not saturated (an unmet guarantee is then the victim\'s own demand)', () => {
@@ -91,13 +93,13 @@ describe('control law', () => {
       limits = lawStep([victim(3000), neighbour(1000)], limits, capacity, DEFAULT_LAW, memory).limits;
       seen.push(limits.get('noisy')?.readIops);
     }
-    expect(seen).toEqual([1000, 1000, 1000, 1000, 1080, 1160]);
+    expect(seen).toEqual([910, 910, 910, 910, 990, 1070]);
     // A victim short of its minimum, though not starved (2900 of 3000), holds the cut: no probing;
     // short for more than 4 ticks in a row, it gets the cut by its shortfall.
-    const short = [victim(2900), neighbour(1160)];
+    const short = [victim(2900), neighbour(1070)];
     const held = [1, 2, 3, 4].map(() => lawStep(short, limits, capacity, DEFAULT_LAW, memory).adjustments);
     expect(held).toEqual([[], [], [], []]);
-    expect(lawStep(short, limits, capacity, DEFAULT_LAW, memory).limits.get('noisy')).toEqual({ readIops: 1000 }); // the room left
+    expect(lawStep(short, limits, capacity, DEFAULT_LAW, memory).limits.get('noisy')).toEqual({ readIops: 880 }); // 1070 − (3090 − 2900)
   });
 
   it('releases at the neighbour\'s configured max rather than the capacity', () => {
