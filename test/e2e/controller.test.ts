@@ -95,4 +95,31 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     expect(lifted).toBe(true);
     expect((await request<{ effective: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body.effective.max).toEqual({});
   }, 60_000);
+  it('starts from the configured limits after a restart and converges again', async () => {
+    const victim = await mount('victim2', { size: '32Mi', minReadIops: '300' });
+    const noisy = await mount('noisy2', { size: '32Mi' });
+    const n = reader(noisy.leaf, noisy.device);
+    const v = reader(victim.leaf, victim.device, 200);
+    expect(await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 5000)).toBe(true);
+
+    await daemon.stop();
+    daemon = await startDaemon(node);
+    // The new process knows nothing of the old one's cuts: its start-up pass writes the configured
+    // limits (none for the neighbour), and its own controller cuts again.
+    const adjustmentsDown = async () => {
+      const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body;
+      return Number(/^qosd_controller_adjustments_total\{direction="down"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+    };
+    let down = 0;
+    for (let i = 0; i < 100 && down === 0; i++) {
+      down = await adjustmentsDown();
+      if (down === 0) await sleep(50);
+    }
+    expect(down).toBeGreaterThan(0);
+    expect(ruleLines(noisy.leaf, RIOPS)).toMatch(new RegExp(`^${noisy.deviceNumber} \\d+$`));
+    const seen = (await request<{ effective: { max: { readIops?: number } } }>(node.socket, 'GET', '/v1/volumes/noisy2')).body;
+    expect(seen.effective.max.readIops).toBeGreaterThanOrEqual(10);
+    for (const p of [v, n]) process.kill(-p.pid!, 'SIGKILL');
+    expect(await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000)).toBe(true);
+  }, 60_000);
 });
