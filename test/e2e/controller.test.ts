@@ -123,3 +123,50 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     expect(await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000)).toBe(true);
   }, 60_000);
 });
+
+describe.skipIf(blocker)(`controller switched off${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
+  let node: TestNode;
+  let daemon: RunningDaemon;
+  let driver: string;
+  const readers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    node = makeTestNode('controller: { enabled: false }', '{ readIops: 1000, writeIops: 1000, readBps: 1G, writeBps: 1G }');
+    daemon = await startDaemon(node);
+    driver = installDriver(node);
+  });
+
+  afterAll(async () => {
+    for (const r of readers) if (r.pid) process.kill(-r.pid, 'SIGKILL');
+    await daemon?.stop();
+    if (node) removeTestNode(node);
+  });
+
+  it('leaves exactly the static limits under the same contention', async () => {
+    const mounted: { leaf: string; device: string; deviceNumber: string }[] = [];
+    for (const [name, user] of [['victim', { size: '32Mi', minReadIops: '300' }], ['noisy', { size: '32Mi', maxReadIops: '5000' }]] as const) {
+      const uid = newPodUid();
+      const leaf = makeLeaf(makePodCgroup(node.cgroupRoot, uid));
+      const target = podVolumeDir(node.kubeletRoot, uid, name);
+      fs.mkdirSync(target, { recursive: true });
+      const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: uid, volumeName: name, user: { ...user } })]);
+      expect(r.reply.status, r.reply.message).toBe('Success');
+      mounted.push({ leaf, ...(await request<{ device: string; deviceNumber: string }>(node.socket, 'GET', `/v1/volumes/${name}`)).body });
+    }
+    const [victim, noisy] = mounted as [(typeof mounted)[0], (typeof mounted)[0]];
+    const spawnReader = (leaf: string, device: string, paced: boolean) => {
+      const loop = paced
+        ? 'while :; do dd if="$1" of=/dev/null bs=4k count=20 iflag=direct status=none; sleep 0.1; done'
+        : 'while :; do dd if="$1" of=/dev/null bs=4k count=20000 iflag=direct status=none; done';
+      readers.push(spawn('/bin/sh', ['-c', `echo $$ > "$0/cgroup.procs"; ${loop}`, leaf, device], { stdio: 'ignore', detached: true }));
+    };
+    spawnReader(noisy.leaf, noisy.device, false);
+    spawnReader(victim.leaf, victim.device, true);
+    await sleep(2000); // eight controller intervals, had it been on
+    expect(ruleLines(noisy.leaf, RIOPS)).toBe(`${noisy.deviceNumber} 5000`); // the configured max, untouched
+    const seen = (await request<{ effective: { max: object }; qos: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body;
+    expect(seen.effective.max).toEqual(seen.qos.max);
+    const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body;
+    expect(metrics).not.toMatch(/^qosd_controller_adjustments_total\{direction="down"\} [1-9]/m);
+  }, 60_000);
+});
