@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 
 describe('the test VM', () => {
-  it('has three NVMe namespaces (the third held by qemu's throttle for the contention bench), device-mapper and the cgroup v2 io controller', () => {
+  it('has three NVMe namespaces (the third held by the qemu throttle for the contention bench), device-mapper and the cgroup v2 io controller', () => {
     expect(fs.existsSync('/dev/nvme2n1')).toBe(true);
     expect(fs.existsSync('/dev/nvme0n1')).toBe(true);
     expect(fs.existsSync('/dev/nvme1n1')).toBe(true);
