@@ -81,13 +81,26 @@ export class Controller {
   tick(): void {
     const { store, policy } = this.o;
     const now = process.hrtime.bigint();
-    const volumes = new Map(store.volumes.list().map((v) => [v.name, v]));
+    // Only attached volumes matter, each looked up by name: this runs four times a second, and
+    // listing every volume of a large node costs milliseconds.
+    const attached = store.attachments.list().filter((a) => a.state === 'attached' && a.podCgroup && a.cgroupVersion);
+    const volumes = new Map<string, Volume>();
+    for (const a of attached) {
+      if (volumes.has(a.volume)) continue;
+      const v = store.volumes.get(a.volume);
+      if (v) volumes.set(v.name, v);
+    }
+    // No guarantee attached and nothing tightened: there is nothing to measure or decide.
+    const guaranteed = (v: Volume) => Object.values(v.qos.min).some((m) => m !== undefined && m > 0);
+    if (policy.limits.size === 0 && ![...volumes.values()].some(guaranteed)) {
+      this.last.clear();
+      return;
+    }
     const counters = new Map<string, Counters>();
-    for (const a of store.attachments.list()) {
-      if (a.state !== 'attached' || !a.podCgroup || !a.cgroupVersion) continue;
+    for (const a of attached) {
       const v = volumes.get(a.volume);
       if (!v?.deviceNumber) continue;
-      const io = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
+      const io = readPodIo(a.cgroupVersion!, a.podCgroup!, v.deviceNumber);
       if (!io) continue;
       const c = counters.get(v.name) ?? { at: now, readIops: 0, writeIops: 0, readBps: 0, writeBps: 0, timeInQueue: timeInQueueMs(v.deviceNumber) };
       c.readIops += io.readOps;
@@ -112,16 +125,15 @@ export class Controller {
     // Volumes no longer attached keep no controller limit.
     for (const name of policy.limits.keys()) if (!counters.has(name)) policy.limits.delete(name);
 
-    const capacity = new Map(this.o.pools.list({ space: false }).map((p) => [p.name, p.capacity]));
-    const { limits, adjustments } = lawStep(samples, policy.limits, capacity, this.o.law ?? DEFAULT_LAW, this.memory);
+    const { limits, adjustments } = lawStep(samples, policy.limits, this.o.pools.capacities(), this.o.law ?? DEFAULT_LAW, this.memory);
     if (adjustments.length === 0) return;
     policy.limits = limits;
     const changed = new Set(adjustments.map((a) => a.volume));
     for (const a of adjustments) {
       this.o.metrics.controllerAdjustments.inc({ direction: a.to === undefined || (a.from !== undefined && a.to > a.from) ? 'up' : 'down' });
     }
-    for (const att of store.attachments.list()) {
-      if (att.state !== 'attached' || !changed.has(att.volume)) continue;
+    for (const att of attached) {
+      if (!changed.has(att.volume)) continue;
       const v = volumes.get(att.volume);
       if (v) this.o.enforcer.apply(att, v, 'controller');
     }

@@ -117,7 +117,11 @@ export function lawStep(
   };
 
   const pools = new Map<string, VolumeRates[]>();
-  for (const s of samples) pools.set(s.pool, [...(pools.get(s.pool) ?? []), s]);
+  for (const s of samples) {
+    const list = pools.get(s.pool);
+    if (list) list.push(s);
+    else pools.set(s.pool, [s]);
+  }
 
   for (const [pool, vols] of pools) {
     for (const d of DIMENSIONS) {

@@ -75,6 +75,13 @@ export class PoolService {
     return this.config.pools.map((p) => this.view(p, opts.space ?? true));
   }
 
+  /** Every pool's capacity figures (a calibration's over the config's), without the rest of the
+   *  view: the controller needs only these, four times a second. */
+  capacities(): Map<string, Figures> {
+    const calibrations = this.store.calibrations.latestDone();
+    return new Map(this.config.pools.map((p) => [p.name, poolCapacity(p, calibrations.get(p.name)).figures]));
+  }
+
   get(name: string): PoolView {
     return this.view(this.poolConfig(name));
   }

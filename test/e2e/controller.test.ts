@@ -26,32 +26,34 @@ async function until(check: () => boolean, ms: number): Promise<boolean> {
   return check();
 }
 
-describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
+/**
+ * A test node with a running daemon (pool read capacity 1000 IOPS) for the enclosing describe,
+ * and what the tests do on it: mount a volume into a new pod, run a reader in its container leaf.
+ */
+function controllerNode(controllerConfig: string) {
+  const ctx = { node: undefined as unknown as TestNode, daemon: undefined as unknown as RunningDaemon, driver: '' };
   const readers: ChildProcess[] = [];
 
   beforeAll(async () => {
-    node = makeTestNode('controller: { intervalMs: 250 }', '{ readIops: 1000, writeIops: 1000, readBps: 1G, writeBps: 1G }');
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
+    ctx.node = makeTestNode(controllerConfig, '{ readIops: 1000, writeIops: 1000, readBps: 1G, writeBps: 1G }');
+    ctx.daemon = await startDaemon(ctx.node);
+    ctx.driver = installDriver(ctx.node);
   });
 
   afterAll(async () => {
-    for (const r of readers) r.kill('SIGKILL');
-    await daemon?.stop();
-    if (node) removeTestNode(node);
+    for (const r of readers) stopReader(r);
+    await ctx.daemon?.stop();
+    if (ctx.node) removeTestNode(ctx.node);
   });
 
   async function mount(name: string, user: Record<string, string>) {
     const uid = newPodUid();
-    const leaf = makeLeaf(makePodCgroup(node.cgroupRoot, uid));
-    const target = podVolumeDir(node.kubeletRoot, uid, name);
+    const leaf = makeLeaf(makePodCgroup(ctx.node.cgroupRoot, uid));
+    const target = podVolumeDir(ctx.node.kubeletRoot, uid, name);
     fs.mkdirSync(target, { recursive: true });
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: uid, volumeName: name, user })]);
+    const r = await callDriver(ctx.driver, ['mount', target, mountOptions({ podUid: uid, volumeName: name, user })]);
     expect(r.reply.status, r.reply.message).toBe('Success');
-    const vol = (await request<{ device: string; deviceNumber: string }>(node.socket, 'GET', `/v1/volumes/${name}`)).body;
+    const vol = (await request<{ device: string; deviceNumber: string }>(ctx.node.socket, 'GET', `/v1/volumes/${name}`)).body;
     return { leaf, target, ...vol };
   }
 
@@ -64,6 +66,21 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     readers.push(p);
     return p;
   }
+
+  return { ctx, mount, reader };
+}
+
+/** Kills a reader's shell and the dd it runs (its own process group). */
+function stopReader(p: ChildProcess): void {
+  try {
+    process.kill(-p.pid!, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
+  const { ctx, mount, reader } = controllerNode('controller: { intervalMs: 250 }');
 
   it('limits the neighbour while the guarantee is unmet on a saturated pool, and lifts it when the victim stops', async () => {
     // The victim is promised 300 read IOPS but (paced) asks for about 200: on a saturated pool
@@ -81,20 +98,20 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     const limit = Number(ruleLines(noisy.leaf, RIOPS).split(' ')[1]);
     expect(limit).toBeLessThan(1000);
     expect(limit).toBeGreaterThanOrEqual(10);
-    const seen = (await request<{ effective: { max: { readIops?: number } }; qos: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body;
+    const seen = (await request<{ effective: { max: { readIops?: number } }; qos: { max: object } }>(ctx.node.socket, 'GET', '/v1/volumes/noisy')).body;
     expect(seen.qos.max).toEqual({}); // configured: unlimited
     expect(seen.effective.max.readIops).toBeGreaterThan(0); // in force: the controller's
     expect(ruleLines(victim.leaf, RIOPS)).toBe(''); // the victim itself is never limited
-    const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body;
+    const metrics = (await request<string>(ctx.node.socket, 'GET', '/metrics')).body;
     expect(metrics).toMatch(/^qosd_volume_effective_limit_iops\{volume="noisy",pool="default",direction="read"\} \d+$/m);
     expect(Number(/^qosd_controller_adjustments_total\{direction="down"\} (\d+)$/m.exec(metrics)![1])).toBeGreaterThan(0);
 
-    v.kill('SIGKILL');
-    process.kill(-v.pid!, 'SIGKILL');
+    stopReader(v);
     const lifted = await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000);
     expect(lifted).toBe(true);
-    expect((await request<{ effective: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body.effective.max).toEqual({});
+    expect((await request<{ effective: { max: object } }>(ctx.node.socket, 'GET', '/v1/volumes/noisy')).body.effective.max).toEqual({});
   }, 60_000);
+
   it('starts from the configured limits after a restart and converges again', async () => {
     const victim = await mount('victim2', { size: '32Mi', minReadIops: '300' });
     const noisy = await mount('noisy2', { size: '32Mi' });
@@ -102,12 +119,12 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     const v = reader(victim.leaf, victim.device, 200);
     expect(await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 5000)).toBe(true);
 
-    await daemon.stop();
-    daemon = await startDaemon(node);
+    await ctx.daemon.stop();
+    ctx.daemon = await startDaemon(ctx.node);
     // The new process knows nothing of the old one's cuts: its start-up pass writes the configured
     // limits (none for the neighbour), and its own controller cuts again.
     const adjustmentsDown = async () => {
-      const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body;
+      const metrics = (await request<string>(ctx.node.socket, 'GET', '/metrics')).body;
       return Number(/^qosd_controller_adjustments_total\{direction="down"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
     };
     let down = 0;
@@ -117,56 +134,26 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     }
     expect(down).toBeGreaterThan(0);
     expect(ruleLines(noisy.leaf, RIOPS)).toMatch(new RegExp(`^${noisy.deviceNumber} \\d+$`));
-    const seen = (await request<{ effective: { max: { readIops?: number } } }>(node.socket, 'GET', '/v1/volumes/noisy2')).body;
+    const seen = (await request<{ effective: { max: { readIops?: number } } }>(ctx.node.socket, 'GET', '/v1/volumes/noisy2')).body;
     expect(seen.effective.max.readIops).toBeGreaterThanOrEqual(10);
-    for (const p of [v, n]) process.kill(-p.pid!, 'SIGKILL');
+    for (const p of [v, n]) stopReader(p);
     expect(await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000)).toBe(true);
   }, 60_000);
 });
 
 describe.skipIf(blocker)(`controller switched off${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
-  const readers: ChildProcess[] = [];
-
-  beforeAll(async () => {
-    node = makeTestNode('controller: { enabled: false }', '{ readIops: 1000, writeIops: 1000, readBps: 1G, writeBps: 1G }');
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-  });
-
-  afterAll(async () => {
-    for (const r of readers) if (r.pid) process.kill(-r.pid, 'SIGKILL');
-    await daemon?.stop();
-    if (node) removeTestNode(node);
-  });
+  const { ctx, mount, reader } = controllerNode('controller: { enabled: false }');
 
   it('leaves exactly the static limits under the same contention', async () => {
-    const mounted: { leaf: string; device: string; deviceNumber: string }[] = [];
-    for (const [name, user] of [['victim', { size: '32Mi', minReadIops: '300' }], ['noisy', { size: '32Mi', maxReadIops: '5000' }]] as const) {
-      const uid = newPodUid();
-      const leaf = makeLeaf(makePodCgroup(node.cgroupRoot, uid));
-      const target = podVolumeDir(node.kubeletRoot, uid, name);
-      fs.mkdirSync(target, { recursive: true });
-      const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: uid, volumeName: name, user: { ...user } })]);
-      expect(r.reply.status, r.reply.message).toBe('Success');
-      mounted.push({ leaf, ...(await request<{ device: string; deviceNumber: string }>(node.socket, 'GET', `/v1/volumes/${name}`)).body });
-    }
-    const [victim, noisy] = mounted as [(typeof mounted)[0], (typeof mounted)[0]];
-    const spawnReader = (leaf: string, device: string, paced: boolean) => {
-      const loop = paced
-        ? 'while :; do dd if="$1" of=/dev/null bs=4k count=20 iflag=direct status=none; sleep 0.1; done'
-        : 'while :; do dd if="$1" of=/dev/null bs=4k count=20000 iflag=direct status=none; done';
-      readers.push(spawn('/bin/sh', ['-c', `echo $$ > "$0/cgroup.procs"; ${loop}`, leaf, device], { stdio: 'ignore', detached: true }));
-    };
-    spawnReader(noisy.leaf, noisy.device, false);
-    spawnReader(victim.leaf, victim.device, true);
+    const victim = await mount('victim', { size: '32Mi', minReadIops: '300' });
+    const noisy = await mount('noisy', { size: '32Mi', maxReadIops: '5000' });
+    reader(noisy.leaf, noisy.device);
+    reader(victim.leaf, victim.device, 200);
     await sleep(2000); // eight controller intervals, had it been on
     expect(ruleLines(noisy.leaf, RIOPS)).toBe(`${noisy.deviceNumber} 5000`); // the configured max, untouched
-    const seen = (await request<{ effective: { max: object }; qos: { max: object } }>(node.socket, 'GET', '/v1/volumes/noisy')).body;
+    const seen = (await request<{ effective: { max: object }; qos: { max: object } }>(ctx.node.socket, 'GET', '/v1/volumes/noisy')).body;
     expect(seen.effective.max).toEqual(seen.qos.max);
-    const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body;
+    const metrics = (await request<string>(ctx.node.socket, 'GET', '/metrics')).body;
     expect(metrics).not.toMatch(/^qosd_controller_adjustments_total\{direction="down"\} [1-9]/m);
   }, 60_000);
 });

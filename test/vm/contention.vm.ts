@@ -105,20 +105,23 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     return p;
   }
 
-  /** IOPS of a pod on a device over the next `ms`, from the pod cgroup's io.stat. */
+  /** IOs a pod has done on a device so far (its cgroup's io.stat). */
+  function ioCount(pod: string, device: string, key: 'rios' | 'wios'): number {
+    return parseIoStat(fs.readFileSync(path.join(pod, 'io.stat'), 'utf8')).get(device)?.[key] ?? 0;
+  }
+
+  /** IOPS of a pod on a device over the next `ms`. */
   async function iops(pod: string, device: string, key: 'rios' | 'wios', ms: number): Promise<number> {
-    const read = () => parseIoStat(fs.readFileSync(path.join(pod, 'io.stat'), 'utf8')).get(device)?.[key] ?? 0;
-    const a = read();
+    const a = ioCount(pod, device, key);
     const t = Date.now();
     await sleep(ms);
-    return (read() - a) / ((Date.now() - t) / 1000);
+    return (ioCount(pod, device, key) - a) / ((Date.now() - t) / 1000);
   }
 
   /** Waits for the pod's first IO on the device after now (fio takes seconds to start under TCG). */
   async function firstIo(pod: string, device: string, key: 'rios' | 'wios'): Promise<void> {
-    const count = () => parseIoStat(fs.readFileSync(path.join(pod, 'io.stat'), 'utf8')).get(device)?.[key] ?? 0;
-    const base = count();
-    for (let i = 0; i < 600 && count() === base; i++) await sleep(25);
+    const base = ioCount(pod, device, key);
+    for (let i = 0; i < 600 && ioCount(pod, device, key) === base; i++) await sleep(25);
   }
 
   async function stop(p: ChildProcess): Promise<void> {

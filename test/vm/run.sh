@@ -15,6 +15,13 @@ done
 KVER=$(ls /lib/modules | sort -V | tail -1)
 [ -f "/boot/vmlinuz-$KVER" ] || { echo "test:vm: no /boot/vmlinuz-$KVER (apt-get install linux-image-amd64)" >&2; exit 2; }
 
+# The third drive is held by qemu's throttle for the contention benchmark. Under TCG the guest's
+# CPU bounds IO at roughly 2000-4000 IOPS, varying with the host's load, so the default holds it
+# well below that: then the drive, as on real hardware, is what the workloads contend for, and its
+# capacity is stable. On a machine with KVM, QOSD_VM_HELD_IOPS=4000 runs the figures.
+held_iops=${QOSD_VM_HELD_IOPS:-1500}
+[[ "$held_iops" =~ ^[1-9][0-9]*$ ]] || { echo "test:vm: QOSD_VM_HELD_IOPS must be a positive integer (IOPS), not '$held_iops'" >&2; exit 2; }
+
 work=$(mktemp -d /tmp/qosd-vm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/share"
@@ -47,11 +54,6 @@ cp "$here/vm-init.sh" "$work/share/vm-init.sh"
 printf '%s\n' "$repo" > "$work/share/repo"
 printf '%s\n' "$*" > "$work/share/filter"
 for i in 0 1 2; do truncate -s 2G "$work/nvme$i.img"; done
-# The third drive is held by qemu's throttle for the contention benchmark. Under TCG the guest's
-# CPU bounds IO at roughly 2000-4000 IOPS, varying with the host's load, so the default holds it
-# well below that: then the drive, as on real hardware, is what the workloads contend for, and its
-# capacity is stable. On a machine with KVM, QOSD_VM_HELD_IOPS=4000 runs the figures.
-held_iops=${QOSD_VM_HELD_IOPS:-1500}
 # Settings passed into the VM's test run (QOSD_VM_BENCH=1 runs the contention benchmark).
 printf 'QOSD_VM_BENCH=%s\nQOSD_VM_HELD_IOPS=%s\n' "${QOSD_VM_BENCH:-}" "$held_iops" > "$work/share/env"
 [ "${QOSD_VM_CAPTURE:-}" = 1 ] && mkdir -p "$work/share/capture"
