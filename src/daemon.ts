@@ -12,6 +12,7 @@ import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
 import { detectCgroupLayout } from './host/cgroup-layout';
+import { sharesHostMountNamespace } from './host/mount-namespace';
 import { Enforcer } from './service/enforcer';
 import { KeyedLock } from './service/locks';
 import { VolumeService } from './service/volumes';
@@ -48,6 +49,10 @@ function makePools(config: Config): Map<string, VolumePool> {
 
 export async function startDaemon(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Daemon> {
   const started = Date.now();
+  // A mount made in a private namespace answers Success and reaches no pod: refuse to run there.
+  if (sharesHostMountNamespace() === false) {
+    throw new Error("qosd runs in a private mount namespace (its /proc/self/ns/mnt is not PID 1's): the volumes it mounts would be invisible to kubelet and the containers. Run it in the host's mount namespace: no ProtectSystem=, PrivateTmp=, ReadWritePaths= or other option that gives its systemd unit a namespace (see systemd/qosd.service)");
+  }
   const pools = makePools(config);
   for (const p of pools.values()) await p.init();
   fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
@@ -63,7 +68,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const enforcer = new Enforcer({ layout, kubelet: config.kubelet, store, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
-  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config, pools);
   const collector = new MetricsCollector(metrics, store, poolService, (v) => policy.limitsFor(v));
@@ -119,7 +124,8 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     });
   }
 
-  // The periodic pass: rules back to what SQLite says, and pods that vanished without an unmount.
+  // The periodic pass: rules back to what SQLite says, pods that vanished without an unmount
+  // closed, and every attached volume mounted at its target.
   let passing = false;
   const controller =
     policy instanceof ControlledLimits
@@ -137,7 +143,8 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     }
     attachments
       .closeVanished()
-      .catch((err: Error) => log.error({ err: err.message }, 'closing vanished attachments failed'))
+      .then(() => attachments.checkMounts())
+      .catch((err: Error) => log.error({ err: err.message }, 'closing vanished attachments or checking mounts failed'))
       .finally(() => (passing = false));
   }, config.reconcileIntervalMs);
   timer.unref();

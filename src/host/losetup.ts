@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { run } from './exec';
+import { decodeRdev, formatDevice } from './block-device';
 
 export async function attachLoop(file: string): Promise<string> {
   const { stdout } = await run('losetup', ['--direct-io=on', '--find', '--show', file], { timeoutMs: 30_000 });
@@ -58,4 +59,53 @@ export function loopsByBackingFile(sysRoot = '/sys'): Map<string, string[]> {
 /** The loop devices currently backed by `file`, found through /sys/block/loopN/loop/backing_file. */
 export function findLoopsByFile(file: string, sysRoot = '/sys'): string[] {
   return loopsByBackingFile(sysRoot).get(path.resolve(file)) ?? [];
+}
+
+/** losetup --list --json with the backing file's identity: device → "MAJ:MIN:INODE" of its file. */
+export function parseLoopIdentities(json: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const parsed = JSON.parse(json.trim() || '{}') as { loopdevices?: { name?: string; 'back-ino'?: number | string; 'back-maj:min'?: string }[] };
+  for (const l of parsed.loopdevices ?? []) {
+    const majMin = String(l['back-maj:min'] ?? '').trim();
+    if (!l.name || l['back-ino'] === undefined || !/^\d+:\d+$/.test(majMin)) continue;
+    out.set(l.name, `${majMin}:${String(l['back-ino']).trim()}`);
+  }
+  return out;
+}
+
+/** The identity parseLoopIdentities gives a file: its filesystem's MAJ:MIN and its inode. */
+export function fileIdentity(file: string): string | undefined {
+  try {
+    const st = fs.statSync(file, { bigint: true });
+    return `${formatDevice(decodeRdev(st.dev))}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Every loop device backed by `file`, found by the file's device and inode (LOOP_GET_STATUS64,
+ * through losetup), not by path. The path a loop reports is the one it was attached through, as
+ * seen in the mount namespace that attached it: a loop attached inside a service's private
+ * namespace (a bind-mounted /var/lib/qosd) reports a path that matches nothing once that
+ * namespace is gone, and attaching another loop to the same file would give two writable
+ * devices on one filesystem.
+ */
+export async function findLoopsByInode(file: string): Promise<string[]> {
+  const id = fileIdentity(file);
+  if (!id) return [];
+  return [...(await loopIdentities())].filter(([, v]) => v === id).map(([dev]) => dev).sort();
+}
+
+/** Every attached loop device with its backing file's identity (see parseLoopIdentities). */
+export async function loopIdentities(): Promise<Map<string, string>> {
+  const { stdout } = await run('losetup', ['--list', '--json', '--output', 'NAME,BACK-INO,BACK-MAJ:MIN'], { timeoutMs: 30_000 });
+  return parseLoopIdentities(stdout);
+}
+
+/** The loop devices of `file`: by path first (one sysfs pass, no exec), then by inode. */
+export async function findLoops(file: string, sysRoot = '/sys'): Promise<string[]> {
+  const byPath = findLoopsByFile(file, sysRoot);
+  const byInode = await findLoopsByInode(file);
+  return [...new Set([...byPath, ...byInode])].sort();
 }

@@ -85,6 +85,19 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly mountRepairs = new Counter({
+    name: 'qosd_mount_repairs_total',
+    help: 'Attached volumes found not mounted at their target while their pod lives, mounted again (remounted) or not (failed).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly attachmentsNotMounted = new Gauge({
+    name: 'qosd_attachments_not_mounted',
+    help: 'Attached volumes that the last check found not mounted at their target with their own device, after repairs.',
+    registers: [this.registry],
+  });
+
   readonly scrapeDuration = new Gauge({
     name: 'qosd_scrape_collect_seconds',
     help: 'Time the last scrape spent reading kernel stats before rendering.',
@@ -107,6 +120,7 @@ export class Metrics {
     for (const reason of ['attach', 'new-cgroup', 'reconcile', 'qos-change', 'detach']) this.enforcementErrors.inc({ reason }, 0);
     for (const kind of ['cgroup-rule', 'stray-rule']) this.reconcileRepairs.inc({ kind }, 0);
     for (const direction of ['down', 'up']) this.controllerAdjustments.inc({ direction }, 0);
+    for (const outcome of ['remounted', 'failed']) this.mountRepairs.inc({ outcome }, 0);
   }
 
   /**

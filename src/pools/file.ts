@@ -1,11 +1,13 @@
 // The file pool: one sparse file per volume under the pool's directory, attached as a loop device
 // with direct IO. After a restart or reboot the loop device is found again by its backing file
 // (or attached again), so the file is the volume's identity and the loop device is disposable.
+// A file's loop is found by path first (sysfs, no exec) and then by the file's device and inode,
+// before a new loop is ever attached: one file never gets two loop devices.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
-import { attachLoop, detachLoop, findLoopsByFile, loopBacking, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
+import { attachLoop, detachLoop, fileIdentity, findLoops, findLoopsByFile, loopBacking, loopIdentities, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { QosdError } from '../service/errors';
 
@@ -15,7 +17,6 @@ export class FilePool implements VolumePool {
   constructor(
     readonly name: string,
     readonly dir: string,
-    private readonly sysRoot = '/sys',
   ) {}
 
   async init(): Promise<void> {
@@ -48,11 +49,12 @@ export class FilePool implements VolumePool {
     try {
       fs.ftruncateSync(fd, sizeBytes); // sparse: no blocks are written
       fs.closeSync(fd);
-      return await this.attach(file);
+      // A file made just now has no loop device yet: no need to look for one.
+      return this.device(await attachLoop(file), file);
     } catch (err) {
       // Undo our own half-made file; nothing else can have used it yet.
       try { fs.closeSync(fd); } catch { /* already closed */ }
-      for (const dev of findLoopsByFile(file, this.sysRoot)) await detachLoop(dev).catch(() => undefined);
+      for (const dev of findLoopsByFile(file)) await detachLoop(dev).catch(() => undefined);
       fs.rmSync(file, { force: true });
       throw err;
     }
@@ -65,13 +67,18 @@ export class FilePool implements VolumePool {
   }
 
   async openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>> {
-    const index = loopsByBackingFile(this.sysRoot);
+    const byPath = loopsByBackingFile();
+    let byInode: Map<string, string> | undefined; // identity → loop, listed once if needed
     const out = new Map<string, PoolDevice>();
     for (const v of volumes) {
       const file = v.backing ?? this.fileOf(v.name);
-      const known = index.get(file)?.[0];
-      if (known) out.set(v.name, { device: known, deviceNumber: formatDevice(deviceOf(known)), backing: file });
-      else if (fs.existsSync(file)) out.set(v.name, await this.attach(file));
+      if (!fs.existsSync(file)) continue;
+      let known = byPath.get(file)?.[0];
+      if (!known) {
+        byInode ??= new Map([...(await loopIdentities())].map(([dev, id]) => [id, dev]));
+        known = byInode.get(fileIdentity(file) ?? '');
+      }
+      out.set(v.name, known ? this.device(known, file) : this.device(await attachLoop(file), file));
     }
     return out;
   }
@@ -87,7 +94,7 @@ export class FilePool implements VolumePool {
 
   async remove(volume: Pick<Volume, 'name' | 'backing'>): Promise<void> {
     const file = volume.backing ?? this.fileOf(volume.name);
-    for (const dev of findLoopsByFile(file, this.sysRoot)) await detachLoop(dev);
+    for (const dev of await findLoops(file)) await detachLoop(dev);
     fs.rmSync(file, { force: true });
   }
 
@@ -97,7 +104,11 @@ export class FilePool implements VolumePool {
    * and a node with a thousand volumes has a thousand of them.
    */
   private async attach(file: string, recorded?: string | null): Promise<PoolDevice> {
-    const device = (recorded && loopBacking(recorded, this.sysRoot) === file ? recorded : undefined) ?? findLoopsByFile(file, this.sysRoot)[0] ?? (await attachLoop(file));
+    const device = (recorded && loopBacking(recorded) === file ? recorded : undefined) ?? (await findLoops(file))[0] ?? (await attachLoop(file));
+    return this.device(device, file);
+  }
+
+  private device(device: string, file: string): PoolDevice {
     return { device, deviceNumber: formatDevice(deviceOf(device)), backing: file };
   }
 }

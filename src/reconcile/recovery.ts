@@ -3,7 +3,8 @@
 // done. Creates with storage are rolled forward (never formatted twice), creates without are
 // rolled back; deletes and detaches are finished; attaches that never answered kubelet are taken
 // apart (kubelet retries them); loop devices lost to a reboot are attached again; attachments of
-// pods that vanished meanwhile are closed; and one full reconcile pass puts every rule back.
+// pods that vanished meanwhile are closed, those whose pod lives are mounted again where their
+// mount was lost; and one full reconcile pass puts every rule back.
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
 import { now } from '../store/store';
@@ -30,13 +31,14 @@ export interface RecoveryReport {
   attachmentsRecovered: number;
   loopsReattached: number;
   vanishedClosed: number;
+  mountsRepaired: number;
   ruleRepairs: number;
   ms: number;
 }
 
 export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport> {
   const started = Date.now();
-  const report: RecoveryReport = { volumes: 0, createsRecovered: 0, deletesFinished: 0, attachmentsRecovered: 0, loopsReattached: 0, vanishedClosed: 0, ruleRepairs: 0, ms: 0 };
+  const report: RecoveryReport = { volumes: 0, createsRecovered: 0, deletesFinished: 0, attachmentsRecovered: 0, loopsReattached: 0, vanishedClosed: 0, mountsRepaired: 0, ruleRepairs: 0, ms: 0 };
   await c.calibrator.cleanUpInterrupted();
 
   const all = c.store.volumes.list();
@@ -82,6 +84,7 @@ export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport
     }
   }
   report.vanishedClosed = await c.attachments.closeVanished();
+  report.mountsRepaired = (await c.attachments.checkMounts()).remounted;
   report.ruleRepairs = c.enforcer.reconcileAll();
   report.ms = Date.now() - started;
   return report;

@@ -14,6 +14,7 @@ import { crashPoint } from './crash-points';
 import { hasLimits } from './qos-spec';
 import type { KeyedLock } from './locks';
 import type { Enforcer } from './enforcer';
+import type { Metrics } from '../metrics/registry';
 import type { VolumeRequest, VolumeService } from './volumes';
 
 export interface AttachRequest {
@@ -31,9 +32,22 @@ export interface AttachmentServiceOptions {
   enforcer: Enforcer;
   locks: KeyedLock;
   log: Logger;
+  metrics?: Metrics;
+}
+
+export interface MountCheck {
+  /** Attached volumes mounted at their target with their own device. */
+  mounted: number;
+  /** Found unmounted while their pod lives, and mounted again. */
+  remounted: number;
+  /** Unmounted and could not be mounted again, or their target holds another device. */
+  notMounted: number;
 }
 
 export class AttachmentService {
+  /** Problems already put in the event log, so a lasting one is recorded once, not every pass. */
+  private readonly reported = new Set<number>();
+
   constructor(private readonly o: AttachmentServiceOptions) {}
 
   list(): Attachment[] {
@@ -231,5 +245,86 @@ export class AttachmentService {
       });
     }
     return closed;
+  }
+
+  /**
+   * Attached means mounted. Every attached volume must be mounted at its target, in the host's
+   * mount namespace (qosd refuses to run in another), with the volume's own device. A volume
+   * whose mount was lost while its pod lives (a reboot, an umount by hand, a daemon that once
+   * mounted in a private namespace) is mounted again, on the device its pool opens now; a target
+   * that holds another device is reported and left alone. Pods that are gone are left to
+   * closeVanished. Each problem is an event (once) and a log line; the counts are metrics.
+   */
+  async checkMounts(): Promise<MountCheck> {
+    const out: MountCheck = { mounted: 0, remounted: 0, notMounted: 0 };
+    const entries = readMountinfo();
+    const seen = new Set<number>();
+    for (const att of this.o.store.attachments.list()) {
+      if (att.state !== 'attached') continue;
+      const here = mountsAt(att.target, entries);
+      const want = att.device ?? this.o.store.volumes.get(att.volume)?.deviceNumber;
+      if (here.some((m) => m.device === want)) {
+        out.mounted++;
+        this.reported.delete(att.id);
+        continue;
+      }
+      if (here.length > 0) {
+        out.notMounted++;
+        seen.add(att.id);
+        this.reportOnce(att, 'mount-wrong-device', { target: att.target, want, found: here.map((m) => `${m.device} (${m.source})`) },
+          'reconcile: the target of an attached volume holds another device; leaving it alone');
+        continue;
+      }
+      const podAlive = att.podCgroup ? fs.existsSync(att.podCgroup) : fs.existsSync(att.target);
+      if (!podAlive) continue; // closeVanished closes it
+      if ((await this.remount(att)) === 'remounted') out.remounted++;
+      else {
+        out.notMounted++;
+        seen.add(att.id);
+      }
+    }
+    for (const id of this.reported) if (!seen.has(id)) this.reported.delete(id);
+    this.o.metrics?.attachmentsNotMounted.set(out.notMounted);
+    return out;
+  }
+
+  private async remount(att: Attachment): Promise<'remounted' | 'failed' | 'skipped'> {
+    return this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
+      // Looked at again under the lock: a flex call may have changed it meanwhile.
+      const current = this.o.store.attachments.byId(att.id);
+      if (!current || current.state !== 'attached' || mountsAt(current.target).length > 0) return 'skipped';
+      const { store } = this.o;
+      const found = store.volumes.get(current.volume);
+      try {
+        if (!found) throw new Error(`volume ${current.volume} is not in the store`);
+        if (!fs.existsSync(current.target) || !fs.lstatSync(current.target).isDirectory()) {
+          throw new Error(`target ${current.target} is not a directory any more`);
+        }
+        const dev = await this.o.pools.get(found.pool)!.open(found);
+        const volume = dev.deviceNumber !== found.deviceNumber || dev.device !== found.device
+          ? store.volumes.update(found.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now())
+          : found;
+        await mountDevice(dev.device, current.target, volume.fsType, current.readOnly);
+        const att2 = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
+        this.o.enforcer.apply(att2, volume, 'reconcile');
+        store.events.add({ time: now(), volume: volume.name, kind: 'mount-repaired', source: 'reconcile', detail: { target: current.target, device: dev.device, deviceNumber: volume.deviceNumber } });
+        this.o.log.warn({ volume: volume.name, target: current.target, device: dev.device }, 'reconcile: an attached volume was not mounted at its target; mounted it again');
+        this.o.metrics?.mountRepairs.inc({ outcome: 'remounted' });
+        this.reported.delete(current.id);
+        return 'remounted';
+      } catch (err) {
+        this.o.metrics?.mountRepairs.inc({ outcome: 'failed' });
+        this.reportOnce(current, 'mount-missing', { target: current.target, reason: (err as Error).message },
+          'reconcile: an attached volume is not mounted at its target and could not be mounted again');
+        return 'failed';
+      }
+    });
+  }
+
+  private reportOnce(att: Attachment, kind: string, detail: Record<string, unknown>, message: string): void {
+    if (this.reported.has(att.id)) return;
+    this.reported.add(att.id);
+    this.o.log.error({ volume: att.volume, target: att.target, ...detail }, message);
+    this.o.store.events.add({ time: now(), volume: att.volume, kind, source: 'reconcile', detail });
   }
 }

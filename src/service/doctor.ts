@@ -6,6 +6,7 @@ import type { Config } from '../config/config';
 import type { CgroupLayout } from '../host/cgroup-layout';
 import { which } from '../host/exec';
 import { kubepodsDirs } from '../host/pod-cgroup';
+import { sharesHostMountNamespace } from '../host/mount-namespace';
 import { DIMENSIONS } from './qos-spec';
 import type { PoolService } from './pools';
 
@@ -34,6 +35,11 @@ export function runChecks(config: Config, layout: CgroupLayout | { error: string
   const uid = process.getuid?.() ?? -1;
   if (uid === 0) add('daemon runs as root', 'ok', 'uid 0');
   else add('daemon runs as root', 'fail', `uid ${uid}: loop devices, mounts and cgroup writes will fail`, 'run qosd as root (the systemd unit does)');
+
+  const sharesHost = sharesHostMountNamespace();
+  if (sharesHost === true) add('mount namespace', 'ok', "the host's (PID 1's): kubelet and containers see qosd's mounts");
+  else if (sharesHost === false) add('mount namespace', 'fail', 'private: mounts qosd makes are invisible to kubelet and containers', 'remove the options that give qosd.service a mount namespace (ProtectSystem, PrivateTmp, ...; see systemd/qosd.service)');
+  else add('mount namespace', 'warn', "PID 1's mount namespace cannot be read here, so it cannot be compared", null);
 
   if ('error' in layout) {
     add('cgroup IO controller', 'fail', layout.error, 'mount the blkio controller (v1) or enable "io" in the root cgroup.subtree_control (v2); check cgroup.mountPoint');
