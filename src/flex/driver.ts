@@ -32,7 +32,7 @@ function secondsFromEnv(name: string, fallback: number): number {
 
 /** The whole call's bound: kubelet sets none, so the driver does. */
 const timeoutMs = () => secondsFromEnv('QOSD_FLEX_TIMEOUT_SECONDS', 120);
-/** How long to keep retrying when qosd is restarting (socket missing, refused or reset). */
+/** How long to keep retrying, from the first failure, when qosd is down (socket missing, refused or reset). */
 const retryMs = () => secondsFromEnv('QOSD_FLEX_RETRY_SECONDS', 10);
 
 /** A failure before qosd read the request, or a 503 while it stops: safe to send again. */
@@ -99,20 +99,31 @@ async function forward(argv: string[]): Promise<Reply> {
   const socket = socketPath();
   const body = JSON.stringify({ argv });
   const started = Date.now();
+  let failingSince: number | undefined;
   let delay = 100;
   for (;;) {
     let res: { status: number; body: string } | undefined;
     let failure: string | undefined;
+    let stopping = false;
     try {
       res = await post(socket, '/v1/flex', body, Math.max(1, timeoutMs() - (Date.now() - started)));
-      if (res.status === 503) failure = 'qosd is stopping (HTTP 503)';
+      if (res.status === 503) {
+        failure = 'qosd is stopping (HTTP 503)';
+        stopping = true;
+      }
     } catch (err) {
       if (!(err instanceof Retryable)) return { status: 'Failure', message: (err as Error).message };
       failure = (err as Error).message;
     }
     if (failure !== undefined) {
       // qosd restarting: wait for the next one (systemd holds the socket, or it comes back).
-      if (Date.now() - started + delay > retryMs()) return { status: 'Failure', message: failure };
+      // The window counts from the first failure, not from the start of the call, which may
+      // have waited long in a busy daemon's queue. A 503 says a daemon is stopping, so another
+      // is coming: that waits as long as the call's own bound allows.
+      failingSince ??= Date.now();
+      const now = Date.now();
+      const giveUp = stopping ? now - started + delay > timeoutMs() : now - failingSince + delay > retryMs();
+      if (giveUp) return { status: 'Failure', message: failure };
       await new Promise((r) => setTimeout(r, delay));
       delay = Math.min(delay * 2, 1000);
       continue;

@@ -8,9 +8,30 @@ import { MIGRATIONS } from './migrations';
 
 export type Db = Database.Database;
 
+const NATIVE_DIR = path.join(__dirname, '..', 'native');
+
+/**
+ * The SQLite addon the build staged for this Node.js ABI (scripts/stage-native.js), so an
+ * installed package needs no compiler; undefined lets better-sqlite3 find its own build.
+ * A package built for another Node.js is refused with both versions named.
+ */
+export function nativeBinding(dir = NATIVE_DIR, abi = process.versions.modules): string | undefined {
+  let staged: string[];
+  try {
+    staged = fs.readdirSync(dir).filter((f) => /^better_sqlite3-abi\d+\.node$/.test(f));
+  } catch {
+    return undefined;
+  }
+  const mine = `better_sqlite3-abi${abi}.node`;
+  if (staged.includes(mine)) return path.join(dir, mine);
+  if (staged.length === 0) return undefined;
+  throw new Error(`this qosd package was built for Node.js ABI ${staged.map((f) => /\d+/.exec(f)![0]).join(', ')}, but runs on ${process.version} (ABI ${abi}): build the package with the Node.js major this node runs`);
+}
+
 export function openDb(file: string): Db {
   if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const db = new Database(file, { timeout: 5000 });
+  const binding = nativeBinding();
+  const db = new Database(file, { timeout: 5000, ...(binding ? { nativeBinding: binding } : {}) });
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = FULL');
   db.pragma('foreign_keys = ON');

@@ -27,17 +27,7 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/share"
 
 # initramfs: busybox, the modules the VM needs, and an init that builds the overlay root.
-R=$work/initrd
-mkdir -p "$R"/{bin,proc,sys,dev,mnt/lower,mnt/upper,newroot,lib/modules/$KVER}
-cp /bin/busybox "$R/bin/busybox"
-for a in sh mount mkdir modprobe switch_root; do ln -s busybox "$R/bin/$a"; done
-M=/lib/modules/$KVER
-cp -a "$M"/modules.* "$R/lib/modules/$KVER/"
-(cd "$M" && find kernel/fs/9p kernel/net/9p kernel/fs/overlayfs kernel/fs/netfs kernel/fs/fscache \
-  kernel/drivers/nvme kernel/drivers/md kernel/drivers/block/loop.ko* kernel/fs/ext4 kernel/fs/jbd2 \
-  kernel/fs/mbcache.ko* kernel/lib kernel/crypto kernel/drivers/virtio kernel/fs/xfs kernel/block 2>/dev/null \
-  | cpio -pdm "$R/lib/modules/$KVER/" 2>/dev/null)
-cat > "$R/init" <<'EOI'
+cat > "$work/init" <<'EOI'
 #!/bin/sh
 mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev
 for m in virtio_pci 9pnet_virtio 9p overlay nvme dm_mod loop ext4 xfs; do modprobe $m 2>/dev/null; done
@@ -47,8 +37,8 @@ mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=/mnt/upper/u,workdir=/m
 mkdir -p /newroot/mnt/share; mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 share /newroot/mnt/share
 exec switch_root /newroot /bin/sh /mnt/share/vm-init.sh
 EOI
-chmod +x "$R/init"
-(cd "$R" && find . | cpio -o -H newc 2>/dev/null | gzip -1) > "$work/initrd.gz"
+. "$here/initrd.sh"
+build_initrd "$work" "$work/init"
 
 cp "$here/vm-init.sh" "$work/share/vm-init.sh"
 printf '%s\n' "$repo" > "$work/share/repo"

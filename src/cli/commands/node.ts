@@ -5,6 +5,7 @@ import { ApiError, call, request } from '../client';
 import { action, emit, figures, globals, type Figures } from '../output';
 import { printKeyValues, printTable } from '../table';
 import { DEFAULT_PLUGIN_DIR, installFlex } from '../install-flex';
+import { DEFAULT_CONFIG, DEFAULT_UNIT_DIR, installUnits } from '../install-units';
 import { formatBytes } from '../../util/quantity';
 
 interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string | null }
@@ -54,6 +55,20 @@ export function registerNodeCommands(program: Command): void {
         const socketGiven = program.getOptionValueSource('socket') !== 'default';
         const installed = installFlex(o.pluginDir, socketGiven ? g.socket : undefined);
         emit(g, { installed, driver: 'qosd/nvme', socket: g.socket }, () => process.stdout.write(`installed qosd/nvme at ${installed}\n`));
+      }),
+    );
+
+  program
+    .command('install-units')
+    .description('install the systemd units qosd.socket and qosd.service, starting qosd with this Node.js')
+    .option('--unit-dir <dir>', 'where systemd reads units', DEFAULT_UNIT_DIR)
+    .option('--config <file>', 'the config file the service runs with', DEFAULT_CONFIG)
+    .action(
+      action(async function (this: Command, o: { unitDir: string; config: string }) {
+        const g = globals(this);
+        const installed = installUnits(o.unitDir, o.config);
+        emit(g, { installed, node: process.execPath }, () =>
+          process.stdout.write(`installed ${installed.join(' and ')} (node ${process.execPath}); now: systemctl daemon-reload && systemctl enable --now qosd.socket qosd.service\n`));
       }),
     );
 
