@@ -9,7 +9,8 @@ const closed = { additionalProperties: false } as const;
 // errorMessage (a keyword registered in server.ts) replaces ajv's message for a union, whose
 // first branch's complaint ("must be integer") would mislead for a mistyped "10GB".
 const Iops = Type.Integer({ minimum: 1, maximum: 4294967295 });
-const Bytes = Type.Union([Type.Integer({ minimum: 1 }), Type.String({ pattern: QUANTITY_PATTERN })], {
+// Above 2^53 a JSON number is no longer an exact integer (1e308 parses as one): refused here.
+const Bytes = Type.Union([Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }), Type.String({ pattern: QUANTITY_PATTERN })], {
   errorMessage: 'must be a positive integer or a quantity such as 500M or 10Gi',
 });
 

@@ -1,5 +1,6 @@
-// The work-conserving controller: every interval it measures each attached volume's IO (the
-// pod cgroups' cumulative stats, as the metrics do), runs the control law (law.ts) per pool, and
+// The work-conserving controller: every interval it measures each attached volume's IO (its own
+// device's counters, every device from one read of /proc/diskstats), runs the control law
+// (law.ts) per pool, and
 // rewrites the cgroup rules of the volumes whose controller limit changed. It only ever tightens
 // a volume between its own guarantee and its configured max, so switching it off (config
 // `controller.enabled: false`) leaves exactly the static limits. Its state is in memory: a
@@ -12,8 +13,7 @@ import type { Metrics } from '../metrics/registry';
 import type { PoolService } from '../service/pools';
 import { limitsOf, type Dimension, type Figures } from '../service/qos-spec';
 import type { LimitPolicy } from '../service/limit-policy';
-import { readPodIo } from '../metrics/collect';
-import { timeInQueueMs } from '../host/disk-queue';
+import { readDiskstats, type DiskCounters } from '../host/diskstats';
 import { DEFAULT_LAW, lawStep, newLawMemory, type LawParams, type Limits, type VolumeRates } from './law';
 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
@@ -59,8 +59,14 @@ export class Controller {
       log: Logger;
       intervalMs: number;
       law?: LawParams;
+      /** Every device's counters (tests give fixtures). */
+      readDisks?: () => Map<string, DiskCounters>;
     },
   ) {}
+
+  private readDisks(): Map<string, DiskCounters> {
+    return (this.o.readDisks ?? readDiskstats)();
+  }
 
   start(): void {
     this.timer = setInterval(() => {
@@ -96,18 +102,15 @@ export class Controller {
       this.last.clear();
       return;
     }
+    // Each volume has a device of its own, so the device's counters are the volume's IO, from
+    // every pod that mounts it, whether or not the pod's cgroup counts the device (cgroup v1
+    // lists a device in a cgroup's stats only once a rule was set for it).
+    const disks = this.readDisks();
     const counters = new Map<string, Counters>();
-    for (const a of attached) {
-      const v = volumes.get(a.volume);
-      if (!v?.deviceNumber) continue;
-      const io = readPodIo(a.cgroupVersion!, a.podCgroup!, v.deviceNumber);
-      if (!io) continue;
-      const c = counters.get(v.name) ?? { at: now, readIops: 0, writeIops: 0, readBps: 0, writeBps: 0, timeInQueue: timeInQueueMs(v.deviceNumber) };
-      c.readIops += io.readOps;
-      c.writeIops += io.writeOps;
-      c.readBps += io.readBytes;
-      c.writeBps += io.writeBytes;
-      counters.set(v.name, c);
+    for (const v of volumes.values()) {
+      const d = v.deviceNumber ? disks.get(v.deviceNumber) : undefined;
+      if (!d) continue;
+      counters.set(v.name, { at: now, readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs });
     }
     const samples: VolumeRates[] = [];
     for (const [name, c] of counters) {

@@ -29,10 +29,15 @@ export function parseQuantity(input: string | number): number | { error: string 
   return value;
 }
 
+/** A quantity that has the right shape but no usable value ("99999999Ei"): bad input, a 400. */
+export class QuantityError extends Error {
+  readonly statusCode = 400;
+}
+
 /** parseQuantity for callers that have already validated the input's shape. */
 export function quantity(input: string | number, field: string): number {
   const v = parseQuantity(input);
-  if (typeof v !== 'number') throw new Error(`${field}: ${v.error}`);
+  if (typeof v !== 'number') throw new QuantityError(`${field}: ${v.error}`);
   return v;
 }
 
