@@ -106,7 +106,7 @@ export function inheritedSocketFd(env: NodeJS.ProcessEnv = process.env): number 
 /**
  * Serves on the socket systemd holds (fd 3, LISTEN_FDS), so callers queue there while qosd
  * restarts; otherwise binds the path itself with mode 0660 from the first instant (umask, not a
- * later chmod). fastify's listen({fd}) crashes on a unix socket (research/node-libs.md), so an
+ * later chmod). fastify's listen({fd}) crashes on a unix socket (measured with fastify 5), so an
  * inherited socket goes to the underlying server after app.ready().
  */
 export async function listenOnSocket(app: FastifyInstance, socket: string): Promise<'inherited' | 'bound'> {

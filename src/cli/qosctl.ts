@@ -11,6 +11,12 @@ import { registerNodeCommands } from './commands/node';
 
 identifyAs('cli');
 
+// `qosctl volumes | head`: a reader that closes the pipe early ends the output, quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw err;
+});
+
 const program = new Command('qosctl')
   .description('Operate qosd, the node storage QoS daemon')
   .addOption(new Option('--socket <path>', 'qosd API socket').env('QOSD_SOCKET').default(DEFAULTS.socket))

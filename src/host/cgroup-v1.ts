@@ -55,6 +55,21 @@ export function syncRules(cgroupDir: string, device: string, limits: Figures, ow
   return writes;
 }
 
+/**
+ * Makes blk-throttle count `device` in cgroup stats. On cgroup v1 (kernel 6.x, measured here)
+ * blkio.throttle.io_serviced* list a device only once a throttle rule has been set for it, in
+ * any cgroup: IO on a device that never had a rule is counted nowhere. A rule set and taken away
+ * again, on a dimension the cgroup has no rule for, starts the counting and limits nothing
+ * meanwhile (2^62 bytes per second). Returns the writes made (0 when a rule is there already).
+ */
+export function primeStats(cgroupDir: string, device: string): number {
+  const current = readRules(cgroupDir, device);
+  if (DIMENSIONS.some((d) => current[d] !== undefined)) return 0;
+  write(cgroupDir, 'readBps', device, 2 ** 62);
+  write(cgroupDir, 'readBps', device, 0);
+  return 2;
+}
+
 /** Removes the rules for `device` on the given dimensions. */
 export function clearRules(cgroupDir: string, device: string, dims: readonly Dimension[] = DIMENSIONS): number {
   return syncRules(cgroupDir, device, {}, dims);

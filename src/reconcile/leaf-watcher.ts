@@ -1,7 +1,7 @@
 // Watches pod cgroups for new child cgroups (containers, the sandbox, crun's sub-groups). On cgroup
 // v1 the throttle hierarchy is flat, so every new leaf needs its own rules the moment it appears;
 // inotify on cgroupfs reports a mkdir as a "rename" event within a millisecond or so. The
-// periodic pass (periodic.ts) is the safety net for anything a watch misses.
+// periodic reconcile pass (reconcile/pass.ts) is the safety net for anything a watch misses.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 

@@ -150,6 +150,8 @@ export class Enforcer {
       writes += v2.syncIoMax(podCgroup, device, limits);
       dirs = [podCgroup];
     } else {
+      // Without limits nothing else makes the kernel count this device for the pod's metrics.
+      if (reason === 'attach' && Object.keys(limits).length === 0) v1.primeStats(podCgroup, device);
       dirs = [];
       for (const dir of v1.cgroupTree(podCgroup)) {
         try {

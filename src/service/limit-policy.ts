@@ -1,7 +1,7 @@
-// What gets written to the kernel for a volume. Today: its `max`, as a static limit; a volume with
-// a guarantee and no max runs unthrottled above its minimum. This is the seam where a
-// work-conserving controller (which tightens best-effort neighbours only under contention, to
-// protect minimums) replaces the static policy without touching enforcement or the store.
+// What gets written to the kernel for a volume: its `max` as a static limit (a volume with a
+// guarantee and no max runs unthrottled above its minimum), or, with the controller on
+// (controller/controller.ts, ControlledLimits), that max tightened while a guarantee needs room.
+// Enforcement and the store only ever see this seam.
 import type { Volume } from '../store/volumes';
 import { limitsOf, type Figures } from './qos-spec';
 

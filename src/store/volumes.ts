@@ -14,7 +14,7 @@ export interface Volume {
   ephemeral: boolean;
   state: VolumeState;
   formatted: boolean;
-  /** Where the data lives: the file pool's backing file. */
+  /** Where the data lives: the file pool's backing file, or the lvm pool's LV path. */
   backing: string | null;
   /** The block device node the volume is reached through, e.g. /dev/loop3. */
   device: string | null;
