@@ -40,6 +40,9 @@ export function readIoMax(cgroupDir: string, device: string): Figures {
 export function syncIoMax(cgroupDir: string, device: string, limits: Figures, owned: readonly Dimension[] = DIMENSIONS): number {
   const file = path.join(cgroupDir, 'io.max');
   if (!fs.existsSync(file)) {
+    // A cgroup that is gone (the pod ended, the node rebooted) is ENOENT, which callers treat as
+    // "nothing to write"; one that exists without io.max is a node set up wrong.
+    if (!fs.existsSync(cgroupDir)) throw Object.assign(new Error(`${cgroupDir} does not exist`), { code: 'ENOENT' });
     throw new Error(`${file} does not exist: the io controller is not enabled in ${path.dirname(cgroupDir)}/cgroup.subtree_control`);
   }
   const current = readIoMax(cgroupDir, device);

@@ -235,14 +235,19 @@ export class AttachmentService {
       if (att.state !== 'attached' || mounted.has(att.target)) continue;
       const podGone = att.podCgroup ? !fs.existsSync(att.podCgroup) : !fs.existsSync(att.target);
       if (!podGone) continue;
-      await this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
-        const current = this.o.store.attachments.byId(att.id);
-        if (!current || current.state !== 'attached') return;
-        this.o.store.events.add({ time: now(), volume: att.volume, kind: 'pod-vanished', source: 'reconcile', detail: { target: att.target, podUid: att.podUid, podCgroup: att.podCgroup } });
-        this.o.log.warn({ volume: att.volume, target: att.target, pod: att.podUid }, 'reconcile: pod is gone without an unmount; closing its attachment');
-        await this.detachLocked(current, 'reconcile');
-        closed++;
-      });
+      try {
+        await this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
+          const current = this.o.store.attachments.byId(att.id);
+          if (!current || current.state !== 'attached') return;
+          this.o.store.events.add({ time: now(), volume: att.volume, kind: 'pod-vanished', source: 'reconcile', detail: { target: att.target, podUid: att.podUid, podCgroup: att.podCgroup } });
+          this.o.log.warn({ volume: att.volume, target: att.target, pod: att.podUid }, 'reconcile: pod is gone without an unmount; closing its attachment');
+          await this.detachLocked(current, 'reconcile');
+          closed++;
+        });
+      } catch (err) {
+        // One attachment that cannot be closed must not stop the others, or the daemon's start.
+        this.o.log.error({ volume: att.volume, target: att.target, err: (err as Error).message }, 'reconcile: could not close the attachment of a vanished pod; it stays detaching and is retried at the next start');
+      }
     }
     return closed;
   }

@@ -165,3 +165,19 @@ describe('pod cgroup resolution', () => {
     expect(() => podCgroupCandidates('../../etc', '/', 'auto')).toThrow(/not a Kubernetes UID/);
   });
 });
+
+describe('io.max on a cgroup that is gone', () => {
+  it('is ENOENT (nothing to write), while a cgroup without io.max is a set-up error', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-v2-'));
+    const gone = path.join(dir, 'podgone');
+    let err: NodeJS.ErrnoException | undefined;
+    try {
+      syncIoMax(gone, '7:1', {});
+    } catch (e) {
+      err = e as NodeJS.ErrnoException;
+    }
+    expect(err?.code).toBe('ENOENT');
+    fs.mkdirSync(path.join(dir, 'noio'));
+    expect(() => syncIoMax(path.join(dir, 'noio'), '7:1', {})).toThrow(/io controller is not enabled/);
+  });
+});

@@ -54,7 +54,7 @@ describe('qosd installed as the README says, under a real systemd', () => {
     const unit = fs.readFileSync('/etc/systemd/system/qosd.service', 'utf8');
     expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath} ${INSTALLED}/dist/cli/qosd\\.js --config /etc/qosd/config\\.yaml$`, 'm'));
     expect(fs.existsSync(DRIVER)).toBe(true);
-  });
+  }, 900_000);
 
   it('runs the installed daemon in the host mount namespace, from the installed copy', async () => {
     await until('qosd to answer', async () => (await api('GET', '/v1/status').catch(() => ({ status: 0 }))).status === 200);
@@ -139,7 +139,7 @@ describe('qosd installed as the README says, under a real systemd', () => {
       expect(readFromHost(path.join(v.target, 'data.txt'))).toBe(v.data);
     }
     volumes.push(...mounted);
-  });
+  }, 600_000);
 
   it('shows a denied system call: the filter kills (checked on a denied call), and nothing of qosd was killed', () => {
     // Positive control: the unit's own filter (read from the installed unit) around a call it
@@ -174,7 +174,7 @@ describe('qosd installed as the README says, under a real systemd', () => {
     const status = run(QOSCTL, ['-o', 'json', 'status'], { timeoutMs: 180_000 });
     expect(JSON.parse(status.out).version).toBeTruthy();
     expect(run('systemctl', ['is-active', 'qosd.socket']).out.trim()).toBe('active');
-  });
+  }, 600_000);
 
   it('has no error in its journal since the crash loop ended', () => {
     // The crash loop above was made on purpose: judge the journal from the start that ended it.
