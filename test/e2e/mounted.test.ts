@@ -6,12 +6,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
-import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { startDaemon, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
-import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
 
 const blocker = nodeTestBlocker();
@@ -31,10 +30,8 @@ async function until(what: string, check: () => boolean | Promise<boolean>, ms =
 }
 
 describe.skipIf(blocker)(`attached means mounted${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
-  const api = <T>(method: string, url: string, body?: unknown) => request<T>(node.socket, method, url, body);
+  const t = useTestDaemon();
+  const api = t.api;
   const metric = async (name: string) => {
     const text = (await api<string>('GET', '/metrics')).body;
     const line = text.split('\n').find((l) => l.startsWith(name));
@@ -43,27 +40,16 @@ describe.skipIf(blocker)(`attached means mounted${blocker ? ` (skipped: ${blocke
 
   function mountFor(name: string, user: Record<string, string> = {}) {
     const podUid = newPodUid();
-    const podCgroup = makePodCgroup(node.cgroupRoot, podUid);
+    const podCgroup = makePodCgroup(t.node.cgroupRoot, podUid);
     const leaf = makeLeaf(podCgroup);
-    const target = podVolumeDir(node.kubeletRoot, podUid, name);
+    const target = podVolumeDir(t.node.kubeletRoot, podUid, name);
     fs.mkdirSync(target, { recursive: true });
     return { podUid, podCgroup, leaf, target, args: ['mount', target, mountOptions({ podUid, volumeName: name, user: { size: '32Mi', ...user } })] };
   }
 
-  beforeAll(async () => {
-    node = makeTestNode();
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-  });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    if (node) removeTestNode(node);
-  });
-
   it('remounts an attached volume whose mount was lost while its pod lives: data there, rules kept, event and metric', async () => {
     const p = mountFor('lost', { maxReadIops: '123' });
-    expect((await callDriver(driver, p.args)).reply.status).toBe('Success');
+    expect((await callDriver(t.driver, p.args)).reply.status).toBe('Success');
     fs.writeFileSync(path.join(p.target, 'data.txt'), 'written before the mount was lost');
     // The mount goes away behind qosd's back (as when the namespace that held it died).
     execFileSync('umount', [p.target]);
@@ -77,13 +63,13 @@ describe.skipIf(blocker)(`attached means mounted${blocker ? ` (skipped: ${blocke
     expect(events.some((e) => e.kind === 'mount-repaired' && e.source === 'reconcile' && e.detail.target === p.target)).toBe(true);
     expect(await metric('qosd_mount_repairs_total{outcome="remounted"}')).toBeGreaterThanOrEqual(1);
     expect(await metric('qosd_attachments_not_mounted')).toBe(0);
-    expect((await callDriver(driver, ['unmount', p.target])).reply.status).toBe('Success');
+    expect((await callDriver(t.driver, ['unmount', p.target])).reply.status).toBe('Success');
     expect(mountsAt(p.target)).toEqual([]);
   });
 
   it('reports a target that holds another device and leaves that mount alone', async () => {
     const p = mountFor('wrongdev');
-    expect((await callDriver(driver, p.args)).reply.status).toBe('Success');
+    expect((await callDriver(t.driver, p.args)).reply.status).toBe('Success');
     execFileSync('umount', [p.target]);
     // Something else is mounted there now: a tmpfs, which is not the volume's device.
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'intruder', p.target]);
@@ -100,35 +86,35 @@ describe.skipIf(blocker)(`attached means mounted${blocker ? ` (skipped: ${blocke
       execFileSync('umount', [p.target]);
     }
     await until('the volume mounted again once the target is free', () => mountsAt(p.target).length === 1);
-    expect((await callDriver(driver, ['unmount', p.target])).reply.status).toBe('Success');
+    expect((await callDriver(t.driver, ['unmount', p.target])).reply.status).toBe('Success');
   });
 
   it('finds a loop device attached from a dead mount namespace by inode, across restarts: never a second loop on one file', async () => {
     const p = mountFor('nsloop');
-    expect((await callDriver(driver, p.args)).reply.status).toBe('Success');
-    expect((await callDriver(driver, ['unmount', p.target])).reply.status).toBe('Success');
+    expect((await callDriver(t.driver, p.args)).reply.status).toBe('Success');
+    expect((await callDriver(t.driver, ['unmount', p.target])).reply.status).toBe('Success');
     const vol = (await api<Vol>('GET', '/v1/volumes/nsloop')).body;
-    await daemon.stop();
+    await t.daemon.stop();
     // The volume's loop is replaced by one attached from a private mount namespace that binds the
     // pool directory elsewhere, as a namespaced unit's view did; the namespace then dies, and the
     // loop's backing_file names a path that exists nowhere.
     execFileSync('losetup', ['-d', vol.device]);
-    const alias = path.join(node.dir, 'alias');
+    const alias = path.join(t.node.dir, 'alias');
     fs.mkdirSync(alias);
-    const inNs = execFileSync('unshare', ['-m', 'sh', '-c', `mount --bind "$0" "$1" && losetup --direct-io=on -f --show "$1/${path.basename(vol.backing)}"`, node.poolDir, alias], { encoding: 'utf8' }).trim();
+    const inNs = execFileSync('unshare', ['-m', 'sh', '-c', `mount --bind "$0" "$1" && losetup --direct-io=on -f --show "$1/${path.basename(vol.backing)}"`, t.node.poolDir, alias], { encoding: 'utf8' }).trim();
     const backingSeen = fs.readFileSync(`/sys/block/${path.basename(inNs)}/loop/backing_file`, 'utf8').trim();
     expect(backingSeen).not.toBe(vol.backing);
     for (let i = 0; i < 2; i++) {
-      daemon = await startDaemon(node);
+      t.daemon = await startDaemon(t.node);
       expect(loopsOf(vol.backing)).toEqual([inNs]);
       expect((await api<Vol>('GET', '/v1/volumes/nsloop')).body.device).toBe(inNs);
-      expect((await callDriver(driver, p.args)).reply.status).toBe('Success');
+      expect((await callDriver(t.driver, p.args)).reply.status).toBe('Success');
       expect(mountsAt(p.target).map((m) => m.source)).toEqual([inNs]);
-      expect((await callDriver(driver, ['unmount', p.target])).reply.status).toBe('Success');
+      expect((await callDriver(t.driver, ['unmount', p.target])).reply.status).toBe('Success');
       expect(loopsOf(vol.backing)).toEqual([inNs]);
-      await daemon.stop();
+      await t.daemon.stop();
     }
-    daemon = await startDaemon(node);
+    t.daemon = await startDaemon(t.node);
     // Deleting the volume detaches that loop too: nothing is left on the file.
     expect((await api('DELETE', '/v1/volumes/nsloop')).status).toBe(204);
     expect(execFileSync('losetup', ['-l', '-n', '-O', 'NAME'], { encoding: 'utf8' }).split('\n').map((l) => l.trim())).not.toContain(inNs);

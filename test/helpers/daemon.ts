@@ -8,6 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
 import { removeCgroupTree } from './cgroup';
+import { afterAll, beforeAll } from 'vitest';
 
 export const REPO = path.resolve(__dirname, '..', '..');
 export const QOSD = path.join(REPO, 'dist', 'cli', 'qosd.js');
@@ -138,4 +139,32 @@ export function removeTestNode(node: TestNode): void {
   }
   removeCgroupTree(node.cgroupRoot);
   fs.rmSync(node.dir, { recursive: true, force: true });
+}
+
+export interface TestDaemon {
+  node: TestNode;
+  /** Replace it after a restart; afterAll stops whichever is current. */
+  daemon: RunningDaemon;
+  driver: string;
+  api<T>(method: string, url: string, body?: unknown): ReturnType<typeof request<T>>;
+}
+
+/**
+ * A test node, its running daemon and the installed flex driver for the enclosing describe:
+ * made in beforeAll, taken down (daemon, mounts, loops, cgroups, files) in afterAll.
+ */
+export function useTestDaemon(extraConfig = '', capacity?: string): TestDaemon {
+  const t = {
+    api: <T>(method: string, url: string, body?: unknown) => request<T>(t.node.socket, method, url, body),
+  } as TestDaemon;
+  beforeAll(async () => {
+    t.node = capacity === undefined ? makeTestNode(extraConfig) : makeTestNode(extraConfig, capacity);
+    t.daemon = await startDaemon(t.node);
+    t.driver = installDriver(t.node);
+  });
+  afterAll(async () => {
+    await t.daemon?.stop();
+    if (t.node) removeTestNode(t.node);
+  });
+  return t;
 }
