@@ -8,6 +8,7 @@
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
 import type { Volume } from '../store/volumes';
+import type { Attachment } from '../store/attachments';
 import type { Enforcer } from '../service/enforcer';
 import type { Metrics } from '../metrics/registry';
 import type { PoolService } from '../service/pools';
@@ -64,6 +65,27 @@ export class Controller {
     },
   ) {}
 
+  private view: { generation: number; attached: Attachment[]; volumes: Map<string, Volume> } | undefined;
+
+  /**
+   * The attached volumes, read again only when the store has changed since the last tick: four
+   * times a second, one lookup per attached volume is most of a tick on a large node.
+   */
+  private attachedVolumes(): { attached: Attachment[]; volumes: Map<string, Volume> } {
+    const { store } = this.o;
+    const generation = store.generation();
+    if (this.view?.generation === generation) return this.view;
+    const attached = store.attachments.list().filter((a) => a.state === 'attached' && a.podCgroup && a.cgroupVersion);
+    const volumes = new Map<string, Volume>();
+    for (const a of attached) {
+      if (volumes.has(a.volume)) continue;
+      const v = store.volumes.get(a.volume);
+      if (v) volumes.set(v.name, v);
+    }
+    this.view = { generation, attached, volumes };
+    return this.view;
+  }
+
   private readDisks(): Map<string, DiskCounters> {
     return (this.o.readDisks ?? readDiskstats)();
   }
@@ -85,17 +107,9 @@ export class Controller {
 
   /** One control step: measure, decide, write. Exposed for tests. */
   tick(): void {
-    const { store, policy } = this.o;
+    const { policy } = this.o;
     const now = process.hrtime.bigint();
-    // Only attached volumes matter, each looked up by name: this runs four times a second, and
-    // listing every volume of a large node costs milliseconds.
-    const attached = store.attachments.list().filter((a) => a.state === 'attached' && a.podCgroup && a.cgroupVersion);
-    const volumes = new Map<string, Volume>();
-    for (const a of attached) {
-      if (volumes.has(a.volume)) continue;
-      const v = store.volumes.get(a.volume);
-      if (v) volumes.set(v.name, v);
-    }
+    const { attached, volumes } = this.attachedVolumes();
     // No guarantee attached and nothing tightened: there is nothing to measure or decide.
     const guaranteed = (v: Volume) => Object.values(v.qos.min).some((m) => m !== undefined && m > 0);
     if (policy.limits.size === 0 && ![...volumes.values()].some(guaranteed)) {

@@ -28,6 +28,17 @@ export class Store {
     return this.db.transaction(fn).immediate();
   }
 
+  /**
+   * A number that changes whenever anything in the store was written (SQLite's total_changes()
+   * of this connection, the daemon's only writer): periodic readers keep what they read until
+   * it moves, instead of reading thousands of rows four times a second.
+   */
+  generation(): number {
+    return (this.changes ??= this.db.prepare('SELECT total_changes() AS n').pluck()).get() as number;
+  }
+
+  private changes: ReturnType<Db['prepare']> | undefined;
+
   close(): void {
     this.db.close();
   }
