@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { callDriver, mountOptions } from '../../helpers/kubelet';
 import {
   CG, DRIVER, INSTALLED, QOSCTL, api, expectCleanJournal, flexMount, flexUnmount, hostMountsAt, loopsOf, makePod, qosdMainPid,
   readFromHost, run, saveState, seccompKills, targetFor, until, writeFromHost, type VolumeRecord,
@@ -110,6 +111,23 @@ describe('qosd installed as the README says, under a real systemd', () => {
       volumes.push(v);
     });
   }
+
+  it('runs its other tools under the filter too: xfs, online growth (resize2fs, xfs_growfs), calibration with fio', async () => {
+    for (const fsType of ['ext4', 'xfs']) {
+      const p = makePod();
+      const name = `grow-${fsType}`;
+      const target = targetFor(p.uid, name);
+      const r = await callDriver(DRIVER, ['mount', target, mountOptions({ podUid: p.uid, volumeName: name, fsType, user: { size: '300Mi' } })]);
+      expect(r.reply.status, r.reply.message).toBe('Success');
+      const grown = await api<{ sizeBytes: number }>('PATCH', `/v1/volumes/${name}`, { size: '600Mi' });
+      expect(grown.status, JSON.stringify(grown.body)).toBe(200);
+      expect(fs.statfsSync(target).blocks * fs.statfsSync(target).bsize).toBeGreaterThan(500 * 2 ** 20);
+      expect((await flexUnmount(target)).reply.status).toBe('Success');
+    }
+    const cal = run(QOSCTL, ['calibrate', 'default', '--seconds', '0.5', '--method', 'fio', '--scratch-size', '64Mi'], { allowFail: true, timeoutMs: 600_000 });
+    expect(cal.code, cal.out).toBe(0);
+    expect(seccompKills()).toEqual([]);
+  }, 600_000);
 
   it('loses no flex call and no mount when qosd restarts under 100 parallel calls', async () => {
     const mounted: VolumeRecord[] = [];
