@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { QOSD, REPO } from '../helpers/daemon';
+import { QOSCTL, QOSD, REPO } from '../helpers/daemon';
 import { which } from '../../src/host/exec';
 
 const missing = which('systemd-analyze') ? undefined : 'needs systemd-analyze (Debian package systemd)';
@@ -52,5 +52,23 @@ describe.skipIf(missing)(`systemd units${missing ? ` (skipped: ${missing})` : ''
     const service = fs.readFileSync(path.join(REPO, 'systemd', 'qosd.service'), 'utf8');
     expect(service).toMatch(/^Requires=qosd\.socket$/m);
     expect(service).toMatch(/^ExecStart=\/usr\/local\/bin\/qosd --config \/etc\/qosd\/config\.yaml$/m);
+  });
+
+  it('are installed by qosctl install-units with ExecStart naming this node and this build, and pass verify', () => {
+    const unitDir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-unitdir-'));
+    const config = path.join(unitDir, 'config.yaml');
+    // No config yet: refused with the flag named, nothing written.
+    const refused = spawnSync(process.execPath, [QOSCTL, 'install-units', '--unit-dir', unitDir, '--config', config], { encoding: 'utf8' });
+    expect(refused.status).toBe(2);
+    expect(refused.stderr).toMatch(/--config: .* does not exist/);
+    expect(fs.readdirSync(unitDir)).toEqual([]);
+    fs.writeFileSync(config, 'logLevel: info\n');
+    const r = spawnSync(process.execPath, [QOSCTL, 'install-units', '--unit-dir', unitDir, '--config', config], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const service = fs.readFileSync(path.join(unitDir, 'qosd.service'), 'utf8');
+    expect(service).toContain(`\nExecStart=${process.execPath} ${QOSD} --config ${config}\n`);
+    expect(fs.readFileSync(path.join(unitDir, 'qosd.socket'), 'utf8')).toBe(fs.readFileSync(path.join(REPO, 'systemd', 'qosd.socket'), 'utf8'));
+    const v = spawnSync('systemd-analyze', ['verify', path.join(unitDir, 'qosd.socket'), path.join(unitDir, 'qosd.service')], { encoding: 'utf8' });
+    expect(v.stdout + v.stderr).toBe('');
   });
 });

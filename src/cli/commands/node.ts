@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import type { Command } from 'commander';
 import { ApiError, call, request } from '../client';
-import { action, emit, figures, globals, type Figures } from '../output';
+import { UsageError, action, emit, figures, globals, type Figures } from '../output';
 import { printKeyValues, printTable } from '../table';
 import { DEFAULT_PLUGIN_DIR, installFlex } from '../install-flex';
 import { DEFAULT_CONFIG, DEFAULT_UNIT_DIR, installUnits } from '../install-units';
@@ -66,6 +66,8 @@ export function registerNodeCommands(program: Command): void {
     .action(
       action(async function (this: Command, o: { unitDir: string; config: string }) {
         const g = globals(this);
+        // The service would only fail at its start: say so now.
+        if (!fs.existsSync(o.config)) throw new UsageError(`--config: ${o.config} does not exist; write the node's config first (see the README's install steps)`);
         const installed = installUnits(o.unitDir, o.config);
         emit(g, { installed, node: process.execPath }, () =>
           process.stdout.write(`installed ${installed.join(' and ')} (node ${process.execPath}); now: systemctl daemon-reload && systemctl enable --now qosd.socket qosd.service\n`));
