@@ -146,6 +146,16 @@ describe('qosctl', () => {
     expect(r.err).toContain('qosd is not running at');
   });
 
+  it('ends quietly when its reader closes the pipe (qosctl volumes | head)', async () => {
+    const child = spawn(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'status'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.destroy(); // the reader is gone before qosctl writes a byte
+    let err = '';
+    child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((res) => child.once('exit', res));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('install-flex: atomic install under qosd~nvme with the socket baked in', () => {
     const dir = path.join(node.dir, 'plugins-cli');
     const r = qosctl(['--socket', node.socket, '-o', 'json', 'install-flex', '--plugin-dir', dir]);
@@ -189,4 +199,5 @@ describe("the README's run command", () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   }, 90_000);
+
 });
