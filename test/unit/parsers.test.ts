@@ -1,0 +1,33 @@
+// The kernel and tool outputs added for the controller and the loop lookup: /proc/diskstats
+// lines (captured on this machine, kernel 6.18) and `losetup --list --json` with the backing
+// file's identity (util-linux 2.38, as on Debian 12).
+import { describe, expect, it } from 'vitest';
+import { parseDiskstats } from '../../src/host/diskstats';
+import { parseLoopIdentities } from '../../src/host/losetup';
+
+describe('parseDiskstats', () => {
+  it('reads IOs, bytes (512-byte sectors) and weighted time in queue per MAJ:MIN', () => {
+    const text = [
+      '   7       0 loop0 1011 3 10160 29 161 192 2148 80 0 84 173 0 0 0 0 116 63',
+      ' 254       0 vda 52110 1930 4191054 21380 97124 60337 7301282 158447 0 70916 186049 0 0 0 0 13001 6221',
+      '   7       1 loop1 584 0 29892 20',
+      '',
+    ].join('\n');
+    const d = parseDiskstats(text);
+    expect(d.get('7:0')).toEqual({ readIos: 1011, readBytes: 10160 * 512, writeIos: 161, writeBytes: 2148 * 512, timeInQueueMs: 173 });
+    expect(d.get('254:0')?.writeIos).toBe(97124);
+    expect(d.has('7:1')).toBe(false); // a short line (an old kernel's partition format) is skipped
+  });
+});
+
+describe('parseLoopIdentities', () => {
+  it('keys each loop device by its backing file\'s MAJ:MIN and inode', () => {
+    const json = '{\n   "loopdevices": [\n      {\n         "name": "/dev/loop1",\n         "back-ino": 2146465,\n         "back-maj:min": "     254:0  "\n      },{\n         "name": "/dev/loop0",\n         "back-ino": 2146465,\n         "back-maj:min": "     254:0  "\n      }\n   ]\n}\n';
+    expect([...parseLoopIdentities(json)]).toEqual([['/dev/loop1', '254:0:2146465'], ['/dev/loop0', '254:0:2146465']]);
+  });
+
+  it('is empty when no loop device is attached (losetup prints nothing)', () => {
+    expect(parseLoopIdentities('').size).toBe(0);
+    expect(parseLoopIdentities('\n').size).toBe(0);
+  });
+});
