@@ -1,10 +1,9 @@
 // The work-conserving controller: every interval it measures each attached volume's IO (its own
 // device's counters, every device from one read of /proc/diskstats), runs the control law
-// (law.ts) per pool, and
-// rewrites the cgroup rules of the volumes whose controller limit changed. It only ever tightens
-// a volume between its own guarantee and its configured max, so switching it off (config
-// `controller.enabled: false`) leaves exactly the static limits. Its state is in memory: a
-// restart starts from the configured limits and converges again.
+// (law.ts) per pool, and rewrites the cgroup rules of the volumes whose controller limit changed.
+// It only ever tightens a volume between its own guarantee and its configured max, so switching
+// it off (config `controller.enabled: false`) leaves exactly the static limits. Its state is in
+// memory: a restart starts from the configured limits and converges again.
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
 import type { Volume } from '../store/volumes';

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Attachment, Source } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
-import type { VolumePool } from '../pools/pool';
+import type { PoolDevice, VolumePool } from '../pools/pool';
 import { mountDevice, unmount } from '../host/mount';
 import { mountsAt, readMountinfo } from '../host/mountinfo';
 import { QosdError } from './errors';
@@ -98,12 +98,7 @@ export class AttachmentService {
     let attachment: Attachment | undefined;
     let mounted = false;
     try {
-      // The device may have changed since the volume was made (a reboot re-attaches loop devices).
-      const dev = await this.o.pools.get(found.pool)!.open(found);
-      const volume =
-        dev.device !== found.device || dev.deviceNumber !== found.deviceNumber
-          ? store.volumes.update(found.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now())
-          : found;
+      const { dev, volume } = await this.openDevice(found);
 
       attachment = store.tx(() => {
         const a = store.attachments.insert(
@@ -282,8 +277,9 @@ export class AttachmentService {
       }
       const podAlive = att.podCgroup ? fs.existsSync(att.podCgroup) : fs.existsSync(att.target);
       if (!podAlive) continue; // closeVanished closes it
-      if ((await this.remount(att)) === 'remounted') out.remounted++;
-      else {
+      const outcome = await this.remount(att);
+      if (outcome === 'remounted') out.remounted++;
+      if (outcome === 'failed') {
         out.notMounted++;
         seen.add(att.id);
       }
@@ -305,10 +301,7 @@ export class AttachmentService {
         if (!fs.existsSync(current.target) || !fs.lstatSync(current.target).isDirectory()) {
           throw new Error(`target ${current.target} is not a directory any more`);
         }
-        const dev = await this.o.pools.get(found.pool)!.open(found);
-        const volume = dev.deviceNumber !== found.deviceNumber || dev.device !== found.device
-          ? store.volumes.update(found.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now())
-          : found;
+        const { dev, volume } = await this.openDevice(found);
         await mountDevice(dev.device, current.target, volume.fsType, current.readOnly);
         const att2 = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
         this.o.enforcer.apply(att2, volume, 'reconcile');
@@ -324,6 +317,18 @@ export class AttachmentService {
         return 'failed';
       }
     });
+  }
+
+  /**
+   * The volume's device as its pool opens it now, recorded when it changed since the volume was
+   * last seen (a reboot re-attaches loop devices under other numbers).
+   */
+  private async openDevice(found: Volume): Promise<{ dev: PoolDevice; volume: Volume }> {
+    const dev = await this.o.pools.get(found.pool)!.open(found);
+    const volume = dev.device !== found.device || dev.deviceNumber !== found.deviceNumber
+      ? this.o.store.volumes.update(found.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now())
+      : found;
+    return { dev, volume };
   }
 
   private reportOnce(att: Attachment, kind: string, detail: Record<string, unknown>, message: string): void {
