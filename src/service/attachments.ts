@@ -241,7 +241,7 @@ export class AttachmentService {
         });
       } catch (err) {
         // One attachment that cannot be closed must not stop the others, or the daemon's start.
-        this.o.log.error({ volume: att.volume, target: att.target, err: (err as Error).message }, 'reconcile: could not close the attachment of a vanished pod; it stays detaching and is retried at the next start');
+        this.o.log.error({ volume: att.volume, target: att.target, err: (err as Error).message }, 'reconcile: could not close the attachment of a vanished pod; it is tried again (at the next pass, or at the next start if it was left detaching)');
       }
     }
     return closed;
