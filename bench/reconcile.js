@@ -21,8 +21,9 @@ function makeCgroup(dir) {
 
 async function passOver(n, mountPoint) {
   const { Store } = dist('store/store.js');
-  const { reconcilePass } = dist('reconcile/pass.js');
-  const { staticLimits } = dist('service/limit-policy.js');
+  const { reconcilePass } = dist('enforce/rule-pass.js');
+  const { blkioFor } = dist('host/blkio.js');
+  const { staticLimits } = dist('enforce/limit-policy.js');
   const base = path.join(mountPoint, `n${n}`, 'blkio');
   makeCgroup(base);
   makeCgroup(path.join(base, 'kubepods', 'burstable'));
@@ -46,25 +47,33 @@ async function passOver(n, mountPoint) {
       store.attachments.update(a.id, { cgroupVersion: 'v1', podCgroup: pod, device: dev }, t);
     }
   });
-  const ctx = { layout: { version: 'v1', base }, kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, policy: staticLimits };
-  const time = () => {
+  const ctx = { blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, policy: staticLimits };
+  const { TimeSlice } = dist('util/time-slice.js');
+  const time = async () => {
+    const slice = new TimeSlice();
+    const c = process.cpuUsage();
     const s = process.hrtime.bigint();
-    const r = reconcilePass(ctx);
-    return { ms: Number(process.hrtime.bigint() - s) / 1e6, cgroups: r.cgroups, repairs: r.repairs.length };
+    const r = await reconcilePass(ctx, slice);
+    const d = process.cpuUsage(c);
+    return { ms: Number(process.hrtime.bigint() - s) / 1e6, cpuMs: (d.user + d.system) / 1000, longestMs: slice.longestMs, cgroups: r.cgroups, repairs: r.repairs.length };
   };
-  const everything = time();
-  const nothing = time();
-  const nothingAgain = time();
-  store.close();
-  fs.rmSync(path.join(mountPoint, `n${n}`), { recursive: true, force: true });
-  return {
+  const everything = await time();
+  const nothing = await time();
+  const nothingAgain = await time();
+  const best = nothing.cpuMs <= nothingAgain.cpuMs ? nothing : nothingAgain;
+  const result = {
     attachments: n,
     cgroups: everything.cgroups,
     everythingToRepairMs: everything.ms,
     repairsWritten: everything.repairs,
-    nothingToRepairMs: Math.min(nothing.ms, nothingAgain.ms),
+    nothingToRepairMs: best.ms,
+    nothingToRepairCpuMs: best.cpuMs,
+    longestHoldMs: Math.max(everything.longestMs, nothing.longestMs, nothingAgain.longestMs),
     repairsWhenClean: nothing.repairs,
   };
+  store.close();
+  fs.rmSync(path.join(mountPoint, `n${n}`), { recursive: true, force: true });
+  return result;
 }
 
 async function benchReconcile(sizes = [1000, 10000]) {
@@ -73,7 +82,7 @@ async function benchReconcile(sizes = [1000, 10000]) {
   try {
     const out = [];
     for (const n of sizes) out.push(await passOver(n, mp));
-    return { tree: 'cgroup v1 layout under tmpfs, 2 cgroups per attachment', passes: out, target: 'no-op pass over 10,000 attachments under 1 s' };
+    return { tree: 'cgroup v1 layout under tmpfs, 2 cgroups per attachment', passes: out, target: 'no-op pass over 10,000 attachments within 0.5 s of CPU, no hold of the event loop over 10 ms' };
   } finally {
     execFileSync('umount', [mp]);
     fs.rmdirSync(mp);

@@ -67,7 +67,7 @@ async function main() {
   if (!only || only === 'reconcile') {
     results.reconcile = await benchReconcile([1000, 10000]);
     for (const p of results.reconcile.passes) {
-      console.log(`reconcile pass over ${p.attachments} attachments (${p.cgroups} cgroups): everything to repair ${p.everythingToRepairMs.toFixed(0)} ms (${p.repairsWritten} repairs), nothing to repair ${p.nothingToRepairMs.toFixed(0)} ms`);
+      console.log(`reconcile pass over ${p.attachments} attachments (${p.cgroups} cgroups): everything to repair ${p.everythingToRepairMs.toFixed(0)} ms (${p.repairsWritten} repairs), nothing to repair ${p.nothingToRepairMs.toFixed(0)} ms wall, ${p.nothingToRepairCpuMs.toFixed(0)} ms CPU; longest hold of the event loop ${p.longestHoldMs.toFixed(1)} ms`);
     }
     results.startup = await benchStartup(1000);
     console.log(`start-up to serving with ${results.startup.volumes} volumes: ${results.startup.startToServingMs.toFixed(0)} ms (node -e 0: ${results.startup.nodeBareMs.toFixed(0)} ms)`);

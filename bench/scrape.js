@@ -16,7 +16,7 @@ const dist = (p) => require(path.join(REPO, 'dist', p));
 async function benchScrape(n = 1000, runs = 10) {
   const { Store } = dist('store/store.js');
   const { Metrics } = dist('metrics/registry.js');
-  const { MetricsCollector } = dist('metrics/collect.js');
+  const { MetricsCollector } = dist('scrape/collect.js');
   const { PoolService } = dist('service/pools.js');
   const mp = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-bench-scrape-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1G', 'tmpfs', mp]);

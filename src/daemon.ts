@@ -8,12 +8,14 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
 import { Store } from './store/store';
+import { StoreView } from './store/view';
 import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
 import { detectCgroupLayout } from './host/cgroup-layout';
+import { blkioFor } from './host/blkio';
 import { sharesHostMountNamespace } from './host/mount-namespace';
-import { Enforcer } from './service/enforcer';
+import { Enforcer } from './enforce/enforcer';
 import { KeyedLock } from './service/locks';
 import { VolumeService } from './service/volumes';
 import { AttachmentService } from './service/attachments';
@@ -22,9 +24,9 @@ import { PoolService } from './service/pools';
 import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
 import { recoverAtStart } from './reconcile/recovery';
-import { MetricsCollector } from './metrics/collect';
+import { MetricsCollector } from './scrape/collect';
 import { Controller, ControlledLimits } from './controller/controller';
-import { staticLimits } from './service/limit-policy';
+import { staticLimits } from './enforce/limit-policy';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket, type Services } from './api/server';
 
@@ -65,13 +67,17 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   if ('error' in layout) log.warn({ reason: layout.error }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
   // With the controller on, what is written is the configured max tightened by the controller.
   const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
-  const enforcer = new Enforcer({ layout, kubelet: config.kubelet, store, log, metrics, policy });
+  // The cgroup version is decided here, once: everything below speaks the blkio face.
+  const blkio = 'error' in layout ? layout : blkioFor(layout);
+  // One view of the store for the periodic jobs (reconcile pass, controller): read again only when it changed.
+  const view = new StoreView(store);
+  const enforcer = new Enforcer({ blkio, kubelet: config.kubelet, store, view, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config, pools);
-  const collector = new MetricsCollector(metrics, store, poolService, (v) => policy.limitsFor(v));
+  const collector = new MetricsCollector(metrics, store, poolService, 'error' in blkio ? undefined : blkio, (v) => policy.limitsFor(v));
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
@@ -129,20 +135,17 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   let passing = false;
   const controller =
     policy instanceof ControlledLimits
-      ? new Controller({ store, enforcer, pools: poolService, policy, metrics, log, intervalMs: config.controller.intervalMs })
+      ? new Controller({ store, view, enforcer, pools: poolService, policy, metrics, log, intervalMs: config.controller.intervalMs })
       : undefined;
   controller?.start();
 
   const timer = setInterval(() => {
     if (passing) return;
     passing = true;
-    try {
-      enforcer.reconcileAll();
-    } catch (err) {
-      log.error({ err: (err as Error).message }, 'reconcile pass failed');
-    }
-    attachments
-      .closeVanished()
+    enforcer
+      .reconcileAll()
+      .catch((err: Error) => log.error({ err: err.message }, 'reconcile pass failed'))
+      .then(() => attachments.closeVanished())
       .then(() => attachments.checkMounts())
       .catch((err: Error) => log.error({ err: err.message }, 'closing vanished attachments or checking mounts failed'))
       .finally(() => (passing = false));

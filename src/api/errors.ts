@@ -2,7 +2,7 @@
 // messages name the field as a path ("body.qos.max.readIops: must be integer").
 import type { FastifyError, FastifyInstance } from 'fastify';
 import type { FastifySchemaValidationError } from 'fastify/types/schema';
-import { QosdError } from '../service/errors';
+import { QosdError } from '../model/errors';
 
 function fieldPath(dataVar: string, instancePath: string, extra?: string): string {
   const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));

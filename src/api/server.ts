@@ -15,7 +15,7 @@ import type { Calibrator } from '../service/calibrate';
 import type { Check } from '../service/doctor';
 import type { Config } from '../config/config';
 import type { Volume } from '../store/volumes';
-import type { Figures } from '../service/qos-spec';
+import type { Figures } from '../model/qos';
 import type { Metrics } from '../metrics/registry';
 import type { Static } from '@sinclair/typebox';
 import type { StatusOut } from './schemas';

@@ -1,11 +1,10 @@
 // The resolved configuration the daemon runs on: every default filled in, quantities parsed,
 // paths absolute. Built from the YAML file (schema.ts) and the command-line flags, flags winning.
-import type { QosSpec } from '../service/qos-spec';
+import type { QosSpec } from '../model/qos';
+import type { CgroupDriverSetting, CgroupVersionSetting } from '../model/cgroup';
+import type { FsType } from '../model/filesystem';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-export type CgroupDriverSetting = 'auto' | 'cgroupfs' | 'systemd';
-export type CgroupVersionSetting = 'auto' | 'v1' | 'v2';
-export type FsType = 'ext4' | 'xfs';
 
 export interface FilePoolConfig {
   name: string;

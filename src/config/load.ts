@@ -10,7 +10,7 @@ import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { ConfigFileSchema, type ConfigFile } from './schema';
 import { DEFAULT_CLASSES, DEFAULTS, type Config, type LogLevel, type PoolConfig } from './config';
 import { parseQuantity } from '../util/quantity';
-import { DIMENSIONS, checkSpec, type Figures, type QosSpec } from '../service/qos-spec';
+import { DIMENSIONS, checkSpec, type Figures, type QosSpec } from '../model/qos';
 
 export class ConfigError extends Error {
   constructor(

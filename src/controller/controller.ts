@@ -6,15 +6,17 @@
 // memory: a restart starts from the configured limits and converges again.
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
+import { StoreView, type StoreSnapshot } from '../store/view';
 import type { Volume } from '../store/volumes';
 import type { Attachment } from '../store/attachments';
-import type { Enforcer } from '../service/enforcer';
+import type { Enforcer } from '../enforce/enforcer';
 import type { Metrics } from '../metrics/registry';
 import type { PoolService } from '../service/pools';
-import { limitsOf, type Dimension, type Figures } from '../service/qos-spec';
-import type { LimitPolicy } from '../service/limit-policy';
-import { readDiskstats, type DiskCounters } from '../host/diskstats';
-import { DEFAULT_LAW, lawStep, newLawMemory, type LawParams, type Limits, type VolumeRates } from './law';
+import { limitsOf, type Dimension, type Figures } from '../model/qos';
+import type { LimitPolicy } from '../enforce/limit-policy';
+import { readDiskstatsInPieces, type DiskCounters } from '../host/diskstats';
+import { TimeSlice } from '../util/time-slice';
+import { DEFAULT_LAW, lawSteps, newLawMemory, type LawParams, type Limits, type VolumeRates } from './law';
 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
 export class ControlledLimits implements LimitPolicy {
@@ -35,7 +37,6 @@ export class ControlledLimits implements LimitPolicy {
 }
 
 interface Counters {
-  at: bigint;
   readIops: number;
   writeIops: number;
   readBps: number;
@@ -44,58 +45,71 @@ interface Counters {
   timeInQueue: number | undefined;
 }
 
+/** The attached volumes of one store snapshot, worked out once per snapshot. */
+interface AttachedView {
+  snapshot: StoreSnapshot;
+  attached: Attachment[];
+  volumes: Map<string, Volume>;
+  devices: Set<string>;
+  anyGuarantee: boolean;
+}
+
+export interface ControllerOptions {
+  store: Store;
+  /** The store as periodic jobs read it (shared with the reconcile pass). */
+  view?: StoreView;
+  enforcer: Pick<Enforcer, 'apply'>;
+  pools: Pick<PoolService, 'capacities'>;
+  policy: ControlledLimits;
+  metrics: Metrics;
+  log: Logger;
+  intervalMs: number;
+  law?: LawParams;
+  /** Now, in ns (tests replay recorded ticks); default the monotonic clock. */
+  clock?: () => bigint;
+  /** Every device's counters (tests and benchmarks give fixtures); default /proc/diskstats. */
+  readDisks?: (only: ReadonlySet<string>, pause: () => Promise<void>) => Promise<Map<string, DiskCounters>>;
+}
+
 export class Controller {
   private last = new Map<string, Counters>();
+  private lastAt = 0n;
   private readonly memory = newLawMemory();
   private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  private readonly view: StoreView;
+  private attachedView: AttachedView | undefined;
 
-  constructor(
-    private readonly o: {
-      store: Store;
-      enforcer: Enforcer;
-      pools: PoolService;
-      policy: ControlledLimits;
-      metrics: Metrics;
-      log: Logger;
-      intervalMs: number;
-      law?: LawParams;
-      /** Every device's counters (tests give fixtures). */
-      readDisks?: () => Map<string, DiskCounters>;
-    },
-  ) {}
-
-  private view: { generation: number; attached: Attachment[]; volumes: Map<string, Volume> } | undefined;
-
-  /**
-   * The attached volumes, read again only when the store has changed since the last tick: four
-   * times a second, one lookup per attached volume is most of a tick on a large node.
-   */
-  private attachedVolumes(): { attached: Attachment[]; volumes: Map<string, Volume> } {
-    const { store } = this.o;
-    const generation = store.generation();
-    if (this.view?.generation === generation) return this.view;
-    const attached = store.attachments.list().filter((a) => a.state === 'attached' && a.podCgroup && a.cgroupVersion);
-    const volumes = new Map<string, Volume>();
-    for (const a of attached) {
-      if (volumes.has(a.volume)) continue;
-      const v = store.volumes.get(a.volume);
-      if (v) volumes.set(v.name, v);
-    }
-    this.view = { generation, attached, volumes };
-    return this.view;
+  constructor(private readonly o: ControllerOptions) {
+    this.view = o.view ?? new StoreView(o.store);
   }
 
-  private readDisks(): Map<string, DiskCounters> {
-    return (this.o.readDisks ?? readDiskstats)();
+  /** The attached volumes, worked out again only when the store has changed since the last tick. */
+  private attachedOf(snapshot: StoreSnapshot): AttachedView {
+    if (this.attachedView?.snapshot === snapshot) return this.attachedView;
+    const attached = snapshot.attachments.filter((a) => a.state === 'attached' && a.podCgroup && a.cgroupVersion);
+    const volumes = new Map<string, Volume>();
+    const devices = new Set<string>();
+    let anyGuarantee = false;
+    for (const a of attached) {
+      const v = snapshot.volumes.get(a.volume);
+      if (!v || volumes.has(v.name)) continue;
+      volumes.set(v.name, v);
+      if (v.deviceNumber) devices.add(v.deviceNumber);
+      if (Object.values(v.qos.min).some((m) => m !== undefined && m > 0)) anyGuarantee = true;
+    }
+    this.attachedView = { snapshot, attached, volumes, devices, anyGuarantee };
+    return this.attachedView;
   }
 
   start(): void {
     this.timer = setInterval(() => {
-      try {
-        this.tick();
-      } catch (err) {
-        this.o.log.error({ err: (err as Error).message }, 'controller tick failed');
-      }
+      // A tick that outlasts the interval (a very large node) makes the next one wait its turn.
+      if (this.running) return;
+      this.running = true;
+      this.tick()
+        .catch((err: Error) => this.o.log.error({ err: err.message }, 'controller tick failed'))
+        .finally(() => (this.running = false));
     }, this.o.intervalMs);
     this.timer.unref();
   }
@@ -104,55 +118,74 @@ export class Controller {
     if (this.timer) clearInterval(this.timer);
   }
 
-  /** One control step: measure, decide, write. Exposed for tests. */
-  tick(): void {
+  /** One control step: measure, decide, write, giving the event loop back as it goes. */
+  async tick(slice: TimeSlice = new TimeSlice()): Promise<void> {
     const { policy } = this.o;
-    const now = process.hrtime.bigint();
-    const { attached, volumes } = this.attachedVolumes();
+    const snapshot = await this.view.read(slice);
+    const { attached, volumes, devices, anyGuarantee } = this.attachedOf(snapshot);
     // No guarantee attached and nothing tightened: there is nothing to measure or decide.
-    const guaranteed = (v: Volume) => Object.values(v.qos.min).some((m) => m !== undefined && m > 0);
-    if (policy.limits.size === 0 && ![...volumes.values()].some(guaranteed)) {
+    if (policy.limits.size === 0 && !anyGuarantee) {
       this.last.clear();
+      slice.end();
       return;
     }
     // Each volume has a device of its own, so the device's counters are the volume's IO, from
     // every pod that mounts it, whether or not the pod's cgroup counts the device (cgroup v1
     // lists a device in a cgroup's stats only once a rule was set for it).
-    const disks = this.readDisks();
+    const now = (this.o.clock ?? process.hrtime.bigint)();
+    const pause = () => slice.check();
+    const disks = await (this.o.readDisks ?? ((only, p) => readDiskstatsInPieces(p, undefined, only)))(devices, pause);
     const counters = new Map<string, Counters>();
+    const samples: VolumeRates[] = [];
+    const secs = Number(now - this.lastAt) / 1e9;
     for (const v of volumes.values()) {
       const d = v.deviceNumber ? disks.get(v.deviceNumber) : undefined;
       if (!d) continue;
-      counters.set(v.name, { at: now, readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs });
-    }
-    const samples: VolumeRates[] = [];
-    for (const [name, c] of counters) {
-      const prev = this.last.get(name);
-      const v = volumes.get(name)!;
-      if (!prev) continue;
-      const secs = Number(c.at - prev.at) / 1e9;
-      if (secs <= 0) continue;
-      const rate: Figures = {};
-      for (const d of ['readIops', 'writeIops', 'readBps', 'writeBps'] as const) rate[d] = Math.max(0, (c[d] - prev[d]) / secs);
+      const c: Counters = { readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs };
+      counters.set(v.name, c);
+      const prev = this.last.get(v.name);
+      if (!prev || secs <= 0) continue;
+      const rate: Figures = {
+        readIops: Math.max(0, (c.readIops - prev.readIops) / secs),
+        writeIops: Math.max(0, (c.writeIops - prev.writeIops) / secs),
+        readBps: Math.max(0, (c.readBps - prev.readBps) / secs),
+        writeBps: Math.max(0, (c.writeBps - prev.writeBps) / secs),
+      };
       const queue = c.timeInQueue !== undefined && prev.timeInQueue !== undefined ? Math.max(0, c.timeInQueue - prev.timeInQueue) / 1000 / secs : undefined;
-      samples.push({ volume: name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue });
+      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue });
+      if (slice.due()) await slice.yield();
     }
     this.last = counters;
+    this.lastAt = now;
     // Volumes no longer attached keep no controller limit.
     for (const name of policy.limits.keys()) if (!counters.has(name)) policy.limits.delete(name);
+    if (slice.due()) await slice.yield();
 
-    const { limits, adjustments } = lawStep(samples, policy.limits, this.o.pools.capacities(), this.o.law ?? DEFAULT_LAW, this.memory);
-    if (adjustments.length === 0) return;
+    const steps = lawSteps(samples, policy.limits, this.o.pools.capacities(), this.o.law ?? DEFAULT_LAW, this.memory);
+    let step = steps.next();
+    for (; !step.done; step = steps.next()) if (slice.due()) await slice.yield();
+    const { limits, adjustments } = step.value;
+    if (adjustments.length === 0) {
+      slice.end();
+      return;
+    }
     policy.limits = limits;
     const changed = new Set(adjustments.map((a) => a.volume));
     for (const a of adjustments) {
       this.o.metrics.controllerAdjustments.inc({ direction: a.to === undefined || (a.from !== undefined && a.to > a.from) ? 'up' : 'down' });
     }
-    for (const att of attached) {
-      if (!changed.has(att.volume)) continue;
-      const v = volumes.get(att.volume);
-      if (v) this.o.enforcer.apply(att, v, 'controller');
+    if (slice.due()) await slice.yield();
+    const { store } = this.o;
+    for (const seen of attached) {
+      if (!changed.has(seen.volume)) continue;
+      // The tick gave the loop back since it read the store: a detach may have come in between.
+      const moved = store.generation() !== snapshot.generation;
+      const att = moved ? store.attachments.byId(seen.id) : seen;
+      const v = moved ? store.volumes.get(seen.volume) : volumes.get(seen.volume);
+      if (att?.state === 'attached' && v) this.o.enforcer.apply(att, v, 'controller');
+      if (slice.due()) await slice.yield();
     }
+    slice.end();
     this.o.log.debug({ adjustments }, 'controller adjusted limits');
   }
 }

@@ -35,7 +35,7 @@
 //     volume is back on its configured limits.
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
 // the smaller of the two).
-import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
+import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
 
 export interface LawParams {
   starvedBelow: number;
@@ -96,13 +96,36 @@ export interface Adjustment {
   to: number | undefined;
 }
 
+export interface LawResult {
+  limits: Limits;
+  adjustments: Adjustment[];
+}
+
 export function lawStep(
   samples: VolumeRates[],
   current: Limits,
   capacity: Map<string, Figures>,
   p: LawParams = DEFAULT_LAW,
   memory: LawMemory = newLawMemory(),
-): { limits: Limits; adjustments: Adjustment[] } {
+): LawResult {
+  const steps = lawSteps(samples, current, capacity, p, memory);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * lawStep one pool and dimension at a time: it pauses (yields) after each, so a caller on the
+ * event loop can give the loop back between them on a node with thousands of volumes.
+ */
+export function* lawSteps(
+  samples: VolumeRates[],
+  current: Limits,
+  capacity: Map<string, Figures>,
+  p: LawParams = DEFAULT_LAW,
+  memory: LawMemory = newLawMemory(),
+): Generator<void, LawResult> {
   const next: Limits = new Map([...current].map(([v, f]) => [v, { ...f }]));
   const adjustments: Adjustment[] = [];
   const set = (volume: string, d: Dimension, to: number | undefined) => {
@@ -125,6 +148,7 @@ export function lawStep(
 
   for (const [pool, vols] of pools) {
     for (const d of DIMENSIONS) {
+      yield;
       const key = `${pool}/${d}`;
       const floor = d.endsWith('Iops') ? p.floorIops : p.floorBps;
       const cap = capacity.get(pool)?.[d];
@@ -153,7 +177,8 @@ export function lawStep(
         memory.shortTicks.set(key, 0);
         const aim = (v: VolumeRates) => min(v) * (1 + p.cutMargin);
         const deficit = starved.reduce((s, v) => s + (aim(v) - rate(v)), 0);
-        const aggressors = vols.filter((v) => !starved.includes(v) && rate(v) > min(v));
+        const victims = new Set(starved);
+        const aggressors = vols.filter((v) => !victims.has(v) && rate(v) > min(v));
         const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
         const room = cap === undefined ? Infinity : Math.max(0, cap - active.reduce((s, v) => s + aim(v), 0));
         for (const a of aggressors) {

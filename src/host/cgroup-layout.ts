@@ -3,8 +3,8 @@
 // v1 needs the blkio controller mounted (its own mount, or co-mounted on a hybrid host).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { CgroupVersion, CgroupVersionSetting } from '../model/cgroup';
 
-export type CgroupVersion = 'v1' | 'v2';
 
 export interface CgroupLayout {
   version: CgroupVersion;
@@ -27,7 +27,7 @@ function v1Base(mountPoint: string): string | undefined {
 }
 
 /** Finds the layout, or explains why none is usable. */
-export function detectCgroupLayout(mountPoint: string, want: 'auto' | 'v1' | 'v2'): CgroupLayout | { error: string } {
+export function detectCgroupLayout(mountPoint: string, want: CgroupVersionSetting): CgroupLayout | { error: string } {
   const v2 = want !== 'v1' ? v2Base(mountPoint) : undefined;
   if (v2) return { version: 'v2', base: v2 };
   const v1 = want !== 'v2' ? v1Base(mountPoint) : undefined;

@@ -1,10 +1,12 @@
 // cgroup v1 blkio throttling (blkio.throttle.*_device). Rules are "MAJ:MIN VALUE" lines, one file
 // per dimension; writing "MAJ:MIN 0" removes a rule; reading lists only devices that have one.
-// The v1 throttle hierarchy is flat: a rule on a parent does not limit its children, so callers
-// write every cgroup in a pod's tree (cgroupTree below).
+// The v1 throttle hierarchy is flat: a rule on a parent does not limit its children, so a pod's
+// rules go on every cgroup in its tree (V1Blkio.ruleDirs), new ones included.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
+import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { readSmall } from './read-small';
+import { cgroupTree, childCgroups } from './cgroupfs';
 
 export const V1_FILES: Record<Dimension, string> = {
   readIops: 'blkio.throttle.read_iops_device',
@@ -23,14 +25,26 @@ export function parseRuleFile(text: string): Map<string, number> {
   return out;
 }
 
-/** The rules a cgroup holds for one device, per dimension. */
-export function readRules(cgroupDir: string, device: string): Figures {
-  const out: Figures = {};
+/** Every device's rules in a cgroup, per dimension. */
+export function readAllRules(cgroupDir: string): Map<string, Figures> {
+  const out = new Map<string, Figures>();
   for (const d of DIMENSIONS) {
-    const v = parseRuleFile(fs.readFileSync(path.join(cgroupDir, V1_FILES[d]), 'utf8')).get(device);
-    if (v !== undefined) out[d] = v;
+    const text = readSmall(`${cgroupDir}/${V1_FILES[d]}`);
+    if (text === '') continue; // the common case: no rule at all
+    for (const [dev, value] of parseRuleFile(text)) {
+      // A "0" line only exists in a fake tree (the kernel drops it); it means no rule.
+      if (value === 0) continue;
+      const f = out.get(dev) ?? {};
+      f[d] = value;
+      out.set(dev, f);
+    }
   }
   return out;
+}
+
+/** The rules a cgroup holds for one device, per dimension. */
+export function readRules(cgroupDir: string, device: string): Figures {
+  return readAllRules(cgroupDir).get(device) ?? {};
 }
 
 function write(cgroupDir: string, d: Dimension, device: string, value: number): void {
@@ -75,21 +89,6 @@ export function clearRules(cgroupDir: string, device: string, dims: readonly Dim
   return syncRules(cgroupDir, device, {}, dims);
 }
 
-/** The cgroup and every cgroup below it (directories are cgroups in cgroupfs). */
-export function cgroupTree(dir: string): string[] {
-  const out = [dir];
-  for (let i = 0; i < out.length; i++) {
-    let entries: fs.Dirent[];
-    try {
-      entries = fs.readdirSync(out[i]!, { withFileTypes: true });
-    } catch {
-      continue; // removed while walking: a container that just exited
-    }
-    for (const e of entries) if (e.isDirectory()) out.push(path.join(out[i]!, e.name));
-  }
-  return out;
-}
-
 /** blkio.throttle.io_serviced / io_service_bytes, by keyword (Discard is absent on old kernels). */
 export function parseRwStat(text: string): Map<string, { read: number; write: number }> {
   const out = new Map<string, { read: number; write: number }>();
@@ -102,4 +101,44 @@ export function parseRwStat(text: string): Map<string, { read: number; write: nu
     out.set(m[1]!, e);
   }
   return out;
+}
+
+/** cgroup v1 behind the blkio interface (host/blkio.ts). */
+export class V1Blkio {
+  readonly version = 'v1' as const;
+  readonly leavesNeedRules = true;
+
+  constructor(readonly base: string) {}
+
+  /** The pod cgroup and every cgroup below it: the v1 throttle hierarchy is flat. */
+  ruleDirs(podCgroup: string, children: (dir: string) => string[] = childCgroups): string[] {
+    return cgroupTree(podCgroup, children);
+  }
+
+  readRules(dir: string): Map<string, Figures> {
+    return readAllRules(dir);
+  }
+
+  syncRules(dir: string, device: string, limits: Figures): number {
+    return syncRules(dir, device, limits);
+  }
+
+  clearRules(dir: string, device: string): number {
+    return clearRules(dir, device);
+  }
+
+  /** Recursive stats: the pod cgroup's own would miss its containers. */
+  podIo(podCgroup: string, device: string): { readOps: number; writeOps: number; readBytes: number; writeBytes: number } | undefined {
+    try {
+      const ops = parseRwStat(readSmall(path.join(podCgroup, 'blkio.throttle.io_serviced_recursive'))).get(device);
+      const bytes = parseRwStat(readSmall(path.join(podCgroup, 'blkio.throttle.io_service_bytes_recursive'))).get(device);
+      return { readOps: ops?.read ?? 0, writeOps: ops?.write ?? 0, readBytes: bytes?.read ?? 0, writeBytes: bytes?.write ?? 0 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  startCounting(podCgroup: string, device: string): number {
+    return primeStats(podCgroup, device);
+  }
 }

@@ -4,7 +4,8 @@
 // one line on the pod cgroup covers every container in it, including later ones.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DIMENSIONS, type Dimension, type Figures } from '../service/qos-spec';
+import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { readSmall } from './read-small';
 
 export const V2_KEYS: Record<Dimension, string> = { readBps: 'rbps', writeBps: 'wbps', readIops: 'riops', writeIops: 'wiops' };
 const KEY_ORDER: Dimension[] = ['readBps', 'writeBps', 'readIops', 'writeIops'];
@@ -69,4 +70,43 @@ export function parseIoStat(text: string): Map<string, Record<string, number>> {
     out.set(f[0]!, rec);
   }
   return out;
+}
+
+/** cgroup v2 behind the blkio interface (host/blkio.ts). */
+export class V2Blkio {
+  readonly version = 'v2' as const;
+  readonly leavesNeedRules = false;
+
+  constructor(readonly base: string) {}
+
+  /** The pod cgroup alone: io.max is hierarchical and covers every container, later ones too. */
+  ruleDirs(podCgroup: string): string[] {
+    return [podCgroup];
+  }
+
+  readRules(dir: string): Map<string, Figures> {
+    return parseIoMax(readSmall(`${dir}/io.max`));
+  }
+
+  syncRules(dir: string, device: string, limits: Figures): number {
+    return syncIoMax(dir, device, limits);
+  }
+
+  clearRules(dir: string, device: string): number {
+    return clearIoMax(dir, device);
+  }
+
+  podIo(podCgroup: string, device: string): { readOps: number; writeOps: number; readBytes: number; writeBytes: number } | undefined {
+    try {
+      const s = parseIoStat(readSmall(path.join(podCgroup, 'io.stat'))).get(device) ?? {};
+      return { readOps: s.rios ?? 0, writeOps: s.wios ?? 0, readBytes: s.rbytes ?? 0, writeBytes: s.wbytes ?? 0 };
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** v2 counts every device in io.stat from the first IO. */
+  startCounting(): number {
+    return 0;
+  }
 }

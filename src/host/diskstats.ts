@@ -14,27 +14,94 @@ export interface DiskCounters {
   timeInQueueMs: number;
 }
 
-/** Parses /proc/diskstats text into "MAJ:MIN" → counters (sectors are 512 bytes, always). */
-export function parseDiskstats(text: string): Map<string, DiskCounters> {
-  const out = new Map<string, DiskCounters>();
-  let start = 0;
-  while (start < text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    const f = text.slice(start, end).trim().split(/\s+/);
-    start = end + 1;
-    if (f.length < 14) continue;
-    out.set(`${f[0]}:${f[1]}`, {
-      readIos: Number(f[3]),
-      readBytes: Number(f[5]) * 512,
-      writeIos: Number(f[7]),
-      writeBytes: Number(f[9]) * 512,
-      timeInQueueMs: Number(f[13]),
+/**
+ * Parses /proc/diskstats text into "MAJ:MIN" → counters (sectors are 512 bytes, always). With
+ * `only`, other devices are skipped. It scans character codes instead of splitting each line: at
+ * 10,000 devices, four times a second, splitting cost most of a controller tick.
+ */
+export function parseDiskstats(
+  text: string,
+  only?: ReadonlySet<string>,
+  out = new Map<string, DiskCounters>(),
+  from = 0,
+  to = text.length,
+): Map<string, DiskCounters> {
+  const n = to;
+  let i = from;
+  const fields = new Float64Array(11);
+  while (i < n) {
+    // One line: fields 0 and 1 (major, minor), 2 (name, skipped), then numbers.
+    let count = 0;
+    let key = '';
+    let field = 0;
+    let complete = true;
+    while (i < n && text.charCodeAt(i) !== 10) {
+      const c = text.charCodeAt(i);
+      if (c === 32 || c === 9) {
+        i++;
+        continue;
+      }
+      if (field === 2) {
+        while (i < n && text.charCodeAt(i) > 32) i++;
+        field++;
+        if (only && !only.has(key)) complete = false;
+        if (!complete) break;
+        continue;
+      }
+      let v = 0;
+      let digits = 0;
+      for (let c2 = text.charCodeAt(i); c2 >= 48 && c2 <= 57; c2 = text.charCodeAt(++i)) {
+        v = v * 10 + (c2 - 48);
+        digits++;
+      }
+      if (digits === 0 || (i < n && text.charCodeAt(i) > 32)) {
+        complete = false; // not a diskstats line
+        break;
+      }
+      if (field === 0) key = String(v);
+      else if (field === 1) key = `${key}:${v}`;
+      else fields[count++] = v;
+      field++;
+      if (count === 11) break; // the rest of the line is not needed
+    }
+    const nl = text.indexOf('\n', i);
+    i = nl < 0 || nl >= n ? n : nl + 1;
+    // fields[k] is diskstats column k + 3: reads 0, read sectors 2, writes 4, write sectors 6,
+    // weighted time in queue 10.
+    if (!complete || count < 11) continue;
+    out.set(key, {
+      readIos: fields[0]!,
+      readBytes: fields[2]! * 512,
+      writeIos: fields[4]!,
+      writeBytes: fields[6]! * 512,
+      timeInQueueMs: fields[10]!,
     });
   }
   return out;
 }
 
-export function readDiskstats(file = '/proc/diskstats'): Map<string, DiskCounters> {
-  return parseDiskstats(readSmall(file));
+export function readDiskstats(file = '/proc/diskstats', only?: ReadonlySet<string>): Map<string, DiskCounters> {
+  return parseDiskstats(readSmall(file), only);
+}
+
+/**
+ * readDiskstats in pieces of about `chunkChars`, awaiting `pause` between them: 10,000 devices
+ * make a megabyte of text, more than a periodic job may parse without giving the loop back.
+ */
+export async function readDiskstatsInPieces(
+  pause: () => Promise<void>,
+  file = '/proc/diskstats',
+  only?: ReadonlySet<string>,
+  chunkChars = 128 * 1024,
+): Promise<Map<string, DiskCounters>> {
+  const text = readSmall(file);
+  const out = new Map<string, DiskCounters>();
+  for (let from = 0; from < text.length; ) {
+    const cut = text.indexOf('\n', Math.min(text.length, from + chunkChars));
+    const to = cut < 0 ? text.length : cut + 1;
+    parseDiskstats(text, only, out, from, to);
+    from = to;
+    if (from < text.length) await pause();
+  }
+  return out;
 }

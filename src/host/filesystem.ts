@@ -2,7 +2,7 @@
 // signature on (filesystem, RAID member, partition table): that is how data gets lost.
 import { run } from './exec';
 
-export type FsType = 'ext4' | 'xfs';
+import type { FsType } from '../model/filesystem';
 
 /** The signature blkid finds on the device (TYPE or PTTYPE), or undefined for a blank device. */
 export async function probeSignature(device: string): Promise<string | undefined> {

@@ -4,8 +4,8 @@
 // a slice (ToSystemd) with "-" in names escaped to "_".
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { CgroupDriver, CgroupDriverSetting } from '../model/cgroup';
 
-export type CgroupDriver = 'cgroupfs' | 'systemd';
 const QOS_PARTS: string[][] = [[], ['burstable'], ['besteffort']]; // Guaranteed, Burstable, BestEffort
 
 export const POD_UID = /^[0-9a-fA-F][0-9a-fA-F-]{0,62}$/;
@@ -32,7 +32,7 @@ export function kubepodsDirs(cgroupRoot: string): Record<CgroupDriver, string> {
 }
 
 /** The pod cgroup paths (relative to the controller base) kubelet may have used, most likely first. */
-export function podCgroupCandidates(uid: string, cgroupRoot: string, driver: 'auto' | CgroupDriver): string[] {
+export function podCgroupCandidates(uid: string, cgroupRoot: string, driver: CgroupDriverSetting): string[] {
   if (!POD_UID.test(uid)) throw new Error(`pod uid ${JSON.stringify(uid)} is not a Kubernetes UID`);
   const drivers: CgroupDriver[] = driver === 'auto' ? ['systemd', 'cgroupfs'] : [driver];
   const out: string[] = [];
@@ -50,7 +50,7 @@ export function findPodCgroup(
   base: string,
   uid: string,
   cgroupRoot: string,
-  driver: 'auto' | CgroupDriver,
+  driver: CgroupDriverSetting,
 ): { dir: string } | { tried: string[] } {
   const candidates = podCgroupCandidates(uid, cgroupRoot, driver).map((rel) => path.join(base, rel));
   for (const dir of candidates) if (fs.existsSync(dir)) return { dir };

@@ -2,7 +2,7 @@
 // volumes these are ~12,000 series; prom-client's label hashing and rendering cost ~150 ms per
 // scrape for them (measured, bench/scrape.js), this ~10 ms. Label values need no escaping: volume
 // and pool names are [a-z0-9._-], pod uids hex and dashes, directions fixed words.
-import type { Figures } from '../service/qos-spec';
+import type { Figures } from '../model/qos';
 
 export interface IoSample {
   podUid: string;

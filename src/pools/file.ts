@@ -9,7 +9,7 @@ import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
 import { attachLoop, detachLoop, fileIdentity, findLoops, findLoopsByFile, loopBacking, loopIdentities, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
-import { QosdError } from '../service/errors';
+import { QosdError } from '../model/errors';
 
 export class FilePool implements VolumePool {
   readonly backend = 'file' as const;

@@ -8,7 +8,7 @@ import * as lvm from '../host/lvm';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { probeSignature } from '../host/filesystem';
 import { readMountinfo } from '../host/mountinfo';
-import { QosdError } from '../service/errors';
+import { QosdError } from '../model/errors';
 
 export class LvmPool implements VolumePool {
   readonly backend = 'lvm' as const;

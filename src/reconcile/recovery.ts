@@ -7,11 +7,10 @@
 // mount was lost; and one full reconcile pass puts every rule back.
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
-import { now } from '../store/store';
 import type { VolumePool } from '../pools/pool';
 import type { VolumeService } from '../service/volumes';
 import type { AttachmentService } from '../service/attachments';
-import type { Enforcer } from '../service/enforcer';
+import type { Enforcer } from '../enforce/enforcer';
 import type { Calibrator } from '../service/calibrate';
 
 export interface RecoveryContext {
@@ -67,10 +66,7 @@ export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport
         c.log.error({ volume: v.name, backing: v.backing }, 'recovery: the backing storage of a volume is missing');
         continue;
       }
-      if (dev.device !== v.device || dev.deviceNumber !== v.deviceNumber) {
-        c.store.volumes.update(v.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now());
-        report.loopsReattached++;
-      }
+      if (await c.volumes.refreshDevice(v.name, dev)) report.loopsReattached++;
     }
   }
 
@@ -85,7 +81,7 @@ export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport
   }
   report.vanishedClosed = await c.attachments.closeVanished();
   report.mountsRepaired = (await c.attachments.checkMounts()).remounted;
-  report.ruleRepairs = c.enforcer.reconcileAll();
+  report.ruleRepairs = await c.enforcer.reconcileAll();
   report.ms = Date.now() - started;
   return report;
 }

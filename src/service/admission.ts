@@ -5,8 +5,8 @@
 import type { Calibration } from '../store/calibrations';
 import type { Store } from '../store/store';
 import type { PoolConfig } from '../config/config';
-import { DIMENSIONS, type Dimension, type Figures } from './qos-spec';
-import { QosdError } from './errors';
+import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { QosdError } from '../model/errors';
 
 export interface PoolCapacity {
   figures: Figures;

@@ -9,11 +9,11 @@ import { now, type Store } from '../store/store';
 import type { PoolDevice, VolumePool } from '../pools/pool';
 import { mountDevice, unmount } from '../host/mount';
 import { mountsAt, readMountinfo } from '../host/mountinfo';
-import { QosdError } from './errors';
+import { QosdError } from '../model/errors';
 import { crashPoint } from './crash-points';
-import { hasLimits } from './qos-spec';
-import type { KeyedLock } from './locks';
-import type { Enforcer } from './enforcer';
+import { hasLimits } from '../model/qos';
+import { lockKey, type Held, type KeyedLock } from './locks';
+import type { Enforcer } from '../enforce/enforcer';
 import type { Metrics } from '../metrics/registry';
 import type { VolumeRequest, VolumeService } from './volumes';
 
@@ -55,10 +55,11 @@ export class AttachmentService {
   }
 
   async attach(req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
-    return this.o.locks.run([`volume:${req.volume.name}`, `target:${req.target}`], () => this.attachLocked(req));
+    return this.o.locks.run([lockKey.volume(req.volume.name), lockKey.target(req.target)], (held) => this.attachLocked(held, req));
   }
 
-  private async attachLocked(req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
+  private async attachLocked(held: Held, req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
+    held.require(lockKey.target(req.target));
     const { store, enforcer } = this.o;
     const existing = store.attachments.byTarget(req.target);
     if (existing) {
@@ -71,7 +72,7 @@ export class AttachmentService {
         return { attachment: enforcer.apply(existing, volume, 'attach').attachment, volume };
       }
       // An earlier attempt stopped part-way: take it apart and start again.
-      await this.detachLocked(existing, req.source);
+      await this.detachLocked(held, existing, req.source);
     }
     const foreign = mountsAt(req.target);
     if (foreign.length > 0) {
@@ -94,11 +95,11 @@ export class AttachmentService {
       throw new QosdError('InvalidArgument', `volume ${req.volume.name} has limits, but no pod uid was given to apply them to`);
     }
 
-    const { volume: found, created } = await this.o.volumes.ensure(req.volume, req.source);
+    const { volume: found, created } = await this.o.volumes.ensure(held, req.volume, req.source);
     let attachment: Attachment | undefined;
     let mounted = false;
     try {
-      const { dev, volume } = await this.openDevice(found);
+      const { dev, volume } = await this.openDevice(held, found);
 
       attachment = store.tx(() => {
         const a = store.attachments.insert(
@@ -129,12 +130,12 @@ export class AttachmentService {
       crashPoint('attach:attached');
       return { attachment, volume };
     } catch (err) {
-      await this.undoAttach(attachment, mounted, req, created, err);
+      await this.undoAttach(held, attachment, mounted, req, created, err);
       throw err;
     }
   }
 
-  private async undoAttach(att: Attachment | undefined, mounted: boolean, req: AttachRequest, created: boolean, cause: unknown): Promise<void> {
+  private async undoAttach(held: Held, att: Attachment | undefined, mounted: boolean, req: AttachRequest, created: boolean, cause: unknown): Promise<void> {
     try {
       if (att) {
         const current = this.o.store.attachments.byId(att.id);
@@ -147,7 +148,7 @@ export class AttachmentService {
           this.o.store.events.add({ time: now(), volume: req.volume.name, kind: 'attach-undone', source: req.source, detail: { target: req.target, reason: (cause as Error).message } });
         });
       }
-      if (created) await this.o.volumes.deleteLocked(req.volume.name, req.source);
+      if (created) await this.o.volumes.deleteLocked(held, req.volume.name, req.source);
     } catch (err) {
       this.o.log.error({ target: req.target, err: (err as Error).message }, 'could not undo a failed attach');
     }
@@ -155,24 +156,36 @@ export class AttachmentService {
 
   /** Unmounts whatever qosd mounted at target; Success when nothing is there. */
   async detach(target: string, source: Source): Promise<void> {
-    const att = this.o.store.attachments.byTarget(target);
-    const keys = [`target:${target}`, ...(att ? [`volume:${att.volume}`] : [])];
-    await this.o.locks.run(keys, async () => {
-      const current = this.o.store.attachments.byTarget(target);
-      if (current) return this.detachLocked(current, source);
-      // No record: unmount only a mount of a device qosd knows; leave anything else alone.
-      const mounts = mountsAt(target);
-      if (mounts.length === 0) return;
-      const ours = new Set(this.o.store.volumes.list().map((v) => v.deviceNumber));
-      if (mounts.every((m) => ours.has(m.device))) {
-        for (let i = 0; i < mounts.length; i++) await unmount(target);
-        return;
-      }
-      throw new QosdError('FailedPrecondition', `${target} is mounted (${mounts[0]!.source}) but not by qosd; leaving it alone`);
-    });
+    // The volume to lock is read before the lock is held; if another volume took the target
+    // meanwhile, lock again with the right keys.
+    for (;;) {
+      const att = this.o.store.attachments.byTarget(target);
+      const keys = [lockKey.target(target), ...(att ? [lockKey.volume(att.volume)] : [])];
+      const done = await this.o.locks.run(keys, async (held) => {
+        const current = this.o.store.attachments.byTarget(target);
+        if (current && current.volume !== att?.volume) return false;
+        if (current) {
+          await this.detachLocked(held, current, source);
+          return true;
+        }
+        // No record: unmount only a mount of a device qosd knows; leave anything else alone.
+        const mounts = mountsAt(target);
+        if (mounts.length === 0) return true;
+        const ours = new Set(this.o.store.volumes.list().map((v) => v.deviceNumber));
+        if (mounts.every((m) => ours.has(m.device))) {
+          for (let i = 0; i < mounts.length; i++) await unmount(target);
+          return true;
+        }
+        throw new QosdError('FailedPrecondition', `${target} is mounted (${mounts[0]!.source}) but not by qosd; leaving it alone`);
+      });
+      if (done) return;
+    }
   }
 
-  private async detachLocked(att: Attachment, source: Source): Promise<void> {
+  private async detachLocked(held: Held, att: Attachment, source: Source): Promise<void> {
+    // The row may have moved to another volume's target since the keys were chosen: check both.
+    held.volume(att.volume);
+    held.require(lockKey.target(att.target));
     const { store } = this.o;
     store.tx(() => {
       store.attachments.update(att.id, { state: 'detaching' }, now());
@@ -189,7 +202,7 @@ export class AttachmentService {
       store.events.add({ time: now(), volume: att.volume, kind: 'detached', source, detail: { target: att.target } });
     });
     if (vol?.ephemeral && store.attachments.list(vol.name).length === 0) {
-      await this.o.volumes.deleteLocked(vol.name, source);
+      await this.o.volumes.deleteLocked(held, vol.name, source);
     }
   }
 
@@ -205,8 +218,8 @@ export class AttachmentService {
    * it apart (rules, mount, row) and keep the volume. "detaching": finish the detach.
    */
   async recover(att: Attachment): Promise<void> {
-    await this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
-      if (att.state === 'detaching') return this.detachLocked(att, 'reconcile');
+    await this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
+      if (att.state === 'detaching') return this.detachLocked(held, att, 'reconcile');
       if (att.state !== 'attaching') return;
       this.o.enforcer.clear(att);
       await this.unmountOurs(att);
@@ -231,12 +244,12 @@ export class AttachmentService {
       const podGone = att.podCgroup ? !fs.existsSync(att.podCgroup) : !fs.existsSync(att.target);
       if (!podGone) continue;
       try {
-        await this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
+        await this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
           const current = this.o.store.attachments.byId(att.id);
           if (!current || current.state !== 'attached') return;
           this.o.store.events.add({ time: now(), volume: att.volume, kind: 'pod-vanished', source: 'reconcile', detail: { target: att.target, podUid: att.podUid, podCgroup: att.podCgroup } });
           this.o.log.warn({ volume: att.volume, target: att.target, pod: att.podUid }, 'reconcile: pod is gone without an unmount; closing its attachment');
-          await this.detachLocked(current, 'reconcile');
+          await this.detachLocked(held, current, 'reconcile');
           closed++;
         });
       } catch (err) {
@@ -290,7 +303,7 @@ export class AttachmentService {
   }
 
   private async remount(att: Attachment): Promise<'remounted' | 'failed' | 'skipped'> {
-    return this.o.locks.run([`volume:${att.volume}`, `target:${att.target}`], async () => {
+    return this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
       // Looked at again under the lock: a flex call may have changed it meanwhile.
       const current = this.o.store.attachments.byId(att.id);
       if (!current || current.state !== 'attached' || mountsAt(current.target).length > 0) return 'skipped';
@@ -301,7 +314,7 @@ export class AttachmentService {
         if (!fs.existsSync(current.target) || !fs.lstatSync(current.target).isDirectory()) {
           throw new Error(`target ${current.target} is not a directory any more`);
         }
-        const { dev, volume } = await this.openDevice(found);
+        const { dev, volume } = await this.openDevice(held, found);
         await mountDevice(dev.device, current.target, volume.fsType, current.readOnly);
         const att2 = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
         this.o.enforcer.apply(att2, volume, 'reconcile');
@@ -323,12 +336,9 @@ export class AttachmentService {
    * The volume's device as its pool opens it now, recorded when it changed since the volume was
    * last seen (a reboot re-attaches loop devices under other numbers).
    */
-  private async openDevice(found: Volume): Promise<{ dev: PoolDevice; volume: Volume }> {
+  private async openDevice(held: Held, found: Volume): Promise<{ dev: PoolDevice; volume: Volume }> {
     const dev = await this.o.pools.get(found.pool)!.open(found);
-    const volume = dev.device !== found.device || dev.deviceNumber !== found.deviceNumber
-      ? this.o.store.volumes.update(found.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now())
-      : found;
-    return { dev, volume };
+    return { dev, volume: this.o.volumes.recordDevice(held, found, dev) };
   }
 
   private reportOnce(att: Attachment, kind: string, detail: Record<string, unknown>, message: string): void {

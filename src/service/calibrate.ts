@@ -9,9 +9,9 @@ import type { Store } from '../store/store';
 import type { Source } from '../store/attachments';
 import { now } from '../store/store';
 import { run, which } from '../host/exec';
-import type { Dimension, Figures } from './qos-spec';
-import { QosdError } from './errors';
-import type { KeyedLock } from './locks';
+import type { Dimension, Figures } from '../model/qos';
+import { QosdError } from '../model/errors';
+import { lockKey, type KeyedLock } from './locks';
 
 export type CalibrationMethod = 'fio' | 'probe';
 
@@ -97,7 +97,7 @@ export class Calibrator {
     if (method === 'fio' && !(await fioInstalled())) {
       throw new QosdError('FailedPrecondition', 'fio is not installed on this node (apt-get install fio), or use method "probe"');
     }
-    return this.locks.run([`calibrate:${poolName}`], async () => {
+    return this.locks.run([lockKey.calibration(poolName)], async () => {
       const scratch = `qosd-calibrate-${Date.now().toString(36)}`;
       // The running row is the intent: if the daemon stops mid-way, the next start removes the scratch volume.
       const cal = this.store.calibrations.start(poolName, method, scratch, now());

@@ -7,7 +7,7 @@ import type { CgroupLayout } from '../host/cgroup-layout';
 import { which } from '../host/exec';
 import { kubepodsDirs } from '../host/pod-cgroup';
 import { sharesHostMountNamespace } from '../host/mount-namespace';
-import { DIMENSIONS } from './qos-spec';
+import { DIMENSIONS } from '../model/qos';
 import type { PoolService } from './pools';
 
 export interface Check {

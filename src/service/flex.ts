@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseQuantity } from '../util/quantity';
 import { POD_UID } from '../host/pod-cgroup';
-import { DIMENSIONS, type Dimension, type Figures } from './qos-spec';
-import { asQosdError, invalid } from './errors';
+import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { asQosdError, invalid } from '../model/errors';
 import type { AttachmentService } from './attachments';
 import type { VolumeRequest } from './volumes';
 

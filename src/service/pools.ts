@@ -3,9 +3,9 @@
 import * as fs from 'node:fs';
 import type { Config, PoolConfig } from '../config/config';
 import type { Store } from '../store/store';
-import { DIMENSIONS, type Figures } from './qos-spec';
+import { DIMENSIONS, type Figures } from '../model/qos';
 import { admissible, poolCapacity } from './admission';
-import { QosdError, notFound } from './errors';
+import { QosdError, notFound } from '../model/errors';
 import type { VolumePool } from '../pools/pool';
 import { LvmPool } from '../pools/lvm';
 import { now } from '../store/store';

@@ -4,7 +4,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { Config, FsType, PoolConfig } from '../config/config';
+import type { Config, PoolConfig } from '../config/config';
+import type { FsType } from '../model/filesystem';
 import type { VolumePool } from '../pools/pool';
 import { now, type Store } from '../store/store';
 import type { Volume } from '../store/volumes';
@@ -12,12 +13,13 @@ import type { Source } from '../store/attachments';
 import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignature } from '../host/filesystem';
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
-import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from './qos-spec';
+import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from '../model/qos';
 import { admit } from './admission';
 import { crashPoint } from './crash-points';
-import { QosdError, invalid, notFound } from './errors';
-import type { KeyedLock } from './locks';
-import type { Enforcer } from './enforcer';
+import { QosdError, invalid, notFound } from '../model/errors';
+import { lockKey, type Held, type KeyedLock } from './locks';
+import type { PoolDevice } from '../pools/pool';
+import type { Enforcer } from '../enforce/enforcer';
 
 /** Volume names become file names and LV names: DNS-label-like, at most 200 characters. */
 export const VOLUME_NAME = /^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$/;
@@ -101,20 +103,21 @@ export class VolumeService {
 
   async create(req: VolumeRequest, source: Source): Promise<Volume> {
     const r = this.resolve(req);
-    return this.o.locks.run([`volume:${r.name}`], async () => {
+    return this.o.locks.run([lockKey.volume(r.name)], async (held) => {
       if (this.o.store.volumes.get(r.name)) throw new QosdError('AlreadyExists', `volume ${r.name} already exists`);
-      return this.createLocked(r, source);
+      return this.createLocked(held, r, source);
     });
   }
 
   /**
    * The volume named in the request, created if it does not exist yet (flex mount creates on first
-   * use). Caller holds the volume lock. `created` tells the caller to undo the create if its own
+   * use), under the volume's lock. `created` tells the caller to undo the create if its own
    * later steps fail.
    */
-  async ensure(req: VolumeRequest, source: Source): Promise<{ volume: Volume; created: boolean }> {
+  async ensure(held: Held, req: VolumeRequest, source: Source): Promise<{ volume: Volume; created: boolean }> {
+    held.volume(req.name);
     const existing = this.o.store.volumes.get(req.name);
-    if (!existing) return { volume: await this.createLocked(this.resolve(req), source), created: true };
+    if (!existing) return { volume: await this.createLocked(held, this.resolve(req), source), created: true };
     if (existing.state !== 'ready') {
       throw new QosdError('FailedPrecondition', `volume ${req.name} is ${existing.state}; retry once that finishes`);
     }
@@ -134,12 +137,13 @@ export class VolumeService {
     // PV whose options were edited changes the volume's QoS at its next mount.
     if (req.qos !== undefined || req.class !== undefined) {
       const want = this.resolve(req);
-      return { volume: this.commitQos(existing, want.class, want.overrides, source), created: false };
+      return { volume: this.commitQos(held, existing, want.class, want.overrides, source), created: false };
     }
     return { volume: existing, created: false };
   }
 
-  private async createLocked(r: ReturnType<VolumeService['resolve']>, source: Source): Promise<Volume> {
+  private async createLocked(held: Held, r: ReturnType<VolumeService['resolve']>, source: Source): Promise<Volume> {
+    held.volume(r.name);
     const pool = this.o.pools.get(r.pool)!;
     const t = now();
     const volume = this.o.store.tx(() => {
@@ -164,7 +168,7 @@ export class VolumeService {
       this.o.store.volumes.update(volume.name, { backing: pool.backingFor(volume.name) }, now());
       const dev = await pool.create(volume.name, volume.sizeBytes);
       allocated = true;
-      this.o.store.volumes.update(volume.name, { backing: dev.backing, device: dev.device, deviceNumber: dev.deviceNumber }, now());
+      this.recordDevice(held, this.get(volume.name), dev);
       crashPoint('create:allocated');
       return await this.finishCreate(volume.name, dev.device, source);
     } catch (err) {
@@ -189,6 +193,10 @@ export class VolumeService {
    * backing storage exists (formatted only if blank, so never twice), rolled back when it does not.
    */
   async recoverCreate(v: Volume): Promise<void> {
+    await this.o.locks.run([lockKey.volume(v.name)], (held) => this.recoverCreateLocked(held, v));
+  }
+
+  private async recoverCreateLocked(held: Held, v: Volume): Promise<void> {
     const pool = this.o.pools.get(v.pool);
     if (!pool || !v.backing || !pool.exists(v.name)) {
       this.o.store.tx(() => {
@@ -198,16 +206,18 @@ export class VolumeService {
       return;
     }
     const dev = await pool.open(v);
-    this.o.store.volumes.update(v.name, { device: dev.device, deviceNumber: dev.deviceNumber }, now());
+    this.recordDevice(held, v, dev);
     await this.finishCreate(v.name, dev.device, 'reconcile');
   }
 
   /** Start-up recovery of a delete that a stopped daemon left "deleting": finish it. */
   async recoverDelete(v: Volume): Promise<void> {
-    await this.o.pools.get(v.pool)?.remove(v);
-    this.o.store.tx(() => {
-      this.o.store.volumes.delete(v.name);
-      this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-deleted', source: 'reconcile', detail: { recovered: true } });
+    await this.o.locks.run([lockKey.volume(v.name)], async () => {
+      await this.o.pools.get(v.pool)?.remove(v);
+      this.o.store.tx(() => {
+        this.o.store.volumes.delete(v.name);
+        this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-deleted', source: 'reconcile', detail: { recovered: true } });
+      });
     });
   }
 
@@ -248,11 +258,12 @@ export class VolumeService {
   }
 
   async delete(name: string, source: Source): Promise<void> {
-    await this.o.locks.run([`volume:${name}`], () => this.deleteLocked(name, source));
+    await this.o.locks.run([lockKey.volume(name)], (held) => this.deleteLocked(held, name, source));
   }
 
-  /** Caller holds the volume lock. */
-  async deleteLocked(name: string, source: Source): Promise<void> {
+  /** Deletes a volume that nothing has attached or mounted, under its lock. */
+  async deleteLocked(held: Held, name: string, source: Source): Promise<void> {
+    held.volume(name);
     const v = this.get(name);
     const atts = this.o.store.attachments.list(name);
     if (atts.length > 0) {
@@ -277,16 +288,18 @@ export class VolumeService {
 
   /** Grows a volume (never shrinks) and its filesystem, mounted or not. */
   async resize(name: string, sizeBytes: number, source: Source): Promise<Volume> {
-    return this.o.locks.run([`volume:${name}`], () => this.resizeLocked(name, sizeBytes, source));
+    return this.o.locks.run([lockKey.volume(name)], (held) => this.resizeLocked(held, name, sizeBytes, source));
   }
 
-  async resizeLocked(name: string, sizeBytes: number, source: Source): Promise<Volume> {
+  async resizeLocked(held: Held, name: string, sizeBytes: number, source: Source): Promise<Volume> {
+    held.volume(name);
     const v = this.get(name);
     if (sizeBytes < v.sizeBytes) throw invalid(`size: volume ${name} is ${v.sizeBytes} bytes; it cannot shrink to ${sizeBytes}`);
     if (sizeBytes === v.sizeBytes) return v;
     if (v.state !== 'ready') throw new QosdError('FailedPrecondition', `volume ${name} is ${v.state}`);
     this.o.store.events.add({ time: now(), volume: name, kind: 'volume-resize-started', source, detail: { from: v.sizeBytes, to: sizeBytes } });
     const dev = await this.o.pools.get(v.pool)!.grow(v, sizeBytes);
+    this.recordDevice(held, v, dev);
     const mounted = this.mountPointsOf({ ...v, deviceNumber: dev.deviceNumber });
     if (mounted.length > 0) {
       await growMountedFilesystem(dev.device, mounted[0]!, v.fsType);
@@ -305,7 +318,7 @@ export class VolumeService {
       }
     }
     return this.o.store.tx(() => {
-      const out = this.o.store.volumes.update(name, { sizeBytes, device: dev.device, deviceNumber: dev.deviceNumber }, now());
+      const out = this.o.store.volumes.update(name, { sizeBytes }, now());
       this.o.store.events.add({ time: now(), volume: name, kind: 'volume-resized', source, detail: { from: v.sizeBytes, to: sizeBytes } });
       return out;
     });
@@ -313,7 +326,7 @@ export class VolumeService {
 
   /** Applies a QoS change to the volume and, at once, to every pod that mounts it. */
   async changeQos(name: string, change: QosChange, source: Source): Promise<Volume> {
-    return this.o.locks.run([`volume:${name}`], async () => {
+    return this.o.locks.run([lockKey.volume(name)], async (held) => {
       const v = this.get(name);
       const overrides: QosSpec = { min: { ...v.overrides.min }, max: { ...v.overrides.max } };
       for (const side of ['min', 'max'] as const) {
@@ -323,15 +336,16 @@ export class VolumeService {
           else if (val !== undefined) overrides[side][d] = val;
         }
       }
-      return this.commitQos(v, change.class ?? v.class, overrides, source);
+      return this.commitQos(held, v, change.class ?? v.class, overrides, source);
     });
   }
 
   /**
    * Records a volume's new class and overrides, re-admitting raised guarantees in the same
-   * transaction, then rewrites the rules of every attachment. Caller holds the volume lock.
+   * transaction, then rewrites the rules of every attachment, under the volume's lock.
    */
-  commitQos(v: Volume, cls: string, overrides: QosSpec, source: Source): Volume {
+  commitQos(held: Held, v: Volume, cls: string, overrides: QosSpec, source: Source): Volume {
+    held.volume(v.name);
     const qos = this.effectiveQos(cls, overrides);
     if (cls === v.class && sameSpec(qos, v.qos) && sameSpec(overrides, v.overrides)) return v;
     const updated = this.o.store.tx(() => {
@@ -347,5 +361,25 @@ export class VolumeService {
       if (att.state === 'attached') this.o.enforcer.apply(att, updated, 'qos-change');
     }
     return updated;
+  }
+
+  /**
+   * Records where the volume's storage is now: its pool's device for it (a reboot re-attaches
+   * loop devices under other numbers; a grow may change the device). The only writer of a
+   * volume's backing, device and device number after the create's intent; writes only changes.
+   */
+  recordDevice(held: Held, v: Volume, dev: PoolDevice): Volume {
+    held.volume(v.name);
+    if (dev.device === v.device && dev.deviceNumber === v.deviceNumber && dev.backing === v.backing) return v;
+    return this.o.store.volumes.update(v.name, { backing: dev.backing, device: dev.device, deviceNumber: dev.deviceNumber }, now());
+  }
+
+  /** recordDevice under the volume's own lock (start-up recovery, which holds none). */
+  async refreshDevice(name: string, dev: PoolDevice): Promise<boolean> {
+    return this.o.locks.run([lockKey.volume(name)], async (held) => {
+      const v = this.o.store.volumes.get(name);
+      if (!v) return false;
+      return this.recordDevice(held, v, dev) !== v;
+    });
   }
 }

@@ -1,7 +1,7 @@
 // The attachments table: a volume mounted at a target for a pod, and the cgroups qosd wrote
 // rules into for it (so detach clears exactly those and a restart can re-apply them).
 import { allRows, statementCache, type Db } from './db';
-import type { CgroupVersion } from '../host/cgroup-layout';
+import type { CgroupVersion } from '../model/cgroup';
 
 export type AttachmentState = 'attaching' | 'attached' | 'detaching';
 export type Source = 'api' | 'flex' | 'cli' | 'reconcile';
@@ -61,6 +61,18 @@ export class AttachmentTable {
       ? allRows<Row>(this.q('SELECT * FROM attachments ORDER BY id'))
       : allRows<Row>(this.q('SELECT * FROM attachments WHERE volume = ? ORDER BY id'), volume);
     return rows.map(fromRow);
+  }
+
+  /** list() in pages of `size`, by id: callers that must not hold the event loop yield between pages. */
+  *pages(size: number): Generator<Attachment[]> {
+    let after = 0;
+    for (;;) {
+      const page = allRows<Row>(this.q('SELECT * FROM attachments WHERE id > ? ORDER BY id LIMIT ?'), after, size).map(fromRow);
+      if (page.length === 0) return;
+      yield page;
+      if (page.length < size) return;
+      after = page[page.length - 1]!.id;
+    }
   }
 
   insert(a: Pick<Attachment, 'volume' | 'podUid' | 'target' | 'readOnly' | 'state' | 'source'>, now: string): Attachment {

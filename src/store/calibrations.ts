@@ -1,7 +1,7 @@
 // Pool calibrations: a measured capacity per dimension, with how and when it was measured. A
 // "running" row is the intent record of a calibration's scratch volume.
 import { statementCache, type Db } from './db';
-import type { Figures } from '../service/qos-spec';
+import type { Figures } from '../model/qos';
 
 export interface Calibration {
   id: number;

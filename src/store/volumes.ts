@@ -1,7 +1,7 @@
 // The volumes table: one row per volume, with its QoS spec in eight nullable columns.
 import { allRows, statementCache, type Db } from './db';
-import { DIMENSIONS, type Dimension, type QosSpec } from '../service/qos-spec';
-import type { FsType } from '../host/filesystem';
+import { DIMENSIONS, type Dimension, type QosSpec } from '../model/qos';
+import type { FsType } from '../model/filesystem';
 
 export type VolumeState = 'creating' | 'ready' | 'deleting';
 
@@ -104,6 +104,12 @@ export class VolumeTable {
 
   list(): Volume[] {
     return allRows<Row>(this.q('SELECT * FROM volumes ORDER BY name')).map(fromRow);
+  }
+
+  /** The volumes whose device has this number (one, unless the store is stale after a reboot). */
+  byDeviceNumber(deviceNumber: string): Volume[] {
+    const { dev_major, dev_minor } = deviceColumns(deviceNumber);
+    return allRows<Row>(this.q('SELECT * FROM volumes WHERE dev_major = ? AND dev_minor = ?'), dev_major, dev_minor).map(fromRow);
   }
 
   /** list() in pages of `size`, by name: callers that must not hold the event loop yield between pages. */

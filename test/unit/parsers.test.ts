@@ -2,7 +2,9 @@
 // lines (captured on this machine, kernel 6.18) and `losetup --list --json` with the backing
 // file's identity (util-linux 2.38, as on Debian 12).
 import { describe, expect, it } from 'vitest';
-import { parseDiskstats } from '../../src/host/diskstats';
+import * as fs from 'node:fs';
+import { parseDiskstats, readDiskstats } from '../../src/host/diskstats';
+import { readSmall } from '../../src/host/read-small';
 import { parseLoopIdentities } from '../../src/host/losetup';
 
 describe('parseDiskstats', () => {
@@ -29,5 +31,26 @@ describe('parseLoopIdentities', () => {
   it('is empty when no loop device is attached (losetup prints nothing)', () => {
     expect(parseLoopIdentities('').size).toBe(0);
     expect(parseLoopIdentities('\n').size).toBe(0);
+  });
+});
+
+describe('readSmall on kernel seq files', () => {
+  // procfs and cgroupfs hand over about a page per read(): one read of /proc/diskstats on this
+  // machine (1,006 lines, 1,000 of them loop devices) returned 55 lines, and the controller saw
+  // no device past them. /proc/kallsyms is a seq file of many pages on every kernel.
+  it('reads a file of many pages whole', () => {
+    const whole = fs.readFileSync('/proc/kallsyms', 'latin1');
+    expect(whole.length).toBeGreaterThan(64 * 1024);
+    expect(readSmall('/proc/kallsyms')).toBe(whole);
+  });
+
+  it('gives every device of /proc/diskstats to the controller', () => {
+    const lines = fs.readFileSync('/proc/diskstats', 'latin1').split('\n').filter((l) => l.trim().split(/\s+/).length >= 14);
+    expect(readDiskstats().size).toBe(new Set(lines.map((l) => l.trim().split(/\s+/).slice(0, 2).join(':'))).size);
+  });
+
+  it('reads a short file in one piece and an empty one as empty', () => {
+    expect(readSmall('/proc/self/stat')).toMatch(/^\d+ \(/);
+    expect(readSmall('/dev/null')).toBe('');
   });
 });

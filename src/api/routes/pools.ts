@@ -6,7 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CalibrateBody, NoQuery, PoolInitBody, PoolList, PoolNameParams, PoolOut, SourceHeaders, errorReplies } from '../schemas';
 import type { Services } from '../server';
 import { quantity } from '../../util/quantity';
-import { asQosdError } from '../../service/errors';
+import { asQosdError } from '../../model/errors';
 
 export const poolRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
   app.get('/v1/pools', { schema: { querystring: NoQuery, response: { 200: PoolList, ...errorReplies } } }, async () => ({ pools: s.pools.list() }));

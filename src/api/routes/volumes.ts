@@ -7,9 +7,9 @@ import {
 import { volumeView } from '../views';
 import { quantity } from '../../util/quantity';
 import type { Services } from '../server';
-import type { Figures } from '../../service/qos-spec';
+import type { Figures } from '../../model/qos';
 import type { QosChange } from '../../service/volumes';
-import { notFound } from '../../service/errors';
+import { notFound } from '../../model/errors';
 
 type FiguresBody = Partial<Record<keyof Figures, number | string | null>>;
 

@@ -3,7 +3,7 @@
 // (controller/controller.ts, ControlledLimits), that max tightened while a guarantee needs room.
 // Enforcement and the store only ever see this seam.
 import type { Volume } from '../store/volumes';
-import { limitsOf, type Figures } from './qos-spec';
+import { limitsOf, type Figures } from '../model/qos';
 
 export interface LimitPolicy {
   limitsFor(volume: Volume): Figures;

@@ -1,37 +1,18 @@
 // Gathers what a scrape shows. Kernel stats are read with one small read per file, in chunks that
 // yield to the event loop, so a scrape with a thousand attached volumes never holds an API
 // request up for long. IO counters are the kernel's cumulative cgroup stats for the volume's
-// device in the pod cgroup (recursive on v1, where the pod cgroup's own stats would miss its
-// containers), so they survive a daemon restart.
+// device in the pod cgroup (blkio face, host/blkio.ts), so they survive a daemon restart.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Store } from '../store/store';
 import type { Volume } from '../store/volumes';
 import type { PoolService } from '../service/pools';
-import { readSmall } from '../host/read-small';
-import { parseRwStat } from '../host/cgroup-v1';
-import { parseIoStat } from '../host/cgroup-v2';
-import type { Metrics } from './registry';
-import type { Figures } from '../service/qos-spec';
-import { VOLUME_FAMILIES, renderVolumeFamily, type IoSample, type VolumeSample } from './volume-families';
+import type { Blkio } from '../host/blkio';
+import type { Metrics } from '../metrics/registry';
+import type { Figures } from '../model/qos';
+import { VOLUME_FAMILIES, renderVolumeFamily, type IoSample, type VolumeSample } from '../metrics/volume-families';
 
 const CHUNK = 100;
 const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
-
-/** The volume's IO as the pod cgroup's stats count it, or undefined when the cgroup is gone. */
-export function readPodIo(version: 'v1' | 'v2', podCgroup: string, device: string): Omit<IoSample, 'podUid'> | undefined {
-  try {
-    if (version === 'v2') {
-      const s = parseIoStat(readSmall(path.join(podCgroup, 'io.stat'))).get(device) ?? {};
-      return { readOps: s.rios ?? 0, writeOps: s.wios ?? 0, readBytes: s.rbytes ?? 0, writeBytes: s.wbytes ?? 0 };
-    }
-    const ops = parseRwStat(readSmall(path.join(podCgroup, 'blkio.throttle.io_serviced_recursive'))).get(device);
-    const bytes = parseRwStat(readSmall(path.join(podCgroup, 'blkio.throttle.io_service_bytes_recursive'))).get(device);
-    return { readOps: ops?.read ?? 0, writeOps: ops?.write ?? 0, readBytes: bytes?.read ?? 0, writeBytes: bytes?.write ?? 0 };
-  } catch {
-    return undefined;
-  }
-}
 
 export class MetricsCollector {
   private samples: VolumeSample[] = [];
@@ -40,6 +21,7 @@ export class MetricsCollector {
     private readonly m: Metrics,
     private readonly store: Store,
     private readonly pools: PoolService,
+    private readonly blkio: Blkio | undefined,
     private readonly limitsFor: (v: Volume) => Figures = (v) => v.qos.max,
   ) {}
 
@@ -83,8 +65,8 @@ export class MetricsCollector {
       }
       const io: IoSample[] = [];
       for (const a of atts) {
-        if (!v.deviceNumber || !a.podCgroup || !a.cgroupVersion) continue;
-        const counts = readPodIo(a.cgroupVersion, a.podCgroup, v.deviceNumber);
+        if (!v.deviceNumber || !a.podCgroup || !this.blkio) continue;
+        const counts = this.blkio.podIo(a.podCgroup, v.deviceNumber);
         if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
       }
       samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: this.limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, io });

@@ -1,51 +1,52 @@
 // Turns a volume's limits into cgroup rules for the pods that mount it, and takes them away again.
-// cgroup v2: one io.max line on the pod cgroup (hierarchical, covers later containers).
-// cgroup v1: the pod cgroup and every cgroup below it, plus each new one as it appears (the v1
-// throttle hierarchy is flat). Every directory written is recorded on the attachment, so detach
-// clears exactly what qosd wrote.
+// Which cgroups carry a pod's rules is the blkio face's business (host/blkio.ts): on v2 the pod
+// cgroup, on v1 every cgroup in the pod's tree plus each new one as it appears (leaf-watcher.ts).
+// Every directory written is recorded on the attachment, so detach clears exactly what qosd wrote.
 import type { Logger } from 'pino';
-import type { CgroupLayout } from '../host/cgroup-layout';
-import { findPodCgroup, type CgroupDriver } from '../host/pod-cgroup';
-import * as v1 from '../host/cgroup-v1';
-import * as v2 from '../host/cgroup-v2';
-import { LeafWatcher } from '../reconcile/leaf-watcher';
-import { reconcilePass } from '../reconcile/pass';
-import * as fs from 'node:fs';
+import type { Blkio } from '../host/blkio';
+import { isGone } from '../host/cgroupfs';
+import { findPodCgroup } from '../host/pod-cgroup';
+import type { CgroupDriverSetting } from '../model/cgroup';
+import { QosdError } from '../model/errors';
 import type { Attachment } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
-import { staticLimits, type LimitPolicy } from './limit-policy';
-import { QosdError } from './errors';
+import { StoreView } from '../store/view';
 import type { Metrics } from '../metrics/registry';
+import { LeafWatcher } from './leaf-watcher';
+import { reconcilePass, type Repair } from './rule-pass';
+import { TimeSlice } from '../util/time-slice';
+import { staticLimits, type LimitPolicy } from './limit-policy';
+import * as fs from 'node:fs';
 
 export interface EnforcerOptions {
-  layout: CgroupLayout | { error: string };
-  kubelet: { cgroupRoot: string; cgroupDriver: 'auto' | CgroupDriver };
+  /** The node's block-IO cgroup face, or why there is none. */
+  blkio: Blkio | { error: string };
+  kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
   store: Store;
   log: Logger;
   metrics: Metrics;
+  /** The store as periodic jobs read it (shared with the controller). */
+  view?: StoreView;
   /** What to write for a volume (default: its max, statically). */
   policy?: LimitPolicy;
 }
 
 export type WriteReason = 'attach' | 'new-cgroup' | 'reconcile' | 'qos-change' | 'detach' | 'controller';
 
-function isGone(err: unknown): boolean {
-  const code = (err as NodeJS.ErrnoException).code;
-  return code === 'ENOENT' || code === 'ENODEV';
-}
-
 export class Enforcer {
   private readonly watcher: LeafWatcher;
   private readonly policy: LimitPolicy;
+  private readonly view: StoreView;
 
   constructor(private readonly o: EnforcerOptions) {
+    this.view = o.view ?? new StoreView(o.store);
     this.watcher = new LeafWatcher((pod, dir) => this.onNewCgroup(pod, dir));
     this.policy = o.policy ?? staticLimits;
   }
 
-  get layout(): CgroupLayout | { error: string } {
-    return this.o.layout;
+  get blkio(): Blkio | { error: string } {
+    return this.o.blkio;
   }
 
   /**
@@ -53,55 +54,57 @@ export class Enforcer {
    * the pod cgroup before it calls flex mount, so "not found" means the config (cgroupRoot,
    * cgroupDriver, cgroup.mountPoint) does not match the node.
    */
-  locatePod(podUid: string): { version: CgroupLayout['version']; podCgroup: string } {
-    const layout = this.o.layout;
-    if ('error' in layout) throw new QosdError('FailedPrecondition', layout.error);
-    const found = findPodCgroup(layout.base, podUid, this.o.kubelet.cgroupRoot, this.o.kubelet.cgroupDriver);
+  locatePod(podUid: string): { version: Blkio['version']; podCgroup: string } {
+    const blkio = this.o.blkio;
+    if ('error' in blkio) throw new QosdError('FailedPrecondition', blkio.error);
+    const found = findPodCgroup(blkio.base, podUid, this.o.kubelet.cgroupRoot, this.o.kubelet.cgroupDriver);
     if ('tried' in found) {
       throw new QosdError(
         'FailedPrecondition',
         `cgroup of pod ${podUid} not found (tried ${found.tried.join(', ')}); check kubelet.cgroupRoot and kubelet.cgroupDriver`,
       );
     }
-    return { version: layout.version, podCgroup: found.dir };
+    return { version: blkio.version, podCgroup: found.dir };
   }
 
   /** Writes the volume's limits for the attachment and keeps new v1 leaves covered. */
   apply(att: Attachment, vol: Volume, reason: WriteReason): { attachment: Attachment; writes: number } {
-    if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber) return { attachment: att, writes: 0 };
+    const blkio = this.o.blkio;
+    if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber || 'error' in blkio) return { attachment: att, writes: 0 };
     let result: { dirs: string[]; writes: number };
     try {
-      result = this.sync(att, vol, reason);
+      result = this.sync(blkio, att, vol, reason);
     } catch (err) {
       this.o.metrics.enforcementErrors.inc({ reason });
       throw err;
     }
     const { dirs, writes } = result;
-    if (att.cgroupVersion === 'v1') this.watcher.watch(att.podCgroup, att.id);
+    if (blkio.leavesNeedRules) this.watcher.watch(att.podCgroup, att.id);
     return { attachment: this.recordPaths(att, dirs), writes };
   }
 
-  /** Removes the rules qosd wrote for this attachment (v1: "0", v2: "max"). */
+  /** Removes the rules qosd wrote for this attachment. */
   clear(att: Attachment): void {
-    if (!att.podCgroup || !att.cgroupVersion || !att.device) return;
-    if (att.cgroupVersion === 'v1') this.watcher.unwatch(att.podCgroup, att.id);
+    const blkio = this.o.blkio;
+    if (!att.podCgroup || !att.cgroupVersion || !att.device || 'error' in blkio) return;
+    this.watcher.unwatch(att.podCgroup, att.id);
     // Another attachment of the same device in the same pod still wants the rules.
     const shared = this.o.store.attachments
       .list()
       .some((o) => o.id !== att.id && o.podCgroup === att.podCgroup && o.device === att.device && o.state === 'attached');
     if (shared) return;
-    const dirs = att.cgroupVersion === 'v2' ? [att.podCgroup] : [...new Set([...att.cgroupPaths, ...v1.cgroupTree(att.podCgroup)])];
+    const dirs = [...new Set([...att.cgroupPaths, ...blkio.ruleDirs(att.podCgroup)])];
     let writes = 0;
     for (const dir of dirs) {
       try {
-        writes += att.cgroupVersion === 'v2' ? v2.clearIoMax(dir, att.device) : v1.clearRules(dir, att.device);
+        writes += blkio.clearRules(dir, att.device);
       } catch (err) {
         if (isGone(err)) continue; // the container or pod already went away: nothing to clear
         this.o.metrics.enforcementErrors.inc({ reason: 'detach' });
         throw err;
       }
     }
-    if (writes) this.o.metrics.ruleWrites.inc({ version: att.cgroupVersion, reason: 'detach' }, writes);
+    if (writes) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'detach' }, writes);
   }
 
   /** Stops watching everything (daemon shutdown; rules stay, the next start re-adopts them). */
@@ -110,16 +113,17 @@ export class Enforcer {
   }
 
   /**
-   * One full reconcile pass (reconcile/pass.ts), then the v1 watches every attached pod needs.
-   * Each repair is counted and logged with what was wrong. Returns the number of repairs.
+   * One full reconcile pass (rule-pass.ts), then the leaf watches every attached pod needs. It
+   * yields to the event loop as it goes. Each repair is counted and logged with what was wrong.
+   * Returns the number of repairs.
    */
-  reconcileAll(): number {
-    const layout = this.o.layout;
-    if ('error' in layout) return 0;
+  async reconcileAll(slice: TimeSlice = new TimeSlice()): Promise<number> {
+    const blkio = this.o.blkio;
+    if ('error' in blkio) return 0;
     const timer = this.o.metrics.reconcileDuration.startTimer();
-    let repairs: ReturnType<typeof reconcilePass>['repairs'];
+    let repairs: Repair[];
     try {
-      repairs = reconcilePass({ layout, kubelet: this.o.kubelet, store: this.o.store, policy: this.policy }).repairs;
+      repairs = (await reconcilePass({ blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy }, slice)).repairs;
     } catch (err) {
       this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
       throw err;
@@ -133,36 +137,36 @@ export class Enforcer {
         r.kind === 'stray' ? 'reconcile: cleared a rule that no attachment wants' : 'reconcile: cgroup rules differed from SQLite and were rewritten',
       );
     }
-    if (repairs.length) this.o.metrics.ruleWrites.inc({ version: layout.version, reason: 'reconcile' }, repairs.length);
-    for (const att of this.o.store.attachments.list()) {
-      if (att.state === 'attached' && att.cgroupVersion === 'v1' && att.podCgroup && fs.existsSync(att.podCgroup)) this.watcher.watch(att.podCgroup, att.id);
+    if (repairs.length) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'reconcile' }, repairs.length);
+    if (!blkio.leavesNeedRules) return repairs.length;
+    const { attachments } = await this.view.read(slice);
+    for (const att of attachments) {
+      if (att.state === 'attached' && att.podCgroup && !this.watcher.watching(att.podCgroup, att.id) && fs.existsSync(att.podCgroup)) {
+        this.watcher.watch(att.podCgroup, att.id);
+      }
+      if (slice.due()) await slice.yield();
     }
+    slice.end();
     return repairs.length;
   }
 
-  private sync(att: Attachment, vol: Volume, reason: WriteReason): { dirs: string[]; writes: number } {
+  private sync(blkio: Blkio, att: Attachment, vol: Volume, reason: WriteReason): { dirs: string[]; writes: number } {
     const limits = this.policy.limitsFor(vol);
     const device = vol.deviceNumber!;
     const podCgroup = att.podCgroup!;
     let writes = 0;
-    let dirs: string[];
-    if (att.cgroupVersion === 'v2') {
-      writes += v2.syncIoMax(podCgroup, device, limits);
-      dirs = [podCgroup];
-    } else {
-      // Without limits nothing else makes the kernel count this device for the pod's metrics.
-      if (reason === 'attach' && Object.keys(limits).length === 0) v1.primeStats(podCgroup, device);
-      dirs = [];
-      for (const dir of v1.cgroupTree(podCgroup)) {
-        try {
-          writes += v1.syncRules(dir, device, limits);
-          dirs.push(dir);
-        } catch (err) {
-          if (!isGone(err)) throw err;
-        }
+    // Without limits nothing else may make the kernel count this device for the pod's metrics.
+    if (reason === 'attach' && Object.keys(limits).length === 0) blkio.startCounting(podCgroup, device);
+    const dirs: string[] = [];
+    for (const dir of blkio.ruleDirs(podCgroup)) {
+      try {
+        writes += blkio.syncRules(dir, device, limits);
+        dirs.push(dir);
+      } catch (err) {
+        if (!isGone(err)) throw err; // a container (or the pod) that went away meanwhile
       }
     }
-    if (writes) this.o.metrics.ruleWrites.inc({ version: att.cgroupVersion!, reason }, writes);
+    if (writes) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason }, writes);
     // A volume without limits leaves the cgroups untouched, so there is nothing to record.
     return { dirs: Object.keys(limits).length > 0 || writes ? dirs : [], writes };
   }
@@ -174,14 +178,16 @@ export class Enforcer {
   }
 
   private onNewCgroup(podCgroup: string, dir: string): void {
+    const blkio = this.o.blkio;
+    if ('error' in blkio) return;
     const started = process.hrtime.bigint();
     for (const att of this.o.store.attachments.list()) {
-      if (att.state !== 'attached' || att.podCgroup !== podCgroup || att.cgroupVersion !== 'v1') continue;
+      if (att.state !== 'attached' || att.podCgroup !== podCgroup) continue;
       const vol = this.o.store.volumes.get(att.volume);
       if (!vol?.deviceNumber) continue;
       try {
-        const writes = v1.syncRules(dir, vol.deviceNumber, this.policy.limitsFor(vol));
-        if (writes) this.o.metrics.ruleWrites.inc({ version: 'v1', reason: 'new-cgroup' }, writes);
+        const writes = blkio.syncRules(dir, vol.deviceNumber, this.policy.limitsFor(vol));
+        if (writes) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'new-cgroup' }, writes);
         this.o.metrics.leafDelay.observe(Number(process.hrtime.bigint() - started) / 1e9);
         this.recordPaths(att, [dir]);
       } catch (err) {

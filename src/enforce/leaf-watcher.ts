@@ -1,7 +1,7 @@
 // Watches pod cgroups for new child cgroups (containers, the sandbox, crun's sub-groups). On cgroup
 // v1 the throttle hierarchy is flat, so every new leaf needs its own rules the moment it appears;
 // inotify on cgroupfs reports a mkdir as a "rename" event within a millisecond or so. The
-// periodic reconcile pass (reconcile/pass.ts) is the safety net for anything a watch misses.
+// periodic reconcile pass (rule-pass.ts) is the safety net for anything a watch misses.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -38,6 +38,11 @@ export class LeafWatcher {
     if (pod.holders.size > 0) return;
     for (const w of pod.watchers.values()) w.close();
     this.pods.delete(podCgroup);
+  }
+
+  /** Whether `holder` already has the pod watched. */
+  watching(podCgroup: string, holder: number): boolean {
+    return this.pods.get(podCgroup)?.holders.has(holder) ?? false;
   }
 
   watchedPods(): string[] {

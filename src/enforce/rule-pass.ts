@@ -1,0 +1,157 @@
+// One full reconcile pass: make the kernel's cgroup rules equal what SQLite says. Walks every
+// cgroup under kubelet's kubepods tree (and any attached pod outside it) once, reads its rules,
+// and rewrites only what differs: a wanted rule that is missing or wrong is written; a rule for a
+// qosd volume's device that no attachment wants any more (a crash mid-detach, a hand edit) is
+// cleared. Rules for devices qosd does not manage are never touched.
+//
+// The pass gives the event loop back between small steps (util/time-slice.ts): at 10,000
+// attachments it reads tens of thousands of files. Attaches and detaches may therefore commit
+// while it runs; when the store has changed since the pass read it, each repair is checked
+// against the store as it is now, in the same synchronous step as the write, so the pass never
+// clears a rule an attach has just written nor rewrites one a detach has just cleared.
+import type { Blkio } from '../host/blkio';
+import { isGone, listCgroup } from '../host/cgroupfs';
+import { kubepodsDirs } from '../host/pod-cgroup';
+import type { CgroupDriver, CgroupDriverSetting } from '../model/cgroup';
+import { sameFigures, type Figures } from '../model/qos';
+import type { Store } from '../store/store';
+import { StoreView, type StoreSnapshot } from '../store/view';
+import { TimeSlice } from '../util/time-slice';
+import type { LimitPolicy } from './limit-policy';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface Repair {
+  dir: string;
+  device: string;
+  /** "differs": a wanted rule was missing or wrong; "stray": nothing wants this rule. */
+  kind: 'differs' | 'stray';
+  found: Figures;
+  want: Figures;
+}
+
+export interface PassResult {
+  cgroups: number;
+  repairs: Repair[];
+}
+
+export interface PassContext {
+  blkio: Blkio;
+  kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
+  store: Store;
+  /** The store as periodic jobs read it (default: a view of its own). */
+  view?: StoreView;
+  policy: LimitPolicy;
+}
+
+type Wants = Map<string, Figures>; // device → limits
+
+/** What SQLite wants: each pod's limits per device, and qosd's devices. */
+function wanted(snapshot: StoreSnapshot, policy: LimitPolicy): { podWants: Map<string, Wants>; ours: Set<string> } {
+  const podWants = new Map<string, Wants>();
+  for (const att of snapshot.attachments) {
+    if (att.state !== 'attached' || !att.podCgroup) continue;
+    const vol = snapshot.volumes.get(att.volume);
+    if (!vol?.deviceNumber) continue;
+    const wants = podWants.get(att.podCgroup) ?? new Map<string, Figures>();
+    wants.set(vol.deviceNumber, policy.limitsFor(vol));
+    podWants.set(att.podCgroup, wants);
+  }
+  const ours = new Set<string>();
+  for (const v of snapshot.volumes.values()) if (v.deviceNumber) ours.add(v.deviceNumber);
+  return { podWants, ours };
+}
+
+/**
+ * What the store wants on `device` in `dir` right now (undefined: nothing), and whether the device
+ * is qosd's. Used only when the store changed during the pass.
+ */
+function wantNow(ctx: PassContext, dir: string, device: string): { ours: boolean; want: Figures | undefined } {
+  const vols = ctx.store.volumes.byDeviceNumber(device);
+  // Only the path from a pod cgroup down to `dir`: enough to ask whether the pod's rules cover it.
+  const toward = (d: string): string[] => (dir.startsWith(d + '/') ? [`${d}/${dir.slice(d.length + 1).split('/')[0]}`] : []);
+  for (const vol of vols) {
+    for (const att of ctx.store.attachments.list(vol.name)) {
+      if (att.state !== 'attached' || !att.podCgroup) continue;
+      if (ctx.blkio.ruleDirs(att.podCgroup, toward).includes(dir)) return { ours: true, want: ctx.policy.limitsFor(vol) };
+    }
+  }
+  return { ours: vols.length > 0, want: undefined };
+}
+
+export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new TimeSlice()): Promise<PassResult> {
+  const { blkio, store } = ctx;
+  const snapshot = await (ctx.view ?? new StoreView(store)).read(slice);
+  const { podWants, ours } = wanted(snapshot, ctx.policy);
+  if (slice.due()) await slice.yield();
+
+  const drivers: CgroupDriver[] = ctx.kubelet.cgroupDriver === 'auto' ? ['cgroupfs', 'systemd'] : [ctx.kubelet.cgroupDriver];
+  const dirs = kubepodsDirs(ctx.kubelet.cgroupRoot);
+  const roots = drivers.map((d) => path.join(blkio.base, dirs[d])).filter((r) => fs.existsSync(r));
+  for (const pod of podWants.keys()) {
+    if (!roots.some((r) => pod === r || pod.startsWith(r + path.sep))) roots.push(pod);
+  }
+
+  // Every cgroup, listed once, breadth-first.
+  const children = new Map<string, string[]>();
+  const queue = [...roots];
+  for (let i = 0; i < queue.length; i++) {
+    const dir = queue[i]!;
+    if (children.has(dir)) continue;
+    const kids = listCgroup(dir);
+    if (kids === undefined) continue; // removed while walking: a container that just exited
+    children.set(dir, kids);
+    queue.push(...kids);
+    if (slice.due()) await slice.yield();
+  }
+
+  // What each cgroup must carry: a pod's rules go on the cgroups the blkio face names for it.
+  const dirWants = new Map<string, Wants>();
+  for (const [pod, wants] of podWants) {
+    for (const dir of blkio.ruleDirs(pod, (d) => children.get(d) ?? [])) {
+      const merged = dirWants.get(dir);
+      if (!merged) dirWants.set(dir, wants);
+      else dirWants.set(dir, new Map([...merged, ...wants]));
+    }
+    if (slice.due()) await slice.yield();
+  }
+
+  const repairs: Repair[] = [];
+  let cgroups = 0;
+  const none: Wants = new Map();
+  for (const dir of children.keys()) {
+    cgroups++;
+    try {
+      const stale = store.generation() !== snapshot.generation;
+      syncDir(ctx, dir, dirWants.get(dir) ?? none, ours, stale, repairs);
+    } catch (err) {
+      if (!isGone(err)) throw err; // exited between the listing and the read: nothing to keep
+    }
+    if (slice.due()) await slice.yield();
+  }
+  slice.end();
+  return { cgroups, repairs };
+}
+
+function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: boolean, repairs: Repair[]): void {
+  const { blkio } = ctx;
+  const current = blkio.readRules(dir);
+  const decide = (device: string, found: Figures): void => {
+    let want = wants.get(device);
+    let mine = ours.has(device);
+    if (want !== undefined && sameFigures(found, want)) return;
+    if (want === undefined && (!mine || Object.keys(found).length === 0)) return;
+    // Something to write: check it against the store as it is now, if it moved meanwhile.
+    if (stale) ({ want, ours: mine } = wantNow(ctx, dir, device));
+    if (want !== undefined) {
+      if (sameFigures(found, want)) return;
+      repairs.push({ dir, device, kind: 'differs', found, want });
+      blkio.syncRules(dir, device, want);
+    } else if (mine && Object.keys(found).length > 0) {
+      repairs.push({ dir, device, kind: 'stray', found, want: {} });
+      blkio.clearRules(dir, device);
+    }
+  };
+  for (const device of wants.keys()) decide(device, current.get(device) ?? {});
+  for (const [device, found] of current) if (!wants.has(device)) decide(device, found);
+}

@@ -1,0 +1,35 @@
+// cgroupfs as a file tree: directories are cgroups, and a cgroup can vanish at any moment (a
+// container exits, a pod is deleted) between listing it and reading it.
+import * as fs from 'node:fs';
+
+/** A cgroup that went away: nothing to read or write, not an error. */
+export function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENODEV';
+}
+
+/** The child cgroups of a directory, or undefined when it is gone. */
+export function listCgroup(dir: string): string[] | undefined {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isGone(err)) return undefined;
+    throw err;
+  }
+  const out: string[] = [];
+  for (const e of entries) if (e.isDirectory()) out.push(`${dir}/${e.name}`);
+  return out;
+}
+
+/** The child cgroups of a directory ([] when it is gone). */
+export function childCgroups(dir: string): string[] {
+  return listCgroup(dir) ?? [];
+}
+
+/** The cgroup and every cgroup below it, breadth-first. */
+export function cgroupTree(dir: string, children: (dir: string) => string[] = childCgroups): string[] {
+  const out = [dir];
+  for (let i = 0; i < out.length; i++) out.push(...children(out[i]!));
+  return out;
+}

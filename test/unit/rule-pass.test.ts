@@ -1,0 +1,140 @@
+// The reconcile pass over the fixture cgroup trees (fixtures/cgroup: laid out by kubelet's naming
+// rules, regular files standing in for kernel files), without root: what it writes, what it
+// clears, what it leaves alone, and what it does when attaches and detaches land while it runs.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { blkioFor, type Blkio } from '../../src/host/blkio';
+import { reconcilePass, type PassContext } from '../../src/enforce/rule-pass';
+import { staticLimits } from '../../src/enforce/limit-policy';
+import { StoreView } from '../../src/store/view';
+import { TimeSlice } from '../../src/util/time-slice';
+import { now, type Store } from '../../src/store/store';
+import { FIXTURE_PODS, addAttachment, addVolume, copyTree, memoryStore } from '../helpers/fixtures';
+
+const V1_RIOPS = 'blkio.throttle.read_iops_device';
+const trees: string[] = [];
+afterEach(() => {
+  for (const t of trees.splice(0)) fs.rmSync(t, { recursive: true, force: true });
+});
+
+function node(tree: 'v1-cgroupfs' | 'v2-systemd'): { ctx: PassContext; store: Store; blkio: Blkio; pod: (uid: string) => string } {
+  const root = copyTree(tree);
+  trees.push(root);
+  const v1 = tree.startsWith('v1');
+  const base = v1 ? path.join(root, 'blkio') : root;
+  const blkio = blkioFor({ version: v1 ? 'v1' : 'v2', base });
+  const store = memoryStore();
+  const pod = (uid: string): string => {
+    if (v1) return uid === FIXTURE_PODS.guaranteed ? `${base}/kubepods/pod${uid}` : `${base}/kubepods/${uid === FIXTURE_PODS.burstable ? 'burstable' : 'besteffort'}/pod${uid}`;
+    const u = uid.replace(/-/g, '_');
+    if (uid === FIXTURE_PODS.guaranteed) return `${base}/kubepods.slice/kubepods-pod${u}.slice`;
+    const qos = uid === FIXTURE_PODS.burstable ? 'burstable' : 'besteffort';
+    return `${base}/kubepods.slice/kubepods-${qos}.slice/kubepods-${qos}-pod${u}.slice`;
+  };
+  const ctx: PassContext = { blkio, kubelet: { cgroupRoot: '/', cgroupDriver: v1 ? 'cgroupfs' : 'systemd' }, store, policy: staticLimits };
+  return { ctx, store, blkio, pod };
+}
+
+const childDirs = (dir: string) => fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(dir, e.name));
+
+describe('reconcile pass, cgroup v1 (flat: every cgroup of the pod carries the rule)', () => {
+  it('writes a missing rule on the pod cgroup and each of its leaves, then finds nothing to do', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    const first = await reconcilePass(ctx);
+    expect(first.repairs.map((r) => [r.dir, r.kind]).sort()).toEqual([dir, ...childDirs(dir)].map((d) => [d, 'differs']).sort());
+    for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('7:5 200');
+    // Other pods are left alone.
+    expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.besteffort), V1_RIOPS), 'utf8')).toBe('');
+    expect((await reconcilePass(ctx)).repairs).toEqual([]);
+  });
+
+  it('rewrites a wrong rule and clears one that no attachment wants, leaving foreign devices alone', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    addVolume(store, { name: 'idle', deviceNumber: '7:6' });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    await reconcilePass(ctx);
+    const leaf = childDirs(dir)[0]!;
+    fs.writeFileSync(path.join(leaf, V1_RIOPS), '7:5 999\n');
+    const other = pod(FIXTURE_PODS.besteffort);
+    fs.writeFileSync(path.join(other, V1_RIOPS), '7:6 50\n'); // a crash mid-detach left it
+    fs.writeFileSync(path.join(pod(FIXTURE_PODS.guaranteed), V1_RIOPS), '8:0 100\n'); // not qosd's
+    const { repairs } = await reconcilePass(ctx);
+    expect(repairs.map((r) => ({ dir: r.dir, kind: r.kind, found: r.found, want: r.want })).sort((a, b) => a.dir.localeCompare(b.dir))).toEqual(
+      [
+        { dir: leaf, kind: 'differs', found: { readIops: 999 }, want: { readIops: 200 } },
+        { dir: other, kind: 'stray', found: { readIops: 50 }, want: {} },
+      ].sort((a, b) => a.dir.localeCompare(b.dir)),
+    );
+    expect(fs.readFileSync(path.join(leaf, V1_RIOPS), 'utf8')).toBe('7:5 200');
+    expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 0'); // "0" is how v1 clears
+    expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.guaranteed), V1_RIOPS), 'utf8')).toBe('8:0 100\n');
+  });
+});
+
+describe('reconcile pass, cgroup v2 (hierarchical: the pod cgroup alone)', () => {
+  it('writes io.max on the pod cgroup only', async () => {
+    const { ctx, store, pod } = node('v2-systemd');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '259:3', max: { writeBps: 4 << 20 } });
+    const dir = pod(FIXTURE_PODS.guaranteed);
+    addAttachment(store, vol, FIXTURE_PODS.guaranteed, dir, 'v2');
+    const { repairs } = await reconcilePass(ctx);
+    expect(repairs.map((r) => r.dir)).toEqual([dir]);
+    expect(fs.readFileSync(path.join(dir, 'io.max'), 'utf8')).toBe(`259:3 rbps=max wbps=${4 << 20} riops=max wiops=max`);
+    for (const leaf of childDirs(dir)) expect(fs.readFileSync(path.join(leaf, 'io.max'), 'utf8')).toBe('');
+    expect((await reconcilePass(ctx)).repairs).toEqual([]);
+  });
+});
+
+describe('reconcile pass while the store changes under it', () => {
+  // A slice of 0 ms gives the loop back at every step, so work queued with setImmediate lands
+  // in the middle of the pass, after it took its snapshot of the store.
+  const everyStep = () => new TimeSlice(0);
+
+  it('keeps a rule that an attach wrote after the pass read the store', async () => {
+    const { ctx, store, blkio, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    ctx.view = new StoreView(store);
+    await ctx.view.read(new TimeSlice()); // the snapshot the pass will start from
+    const dir = pod(FIXTURE_PODS.besteffort);
+    setImmediate(() => {
+      addAttachment(store, vol, FIXTURE_PODS.besteffort, dir, 'v1');
+      for (const d of blkio.ruleDirs(dir)) blkio.syncRules(d, '7:5', { readIops: 200 });
+    });
+    const { repairs } = await reconcilePass(ctx, everyStep());
+    expect(repairs).toEqual([]);
+    expect(fs.readFileSync(path.join(dir, V1_RIOPS), 'utf8')).toBe('7:5 200');
+  });
+
+  it('does not put back a rule that a detach cleared after the pass read the store', async () => {
+    const { ctx, store, blkio, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    const att = addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    ctx.view = new StoreView(store);
+    await reconcilePass(ctx); // rules in place, snapshot taken
+    setImmediate(() => {
+      store.attachments.update(att.id, { state: 'detaching' }, now());
+      for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
+    });
+    const { repairs } = await reconcilePass(ctx, everyStep());
+    expect(repairs).toEqual([]);
+    for (const d of blkio.ruleDirs(dir)) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('7:5 0');
+  });
+
+  it('gives the loop back while it works, and still finishes', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    addAttachment(store, vol, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
+    const slice = everyStep();
+    const { cgroups, repairs } = await reconcilePass(ctx, slice);
+    expect(repairs.length).toBe(3);
+    expect(cgroups).toBeGreaterThanOrEqual(9);
+    expect(slice.yields).toBeGreaterThanOrEqual(cgroups);
+  });
+});
