@@ -28,7 +28,8 @@ import { MetricsCollector } from './scrape/collect';
 import { Controller, ControlledLimits } from './controller/controller';
 import { staticLimits } from './enforce/limit-policy';
 import { Metrics } from './metrics/registry';
-import { buildApi, listenOnSocket, type Services } from './api/server';
+import { buildApi, listenOnSocket } from './api/server';
+import type { Services } from './api/services';
 
 export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 

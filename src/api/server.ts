@@ -6,19 +6,7 @@ import * as path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
-import type { Store } from '../store/store';
-import type { VolumeService } from '../service/volumes';
-import type { AttachmentService } from '../service/attachments';
-import type { FlexHandler } from '../service/flex';
-import type { PoolService } from '../service/pools';
-import type { Calibrator } from '../service/calibrate';
-import type { Check } from '../service/doctor';
-import type { Config } from '../config/config';
-import type { Volume } from '../store/volumes';
-import type { Figures } from '../model/qos';
-import type { Metrics } from '../metrics/registry';
-import type { Static } from '@sinclair/typebox';
-import type { StatusOut } from './schemas';
+import type { Services } from './services';
 import { formatValidation, installErrorHandlers } from './errors';
 import { installJsonParser } from './json-body';
 import { volumeRoutes } from './routes/volumes';
@@ -27,23 +15,6 @@ import { flexRoutes } from './routes/flex';
 import { statusRoutes } from './routes/status';
 import { poolRoutes } from './routes/pools';
 import { doctorRoutes } from './routes/doctor';
-
-export interface Services {
-  store: Store;
-  volumes: VolumeService;
-  attachments: AttachmentService;
-  flex: FlexHandler;
-  pools: PoolService;
-  calibrator: Calibrator;
-  metrics: Metrics;
-  doctor(): Check[];
-  config: Pick<Config, 'pools'>;
-  /** The limits in force for a volume now. */
-  limitsFor(v: Volume): Figures;
-  status(): Static<typeof StatusOut>;
-  /** One scrape: the Prometheus exposition text, kernel stats read fresh. */
-  scrapeMetrics(): Promise<string>;
-}
 
 export function buildApi(s: Services, log: Logger): FastifyInstance {
   const app = Fastify({

@@ -4,7 +4,8 @@
 // error shape for each kind of failure, and that a refused request never reaches a service.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { buildApi, type Services } from '../../src/api/server';
+import { buildApi } from '../../src/api/server';
+import type { Services } from '../../src/api/services';
 import { Metrics } from '../../src/metrics/registry';
 import { QosdError, notFound } from '../../src/model/errors';
 import type { Store } from '../../src/store/store';

@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DeviceList, DoctorOut, NoQuery, errorReplies } from '../schemas';
 import { listDevices } from '../../service/devices';
-import type { Services } from '../server';
+import type { Services } from '../services';
 
 export const doctorRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
   app.get('/v1/devices', { schema: { querystring: NoQuery, response: { 200: DeviceList, ...errorReplies } } }, async () => ({

@@ -2,7 +2,7 @@
 // A flex Failure is still HTTP 200: the reply body is the answer for kubelet, not an API error.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { NoQuery, FlexBody, FlexReplyOut, errorReplies } from '../schemas';
-import type { Services } from '../server';
+import type { Services } from '../services';
 
 export const flexRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
   app.post('/v1/flex', { schema: { querystring: NoQuery, body: FlexBody, response: { 200: FlexReplyOut, ...errorReplies } } }, async (req) => {

@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { CalibrateBody, NoQuery, PoolInitBody, PoolList, PoolNameParams, PoolOut, SourceHeaders, errorReplies } from '../schemas';
-import type { Services } from '../server';
+import type { Services } from '../services';
 import { quantity } from '../../util/quantity';
 import { asQosdError } from '../../model/errors';
 

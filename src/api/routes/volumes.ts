@@ -6,7 +6,7 @@ import {
 } from '../schemas';
 import { volumeView } from '../views';
 import { quantity } from '../../util/quantity';
-import type { Services } from '../server';
+import type { Services } from '../services';
 import type { Figures } from '../../model/qos';
 import type { QosChange } from '../../service/volumes';
 import { notFound } from '../../model/errors';

@@ -1,0 +1,31 @@
+// What the API routes serve from: the daemon's services, handed in by daemon.ts (tests hand in fakes).
+import type { Store } from '../store/store';
+import type { VolumeService } from '../service/volumes';
+import type { AttachmentService } from '../service/attachments';
+import type { FlexHandler } from '../service/flex';
+import type { PoolService } from '../service/pools';
+import type { Calibrator } from '../service/calibrate';
+import type { Check } from '../service/doctor';
+import type { Config } from '../config/config';
+import type { Volume } from '../store/volumes';
+import type { Figures } from '../model/qos';
+import type { Metrics } from '../metrics/registry';
+import type { Static } from '@sinclair/typebox';
+import type { StatusOut } from './schemas';
+
+export interface Services {
+  store: Store;
+  volumes: VolumeService;
+  attachments: AttachmentService;
+  flex: FlexHandler;
+  pools: PoolService;
+  calibrator: Calibrator;
+  metrics: Metrics;
+  doctor(): Check[];
+  config: Pick<Config, 'pools'>;
+  /** The limits in force for a volume now. */
+  limitsFor(v: Volume): Figures;
+  status(): Static<typeof StatusOut>;
+  /** One scrape: the Prometheus exposition text, kernel stats read fresh. */
+  scrapeMetrics(): Promise<string>;
+}
