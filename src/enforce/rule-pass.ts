@@ -10,7 +10,7 @@
 // against the store as it is now, in the same synchronous step as the write, so the pass never
 // clears a rule an attach has just written nor rewrites one a detach has just cleared.
 import type { Blkio } from '../host/blkio';
-import { isGone, listCgroup } from '../host/cgroupfs';
+import { isGone, listCgroup, listCgroupOffLoop } from '../host/cgroupfs';
 import { kubepodsDirs } from '../host/pod-cgroup';
 import type { CgroupDriver, CgroupDriverSetting } from '../model/cgroup';
 import { sameFigures, type Figures } from '../model/qos';
@@ -47,9 +47,10 @@ export interface PassContext {
 type Wants = Map<string, Figures>; // device → limits
 
 /** What SQLite wants: each pod's limits per device, and qosd's devices. */
-function wanted(snapshot: StoreSnapshot, policy: LimitPolicy): { podWants: Map<string, Wants>; ours: Set<string> } {
+async function wanted(snapshot: StoreSnapshot, policy: LimitPolicy, slice: TimeSlice): Promise<{ podWants: Map<string, Wants>; ours: Set<string> }> {
   const podWants = new Map<string, Wants>();
   for (const att of snapshot.attachments) {
+    if (slice.due()) await slice.yield();
     if (att.state !== 'attached' || !att.podCgroup) continue;
     const vol = snapshot.volumes.get(att.volume);
     if (!vol?.deviceNumber) continue;
@@ -82,8 +83,7 @@ function wantNow(ctx: PassContext, dir: string, device: string): { ours: boolean
 export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new TimeSlice()): Promise<PassResult> {
   const { blkio, store } = ctx;
   const snapshot = await (ctx.view ?? new StoreView(store)).read(slice);
-  const { podWants, ours } = wanted(snapshot, ctx.policy);
-  if (slice.due()) await slice.yield();
+  const { podWants, ours } = await wanted(snapshot, ctx.policy, slice);
 
   const drivers: CgroupDriver[] = ctx.kubelet.cgroupDriver === 'auto' ? ['cgroupfs', 'systemd'] : [ctx.kubelet.cgroupDriver];
   const dirs = kubepodsDirs(ctx.kubelet.cgroupRoot);
@@ -92,40 +92,52 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
     if (!roots.some((r) => pod === r || pod.startsWith(r + path.sep))) roots.push(pod);
   }
 
-  // Every cgroup, listed once, breadth-first.
-  const children = new Map<string, string[]>();
-  const queue = [...roots];
-  for (let i = 0; i < queue.length; i++) {
-    const dir = queue[i]!;
-    if (children.has(dir)) continue;
-    const kids = listCgroup(dir);
-    if (kids === undefined) continue; // removed while walking: a container that just exited
-    children.set(dir, kids);
-    queue.push(...kids);
-    if (slice.due()) await slice.yield();
-  }
-
-  // What each cgroup must carry: a pod's rules go on the cgroups the blkio face names for it.
-  const dirWants = new Map<string, Wants>();
-  for (const [pod, wants] of podWants) {
-    for (const dir of blkio.ruleDirs(pod, (d) => children.get(d) ?? [])) {
-      const merged = dirWants.get(dir);
-      if (!merged) dirWants.set(dir, wants);
-      else dirWants.set(dir, new Map([...merged, ...wants]));
-    }
-    if (slice.due()) await slice.yield();
-  }
-
   const repairs: Repair[] = [];
   let cgroups = 0;
-  const none: Wants = new Map();
-  for (const dir of children.keys()) {
-    cgroups++;
+  const sync = (dir: string, wants: Wants): void => {
     try {
-      const stale = store.generation() !== snapshot.generation;
-      syncDir(ctx, dir, dirWants.get(dir) ?? none, ours, stale, repairs);
+      syncDir(ctx, dir, wants, ours, store.generation() !== snapshot.generation, repairs);
+      cgroups++;
     } catch (err) {
       if (!isGone(err)) throw err; // exited between the listing and the read: nothing to keep
+    }
+  };
+
+  // Depth-first from the roots: each cgroup is listed and synced as it is reached, so a pass
+  // keeps no picture of the whole tree. A pod with wants gets them on the cgroups the blkio
+  // face names for it (v1: its whole tree, listed as it is named); everything else is checked
+  // for rules nobody wants. The kubepods cgroups and their QoS-class children hold a child per
+  // pod (10,000 entries take ~10 ms to list): they are listed off the loop.
+  const none: Wants = new Map();
+  const crowded = new Set(roots);
+  const stack = [...roots].reverse();
+  while (stack.length > 0) {
+    const dir = stack.pop()!;
+    const wants = podWants.get(dir);
+    if (wants) {
+      const listed = new Map<string, string[]>();
+      const ruled = blkio.ruleDirs(dir, (d) => {
+        const kids = listCgroup(d) ?? [];
+        listed.set(d, kids);
+        return kids;
+      });
+      for (const r of ruled) {
+        sync(r, wants);
+        if (slice.due()) await slice.yield();
+      }
+      // Below the cgroups that carry the pod's rules (v2: below the pod cgroup), only strays.
+      if (!listed.has(dir)) listed.set(dir, listCgroup(dir) ?? []);
+      const covered = new Set(ruled);
+      for (const kids of listed.values()) for (const k of kids) if (!covered.has(k)) stack.push(k);
+      continue;
+    }
+    const kids = crowded.has(dir) ? await slice.wait(listCgroupOffLoop(dir)) : listCgroup(dir);
+    if (kids === undefined) continue; // removed while walking: a container that just exited
+    sync(dir, none);
+    for (let i = kids.length - 1; i >= 0; i--) {
+      const k = kids[i]!;
+      if (roots.includes(dir) && !podWants.has(k)) crowded.add(k);
+      stack.push(k);
     }
     if (slice.due()) await slice.yield();
   }

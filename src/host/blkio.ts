@@ -28,7 +28,7 @@ export interface Blkio {
   /** The cgroups that must carry a pod's rules for them to hold on all of the pod's IO. */
   ruleDirs(podCgroup: string, children?: ChildLister): string[];
   /** Every device's rules in one cgroup (devices without a rule are absent). */
-  readRules(dir: string): Map<string, Figures>;
+  readRules(dir: string): ReadonlyMap<string, Figures>;
   /** Makes one device's rules in a cgroup equal `limits`; returns the writes made (0 if equal). */
   syncRules(dir: string, device: string, limits: Figures): number;
   /** Removes one device's rules from a cgroup; returns the writes made. */

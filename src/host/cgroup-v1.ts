@@ -26,11 +26,12 @@ export function parseRuleFile(text: string): Map<string, number> {
 }
 
 /** Every device's rules in a cgroup, per dimension. */
-export function readAllRules(cgroupDir: string): Map<string, Figures> {
-  const out = new Map<string, Figures>();
+export function readAllRules(cgroupDir: string): ReadonlyMap<string, Figures> {
+  let out: Map<string, Figures> | undefined;
   for (const d of DIMENSIONS) {
     const text = readSmall(`${cgroupDir}/${V1_FILES[d]}`);
     if (text === '') continue; // the common case: no rule at all
+    out ??= new Map<string, Figures>();
     for (const [dev, value] of parseRuleFile(text)) {
       // A "0" line only exists in a fake tree (the kernel drops it); it means no rule.
       if (value === 0) continue;
@@ -39,8 +40,11 @@ export function readAllRules(cgroupDir: string): Map<string, Figures> {
       out.set(dev, f);
     }
   }
-  return out;
+  // Most cgroups hold no rule: one shared empty map, not tens of thousands per pass.
+  return out ?? NO_RULES;
 }
+
+const NO_RULES: ReadonlyMap<string, Figures> = new Map();
 
 /** The rules a cgroup holds for one device, per dimension. */
 export function readRules(cgroupDir: string, device: string): Figures {
@@ -115,7 +119,7 @@ export class V1Blkio {
     return cgroupTree(podCgroup, children);
   }
 
-  readRules(dir: string): Map<string, Figures> {
+  readRules(dir: string): ReadonlyMap<string, Figures> {
     return readAllRules(dir);
   }
 

@@ -22,6 +22,20 @@ export function listCgroup(dir: string): string[] | undefined {
   return out;
 }
 
+/** listCgroup in the thread pool, for a directory that may hold thousands of cgroups. */
+export async function listCgroupOffLoop(dir: string): Promise<string[] | undefined> {
+  let entries: fs.Dirent[];
+  try {
+    entries = await fs.promises.readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if (isGone(err)) return undefined;
+    throw err;
+  }
+  const out: string[] = [];
+  for (const e of entries) if (e.isDirectory()) out.push(`${dir}/${e.name}`);
+  return out;
+}
+
 /** The child cgroups of a directory ([] when it is gone). */
 export function childCgroups(dir: string): string[] {
   return listCgroup(dir) ?? [];

@@ -4,6 +4,7 @@
 // blkio stats only after a rule has been set for it). Each qosd volume has a device of its own
 // (its loop device or LV), so these are the volume's counters.
 import { readSmall } from './read-small';
+import { linePieces } from '../util/line-pieces';
 
 export interface DiskCounters {
   readIos: number;
@@ -96,12 +97,9 @@ export async function readDiskstatsInPieces(
 ): Promise<Map<string, DiskCounters>> {
   const text = readSmall(file);
   const out = new Map<string, DiskCounters>();
-  for (let from = 0; from < text.length; ) {
-    const cut = text.indexOf('\n', Math.min(text.length, from + chunkChars));
-    const to = cut < 0 ? text.length : cut + 1;
+  for (const [from, to] of linePieces(text, chunkChars)) {
+    if (from > 0) await pause();
     parseDiskstats(text, only, out, from, to);
-    from = to;
-    if (from < text.length) await pause();
   }
   return out;
 }

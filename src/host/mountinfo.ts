@@ -1,6 +1,7 @@
 // /proc/self/mountinfo, parsed per proc(5): fields up to the optional tags, a "-" separator, then
 // fstype, source and super options. Paths escape space, tab, newline and backslash as \ooo.
 import * as fs from 'node:fs';
+import { linePieces } from '../util/line-pieces';
 
 export interface MountEntry {
   id: number;
@@ -47,4 +48,29 @@ export function readMountinfo(file = '/proc/self/mountinfo'): MountEntry[] {
 /** The mounts stacked on a path, last-mounted last. */
 export function mountsAt(target: string, entries: MountEntry[] = readMountinfo()): MountEntry[] {
   return entries.filter((e) => e.mountPoint === target);
+}
+
+/**
+ * readMountinfo in pieces, awaiting `pause` between them: a node with 10,000 volumes mounted has
+ * a mountinfo of a few megabytes, more than a periodic job may parse in one go.
+ */
+export async function readMountinfoInPieces(pause: () => Promise<void>, file = '/proc/self/mountinfo'): Promise<MountEntry[]> {
+  const text = fs.readFileSync(file, 'utf8');
+  const out: MountEntry[] = [];
+  for (const [from, to] of linePieces(text, 16 * 1024)) {
+    if (from > 0) await pause();
+    for (const e of parseMountinfo(text.slice(from, to))) out.push(e);
+  }
+  return out;
+}
+
+/** The mounts stacked on each path, last-mounted last: one lookup per target, not a scan. */
+export function byMountPoint(entries: MountEntry[]): Map<string, MountEntry[]> {
+  const out = new Map<string, MountEntry[]>();
+  for (const e of entries) {
+    const list = out.get(e.mountPoint);
+    if (list) list.push(e);
+    else out.set(e.mountPoint, [e]);
+  }
+  return out;
 }

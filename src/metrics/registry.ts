@@ -128,11 +128,12 @@ export class Metrics {
    * families: registry.metrics() renders them all in one turn, which with a thousand volumes
    * (some 10^4 series) holds API requests up for tens of milliseconds.
    */
-  async text(extra: () => AsyncIterable<string>): Promise<string> {
+  /** The exposition text: the registry's metrics, then `extra`'s blocks, giving the loop back between metrics with `pause`. */
+  async text(extra: () => AsyncIterable<string>, pause: () => Promise<void> = () => new Promise<void>((r) => setImmediate(r))): Promise<string> {
     const parts: string[] = [];
     for (const metric of this.registry.getMetricsAsArray()) {
       parts.push(await this.registry.getSingleMetricAsString(metric.name));
-      await new Promise<void>((r) => setImmediate(r));
+      await pause();
     }
     for await (const block of extra()) parts.push(block);
     return `${parts.join('\n\n')}\n`;

@@ -78,9 +78,7 @@ export const VOLUME_FAMILIES: Family[] = [
   sizeFamily('qosd_volume_filesystem_used_bytes', 'Bytes used in the filesystem of a mounted volume (statfs).', (v) => v.fsUsedBytes),
 ];
 
-/** One exposition block per family (HELP, TYPE, samples), in the order above. */
-export function renderVolumeFamily(f: Family, samples: VolumeSample[]): string {
-  const out = [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`];
-  for (const v of samples) f.lines(v, out);
-  return out.join('\n');
+/** A family's HELP and TYPE lines, to which its sample lines are added. */
+export function familyHeader(f: Family): string[] {
+  return [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`];
 }

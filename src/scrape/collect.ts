@@ -9,42 +9,42 @@ import type { PoolService } from '../service/pools';
 import type { Blkio } from '../host/blkio';
 import type { Metrics } from '../metrics/registry';
 import type { Figures } from '../model/qos';
-import { VOLUME_FAMILIES, renderVolumeFamily, type IoSample, type VolumeSample } from '../metrics/volume-families';
+import { VOLUME_FAMILIES, familyHeader, type IoSample, type VolumeSample } from '../metrics/volume-families';
+import type { Attachment } from '../store/attachments';
+import { StoreView } from '../store/view';
+import { TimeSlice } from '../util/time-slice';
 
-const CHUNK = 100;
-const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
 
 export class MetricsCollector {
   private samples: VolumeSample[] = [];
 
   constructor(
     private readonly m: Metrics,
-    private readonly store: Store,
+    store: Store,
     private readonly pools: PoolService,
     private readonly blkio: Blkio | undefined,
     private readonly limitsFor: (v: Volume) => Figures = (v) => v.qos.max,
+    /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
+    private readonly view: StoreView = new StoreView(store),
   ) {}
 
   /** Reads the store and the kernel; then `families()` renders what was read. */
-  async refresh(): Promise<void> {
+  async refresh(slice: TimeSlice = new TimeSlice()): Promise<void> {
     const started = process.hrtime.bigint();
     const m = this.m;
-    // Listing a thousand volumes takes ~10 ms: read them in pages, letting requests in between.
-    const volumes: Volume[] = [];
-    for (const page of this.store.volumes.pages(CHUNK)) {
-      volumes.push(...page);
-      await yieldToLoop();
+    const snapshot = await this.view.read(slice);
+    const attached = snapshot.attachments.filter((a) => a.state === 'attached');
+    const byVolume = new Map<string, Attachment[]>();
+    for (const a of attached) {
+      const list = byVolume.get(a.volume);
+      if (list) list.push(a);
+      else byVolume.set(a.volume, [a]);
     }
-    const attachments = this.store.attachments.list();
-    await yieldToLoop();
-    const attached = attachments.filter((a) => a.state === 'attached');
-    const byVolume = new Map<string, typeof attached>();
-    for (const a of attached) byVolume.set(a.volume, [...(byVolume.get(a.volume) ?? []), a]);
+    if (slice.due()) await slice.yield();
 
     const samples: VolumeSample[] = [];
-    for (let i = 0; i < volumes.length; i++) {
-      if (i > 0 && i % CHUNK === 0) await yieldToLoop();
-      const v = volumes[i]!;
+    for (const v of snapshot.volumes.values()) {
+      if (slice.due()) await slice.yield();
       const atts = byVolume.get(v.name) ?? [];
       let allocatedBytes: number | undefined;
       let fsUsedBytes: number | undefined;
@@ -73,7 +73,7 @@ export class MetricsCollector {
     }
     this.samples = samples;
     m.attachments.set(attached.length);
-    await yieldToLoop();
+    if (slice.due()) await slice.yield();
 
     m.volumes.reset();
     for (const p of this.pools.list({ space: false })) {
@@ -91,19 +91,26 @@ export class MetricsCollector {
       }
     }
     m.scrapeDuration.set(Number(process.hrtime.bigint() - started) / 1e9);
+    slice.end();
   }
 
-  /** The per-volume families from the last refresh, one block at a time. */
-  async *families(): AsyncIterable<string> {
+  /** The per-volume families from the last refresh, one block at a time, built giving the loop back. */
+  async *families(slice: TimeSlice = new TimeSlice()): AsyncIterable<string> {
     for (const f of VOLUME_FAMILIES) {
-      yield renderVolumeFamily(f, this.samples);
-      await yieldToLoop();
+      const out = familyHeader(f);
+      for (const v of this.samples) {
+        f.lines(v, out);
+        if (slice.due()) await slice.yield();
+      }
+      if (slice.due()) await slice.yield();
+      yield out.join('\n');
     }
+    slice.end();
   }
 
   /** A whole scrape: refresh, then the exposition text. */
-  async scrape(): Promise<string> {
-    await this.refresh();
-    return this.m.text(() => this.families());
+  async scrape(slice: TimeSlice = new TimeSlice()): Promise<string> {
+    await this.refresh(slice);
+    return this.m.text(() => this.families(slice), () => slice.yield());
   }
 }

@@ -8,7 +8,7 @@ import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
 import type { PoolDevice, VolumePool } from '../pools/pool';
 import { mountDevice, unmount } from '../host/mount';
-import { mountsAt, readMountinfo } from '../host/mountinfo';
+import { byMountPoint, mountsAt, readMountinfo, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
 import { QosdError } from '../model/errors';
 import { crashPoint } from './crash-points';
 import { hasLimits } from '../model/qos';
@@ -16,6 +16,8 @@ import { lockKey, type Held, type KeyedLock } from './locks';
 import type { Enforcer } from '../enforce/enforcer';
 import type { Metrics } from '../metrics/registry';
 import type { VolumeRequest, VolumeService } from './volumes';
+import { StoreView } from '../store/view';
+import { TimeSlice } from '../util/time-slice';
 
 export interface AttachRequest {
   volume: VolumeRequest;
@@ -33,6 +35,10 @@ export interface AttachmentServiceOptions {
   locks: KeyedLock;
   log: Logger;
   metrics?: Metrics;
+  /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
+  view?: StoreView;
+  /** The mount table, given the pause between pieces (tests and benchmarks give fixtures). */
+  readMounts?: (pause: () => Promise<void>) => Promise<MountEntry[]>;
 }
 
 export interface MountCheck {
@@ -48,7 +54,18 @@ export class AttachmentService {
   /** Problems already put in the event log, so a lasting one is recorded once, not every pass. */
   private readonly reported = new Set<number>();
 
-  constructor(private readonly o: AttachmentServiceOptions) {}
+  private readonly view: StoreView;
+
+  constructor(private readonly o: AttachmentServiceOptions) {
+    this.view = o.view ?? new StoreView(o.store);
+  }
+
+  /** The store and the mount table for a periodic sweep, read giving the loop back as they go. */
+  private async sweepInputs(slice: TimeSlice): Promise<{ attachments: readonly Attachment[]; mounts: Map<string, MountEntry[]> }> {
+    const { attachments } = await this.view.read(slice);
+    const mounts = byMountPoint(await (this.o.readMounts ?? readMountinfoInPieces)(() => slice.check()));
+    return { attachments, mounts };
+  }
 
   list(): Attachment[] {
     return this.o.store.attachments.list();
@@ -236,11 +253,12 @@ export class AttachmentService {
    * called unmount. They are closed: rules forgotten, row removed, an ephemeral volume deleted,
    * a persistent one kept.
    */
-  async closeVanished(): Promise<number> {
+  async closeVanished(slice: TimeSlice = new TimeSlice()): Promise<number> {
     let closed = 0;
-    const mounted = new Set(readMountinfo().map((m) => m.mountPoint));
-    for (const att of this.o.store.attachments.list()) {
-      if (att.state !== 'attached' || mounted.has(att.target)) continue;
+    const { attachments, mounts } = await this.sweepInputs(slice);
+    for (const att of attachments) {
+      if (slice.due()) await slice.yield();
+      if (att.state !== 'attached' || mounts.has(att.target)) continue;
       const podGone = att.podCgroup ? !fs.existsSync(att.podCgroup) : !fs.existsSync(att.target);
       if (!podGone) continue;
       try {
@@ -257,6 +275,7 @@ export class AttachmentService {
         this.o.log.error({ volume: att.volume, target: att.target, err: (err as Error).message }, 'reconcile: could not close the attachment of a vanished pod; it is tried again (at the next pass, or at the next start if it was left detaching)');
       }
     }
+    slice.end();
     return closed;
   }
 
@@ -268,13 +287,14 @@ export class AttachmentService {
    * that holds another device is reported and left alone. Pods that are gone are left to
    * closeVanished. Each problem is an event (once) and a log line; the counts are metrics.
    */
-  async checkMounts(): Promise<MountCheck> {
+  async checkMounts(slice: TimeSlice = new TimeSlice()): Promise<MountCheck> {
     const out: MountCheck = { mounted: 0, remounted: 0, notMounted: 0 };
-    const entries = readMountinfo();
+    const { attachments, mounts } = await this.sweepInputs(slice);
     const seen = new Set<number>();
-    for (const att of this.o.store.attachments.list()) {
+    for (const att of attachments) {
+      if (slice.due()) await slice.yield();
       if (att.state !== 'attached') continue;
-      const here = mountsAt(att.target, entries);
+      const here = mounts.get(att.target) ?? [];
       const want = att.device ?? this.o.store.volumes.get(att.volume)?.deviceNumber;
       if (here.some((m) => m.device === want)) {
         out.mounted++;
@@ -299,6 +319,7 @@ export class AttachmentService {
     }
     for (const id of this.reported) if (!seen.has(id)) this.reported.delete(id);
     this.o.metrics?.attachmentsNotMounted.set(out.notMounted);
+    slice.end();
     return out;
   }
 

@@ -14,7 +14,7 @@ export interface StoreSnapshot {
   attachments: readonly Attachment[];
 }
 
-const PAGE = 500;
+const PAGE = 100;
 
 export class StoreView {
   private last: StoreSnapshot | undefined;
@@ -26,7 +26,8 @@ export class StoreView {
   async read(slice: TimeSlice): Promise<StoreSnapshot> {
     if (this.last?.generation === this.store.generation()) return this.last;
     // Two jobs that find it stale at once share one read.
-    this.reading ??= this.readAll(slice).finally(() => (this.reading = undefined));
+    if (this.reading) return slice.wait(this.reading);
+    this.reading = this.readAll(slice).finally(() => (this.reading = undefined));
     return this.reading;
   }
 

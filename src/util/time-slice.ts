@@ -1,7 +1,29 @@
 // Cooperative slicing for long periodic jobs: a job calls `check()` between small steps, and it
 // gives the event loop back once it has held it for `budgetMs`, so an API request or a flex call
 // that arrives meanwhile waits for one slice, not for the whole job.
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+//
+// Jobs that yield wait in one queue, and one of them resumes per turn of the event loop: with
+// the reconcile pass, the sweeps, a scrape and a controller tick all running, a plain
+// setImmediate each would run all four slices back to back before the loop polled for requests
+// again (measured: an API p99 of 17 ms against 2 ms quiet, with 5 ms slices).
+const waiting: (() => void)[] = [];
+let pumping = false;
+
+function pump(): void {
+  waiting.shift()?.();
+  if (waiting.length > 0) setImmediate(pump);
+  else pumping = false;
+}
+
+function yieldToLoop(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    waiting.push(resolve);
+    if (!pumping) {
+      pumping = true;
+      setImmediate(pump);
+    }
+  });
+}
 
 export class TimeSlice {
   private sliceStarted = process.hrtime.bigint();
@@ -10,7 +32,7 @@ export class TimeSlice {
   /** How many times the job yielded. */
   yields = 0;
 
-  constructor(private readonly budgetMs = 5) {}
+  constructor(private readonly budgetMs = 2) {}
 
   /**
    * Whether the current slice has used its budget. Hot loops ask this, and await `yield()` only
@@ -33,7 +55,20 @@ export class TimeSlice {
     this.sliceStarted = process.hrtime.bigint();
   }
 
-  /** Closes the last slice, so `longestMs` covers the whole job. */
+  /**
+   * Awaits something else (another job's read, a library's promise): the loop is free meanwhile,
+   * so the slice ends here and a new one starts when the job resumes.
+   */
+  async wait<T>(p: Promise<T>): Promise<T> {
+    this.end();
+    try {
+      return await p;
+    } finally {
+      this.sliceStarted = process.hrtime.bigint();
+    }
+  }
+
+  /** Closes the current slice, so `longestMs` covers the whole job. */
   end(): void {
     const held = Number(process.hrtime.bigint() - this.sliceStarted) / 1e6;
     if (held > this.longestMs) this.longestMs = held;
