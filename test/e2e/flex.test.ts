@@ -3,9 +3,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
-import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { startDaemon, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
@@ -17,41 +17,28 @@ if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`nod
 type Vol = { name: string; device: string; deviceNumber: string; backing: string };
 
 describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
+  const fx = useTestDaemon();
 
   const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
-  const getVolume = async (name: string) => request<Vol & { error?: unknown }>(node.socket, 'GET', `/v1/volumes/${name}`);
-  const volumeNames = async () => (await request<{ volumes: Vol[] }>(node.socket, 'GET', '/v1/volumes')).body.volumes.map((v) => v.name).sort();
+  const getVolume = async (name: string) => request<Vol & { error?: unknown }>(fx.node.socket, 'GET', `/v1/volumes/${name}`);
+  const volumeNames = async () => (await request<{ volumes: Vol[] }>(fx.node.socket, 'GET', '/v1/volumes')).body.volumes.map((v) => v.name).sort();
 
   /** kubelet's side of a mount: mkdir the pod volume dir (0750), then call the driver. */
   async function kubeletMount(podUid: string, volumeName: string, user: Record<string, string>) {
-    const target = podVolumeDir(node.kubeletRoot, podUid, volumeName);
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, volumeName);
     fs.mkdirSync(target, { recursive: true, mode: 0o750 });
-    const res = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName, user })]);
+    const res = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName, user })]);
     return { target, res };
   }
 
-  beforeAll(async () => {
-    node = makeTestNode();
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-  });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    if (node) removeTestNode(node);
-  });
-
   it('is installed as <plugin-dir>/qosd~nvme/nvme, executable, with no temporary file left', () => {
-    const st = fs.statSync(driver);
+    const st = fs.statSync(fx.driver);
     expect(st.mode & 0o111).toBe(0o111);
-    expect(fs.readdirSync(path.dirname(driver))).toEqual(['nvme']);
+    expect(fs.readdirSync(path.dirname(fx.driver))).toEqual(['nvme']);
   });
 
   it('answers init with attach:false and explicit capabilities, exit 0', async () => {
-    const r = await callDriver(driver, ['init']);
+    const r = await callDriver(fx.driver, ['init']);
     expect(r.exitCode).toBe(0);
     expect(r.reply.status).toBe('Success');
     expect(r.reply.capabilities).not.toBeNull();
@@ -60,7 +47,7 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
   it('answers getvolumename and unknown commands with Not supported, exit 0', async () => {
     for (const args of [['getvolumename', '{}'], ['attach', '{}', 'node1'], ['frobnicate']]) {
-      const r = await callDriver(driver, args);
+      const r = await callDriver(fx.driver, args);
       expect(r.reply).toEqual({ status: 'Not supported' });
       expect(r.exitCode).toBe(0);
     }
@@ -74,7 +61,7 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
     let vol: Vol;
 
     beforeAll(async () => {
-      podCgroup = makePodCgroup(node.cgroupRoot, podUid); // kubelet makes it before calling mount
+      podCgroup = makePodCgroup(fx.node.cgroupRoot, podUid); // kubelet makes it before calling mount
       leaf = makeLeaf(podCgroup);
     });
 
@@ -106,14 +93,14 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
     });
 
     it('answers a repeated mount with Success and still one mount', async () => {
-      const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'data', user: { maxReadIops: '200', size: '64Mi' } })]);
+      const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'data', user: { maxReadIops: '200', size: '64Mi' } })]);
       expect(r.reply.status).toBe('Success');
       expect(mountsAt(target)).toHaveLength(1);
     });
 
     it('unmounts: directory unmounted, empty and removable, rules cleared; again is Success', async () => {
       fs.writeFileSync(path.join(target, 'kept.txt'), 'written before unmount');
-      const r = await callDriver(driver, ['unmount', target]);
+      const r = await callDriver(fx.driver, ['unmount', target]);
       expect(r.reply.status, r.reply.message).toBe('Success');
       expect(r.exitCode).toBe(0);
       expect(mountsAt(target)).toHaveLength(0);
@@ -122,24 +109,24 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
         expect(ruleLines(dir, 'blkio.throttle.read_iops_device')).toBe('');
       }
       fs.rmdirSync(target); // what kubelet does next
-      const again = await callDriver(driver, ['unmount', target]);
+      const again = await callDriver(fx.driver, ['unmount', target]);
       expect(again.reply.status).toBe('Success');
       expect(again.exitCode).toBe(0);
     });
 
     it('mounts the same volumeId later and sees the file written before', async () => {
       const podB = newPodUid();
-      makePodCgroup(node.cgroupRoot, podB, 'besteffort');
+      makePodCgroup(fx.node.cgroupRoot, podB, 'besteffort');
       const m = await kubeletMount(podB, 'data', { maxReadIops: '200', size: '64Mi' });
       expect(m.res.reply.status, m.res.reply.message).toBe('Success');
       expect(fs.readFileSync(path.join(m.target, 'kept.txt'), 'utf8')).toBe('written before unmount');
-      expect((await callDriver(driver, ['unmount', m.target])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['unmount', m.target])).reply.status).toBe('Success');
     });
   });
 
   it('throttles maxReadBps the same way (±15%)', async () => {
     const podUid = newPodUid();
-    const podCgroup = makePodCgroup(node.cgroupRoot, podUid, 'guaranteed');
+    const podCgroup = makePodCgroup(fx.node.cgroupRoot, podUid, 'guaranteed');
     const leaf = makeLeaf(podCgroup);
     const { target, res } = await kubeletMount(podUid, 'bw', { maxReadBps: '4Mi', size: '64Mi' });
     expect(res.reply.status, res.reply.message).toBe('Success');
@@ -149,19 +136,19 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
     const bps = (192 * 65536) / seconds;
     expect(bps).toBeGreaterThan(4 * 1024 * 1024 * 0.85);
     expect(bps).toBeLessThan(4 * 1024 * 1024 * 1.15);
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
     expect(ruleLines(leaf, 'blkio.throttle.read_bps_device')).toBe('');
   });
 
   it('deletes an ephemeral volume on unmount', async () => {
     const podUid = newPodUid();
-    makePodCgroup(node.cgroupRoot, podUid);
+    makePodCgroup(fx.node.cgroupRoot, podUid);
     const { target, res } = await kubeletMount(podUid, 'scratch', { ephemeral: 'true', size: '32Mi' });
     expect(res.reply.status, res.reply.message).toBe('Success');
     const name = `scratch-${podUid}`;
     const vol = (await getVolume(name)).body;
     expect(fs.existsSync(vol.backing)).toBe(true);
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
     expect((await getVolume(name)).status).toBe(404);
     expect(fs.existsSync(vol.backing)).toBe(false);
     expect(execFileSync('losetup', ['-j', vol.backing], { encoding: 'utf8' })).toBe('');
@@ -169,10 +156,10 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
   it('prints a reply over 64 KiB whole through the pipe (a Failure naming a huge unknown option)', async () => {
     const podUid = newPodUid();
-    const target = podVolumeDir(node.kubeletRoot, podUid, 'huge');
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'huge');
     fs.mkdirSync(target, { recursive: true });
     const key = `x${'k'.repeat(100 * 1024)}`;
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'huge', user: { [key]: '1' } })]);
+    const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'huge', user: { [key]: '1' } })]);
     expect(r.output.length).toBeGreaterThan(100 * 1024);
     expect(r.reply.status).toBe('Failure');
     expect(r.reply.message).toContain(key);
@@ -180,10 +167,10 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
   it('treats __proto__ and odd values as plain options, never as code', async () => {
     const podUid = newPodUid();
-    const target = podVolumeDir(node.kubeletRoot, podUid, 'odd');
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'odd');
     fs.mkdirSync(target, { recursive: true });
     const json = mountOptions({ podUid, volumeName: 'odd', user: {} }).replace(/}$/, ',"__proto__":"$(touch /tmp/pwned)"}');
-    const r = await callDriver(driver, ['mount', target, json]);
+    const r = await callDriver(fx.driver, ['mount', target, json]);
     expect(r.reply.status).toBe('Failure');
     expect(r.reply.message).toContain('option __proto__: unknown option');
     expect(fs.existsSync('/tmp/pwned')).toBe(false);
@@ -191,48 +178,48 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
   it('never logs secret option values', async () => {
     const podUid = newPodUid();
-    makePodCgroup(node.cgroupRoot, podUid);
-    const target = podVolumeDir(node.kubeletRoot, podUid, 'withsecret');
+    makePodCgroup(fx.node.cgroupRoot, podUid);
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'withsecret');
     fs.mkdirSync(target, { recursive: true });
     const secret = Buffer.from('s3cr3t-p4ssw0rd-do-not-log').toString('base64');
     const user = { size: '16Mi', 'kubernetes.io/secret/password': secret };
-    const bad = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'withsecret', user: { ...user, maxReadIops: 'lots' } })]);
+    const bad = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'withsecret', user: { ...user, maxReadIops: 'lots' } })]);
     expect(bad.reply.status).toBe('Failure');
-    const ok = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'withsecret', user })]);
+    const ok = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'withsecret', user })]);
     expect(ok.reply.status, ok.reply.message).toBe('Success');
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
-    expect(daemon.output()).not.toContain(secret);
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
+    expect(fx.daemon.output()).not.toContain(secret);
     expect(bad.output + ok.output).not.toContain(secret);
   });
 
   it('mounts read-only when kubelet passes readwrite=ro', async () => {
     const podUid = newPodUid();
-    makePodCgroup(node.cgroupRoot, podUid);
-    const target = podVolumeDir(node.kubeletRoot, podUid, 'rovol');
+    makePodCgroup(fx.node.cgroupRoot, podUid);
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'rovol');
     fs.mkdirSync(target, { recursive: true });
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'rovol', readwrite: 'ro', user: { size: '16Mi' } })]);
+    const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'rovol', readwrite: 'ro', user: { size: '16Mi' } })]);
     expect(r.reply.status, r.reply.message).toBe('Success');
     expect(mountsAt(target)[0]!.options.split(',')).toContain('ro');
     expect(() => fs.writeFileSync(path.join(target, 'x'), 'y')).toThrow(/EROFS/);
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
   });
 
   it('handles parallel mounts of different volumes with init running alongside', async () => {
     const pods = Array.from({ length: 4 }, () => newPodUid());
     const targets = pods.map((uid, i) => {
-      makePodCgroup(node.cgroupRoot, uid);
-      const t = podVolumeDir(node.kubeletRoot, uid, `par${i}`);
+      makePodCgroup(fx.node.cgroupRoot, uid);
+      const t = podVolumeDir(fx.node.kubeletRoot, uid, `par${i}`);
       fs.mkdirSync(t, { recursive: true });
       return t;
     });
     const results = await Promise.all([
-      ...targets.map((t, i) => callDriver(driver, ['mount', t, mountOptions({ podUid: pods[i]!, volumeName: `par${i}`, user: { size: '16Mi', maxWriteIops: '50' } })])),
-      callDriver(driver, ['init']),
-      callDriver(driver, ['init']),
+      ...targets.map((t, i) => callDriver(fx.driver, ['mount', t, mountOptions({ podUid: pods[i]!, volumeName: `par${i}`, user: { size: '16Mi', maxWriteIops: '50' } })])),
+      callDriver(fx.driver, ['init']),
+      callDriver(fx.driver, ['init']),
     ]);
     for (const r of results) expect(r.reply.status, r.reply.message).toBe('Success');
     for (const t of targets) expect(mountsAt(t)).toHaveLength(1);
-    const un = await Promise.all(targets.map((t) => callDriver(driver, ['unmount', t])));
+    const un = await Promise.all(targets.map((t) => callDriver(fx.driver, ['unmount', t])));
     for (const r of un) expect(r.reply.status).toBe('Success');
   });
 
@@ -240,7 +227,7 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
     async function expectFailureChangesNothing(target: string, args: string[], env: Record<string, string> = {}) {
       const before = await volumeNames().catch(() => undefined);
       const loopsBefore = execFileSync('losetup', ['-a'], { encoding: 'utf8' });
-      const r = await callDriver(driver, args, env);
+      const r = await callDriver(fx.driver, args, env);
       expect(r.reply.status).toBe('Failure');
       expect(r.exitCode).toBe(1);
       expect(typeof r.reply.message).toBe('string');
@@ -253,8 +240,8 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
     it('for an unknown option', async () => {
       const podUid = newPodUid();
-      makePodCgroup(node.cgroupRoot, podUid);
-      const target = podVolumeDir(node.kubeletRoot, podUid, 'typo');
+      makePodCgroup(fx.node.cgroupRoot, podUid);
+      const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'typo');
       fs.mkdirSync(target, { recursive: true });
       const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'typo', user: { maxReadIOPS: '100' } })]);
       expect(r.reply.message).toContain('maxReadIOPS');
@@ -262,8 +249,8 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
     it('for a bad option value', async () => {
       const podUid = newPodUid();
-      makePodCgroup(node.cgroupRoot, podUid);
-      const target = podVolumeDir(node.kubeletRoot, podUid, 'badval');
+      makePodCgroup(fx.node.cgroupRoot, podUid);
+      const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'badval');
       fs.mkdirSync(target, { recursive: true });
       const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'badval', user: { maxReadIops: 'fast' } })]);
       expect(r.reply.message).toContain('maxReadIops');
@@ -271,7 +258,7 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
     it('for a pod whose cgroup does not exist when the volume has limits', async () => {
       const podUid = newPodUid(); // no pod cgroup made
-      const target = podVolumeDir(node.kubeletRoot, podUid, 'nocg');
+      const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'nocg');
       fs.mkdirSync(target, { recursive: true });
       const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'nocg', user: { maxReadIops: '100' } })]);
       expect(r.reply.message).toContain(`cgroup of pod ${podUid} not found`);
@@ -279,50 +266,50 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
 
     it('for a target outside <kubelet root>/pods/', async () => {
       const podUid = newPodUid();
-      makePodCgroup(node.cgroupRoot, podUid);
-      const target = path.join(node.dir, 'elsewhere', 'vol');
+      makePodCgroup(fx.node.cgroupRoot, podUid);
+      const target = path.join(fx.node.dir, 'elsewhere', 'vol');
       fs.mkdirSync(target, { recursive: true });
       const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'outside', user: {} })]);
       expect(r.reply.message).toContain('must be inside');
-      const sneaky = `${node.kubeletRoot}/pods/../../elsewhere/vol`;
+      const sneaky = `${fx.node.kubeletRoot}/pods/../../elsewhere/vol`;
       const r2 = await expectFailureChangesNothing(target, ['mount', sneaky, mountOptions({ podUid, volumeName: 'outside', user: {} })]);
       expect(r2.reply.message).toContain('must be inside');
     });
 
     it('for a target that is a symlink out of the pods directory (dangling or not)', async () => {
       const podUid = newPodUid();
-      makePodCgroup(node.cgroupRoot, podUid);
-      const outside = path.join(node.dir, 'outside-target');
+      makePodCgroup(fx.node.cgroupRoot, podUid);
+      const outside = path.join(fx.node.dir, 'outside-target');
       fs.mkdirSync(outside, { recursive: true });
-      const parent = path.join(node.kubeletRoot, 'pods', podUid, 'volumes', 'qosd~nvme');
+      const parent = path.join(fx.node.kubeletRoot, 'pods', podUid, 'volumes', 'qosd~nvme');
       fs.mkdirSync(parent, { recursive: true });
       const link = path.join(parent, 'linked');
       fs.symlinkSync(outside, link);
       const r = await expectFailureChangesNothing(outside, ['mount', link, mountOptions({ podUid, volumeName: 'linked', user: {} })]);
       expect(r.reply.message).toContain('resolves outside');
       const dangling = path.join(parent, 'dangling');
-      fs.symlinkSync(path.join(node.dir, 'not-yet-there'), dangling);
-      const r2 = await expectFailureChangesNothing(path.join(node.dir, 'not-yet-there'), ['mount', dangling, mountOptions({ podUid, volumeName: 'dangling', user: {} })]);
+      fs.symlinkSync(path.join(fx.node.dir, 'not-yet-there'), dangling);
+      const r2 = await expectFailureChangesNothing(path.join(fx.node.dir, 'not-yet-there'), ['mount', dangling, mountOptions({ podUid, volumeName: 'dangling', user: {} })]);
       expect(r2.reply.message).toContain('symlink to nowhere');
-      expect(fs.existsSync(path.join(node.dir, 'not-yet-there'))).toBe(false);
+      expect(fs.existsSync(path.join(fx.node.dir, 'not-yet-there'))).toBe(false);
     });
 
     it('when the daemon is stopped (quickly, with a message, no stack trace)', async () => {
       const podUid = newPodUid();
-      makePodCgroup(node.cgroupRoot, podUid);
-      const target = podVolumeDir(node.kubeletRoot, podUid, 'down');
+      makePodCgroup(fx.node.cgroupRoot, podUid);
+      const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'down');
       fs.mkdirSync(target, { recursive: true });
-      await daemon.stop();
+      await fx.daemon.stop();
       try {
         // The driver retries a missing daemon for QOSD_FLEX_RETRY_SECONDS (10 by default), then fails.
         const r = await expectFailureChangesNothing(target, ['mount', target, mountOptions({ podUid, volumeName: 'down', user: {} })], { QOSD_FLEX_RETRY_SECONDS: '1' });
         expect(r.reply.message).toContain('not reachable');
         expect(r.ms).toBeGreaterThan(500); // it retried before giving up
         expect(r.ms).toBeLessThan(5000);
-        const u = await callDriver(driver, ['unmount', target], { QOSD_FLEX_RETRY_SECONDS: '1' });
+        const u = await callDriver(fx.driver, ['unmount', target], { QOSD_FLEX_RETRY_SECONDS: '1' });
         expect(u.reply.status).toBe('Failure');
       } finally {
-        daemon = await startDaemon(node);
+        fx.daemon = await startDaemon(fx.node);
       }
       expect(await volumeNames()).not.toContain('down');
     });

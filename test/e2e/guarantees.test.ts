@@ -4,9 +4,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
-import { QOSCTL, installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { QOSCTL, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
@@ -21,23 +21,10 @@ interface Vol { name: string; device: string; deviceNumber: string; qos: { min: 
 interface Pool { name: string; capacity: Record<string, number>; guaranteed: Record<string, number>; available: Record<string, number>; volumes: number; capacitySource: Record<string, string>; calibration: { method: string } | null }
 
 describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
-  const api = <T>(method: string, url: string, body?: unknown) => request<T>(node.socket, method, url, body);
+  // writeIops 10000 with the default 10% headroom: 9000 can be promised. readIops has no figure.
+  const fx = useTestDaemon('', '{ writeIops: 10000, readBps: 1G, writeBps: 1G }');
+  const api = <T>(method: string, url: string, body?: unknown) => request<T>(fx.node.socket, method, url, body);
   const pool = async () => (await api<{ pools: Pool[] }>('GET', '/v1/pools')).body.pools.find((p) => p.name === 'default')!;
-
-  beforeAll(async () => {
-    // writeIops 10000 with the default 10% headroom: 9000 can be promised. readIops has no figure.
-    node = makeTestNode('', '{ writeIops: 10000, readBps: 1G, writeBps: 1G }');
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-  });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    if (node) removeTestNode(node);
-  });
 
   it('never over-admits 50 concurrent creates whose guarantees exceed the pool', async () => {
     const results = await Promise.all(
@@ -59,7 +46,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     expect(p.available.writeIops).toBe(0);
     expect(p.volumes).toBe(9);
     // Refused requests touched nothing: no backing file for them.
-    expect(fs.readdirSync(node.poolDir).sort()).toEqual(admitted.map((r) => `${r.body.name}.img`).sort());
+    expect(fs.readdirSync(fx.node.poolDir).sort()).toEqual(admitted.map((r) => `${r.body.name}.img`).sort());
   });
 
   it('releases a reservation on delete, and admits again', async () => {
@@ -94,27 +81,27 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
 
   it('through flex: a minWriteIops that does not fit is a Failure naming pool and figures; nothing created or mounted', async () => {
     const podUid = newPodUid();
-    makePodCgroup(node.cgroupRoot, podUid);
-    const target = podVolumeDir(node.kubeletRoot, podUid, 'db');
+    makePodCgroup(fx.node.cgroupRoot, podUid);
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'db');
     fs.mkdirSync(target, { recursive: true });
-    const filesBefore = fs.readdirSync(node.poolDir).sort();
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'db', user: { minWriteIops: '5000', size: '8Mi' } })]);
+    const filesBefore = fs.readdirSync(fx.node.poolDir).sort();
+    const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'db', user: { minWriteIops: '5000', size: '8Mi' } })]);
     expect(r.reply.status).toBe('Failure');
     expect(r.exitCode).toBe(1);
     expect(r.reply.message).toBe('pool default: writeIops guarantee 5000 exceeds the 800 still available of 9000 (capacity 10000 less 10% headroom)');
     expect(readMountinfo().some((m) => m.mountPoint === target)).toBe(false);
     expect(fs.readdirSync(target)).toEqual([]);
     expect((await api('GET', '/v1/volumes/db')).status).toBe(404);
-    expect(fs.readdirSync(node.poolDir).sort()).toEqual(filesBefore);
+    expect(fs.readdirSync(fx.node.poolDir).sort()).toEqual(filesBefore);
   });
 
   it('applies a live maxReadIops change to the container cgroup: dd measures the new rate (±15%), no remount, event logged', async () => {
     const podUid = newPodUid();
-    const podCgroup = makePodCgroup(node.cgroupRoot, podUid);
+    const podCgroup = makePodCgroup(fx.node.cgroupRoot, podUid);
     const leaf = makeLeaf(podCgroup);
-    const target = podVolumeDir(node.kubeletRoot, podUid, 'live');
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, 'live');
     fs.mkdirSync(target, { recursive: true });
-    const m = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: 'live', user: { maxReadIops: '150', size: '64Mi' } })]);
+    const m = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'live', user: { maxReadIops: '150', size: '64Mi' } })]);
     expect(m.reply.status, m.reply.message).toBe('Success');
     const vol = (await api<Vol>('GET', '/v1/volumes/live')).body;
     const mountId = readMountinfo().find((e) => e.mountPoint === target)!.id;
@@ -122,7 +109,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     expect(rate1).toBeGreaterThan(150 * 0.85);
     expect(rate1).toBeLessThan(150 * 1.15);
 
-    const r = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'volume', 'set', 'live', '--max-read-iops', '400'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'volume', 'set', 'live', '--max-read-iops', '400'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(ruleLines(leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 400`);
     const rate2 = 1200 / (await ddRead(leaf, vol.device, '4k', 1200));
@@ -136,28 +123,28 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     expect(change.detail.old.qos.max.readIops).toBe(150);
     expect(change.detail.new.qos.max.readIops).toBe(400);
     expect(Date.parse(change.time)).toBeGreaterThan(Date.now() - 60_000);
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
   });
 
   for (const method of ['probe', 'fio'] as const) {
     const missing = method === 'fio' && !which('fio');
     it.skipIf(missing)(`qosctl calibrate --method ${method} stores a capacity that qosctl pools shows${missing ? ' (skipped: fio is not installed; apt-get install fio)' : ''}`, () => {
-      const r = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'calibrate', 'default', '--method', method, '--seconds', '0.5', '--scratch-size', '128Mi'], { encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'calibrate', 'default', '--method', method, '--seconds', '0.5', '--scratch-size', '128Mi'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
       expect(r.stderr).toContain(`calibrating pool default with ${method}: 4 phases of 0.5 s`);
       expect(r.stderr).toMatch(/\[4\/4\] readBps: \S+\/s/);
       expect(r.stdout).toMatch(/^pool default capacity: rIOPS=\d+ wIOPS=\d+ rBps=\S+ wBps=\S+$/m);
-      const j = JSON.parse(execFileSync(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'pools'], { encoding: 'utf8' }));
+      const j = JSON.parse(execFileSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, '-o', 'json', 'pools'], { encoding: 'utf8' }));
       const p = j.pools[0];
       expect(p.calibration.method).toBe(method);
       expect(p.capacitySource).toEqual({ readIops: 'calibration', writeIops: 'calibration', readBps: 'calibration', writeBps: 'calibration' });
       for (const d of ['readIops', 'writeIops', 'readBps', 'writeBps']) expect(p.capacity[d]).toBeGreaterThan(0);
-      const table = execFileSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pools'], { encoding: 'utf8' });
+      const table = execFileSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'pools'], { encoding: 'utf8' });
       expect(table).toMatch(new RegExp(`^default +file +rIOPS=\\d+ wIOPS=\\d+ rBps=\\S+ wBps=\\S+ +${method} \\d{4}-`, 'm'));
       // The scratch volume is gone.
-      expect(fs.readdirSync(node.poolDir).filter((f) => f.startsWith('qosd-calibrate'))).toEqual([]);
+      expect(fs.readdirSync(fx.node.poolDir).filter((f) => f.startsWith('qosd-calibrate'))).toEqual([]);
       // -o json streams nothing to stderr and prints the result.
-      const jr = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'calibrate', 'default', '--method', method, '--seconds', '0.3', '--scratch-size', '64Mi'], { encoding: 'utf8' });
+      const jr = spawnSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, '-o', 'json', 'calibrate', 'default', '--method', method, '--seconds', '0.3', '--scratch-size', '64Mi'], { encoding: 'utf8' });
       expect(jr.status, jr.stderr).toBe(0);
       expect(jr.stderr).toBe('');
       expect(JSON.parse(jr.stdout)).toMatchObject({ event: 'done', pool: 'default', method });
@@ -165,7 +152,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
   }
 
   it('refuses to calibrate a pool that does not exist', () => {
-    const r = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'calibrate', 'nope', '--seconds', '0.3'], { encoding: 'utf8' });
+    const r = spawnSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'calibrate', 'nope', '--seconds', '0.3'], { encoding: 'utf8' });
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('qosctl: NotFound: pool nope not found (have: default)\n');
     void path;

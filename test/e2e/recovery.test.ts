@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
-import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { startDaemon, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
@@ -31,25 +31,23 @@ function loopsOf(backing: string): string[] {
 const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
 
 describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
-  const api = <T>(method: string, url: string, body?: unknown) => request<T>(node.socket, method, url, body);
+  const fx = useTestDaemon();
+  const api = <T>(method: string, url: string, body?: unknown) => request<T>(fx.node.socket, method, url, body);
 
   /** Restarts the daemon with the crash switch set, runs `call`, waits for the crash, restarts clean. */
   async function crashDuring<T>(step: string, call: () => Promise<T>): Promise<T> {
-    await daemon.stop();
-    daemon = await startDaemon(node, [], { QOSD_CRASH_AT: step });
+    await fx.daemon.stop();
+    fx.daemon = await startDaemon(fx.node, [], { QOSD_CRASH_AT: step });
     const result = await call();
-    await daemon.exited;
-    expect(daemon.child.signalCode).toBe('SIGKILL');
-    daemon = await startDaemon(node);
+    await fx.daemon.exited;
+    expect(fx.daemon.child.signalCode).toBe('SIGKILL');
+    fx.daemon = await startDaemon(fx.node);
     return result;
   }
 
   function pod() {
     const podUid = newPodUid();
-    const podCgroup = makePodCgroup(node.cgroupRoot, podUid);
+    const podCgroup = makePodCgroup(fx.node.cgroupRoot, podUid);
     const leaf = makeLeaf(podCgroup);
     return { podUid, podCgroup, leaf };
   }
@@ -58,30 +56,19 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
     for (const d of dirs) expect(ruleLines(d, RIOPS), d).toBe(value === undefined ? '' : `${device} ${value}`);
   }
 
-  beforeAll(async () => {
-    node = makeTestNode();
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-  });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    if (node) removeTestNode(node);
-  });
-
   for (const step of CRASH_POINTS.filter((s) => s.startsWith('create:'))) {
     it(`create killed at ${step}: the retried mount succeeds, formatted once, no loop leaked, rules exact`, async () => {
       const p = pod();
       const name = `c-${step.split(':')[1]}`;
-      const target = podVolumeDir(node.kubeletRoot, p.podUid, name);
+      const target = podVolumeDir(fx.node.kubeletRoot, p.podUid, name);
       fs.mkdirSync(target, { recursive: true });
       const args = ['mount', target, mountOptions({ podUid: p.podUid, volumeName: name, user: { size: '32Mi', maxReadIops: '300' } })];
-      const first = await crashDuring(step, () => callDriver(driver, args, NO_RETRY));
+      const first = await crashDuring(step, () => callDriver(fx.driver, args, NO_RETRY));
       expect(first.reply.status).toBe('Failure');
       expect(mountsAt(target)).toHaveLength(0);
-      const backing = path.join(node.poolDir, `${name}.img`);
+      const backing = path.join(fx.node.poolDir, `${name}.img`);
       const uuidBefore = fs.existsSync(backing) ? uuidOf(backing) : '';
-      const retry = await callDriver(driver, args);
+      const retry = await callDriver(fx.driver, args);
       expect(retry.reply.status, retry.reply.message).toBe('Success');
       const vol = (await api<Vol>('GET', `/v1/volumes/${name}`)).body;
       if (uuidBefore) expect(uuidOf(vol.device)).toBe(uuidBefore); // not formatted again
@@ -89,7 +76,7 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       expect(mountsAt(target)).toHaveLength(1);
       fs.writeFileSync(path.join(target, 'f'), 'x');
       expectRules([p.podCgroup, p.leaf], vol.deviceNumber, 300);
-      expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
     });
   }
 
@@ -97,21 +84,21 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
     it(`mount killed at ${step}: the retried mount succeeds, data intact, one mount, rules exact`, async () => {
       const name = `a-${step.split(':')[1]}`;
       const seed = pod();
-      const seedTarget = podVolumeDir(node.kubeletRoot, seed.podUid, name);
+      const seedTarget = podVolumeDir(fx.node.kubeletRoot, seed.podUid, name);
       fs.mkdirSync(seedTarget, { recursive: true });
       const opts = { size: '32Mi', maxReadIops: '250' };
-      expect((await callDriver(driver, ['mount', seedTarget, mountOptions({ podUid: seed.podUid, volumeName: name, user: opts })])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['mount', seedTarget, mountOptions({ podUid: seed.podUid, volumeName: name, user: opts })])).reply.status).toBe('Success');
       fs.writeFileSync(path.join(seedTarget, 'data.txt'), 'written before the crash');
-      expect((await callDriver(driver, ['unmount', seedTarget])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['unmount', seedTarget])).reply.status).toBe('Success');
       const vol = (await api<Vol>('GET', `/v1/volumes/${name}`)).body;
       const uuid = uuidOf(vol.device);
 
       const p = pod();
-      const target = podVolumeDir(node.kubeletRoot, p.podUid, name);
+      const target = podVolumeDir(fx.node.kubeletRoot, p.podUid, name);
       fs.mkdirSync(target, { recursive: true });
       const args = ['mount', target, mountOptions({ podUid: p.podUid, volumeName: name, user: opts })];
-      await crashDuring(step, () => callDriver(driver, args, NO_RETRY));
-      const retry = await callDriver(driver, args);
+      await crashDuring(step, () => callDriver(fx.driver, args, NO_RETRY));
+      const retry = await callDriver(fx.driver, args);
       expect(retry.reply.status, retry.reply.message).toBe('Success');
       expect(mountsAt(target)).toHaveLength(1);
       expect(fs.readFileSync(path.join(target, 'data.txt'), 'utf8')).toBe('written before the crash');
@@ -120,7 +107,7 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       expectRules([p.podCgroup, p.leaf], vol.deviceNumber, 250);
       const atts = (await api<{ attachments: { volume: string; state: string }[] }>('GET', '/v1/attachments')).body.attachments.filter((a) => a.volume === name);
       expect(atts).toEqual([expect.objectContaining({ state: 'attached' })]);
-      expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
     });
   }
 
@@ -128,16 +115,16 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
     it(`unmount killed at ${step}: after restart the retried unmount succeeds, rules cleared, data intact`, async () => {
       const name = `d-${step.split(':')[1]}`;
       const p = pod();
-      const target = podVolumeDir(node.kubeletRoot, p.podUid, name);
+      const target = podVolumeDir(fx.node.kubeletRoot, p.podUid, name);
       fs.mkdirSync(target, { recursive: true });
       const args = ['mount', target, mountOptions({ podUid: p.podUid, volumeName: name, user: { size: '32Mi', maxReadIops: '200' } })];
-      expect((await callDriver(driver, args)).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, args)).reply.status).toBe('Success');
       fs.writeFileSync(path.join(target, 'data.txt'), 'kept');
       const vol = (await api<Vol>('GET', `/v1/volumes/${name}`)).body;
       const uuid = uuidOf(vol.device);
 
-      await crashDuring(step, () => callDriver(driver, ['unmount', target], NO_RETRY));
-      const retry = await callDriver(driver, ['unmount', target]);
+      await crashDuring(step, () => callDriver(fx.driver, ['unmount', target], NO_RETRY));
+      const retry = await callDriver(fx.driver, ['unmount', target]);
       expect(retry.reply.status, retry.reply.message).toBe('Success');
       expect(mountsAt(target)).toHaveLength(0);
       expect(fs.readdirSync(target)).toEqual([]);
@@ -145,10 +132,10 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       expect((await api<{ attachments: { volume: string }[] }>('GET', '/v1/attachments')).body.attachments.filter((a) => a.volume === name)).toEqual([]);
       expect(loopsOf(vol.backing)).toHaveLength(1);
       // Mounted again, the data is there and the filesystem is the same one.
-      expect((await callDriver(driver, args)).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, args)).reply.status).toBe('Success');
       expect(fs.readFileSync(path.join(target, 'data.txt'), 'utf8')).toBe('kept');
       expect(uuidOf(vol.device)).toBe(uuid);
-      expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
     });
   }
 
@@ -182,20 +169,20 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
 
   it('closes the attachment of a pod removed while the daemon was stopped, and deletes its ephemeral volume', async () => {
     const p = pod();
-    const target = podVolumeDir(node.kubeletRoot, p.podUid, 'gone');
+    const target = podVolumeDir(fx.node.kubeletRoot, p.podUid, 'gone');
     fs.mkdirSync(target, { recursive: true });
-    const persistent = podVolumeDir(node.kubeletRoot, p.podUid, 'kept');
+    const persistent = podVolumeDir(fx.node.kubeletRoot, p.podUid, 'kept');
     fs.mkdirSync(persistent, { recursive: true });
-    expect((await callDriver(driver, ['mount', target, mountOptions({ podUid: p.podUid, volumeName: 'gone', user: { ephemeral: 'true', size: '16Mi', maxReadIops: '100' } })])).reply.status).toBe('Success');
-    expect((await callDriver(driver, ['mount', persistent, mountOptions({ podUid: p.podUid, volumeName: 'kept', user: { size: '16Mi' } })])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['mount', target, mountOptions({ podUid: p.podUid, volumeName: 'gone', user: { ephemeral: 'true', size: '16Mi', maxReadIops: '100' } })])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['mount', persistent, mountOptions({ podUid: p.podUid, volumeName: 'kept', user: { size: '16Mi' } })])).reply.status).toBe('Success');
     const eph = (await api<{ volumes: Vol[] }>('GET', '/v1/volumes')).body.volumes.find((v) => v.name.startsWith('gone-'))!;
-    await daemon.stop();
+    await fx.daemon.stop();
     // The pod goes away behind qosd's back: kubelet unmounted nothing it told qosd about.
     execFileSync('umount', [target]);
     execFileSync('umount', [persistent]);
     fs.rmdirSync(p.leaf);
     fs.rmdirSync(p.podCgroup);
-    daemon = await startDaemon(node);
+    fx.daemon = await startDaemon(fx.node);
     const atts = (await api<{ attachments: { volume: string }[] }>('GET', '/v1/attachments')).body.attachments;
     expect(atts.filter((a) => a.volume === eph.name || a.volume === 'kept')).toEqual([]);
     expect((await api('GET', `/v1/volumes/${eph.name}`)).status).toBe(404);
@@ -208,13 +195,13 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
   it('20 parallel flex mounts of different volumes with parallel init: all Success, mounts and rules correct', async () => {
     const pods = Array.from({ length: 20 }, () => pod());
     const targets = pods.map((p, i) => {
-      const t = podVolumeDir(node.kubeletRoot, p.podUid, `burst${i}`);
+      const t = podVolumeDir(fx.node.kubeletRoot, p.podUid, `burst${i}`);
       fs.mkdirSync(t, { recursive: true });
       return t;
     });
     const results = await Promise.all([
-      ...targets.map((t, i) => callDriver(driver, ['mount', t, mountOptions({ podUid: pods[i]!.podUid, volumeName: `burst${i}`, user: { size: '8Mi', maxReadIops: String(100 + i) } })])),
-      ...Array.from({ length: 10 }, () => callDriver(driver, ['init'])),
+      ...targets.map((t, i) => callDriver(fx.driver, ['mount', t, mountOptions({ podUid: pods[i]!.podUid, volumeName: `burst${i}`, user: { size: '8Mi', maxReadIops: String(100 + i) } })])),
+      ...Array.from({ length: 10 }, () => callDriver(fx.driver, ['init'])),
     ]);
     for (const r of results) {
       expect(r.reply.status, r.reply.message).toBe('Success');
@@ -226,7 +213,7 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
       const vol = volumes.find((v) => v.name === `burst${i}`)!;
       expectRules([pods[i]!.podCgroup, pods[i]!.leaf], vol.deviceNumber, 100 + i);
     }
-    const un = await Promise.all(targets.map((t) => callDriver(driver, ['unmount', t])));
+    const un = await Promise.all(targets.map((t) => callDriver(fx.driver, ['unmount', t])));
     for (const r of un) expect(r.reply.status).toBe('Success');
   });
 });

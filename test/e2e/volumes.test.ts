@@ -5,9 +5,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { hasXfs, nodeTestBlocker } from '../helpers/host';
-import { installDriver, makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { startDaemon, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
@@ -29,32 +29,19 @@ async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
 }
 
 describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  let node: TestNode;
-  let daemon: RunningDaemon;
-  let driver: string;
-  const api = <T>(method: string, url: string, body?: unknown) => request<T>(node.socket, method, url, body);
+  const fx = useTestDaemon();
+  const api = <T>(method: string, url: string, body?: unknown) => request<T>(fx.node.socket, method, url, body);
 
   async function mountForPod(name: string, user: Record<string, string>, fsType = '') {
     const podUid = newPodUid();
-    const podCgroup = makePodCgroup(node.cgroupRoot, podUid);
+    const podCgroup = makePodCgroup(fx.node.cgroupRoot, podUid);
     const leaf = makeLeaf(podCgroup);
-    const target = podVolumeDir(node.kubeletRoot, podUid, name);
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, name);
     fs.mkdirSync(target, { recursive: true });
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid, volumeName: name, fsType, user })]);
+    const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: name, fsType, user })]);
     expect(r.reply.status, r.reply.message).toBe('Success');
     return { podUid, podCgroup, leaf, target };
   }
-
-  beforeAll(async () => {
-    node = makeTestNode();
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-  });
-
-  afterAll(async () => {
-    await daemon?.stop();
-    if (node) removeTestNode(node);
-  });
 
   it('creates a sparse, formatted volume on a direct-IO loop device', async () => {
     const r = await api<Vol>('POST', '/v1/volumes', { name: 'alpha', size: '256Mi', qos: { max: { writeIops: 300 } } });
@@ -77,7 +64,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
   });
 
   it('never formats or removes a backing file it did not create', async () => {
-    const foreign = path.join(node.poolDir, 'precious.img');
+    const foreign = path.join(fx.node.poolDir, 'precious.img');
     fs.writeFileSync(foreign, 'data that belongs to someone else');
     const r = await api<Err>('POST', '/v1/volumes', { name: 'precious', size: '16Mi' });
     expect(r.status).toBe(412);
@@ -94,7 +81,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     const { target } = await mountForPod('alpha', {});
     const fsBytes = fs.statfsSync(target).blocks * fs.statfsSync(target).bsize;
     expect(fsBytes).toBeGreaterThan(450 * 2 ** 20);
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
   });
 
   it('grows a mounted ext4 volume online, or says it needs CAP_SYS_RESOURCE and keeps the old size', async () => {
@@ -109,7 +96,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
       expect(r.body.error.message).toContain('CAP_SYS_RESOURCE');
       expect((await api<Vol>('GET', '/v1/volumes/alpha')).body.sizeBytes).toBe(512 * 2 ** 20);
     }
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
     // Unmounted, the grow goes through either way.
     const again = await api<Vol>('PATCH', '/v1/volumes/alpha', { size: '768Mi' });
     expect(again.status).toBe(200);
@@ -132,7 +119,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     const after = fs.statfsSync(target).blocks * fs.statfsSync(target).bsize;
     expect(after).toBeGreaterThan(before * 1.8);
     expect(vol.device).toBe(r.body.device);
-    expect((await callDriver(driver, ['unmount', target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
   });
 
   describe('while attached to a pod', () => {
@@ -177,15 +164,15 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     });
 
     it('keeps the rules across a daemon restart and covers containers created after it', async () => {
-      await daemon.stop();
-      daemon = await startDaemon(node);
+      await fx.daemon.stop();
+      fx.daemon = await startDaemon(fx.node);
       expect(ruleLines(pod.leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 250`);
       const late = makeLeaf(pod.podCgroup);
       expect(await waitFor(() => ruleLines(late, 'blkio.throttle.read_iops_device') === `${vol.deviceNumber} 250`, 1000)).toBe(true);
     });
 
     it('deletes it once unmounted: storage and loop device gone', async () => {
-      expect((await callDriver(driver, ['unmount', pod.target])).reply.status).toBe('Success');
+      expect((await callDriver(fx.driver, ['unmount', pod.target])).reply.status).toBe('Success');
       const r = await api('DELETE', '/v1/volumes/beta');
       expect(r.status).toBe(204);
       expect(fs.existsSync(vol.backing)).toBe(false);
@@ -200,7 +187,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     const a = r.body.attachments.find((x) => x.volume === 'gamma')!;
     expect(a).toMatchObject({ target: pod.target, podUid: pod.podUid, cgroupVersion: 'v1', state: 'attached' });
     expect(a.cgroupPaths.sort()).toEqual([pod.podCgroup, pod.leaf].sort());
-    expect((await callDriver(driver, ['unmount', pod.target])).reply.status).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', pod.target])).reply.status).toBe('Success');
     expect((await api<{ attachments: unknown[] }>('GET', '/v1/attachments')).body.attachments).toEqual([]);
   });
 });
