@@ -96,8 +96,13 @@ const cases: Case[] = [
 ];
 
 describe('API input validation', () => {
+  // A check the service makes on a volume it has found (its class) needs the volume, which only
+  // a root run can create; without it the same request is a 404 before any check.
+  const needsVolume = (label: string) => label === 'PATCH /v1/volumes/:name with an unknown class';
+  const noVolume = nodeTestBlocker();
   for (const [label, method, url, body, field] of cases) {
-    it(`${label} → 400 naming the field, store unchanged`, async () => {
+    const skip = needsVolume(label) && noVolume;
+    it.skipIf(skip)(`${label} → 400 naming the field, store unchanged${skip ? ` (skipped: needs the volume "existing", which ${noVolume})` : ''}`, async () => {
       const before = dump();
       const r = await request<{ error: { code: string; message: string } }>(node.socket, method, url, body);
       expect(r.status).toBe(400);
