@@ -47,7 +47,9 @@ async function passOver(n, mountPoint) {
       store.attachments.update(a.id, { cgroupVersion: 'v1', podCgroup: pod, device: dev }, t);
     }
   });
-  const ctx = { blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, policy: staticLimits };
+  const { StoreView } = dist('store/view.js');
+  // As the daemon runs it: one store view shared by the passes, read again only when the store changed.
+  const ctx = { blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, view: new StoreView(store), policy: staticLimits };
   const { TimeSlice } = dist('util/time-slice.js');
   const time = async () => {
     const slice = new TimeSlice();

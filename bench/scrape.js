@@ -46,7 +46,8 @@ async function benchScrape(n = 1000, runs = 10) {
     });
     const metrics = new Metrics();
     const pools = new PoolService(store, { pools: [{ name: 'default', backend: 'file', path: mp, capacity: { readIops: 1e6, writeIops: 1e6, readBps: 1e10, writeBps: 1e10 } }], headroom: 0.1 });
-    const collector = new MetricsCollector(metrics, store, pools);
+    const { blkioFor } = dist('host/blkio.js');
+    const collector = new MetricsCollector(metrics, store, pools, blkioFor({ version: 'v1', base: path.join(mp, 'blkio') }));
     const scrapes = [];
     const held = [];
     let bytes = 0;

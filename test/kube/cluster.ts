@@ -1,0 +1,134 @@
+// The real cluster test/kube/run.sh started, as the tests see it: kubectl against its API server,
+// pods of the local busybox image with a qosd/nvme flexVolume, their logs and events, and qosd's
+// own API beside the kubelet.
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { request } from '../../src/cli/client';
+
+function env(name: string): string {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run the Kubernetes suite with npm run test:kube`);
+  return v;
+}
+
+export const RUN = env('QOSD_KUBE_RUN');
+export const BIN = env('QOSD_KUBE_BIN');
+export const QOSD = env('QOSD_KUBE_QOSD');
+export const LOGS = env('QOSD_KUBE_LOGS');
+export const SOCKET = path.join(QOSD, 'qosd.sock');
+const KUBECONFIG = path.join(RUN, 'kubeconfig');
+/** The shell variables up.sh wrote (KUBELET_ROOT_DIR, ...). */
+export const CLUSTER: Record<string, string> = Object.fromEntries(
+  fs.readFileSync(path.join(RUN, 'env'), 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+);
+
+export function kubectl(args: string[], input?: string, timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(path.join(BIN, 'kubectl'), ['--kubeconfig', KUBECONFIG, ...args], { timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`));
+      else resolve(stdout);
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+export const qosd = <T>(method: string, url: string, body?: unknown) => request<T>(SOCKET, method, url, body);
+
+export interface FlexPod {
+  name: string;
+  /** The container's shell script; /data is the volume. */
+  script: string;
+  options: Record<string, string>;
+  fsType?: string;
+}
+
+/** A hostNetwork pod of the local busybox image with one qosd/nvme flexVolume at /data. */
+export function podManifest(p: FlexPod): string {
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: p.name, namespace: 'default' },
+    spec: {
+      hostNetwork: true,
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 2,
+      automountServiceAccountToken: false,
+      containers: [
+        {
+          name: 'c',
+          image: CLUSTER.REALKUBE_IMAGE ?? 'localhost/busybox:local',
+          imagePullPolicy: 'Never',
+          // The shell is PID 1: without the trap it ignores SIGTERM and a delete takes 30 s.
+          command: ['/bin/sh', '-c', `trap 'exit 0' TERM; ${p.script}`],
+          volumeMounts: [{ name: 'data', mountPath: '/data' }],
+        },
+      ],
+      volumes: [{ name: 'data', flexVolume: { driver: 'qosd/nvme', fsType: p.fsType ?? 'ext4', options: p.options } }],
+    },
+  });
+}
+
+export async function createPod(p: FlexPod): Promise<void> {
+  await kubectl(['apply', '-f', '-'], podManifest(p));
+}
+
+interface PodStatus {
+  metadata: { uid: string };
+  status: { phase: string; containerStatuses?: { state: { waiting?: { reason: string }; running?: unknown; terminated?: { exitCode: number } } }[] };
+}
+
+export async function pod(name: string): Promise<PodStatus> {
+  return JSON.parse(await kubectl(['get', 'pod', name, '-o', 'json'])) as PodStatus;
+}
+
+export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+/** The container's log once it printed `marker` (a line of its own). */
+export async function logsUntil(name: string, marker: string, timeoutMs = 120_000): Promise<string> {
+  return until(`"${marker}" in the log of pod ${name}`, timeoutMs, async () => {
+    const text = await kubectl(['logs', name]);
+    return text.split('\n').includes(marker) ? text : undefined;
+  });
+}
+
+export async function deletePod(name: string): Promise<void> {
+  await kubectl(['delete', 'pod', name, '--ignore-not-found', '--wait=true', '--timeout=90s'], undefined, 120_000);
+}
+
+export interface KubeEvent {
+  reason: string;
+  message: string;
+  type: string;
+}
+
+export async function events(name: string): Promise<KubeEvent[]> {
+  const out = JSON.parse(await kubectl(['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])) as { items: KubeEvent[] };
+  return out.items;
+}
+
+/** What is mounted under the kubelet's pods directory now, from the host's mountinfo. */
+export function podMounts(): string[] {
+  const pods = path.join(CLUSTER.KUBELET_ROOT_DIR!, 'pods');
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4] ?? '').filter((m) => m.startsWith(pods + '/'));
+}
+
+/** Reads a rate the container printed as `KEY=value`. */
+export function figure(log: string, key: string): number {
+  const line = log.split('\n').find((l) => l.startsWith(`${key}=`));
+  if (!line) throw new Error(`no ${key}= in the log:\n${log}`);
+  return Number(line.slice(key.length + 1));
+}

@@ -1,0 +1,102 @@
+// qosd's flex driver under a real kubelet 1.20: pods created through the API server, scheduled by
+// the real scheduler, whose busybox containers do the IO (test/kube/run.sh starts the cluster).
+import { afterAll, describe, expect, it } from 'vitest';
+import { createPod, deletePod, events, figure, logsUntil, pod, podMounts, qosd, until, type FlexPod } from './cluster';
+
+/** Seconds since boot, from the container's /proc/uptime (busybox's date has no %N). */
+const CLOCK = "now() { cut -d' ' -f1 /proc/uptime; }; rate() { awk -v n=$1 -v s=$2 -v e=$3 'BEGIN { printf \"%d\", n / (e - s) }'; }";
+const IDLE = 'while :; do sleep 1 & wait $!; done';
+const created: string[] = [];
+
+async function run(p: FlexPod): Promise<FlexPod> {
+  created.push(p.name);
+  await createPod(p);
+  return p;
+}
+
+interface Attachment { volume: string; target: string; podUid: string | null; cgroupPaths: string[] }
+const attachments = async () => (await qosd<{ attachments: Attachment[] }>('GET', '/v1/attachments')).body.attachments;
+
+afterAll(async () => {
+  for (const name of created) await deletePod(name).catch(() => undefined);
+});
+
+describe('a real kubelet with the qosd/nvme flex driver', () => {
+  it("throttles the container's direct IO to maxReadIops and maxWriteBps (±15%)", async () => {
+    const readIops = 200;
+    const writeBps = 4 * 1024 * 1024;
+    const p = await run({
+      name: 'limits',
+      options: { volumeId: 'kube-limits', size: '64Mi', maxReadIops: String(readIops), maxWriteBps: '4Mi' },
+      script: [
+        CLOCK,
+        'dd if=/dev/zero of=/data/r bs=1M count=4 oflag=direct 2>/dev/null',
+        's=$(now); dd if=/data/r of=/dev/null bs=4k count=600 iflag=direct 2>/dev/null; e=$(now)',
+        'echo READ_IOPS=$(rate 600 $s $e)',
+        's=$(now); dd if=/dev/zero of=/data/w bs=1M count=12 oflag=direct 2>/dev/null; e=$(now)',
+        'echo WRITE_BPS=$(rate 12582912 $s $e)',
+        'echo DONE',
+        IDLE,
+      ].join('\n'),
+    });
+    const log = await logsUntil(p.name, 'DONE');
+    const r = figure(log, 'READ_IOPS');
+    const w = figure(log, 'WRITE_BPS');
+    console.log(`measured in the container: read ${r} IOPS against maxReadIops ${readIops}; write ${(w / 1048576).toFixed(2)} MiB/s against maxWriteBps 4 MiB/s`);
+    expect(r).toBeGreaterThan(readIops * 0.85);
+    expect(r).toBeLessThan(readIops * 1.15);
+    expect(w).toBeGreaterThan(writeBps * 0.85);
+    expect(w).toBeLessThan(writeBps * 1.15);
+    // The rules are on the pod's cgroup and each of its containers' (cgroup v1 is flat).
+    const uid = (await pod(p.name)).metadata.uid;
+    const att = (await attachments()).find((a) => a.podUid === uid);
+    expect(att?.volume).toBe('kube-limits');
+    expect(att!.cgroupPaths.length).toBeGreaterThanOrEqual(3); // pod, sandbox, container
+  });
+
+  it('keeps what one pod wrote for the next pod of the same volumeId; deleting a pod unmounts it and clears its rules', async () => {
+    const writer = await run({ name: 'writer', options: { volumeId: 'kube-keep', size: '32Mi', maxReadIops: '500' }, script: `echo kept-$$ > /data/note; sync; echo WROTE=$(cat /data/note); echo DONE; ${IDLE}` });
+    const wrote = (await logsUntil(writer.name, 'DONE')).split('\n').find((l) => l.startsWith('WROTE='))!.slice('WROTE='.length);
+    const uid = (await pod(writer.name)).metadata.uid;
+    await deletePod(writer.name);
+    // kubelet called unmount: no attachment, nothing mounted for that pod.
+    await until('the attachment of the deleted pod to go', 60_000, async () => ((await attachments()).some((a) => a.podUid === uid) ? undefined : true));
+    expect(podMounts().filter((m) => m.includes(uid))).toEqual([]);
+    expect((await qosd<{ name: string }>('GET', '/v1/volumes/kube-keep')).status).toBe(200); // a persistent volume stays
+
+    const reader = await run({ name: 'reader', options: { volumeId: 'kube-keep' }, script: `echo READ=$(cat /data/note); echo DONE; ${IDLE}` });
+    const read = (await logsUntil(reader.name, 'DONE')).split('\n').find((l) => l.startsWith('READ='))!.slice('READ='.length);
+    expect(read).toBe(wrote);
+  });
+
+  it('deletes an ephemeral volume with its pod', async () => {
+    const p = await run({ name: 'scratch', options: { ephemeral: 'true', size: '16Mi' }, script: `echo DONE; ${IDLE}` });
+    await logsUntil(p.name, 'DONE');
+    const uid = (await pod(p.name)).metadata.uid;
+    const name = (await attachments()).find((a) => a.podUid === uid)!.volume;
+    expect(name).toBe(`data-${uid}`);
+    await deletePod(p.name);
+    await until(`ephemeral volume ${name} to be deleted`, 60_000, async () => ((await qosd('GET', `/v1/volumes/${name}`)).status === 404 ? true : undefined));
+    expect(podMounts().filter((m) => m.includes(uid))).toEqual([]);
+  });
+
+  it('leaves a pod whose guarantee the pool cannot admit in ContainerCreating, with the refusal in its events; nothing made', async () => {
+    const p = await run({ name: 'greedy', options: { volumeId: 'kube-greedy', minReadIops: '50000' }, script: `echo DONE; ${IDLE}` });
+    const refusal = await until('a FailedMount event', 90_000, async () => (await events(p.name)).find((e) => e.reason === 'FailedMount'));
+    expect(refusal.message).toContain('readIops guarantee 50000 exceeds');
+    const state = (await pod(p.name)).status.containerStatuses?.[0]?.state.waiting?.reason;
+    expect(state).toBe('ContainerCreating');
+    expect((await qosd('GET', '/v1/volumes/kube-greedy')).status).toBe(404);
+    const uid = (await pod(p.name)).metadata.uid;
+    expect(podMounts().filter((m) => m.includes(uid) && m.includes('qosd~nvme'))).toEqual([]);
+    await deletePod(p.name);
+  });
+
+  it('shows a misspelt option as an event naming it', async () => {
+    const p = await run({ name: 'typo', options: { volumeId: 'kube-typo', maxReadIOPS: '200' }, script: `echo DONE; ${IDLE}` });
+    const e = await until('a FailedMount event', 90_000, async () => (await events(p.name)).find((x) => x.reason === 'FailedMount'));
+    expect(e.message).toContain('option maxReadIOPS: unknown option');
+    expect((await qosd('GET', '/v1/volumes/kube-typo')).status).toBe(404);
+    await deletePod(p.name);
+  });
+});
