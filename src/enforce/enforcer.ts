@@ -90,8 +90,8 @@ export class Enforcer {
     this.watcher.unwatch(att.podCgroup, att.id);
     // Another attachment of the same device in the same pod still wants the rules.
     const shared = this.o.store.attachments
-      .list()
-      .some((o) => o.id !== att.id && o.podCgroup === att.podCgroup && o.device === att.device && o.state === 'attached');
+      .inPod(att.podCgroup)
+      .some((o) => o.id !== att.id && o.device === att.device && o.state === 'attached');
     if (shared) return;
     const dirs = [...new Set([...att.cgroupPaths, ...blkio.ruleDirs(att.podCgroup)])];
     let writes = 0;
@@ -181,8 +181,8 @@ export class Enforcer {
     const blkio = this.o.blkio;
     if ('error' in blkio) return;
     const started = process.hrtime.bigint();
-    for (const att of this.o.store.attachments.list()) {
-      if (att.state !== 'attached' || att.podCgroup !== podCgroup) continue;
+    for (const att of this.o.store.attachments.inPod(podCgroup)) {
+      if (att.state !== 'attached') continue;
       const vol = this.o.store.volumes.get(att.volume);
       if (!vol?.deviceNumber) continue;
       try {

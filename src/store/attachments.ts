@@ -63,6 +63,11 @@ export class AttachmentTable {
     return rows.map(fromRow);
   }
 
+  /** The attachments whose rules go on this pod cgroup. */
+  inPod(podCgroup: string): Attachment[] {
+    return allRows<Row>(this.q('SELECT * FROM attachments WHERE pod_cgroup = ? ORDER BY id'), podCgroup).map(fromRow);
+  }
+
   /** list() in pages of `size`, by id: callers that must not hold the event loop yield between pages. */
   *pages(size: number): Generator<Attachment[]> {
     let after = 0;

@@ -132,3 +132,29 @@ export function figure(log: string, key: string): number {
   if (!line) throw new Error(`no ${key}= in the log:\n${log}`);
   return Number(line.slice(key.length + 1));
 }
+
+/**
+ * Restarts a process the harness started (its pid file in RUN): SIGTERM, wait for it to exit,
+ * then the same command line again, detached, logging where it logged, under the same pid file
+ * (so the harness's tear-down still finds it). `ready` says when it serves again.
+ */
+export async function restart(name: string, ready: () => Promise<boolean>): Promise<void> {
+  const pidFile = path.join(RUN, `${name}.pid`);
+  const pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+  process.kill(pid, 'SIGTERM');
+  await until(`${name} (${pid}) to exit`, 30_000, async () => (fs.existsSync(`/proc/${pid}`) ? undefined : true));
+  const log = fs.openSync(path.join(LOGS, `${name}.log`), 'a');
+  const { spawn } = await import('node:child_process');
+  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ['ignore', log, log] });
+  child.unref();
+  fs.closeSync(log);
+  fs.writeFileSync(pidFile, `${child.pid}\n`);
+  await until(`${name} to serve again`, 60_000, async () => ((await ready().catch(() => false)) ? true : undefined));
+}
+
+export const qosdServes = async (): Promise<boolean> => (await qosd('GET', '/v1/status')).status === 200;
+export const kubeletHealthy = async (): Promise<boolean> => {
+  const res = await fetch('http://127.0.0.1:10248/healthz');
+  return res.ok && (await res.text()) === 'ok';
+};

@@ -1,7 +1,7 @@
 // qosd's flex driver under a real kubelet 1.20: pods created through the API server, scheduled by
 // the real scheduler, whose busybox containers do the IO (test/kube/run.sh starts the cluster).
 import { afterAll, describe, expect, it } from 'vitest';
-import { createPod, deletePod, events, figure, logsUntil, pod, podMounts, qosd, until, type FlexPod } from './cluster';
+import { createPod, deletePod, events, figure, kubeletHealthy, kubectl, logsUntil, pod, podManifest, podMounts, qosd, qosdServes, restart, until, type FlexPod } from './cluster';
 
 /** Seconds since boot, from the container's /proc/uptime (busybox's date has no %N). */
 const CLOCK = "now() { cut -d' ' -f1 /proc/uptime; }; rate() { awk -v n=$1 -v s=$2 -v e=$3 'BEGIN { printf \"%d\", n / (e - s) }'; }";
@@ -98,5 +98,52 @@ describe('a real kubelet with the qosd/nvme flex driver', () => {
     expect(e.message).toContain('option maxReadIOPS: unknown option');
     expect((await qosd('GET', '/v1/volumes/kube-typo')).status).toBe(404);
     await deletePod(p.name);
+  });
+});
+
+describe('restarts beside a running pod', () => {
+  it('qosd restarted while a pod runs: its rules stay, its next container is throttled, a new pod mounts', async () => {
+    // The container measures, prints, and exits; kubelet starts it again in a new container
+    // cgroup, which must be throttled too (cgroup v1: qosd watches the pod's cgroup for it).
+    const p: FlexPod = {
+      name: 'steady',
+      options: { volumeId: 'kube-steady', size: '32Mi', maxReadIops: '150' },
+      script: [CLOCK, 'dd if=/dev/zero of=/data/r bs=1M count=2 oflag=direct 2>/dev/null', 's=$(now); dd if=/data/r of=/dev/null bs=4k count=450 iflag=direct 2>/dev/null; e=$(now)', 'echo READ_IOPS=$(rate 450 $s $e)', 'echo DONE', 'sleep 8'].join('\n'),
+    };
+    created.push(p.name);
+    await kubectl(['apply', '-f', '-'], podManifest(p).replace('"restartPolicy":"Never"', '"restartPolicy":"Always"'));
+    const first = figure(await logsUntil(p.name, 'DONE'), 'READ_IOPS');
+    const uid = (await pod(p.name)).metadata.uid;
+    const before = (await attachments()).find((a) => a.podUid === uid)!;
+
+    await restart('qosd', qosdServes);
+    const after = (await attachments()).find((a) => a.podUid === uid);
+    expect(after?.volume).toBe('kube-steady');
+    expect(after!.cgroupPaths).toEqual(expect.arrayContaining(before.cgroupPaths));
+
+    // The container's next run, in a new cgroup created after the restart.
+    await until('the container to run again', 60_000, async () => (((await pod(p.name)).status.containerStatuses?.[0] as { restartCount?: number } | undefined)?.restartCount ?? 0) >= 1 ? true : undefined);
+    const second = figure(await logsUntil(p.name, 'DONE'), 'READ_IOPS');
+    console.log(`the same pod before and after a qosd restart: ${first} and ${second} IOPS against maxReadIops 150`);
+    for (const r of [first, second]) {
+      expect(r).toBeGreaterThan(150 * 0.85);
+      expect(r).toBeLessThan(150 * 1.15);
+    }
+    const fresh = await run({ name: 'after-restart', options: { volumeId: 'kube-after', size: '16Mi' }, script: `echo DONE; ${IDLE}` });
+    await logsUntil(fresh.name, 'DONE');
+  });
+
+  it('kubelet restarted: the pods keep their one mount each, and nothing leaks when they go', async () => {
+    const mountsBefore = podMounts().filter((m) => m.includes('qosd~nvme')).sort();
+    expect(mountsBefore.length).toBeGreaterThan(0);
+    await restart('kubelet', kubeletHealthy);
+    // Give the restarted kubelet's volume manager time to reconcile what it finds mounted.
+    await new Promise((r) => setTimeout(r, 15_000));
+    expect(podMounts().filter((m) => m.includes('qosd~nvme')).sort()).toEqual(mountsBefore);
+    const n = (await attachments()).length;
+    expect(n).toBe(mountsBefore.length);
+    for (const name of ['steady', 'after-restart', 'limits', 'reader']) await deletePod(name);
+    await until('every attachment of the deleted pods to go', 90_000, async () => ((await attachments()).length === 0 ? true : undefined));
+    expect(podMounts().filter((m) => m.includes('qosd~nvme'))).toEqual([]);
   });
 });
