@@ -1,5 +1,7 @@
 // qosd's flex driver under a real kubelet 1.20: pods created through the API server, scheduled by
 // the real scheduler, whose busybox containers do the IO (test/kube/run.sh starts the cluster).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPod, deletePod, events, figure, kubeletHealthy, kubectl, logsUntil, pod, podManifest, podMounts, qosd, qosdServes, restart, until, type FlexPod } from './cluster';
 
@@ -13,6 +15,21 @@ async function run(p: FlexPod): Promise<FlexPod> {
   await createPod(p);
   return p;
 }
+
+/** Every blkio throttle rule for the device left in any kubepods cgroup: `dir file` per rule. */
+function throttleRulesFor(device: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.startsWith('blkio.throttle.') && e.name.endsWith('_device') && fs.readFileSync(p, 'utf8').split('\n').some((l) => l.startsWith(`${device} `))) out.push(p);
+    }
+  };
+  if (fs.existsSync(KUBEPODS)) walk(KUBEPODS);
+  return out;
+}
+const KUBEPODS = '/sys/fs/cgroup/blkio/kubepods';
 
 interface Attachment { volume: string; target: string; podUid: string | null; cgroupPaths: string[] }
 const attachments = async () => (await qosd<{ attachments: Attachment[] }>('GET', '/v1/attachments')).body.attachments;
@@ -62,7 +79,9 @@ describe('a real kubelet with the qosd/nvme flex driver', () => {
     // kubelet called unmount: no attachment, nothing mounted for that pod.
     await until('the attachment of the deleted pod to go', 60_000, async () => ((await attachments()).some((a) => a.podUid === uid) ? undefined : true));
     expect(podMounts().filter((m) => m.includes(uid))).toEqual([]);
-    expect((await qosd<{ name: string }>('GET', '/v1/volumes/kube-keep')).status).toBe(200); // a persistent volume stays
+    const kept = await qosd<{ deviceNumber: string }>('GET', '/v1/volumes/kube-keep');
+    expect(kept.status).toBe(200); // a persistent volume stays
+    expect(throttleRulesFor(kept.body.deviceNumber)).toEqual([]);
 
     const reader = await run({ name: 'reader', options: { volumeId: 'kube-keep' }, script: `echo READ=$(cat /data/note); echo DONE; ${IDLE}` });
     const read = (await logsUntil(reader.name, 'DONE')).split('\n').find((l) => l.startsWith('READ='))!.slice('READ='.length);
@@ -145,5 +164,7 @@ describe('restarts beside a running pod', () => {
     for (const name of ['steady', 'after-restart', 'limits', 'reader']) await deletePod(name);
     await until('every attachment of the deleted pods to go', 90_000, async () => ((await attachments()).length === 0 ? true : undefined));
     expect(podMounts().filter((m) => m.includes('qosd~nvme'))).toEqual([]);
+    const { volumes } = (await qosd<{ volumes: { deviceNumber: string | null }[] }>('GET', '/v1/volumes')).body;
+    for (const v of volumes) if (v.deviceNumber) expect(throttleRulesFor(v.deviceNumber)).toEqual([]);
   });
 });
