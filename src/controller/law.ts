@@ -155,6 +155,14 @@ export function* lawSteps(
       const rate = (v: VolumeRates) => v.rate[d] ?? 0;
       const min = (v: VolumeRates) => v.min[d] ?? 0;
       const guaranteed = vols.filter((v) => min(v) > 0);
+      // No guarantee in this dimension and nothing controlled in it: nothing to protect or lift.
+      // (Most dimensions of most pools: a database guarantees reads, say, and the rest is free.)
+      if (guaranteed.length === 0 && !vols.some((v) => current.get(v.volume)?.[d] !== undefined)) {
+        memory.metTicks.delete(key);
+        memory.shortTicks.delete(key);
+        memory.sinceCut.delete(key);
+        continue;
+      }
       const active = guaranteed.filter((v) => rate(v) > p.activeAbove * min(v));
       const activeMins = active.reduce((s, v) => s + min(v), 0);
       const total = vols.reduce((sum, v) => sum + rate(v), 0);
