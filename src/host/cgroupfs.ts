@@ -8,32 +8,31 @@ export function isGone(err: unknown): boolean {
   return code === 'ENOENT' || code === 'ENODEV';
 }
 
-/** The child cgroups of a directory, or undefined when it is gone. */
-export function listCgroup(dir: string): string[] | undefined {
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch (err) {
-    if (isGone(err)) return undefined;
-    throw err;
-  }
+/** The child cgroups among a directory's entries. */
+function subdirs(dir: string, entries: fs.Dirent[]): string[] {
   const out: string[] = [];
   for (const e of entries) if (e.isDirectory()) out.push(`${dir}/${e.name}`);
   return out;
 }
 
-/** listCgroup in the thread pool, for a directory that may hold thousands of cgroups. */
-export async function listCgroupOffLoop(dir: string): Promise<string[] | undefined> {
-  let entries: fs.Dirent[];
+/** The child cgroups of a directory, or undefined when it is gone. */
+export function listCgroup(dir: string): string[] | undefined {
   try {
-    entries = await fs.promises.readdir(dir, { withFileTypes: true });
+    return subdirs(dir, fs.readdirSync(dir, { withFileTypes: true }));
   } catch (err) {
     if (isGone(err)) return undefined;
     throw err;
   }
-  const out: string[] = [];
-  for (const e of entries) if (e.isDirectory()) out.push(`${dir}/${e.name}`);
-  return out;
+}
+
+/** listCgroup in the thread pool, for a directory that may hold thousands of cgroups. */
+export async function listCgroupOffLoop(dir: string): Promise<string[] | undefined> {
+  try {
+    return subdirs(dir, await fs.promises.readdir(dir, { withFileTypes: true }));
+  } catch (err) {
+    if (isGone(err)) return undefined;
+    throw err;
+  }
 }
 
 /** The child cgroups of a directory ([] when it is gone). */
