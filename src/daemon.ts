@@ -30,6 +30,10 @@ import { staticLimits } from './enforce/limit-policy';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket } from './api/server';
 import type { Services } from './api/services';
+import { CsiIdentity } from './csi/identity';
+import { CsiNode } from './csi/node';
+import { CsiRegistration } from './csi/registration';
+import { serveCsi, type CsiServers } from './csi/server';
 
 export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -113,6 +117,30 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const app = buildApi(services, log);
   const listening = await listenOnSocket(app, config.socket);
 
+  // CSI beside the HTTP API: the same services behind a second door.
+  let closing = false;
+  let csi: CsiServers | undefined;
+  if (config.csi) {
+    const c = config.csi;
+    const problem = (): string | undefined => {
+      if (closing) return 'it is shutting down';
+      try {
+        store.generation();
+        return undefined;
+      } catch (err) {
+        return `its state database cannot be read (${(err as Error).message})`;
+      }
+    };
+    csi = await serveCsi({
+      socket: c.socket,
+      registryDir: c.registration ? path.join(config.kubelet.rootDir, 'plugins_registry') : undefined,
+      identity: new CsiIdentity({ version: VERSION, problem }),
+      node: new CsiNode({ store, volumes, attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
+      registration: new CsiRegistration(c.socket, log),
+      log,
+    });
+  }
+
   let metricsServer: http.Server | undefined;
   if (config.metricsListen) {
     const { host, port } = config.metricsListen;
@@ -153,11 +181,13 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   }, config.reconcileIntervalMs);
   timer.unref();
 
-  log.info({ socket: config.socket, listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
+  log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
   return {
     config, app, store, enforcer, metricsServer,
     async close() {
+      closing = true;
+      await csi?.close();
       clearInterval(timer);
       controller?.stop();
       await app.close();

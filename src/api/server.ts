@@ -1,8 +1,8 @@
 // The API server: fastify on a unix socket, schemas on every route, one error shape. Validation is
 // strict: unknown fields are rejected (not stripped) and types are not coerced.
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as path from 'node:path';
+import { clearStaleSocket } from '../util/unix-socket';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { Logger } from 'pino';
@@ -54,18 +54,6 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
   app.register(poolRoutes(s));
   app.register(doctorRoutes(s));
   return app;
-}
-
-/** Refuses to start over a live daemon; removes a socket file a dead one left behind. */
-async function clearStaleSocket(socket: string): Promise<void> {
-  if (!fs.existsSync(socket)) return;
-  const alive = await new Promise<boolean>((resolve) => {
-    const c = net.connect(socket);
-    c.once('connect', () => { c.destroy(); resolve(true); });
-    c.once('error', () => resolve(false));
-  });
-  if (alive) throw new Error(`another process is serving ${socket}; stop it first`);
-  fs.unlinkSync(socket);
 }
 
 /** The listening socket systemd passed (socket activation), if it passed one to this process. */

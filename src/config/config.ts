@@ -34,6 +34,11 @@ export interface Config {
   /** undefined: no TCP metrics listener. */
   metricsListen: { host: string; port: number } | undefined;
   kubelet: { rootDir: string; cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
+  /**
+   * CSI (csi/): the socket, the node name (CSI node id and topology value) and whether qosd
+   * registers itself with kubelet through <kubelet.rootDir>/plugins_registry. undefined: off.
+   */
+  csi: { socket: string; nodeName: string; registration: boolean } | undefined;
   cgroup: { mountPoint: string; version: CgroupVersionSetting };
   reconcileIntervalMs: number;
   /** The work-conserving controller (controller/): on by default, every 250 ms. */
@@ -48,6 +53,7 @@ export interface Config {
 export const DEFAULTS = {
   config: '/etc/qosd/config.yaml',
   socket: '/run/qosd/qosd.sock',
+  csiSocket: '/run/qosd/csi.sock',
   stateDir: '/var/lib/qosd',
   metricsListen: '127.0.0.1:9567',
   kubeletRootDir: '/var/lib/kubelet',

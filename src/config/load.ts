@@ -3,6 +3,7 @@
 // Any problem is a ConfigError naming the key path and the reason, so the daemon stops at start
 // rather than running on a half-understood file.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDocument } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
@@ -94,6 +95,17 @@ function parseListen(value: string, key: string): Config['metricsListen'] {
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
+function csiConfig(raw: ConfigFile['csi'], abs: (p: string) => string): Config['csi'] {
+  const socket = raw?.socket ?? DEFAULTS.csiSocket;
+  if (socket === 'off') return undefined;
+  if (!socket.endsWith('.sock')) throw new ConfigError('csi.socket', 'a CSI endpoint must end in .sock (the spec says so), or be "off"');
+  const nodeName = raw?.nodeName ?? os.hostname().toLowerCase();
+  if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(nodeName)) {
+    throw new ConfigError('csi.nodeName', `the hostname "${nodeName}" is not a usable node name (at most 63 lowercase letters, digits, "-" and "."); set csi.nodeName to the Kubernetes node name`);
+  }
+  return { socket: abs(socket), nodeName, registration: raw?.registration ?? true };
+}
+
 /** Loads and resolves the config; throws ConfigError on the first problem. */
 export function loadConfig(flags: ConfigFlags = {}): Config {
   const explicit = flags.config !== undefined;
@@ -171,6 +183,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       stateDir,
       logLevel,
       metricsListen,
+      csi: csiConfig(raw.csi, abs),
       kubelet: {
         rootDir: abs(raw.kubelet?.rootDir ?? DEFAULTS.kubeletRootDir),
         cgroupRoot: raw.kubelet?.cgroupRoot ?? DEFAULTS.cgroupRoot,

@@ -76,6 +76,22 @@ export const ConfigFileSchema = Type.Object(
         strict,
       ),
     ),
+    csi: Type.Optional(
+      Type.Object(
+        {
+          // A path, or "off": no CSI socket (and no registration with kubelet).
+          socket: Type.Optional(AnyPath),
+          nodeName: Type.Optional(
+            Type.String({
+              pattern: '^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$',
+              errorMessage: 'must be the Kubernetes node name: lowercase letters, digits, "-" and ".", at most 63 characters (it is a label value)',
+            }),
+          ),
+          registration: Type.Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
+        },
+        strict,
+      ),
+    ),
     kubelet: Type.Optional(
       Type.Object(
         {

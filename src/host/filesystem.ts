@@ -1,6 +1,7 @@
 // Filesystem probing, creation and growth. qosd never formats a device that blkid finds any
 // signature on (filesystem, RAID member, partition table): that is how data gets lost.
 import { run } from './exec';
+import { QosdError } from '../model/errors';
 
 import type { FsType } from '../model/filesystem';
 
@@ -36,9 +37,10 @@ export async function growMountedFilesystem(device: string, mountPoint: string, 
   try {
     await run('resize2fs', [device], { timeoutMs: 300_000 });
   } catch (err) {
-    // The ext4 online-resize ioctl needs CAP_SYS_RESOURCE, which some containers drop.
+    // The ext4 online-resize ioctl needs CAP_SYS_RESOURCE, which some containers drop: the node's
+    // state, not a fault (CSI: FAILED_PRECONDITION, "MUST NOT retry" as is).
     if (/Permission denied/.test((err as Error).message)) {
-      throw new Error(`${(err as Error).message} (growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE; grow the volume while it is unmounted)`);
+      throw new QosdError('FailedPrecondition', `${(err as Error).message} (growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE; grow the volume while it is unmounted)`);
     }
     throw err;
   }

@@ -9,3 +9,8 @@ export async function mountDevice(device: string, target: string, fsType: string
 export async function unmount(target: string): Promise<void> {
   await run('umount', [target], { timeoutMs: 60_000 });
 }
+
+/** A device node bind-mounted on a file: how a raw-block volume reaches a pod (the CSI block target). */
+export async function bindDevice(device: string, targetFile: string, readOnly: boolean): Promise<void> {
+  await run('mount', ['--bind', ...(readOnly ? ['-o', 'ro'] : []), device, targetFile], { timeoutMs: 60_000 });
+}

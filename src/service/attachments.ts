@@ -2,14 +2,16 @@
 // idempotent, as kubelet retries every call, and an attach that fails part-way undoes itself so
 // nothing is left mounted (kubelet would otherwise take the leftover mount for success).
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Logger } from 'pino';
-import type { Attachment, Source } from '../store/attachments';
+import type { Attachment, AttachmentKind, Source } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
 import type { PoolDevice, VolumePool } from '../pools/pool';
-import { mountDevice, unmount } from '../host/mount';
+import { bindDevice, mountDevice, unmount } from '../host/mount';
 import { byMountPoint, mountsAt, readMountinfo, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
-import { QosdError } from '../model/errors';
+import { QosdError, notFound } from '../model/errors';
+import { deviceOf, formatDevice } from '../host/block-device';
 import { crashPoint } from './crash-points';
 import { hasLimits } from '../model/qos';
 import { lockKey, type Held, type KeyedLock } from './locks';
@@ -25,6 +27,10 @@ export interface AttachRequest {
   podUid: string | undefined;
   readOnly: boolean;
   source: Source;
+  /** mount (default): the filesystem on a directory; block: the device node on a file. */
+  kind?: AttachmentKind;
+  /** Create the volume when it does not exist (flex, the default); false: NotFound instead (CSI). */
+  create?: boolean;
 }
 
 export interface AttachmentServiceOptions {
@@ -71,6 +77,27 @@ export class AttachmentService {
     return this.o.store.attachments.list();
   }
 
+  /**
+   * What is wrong with an attachment now, or undefined when nothing is: its volume's device
+   * node gone or changed, or its target no longer holding that device (CSI VOLUME_CONDITION).
+   */
+  problemOf(att: Attachment): string | undefined {
+    const vol = this.o.store.volumes.get(att.volume);
+    if (!vol) return `volume ${att.volume} is not in qosd's store`;
+    if (!vol.device || !fs.existsSync(vol.device)) return `the device of volume ${vol.name} (${vol.device ?? 'none recorded'}) is gone`;
+    try {
+      const now = formatDevice(deviceOf(vol.device));
+      if (now !== vol.deviceNumber) return `${vol.device} is ${now} now, not the volume's ${vol.deviceNumber}`;
+    } catch (err) {
+      return `the device of volume ${vol.name}: ${(err as Error).message}`;
+    }
+    if (att.state !== 'attached') return `the attachment at ${att.target} is ${att.state}`;
+    const here = mountsAt(att.target);
+    if (here.length === 0) return `${att.target} is not mounted`;
+    if (!holdsDevice(att, here, vol.deviceNumber)) return `${att.target} holds another device than the volume's ${vol.deviceNumber}`;
+    return undefined;
+  }
+
   async attach(req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
     return this.o.locks.run([lockKey.volume(req.volume.name), lockKey.target(req.target)], (held) => this.attachLocked(held, req));
   }
@@ -78,10 +105,15 @@ export class AttachmentService {
   private async attachLocked(held: Held, req: AttachRequest): Promise<{ attachment: Attachment; volume: Volume }> {
     held.require(lockKey.target(req.target));
     const { store, enforcer } = this.o;
+    const kind = req.kind ?? 'mount';
     const existing = store.attachments.byTarget(req.target);
     if (existing) {
       if (existing.volume !== req.volume.name) {
         throw new QosdError('FailedPrecondition', `${req.target} already holds volume ${existing.volume}`);
+      }
+      if (existing.state === 'attached' && (existing.readOnly !== req.readOnly || existing.kind !== kind)) {
+        const had = `${existing.kind}, ${existing.readOnly ? 'read-only' : 'read-write'}`;
+        throw new QosdError('AlreadyExists', `volume ${existing.volume} is already at ${req.target} (${had}); it cannot be made ${kind}, ${req.readOnly ? 'read-only' : 'read-write'} there without taking it away first`);
       }
       if (existing.state === 'attached' && mountsAt(req.target).length > 0) {
         // A repeated mount: make sure the rules are in place and report success, mounting nothing.
@@ -99,6 +131,7 @@ export class AttachmentService {
     // Find the pod's cgroup before touching anything: a volume with limits must not be mounted
     // (or even created) for a pod qosd cannot throttle.
     const known = store.volumes.get(req.volume.name);
+    if (!known && req.create === false) throw notFound(`volume ${req.volume.name} does not exist`);
     const namesQos = req.volume.qos !== undefined || req.volume.class !== undefined;
     const qos = known && !namesQos ? known.qos : this.o.volumes.resolve(req.volume).qos;
     let pod: ReturnType<Enforcer['locatePod']> | undefined;
@@ -120,20 +153,17 @@ export class AttachmentService {
 
       attachment = store.tx(() => {
         const a = store.attachments.insert(
-          { volume: volume.name, podUid: req.podUid ?? null, target: req.target, readOnly: req.readOnly, state: 'attaching', source: req.source },
+          { volume: volume.name, podUid: req.podUid ?? null, target: req.target, readOnly: req.readOnly, kind, state: 'attaching', source: req.source },
           now(),
         );
-        store.events.add({ time: now(), volume: volume.name, kind: 'attach-started', source: req.source, detail: { target: req.target, podUid: req.podUid ?? null, readOnly: req.readOnly } });
+        store.events.add({ time: now(), volume: volume.name, kind: 'attach-started', source: req.source, detail: { target: req.target, podUid: req.podUid ?? null, readOnly: req.readOnly, ...(kind === 'block' ? { block: true } : {}) } });
         return store.attachments.update(a.id, { cgroupVersion: pod?.version ?? null, podCgroup: pod?.podCgroup ?? null, device: volume.deviceNumber }, now());
       });
 
       crashPoint('attach:intent');
-      fs.mkdirSync(req.target, { recursive: true, mode: 0o750 });
-      // Checked again now that it exists: mount follows symlinks, and one may have appeared.
-      if (!fs.lstatSync(req.target).isDirectory()) {
-        throw new QosdError('InvalidArgument', `mount directory ${req.target} is not a directory (a symlink?); refusing to mount on it`);
-      }
-      await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
+      makeTarget(req.target, kind);
+      if (kind === 'block') await bindDevice(dev.device, req.target, req.readOnly);
+      else await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
       mounted = true;
       crashPoint('attach:mounted');
       // One commit for the outcome: attached, the cgroups written, the event. If writing the
@@ -225,7 +255,7 @@ export class AttachmentService {
 
   /** A target can carry the same device more than once if something mounted it again; take all. */
   private async unmountOurs(att: Attachment): Promise<void> {
-    while (readMountinfo().some((m) => m.mountPoint === att.target && (m.device === att.device || att.device === null))) {
+    while (holdsDevice(att, readMountinfo().filter((m) => m.mountPoint === att.target), att.device)) {
       await unmount(att.target);
     }
   }
@@ -295,8 +325,8 @@ export class AttachmentService {
       if (slice.due()) await slice.yield();
       if (att.state !== 'attached') continue;
       const here = mounts.get(att.target) ?? [];
-      const want = att.device ?? this.o.store.volumes.get(att.volume)?.deviceNumber;
-      if (here.some((m) => m.device === want)) {
+      const want = att.device ?? this.o.store.volumes.get(att.volume)?.deviceNumber ?? null;
+      if (here.length > 0 && holdsDevice(att, here, want)) {
         out.mounted++;
         this.reported.delete(att.id);
         continue;
@@ -332,11 +362,14 @@ export class AttachmentService {
       const found = store.volumes.get(current.volume);
       try {
         if (!found) throw new Error(`volume ${current.volume} is not in the store`);
-        if (!fs.existsSync(current.target) || !fs.lstatSync(current.target).isDirectory()) {
-          throw new Error(`target ${current.target} is not a directory any more`);
+        const wanted = current.kind === 'block' ? 'file' : 'directory';
+        const st = fs.existsSync(current.target) ? fs.lstatSync(current.target) : undefined;
+        if (!st || (current.kind === 'block' ? !st.isFile() : !st.isDirectory())) {
+          throw new Error(`target ${current.target} is not a ${wanted} any more`);
         }
         const { dev, volume } = await this.openDevice(held, found);
-        await mountDevice(dev.device, current.target, volume.fsType, current.readOnly);
+        if (current.kind === 'block') await bindDevice(dev.device, current.target, current.readOnly);
+        else await mountDevice(dev.device, current.target, volume.fsType, current.readOnly);
         const att2 = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
         this.o.enforcer.apply(att2, volume, 'reconcile');
         store.events.add({ time: now(), volume: volume.name, kind: 'mount-repaired', source: 'reconcile', detail: { target: current.target, device: dev.device, deviceNumber: volume.deviceNumber } });
@@ -367,5 +400,40 @@ export class AttachmentService {
     this.reported.add(att.id);
     this.o.log.error({ volume: att.volume, target: att.target, ...detail }, message);
     this.o.store.events.add({ time: now(), volume: att.volume, kind, source: 'reconcile', detail });
+  }
+}
+
+/**
+ * Makes the target a mount needs: a directory for a filesystem, an empty file for a block
+ * device's bind mount. Checked after it exists: mount follows symlinks, and one may have appeared.
+ */
+function makeTarget(target: string, kind: AttachmentKind): void {
+  if (kind === 'mount') {
+    fs.mkdirSync(target, { recursive: true, mode: 0o750 });
+    if (!fs.lstatSync(target).isDirectory()) {
+      throw new QosdError('InvalidArgument', `mount directory ${target} is not a directory (a symlink?); refusing to mount on it`);
+    }
+    return;
+  }
+  fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o750 });
+  if (!fs.existsSync(target)) fs.closeSync(fs.openSync(target, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o640));
+  if (!fs.lstatSync(target).isFile()) {
+    throw new QosdError('InvalidArgument', `block target ${target} is not a regular file (a symlink or a directory?); refusing to bind a device on it`);
+  }
+}
+
+/**
+ * Whether the mounts at an attachment's target hold the volume's device (want, MAJ:MIN; null: any
+ * mount counts). A filesystem mount names the device in mountinfo; a device node bind-mounted
+ * on a file shows devtmpfs there, so a block target is judged by the node it now resolves to.
+ */
+function holdsDevice(att: Attachment, here: MountEntry[], want: string | null): boolean {
+  if (here.length === 0) return false;
+  if (want === null) return true;
+  if (att.kind === 'mount') return here.some((m) => m.device === want);
+  try {
+    return formatDevice(deviceOf(att.target)) === want;
+  } catch {
+    return false;
   }
 }

@@ -2,14 +2,14 @@
 // out. Options are validated here (unknown keys and bad values are a Failure naming the option)
 // and mount targets must lie under <kubelet.rootDir>/pods/. Nothing is "Not supported" for a
 // transient reason: kubelet caches that answer for good.
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseQuantity } from '../util/quantity';
 import { POD_UID } from '../host/pod-cgroup';
-import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
 import { asQosdError, invalid } from '../model/errors';
 import type { AttachmentService } from './attachments';
 import type { VolumeRequest } from './volumes';
+import { checkTargetIn } from './targets';
+import { LIMIT_OPTIONS, limitsFromOptions } from './volume-options';
 
 export type FlexStatus = 'Success' | 'Failure' | 'Not supported';
 
@@ -31,13 +31,7 @@ export const INIT_REPLY: FlexReply = {
   capabilities: { attach: false, selinuxRelabel: true, fsGroup: true, supportsMetrics: true, requiresFSResize: false },
 };
 
-const LIMIT_OPTIONS: Record<string, [side: 'min' | 'max', dim: Dimension]> = {};
-for (const d of DIMENSIONS) {
-  const cap = d[0]!.toUpperCase() + d.slice(1);
-  LIMIT_OPTIONS[`max${cap}`] = ['max', d];
-  LIMIT_OPTIONS[`min${cap}`] = ['min', d];
-}
-const USER_OPTIONS = new Set(['volumeId', 'ephemeral', 'size', 'pool', 'class', ...Object.keys(LIMIT_OPTIONS)]);
+const USER_OPTIONS = new Set(['volumeId', 'ephemeral', 'size', 'pool', 'class', ...LIMIT_OPTIONS.keys()]);
 
 /** The JSON options argument as a Map (a "__proto__" key must stay a plain key). */
 export function parseOptions(json: string | undefined): Map<string, string> {
@@ -103,54 +97,15 @@ export function mountOptions(opts: Map<string, string>): MountOptions {
     if (typeof n !== 'number') throw invalid(`option size: ${n.error}`);
     volume.size = n;
   }
-  const min: Figures = {};
-  const max: Figures = {};
-  for (const [opt, [side, dim]] of Object.entries(LIMIT_OPTIONS)) {
-    const text = opts.get(opt);
-    if (text === undefined) continue;
-    if (dim.endsWith('Iops') && !/^[0-9]+$/.test(text.trim())) throw invalid(`option ${opt}: "${text}" must be a whole number of operations per second`);
-    const n = parseQuantity(text);
-    if (typeof n !== 'number') throw invalid(`option ${opt}: ${n.error}`);
-    (side === 'min' ? min : max)[dim] = n;
-  }
-  if (Object.keys(min).length || Object.keys(max).length) volume.qos = { min, max };
+  const qos = limitsFromOptions(opts, (k) => `option ${k}`);
+  if (qos) volume.qos = qos;
   return { volume, podUid, readOnly: rw === 'ro' };
 }
 
 /** The absolute target, or InvalidArgument when it is not inside <rootDir>/pods/. */
 export function checkTarget(target: string | undefined, kubeletRootDir: string): string {
   if (!target) throw invalid('the mount directory argument is missing');
-  if (!path.isAbsolute(target)) throw invalid(`mount directory ${target}: must be an absolute path`);
-  const podsDir = path.join(path.resolve(kubeletRootDir), 'pods');
-  const resolved = path.resolve(target);
-  if (!resolved.startsWith(podsDir + path.sep)) {
-    throw invalid(`mount directory ${target}: must be inside ${podsDir}/ (kubelet.rootDir is ${kubeletRootDir})`);
-  }
-  // Symlinks must not lead out of the pods directory either. Walk up to the deepest entry that
-  // exists (lstat: a dangling symlink counts as existing) and resolve it; a dangling link cannot
-  // be resolved and is refused, since mount would follow it wherever it points later.
-  let probe = resolved;
-  while (!lexists(probe)) probe = path.dirname(probe);
-  let real: string;
-  try {
-    real = fs.realpathSync(probe);
-  } catch {
-    throw invalid(`mount directory ${target}: ${probe} is a symlink to nowhere`);
-  }
-  const realPods = fs.existsSync(podsDir) ? fs.realpathSync(podsDir) : podsDir;
-  if (real !== realPods && !real.startsWith(realPods + path.sep)) {
-    throw invalid(`mount directory ${target}: resolves outside ${podsDir}/ through a symlink`);
-  }
-  return resolved;
-}
-
-function lexists(p: string): boolean {
-  try {
-    fs.lstatSync(p);
-    return true;
-  } catch {
-    return false;
-  }
+  return checkTargetIn(target, [path.join(kubeletRootDir, 'pods')], 'mount directory', ` (kubelet.rootDir is ${kubeletRootDir})`);
 }
 
 export class FlexHandler {

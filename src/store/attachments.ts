@@ -4,7 +4,9 @@ import { allRows, statementCache, type Db } from './db';
 import type { CgroupVersion } from '../model/cgroup';
 
 export type AttachmentState = 'attaching' | 'attached' | 'detaching';
-export type Source = 'api' | 'flex' | 'cli' | 'reconcile';
+export type Source = 'api' | 'flex' | 'csi' | 'cli' | 'reconcile';
+/** mount: the volume's filesystem on a directory; block: its device node bind-mounted on a file. */
+export type AttachmentKind = 'mount' | 'block';
 
 export interface Attachment {
   id: number;
@@ -12,6 +14,7 @@ export interface Attachment {
   podUid: string | null;
   target: string;
   readOnly: boolean;
+  kind: AttachmentKind;
   state: AttachmentState;
   cgroupVersion: CgroupVersion | null;
   podCgroup: string | null;
@@ -24,14 +27,14 @@ export interface Attachment {
 }
 
 interface Row {
-  id: number; volume: string; pod_uid: string | null; target: string; read_only: number; state: AttachmentState;
+  id: number; volume: string; pod_uid: string | null; target: string; read_only: number; kind: AttachmentKind; state: AttachmentState;
   cgroup_version: CgroupVersion | null; pod_cgroup: string | null; device: string | null; cgroup_paths: string;
   source: Source; created_at: string; updated_at: string;
 }
 
 function fromRow(r: Row): Attachment {
   return {
-    id: r.id, volume: r.volume, podUid: r.pod_uid, target: r.target, readOnly: r.read_only === 1, state: r.state,
+    id: r.id, volume: r.volume, podUid: r.pod_uid, target: r.target, readOnly: r.read_only === 1, kind: r.kind, state: r.state,
     cgroupVersion: r.cgroup_version, podCgroup: r.pod_cgroup, device: r.device,
     cgroupPaths: JSON.parse(r.cgroup_paths) as string[], source: r.source, createdAt: r.created_at, updatedAt: r.updated_at,
   };
@@ -80,13 +83,13 @@ export class AttachmentTable {
     }
   }
 
-  insert(a: Pick<Attachment, 'volume' | 'podUid' | 'target' | 'readOnly' | 'state' | 'source'>, now: string): Attachment {
+  insert(a: Pick<Attachment, 'volume' | 'podUid' | 'target' | 'readOnly' | 'state' | 'source'> & { kind?: AttachmentKind }, now: string): Attachment {
     const res = this
       .q(
-        `INSERT INTO attachments (volume, pod_uid, target, read_only, state, source, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+        `INSERT INTO attachments (volume, pod_uid, target, read_only, kind, state, source, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
-      .run(a.volume, a.podUid, a.target, a.readOnly ? 1 : 0, a.state, a.source, now, now);
+      .run(a.volume, a.podUid, a.target, a.readOnly ? 1 : 0, a.kind ?? 'mount', a.state, a.source, now, now);
     return this.byId(Number(res.lastInsertRowid))!;
   }
 

@@ -80,4 +80,8 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX calibrations_pool ON calibrations(pool, id);
   `,
+  // 3: a CSI raw-block volume is a device node bind-mounted on a file, not a filesystem on a directory.
+  `
+  ALTER TABLE attachments ADD COLUMN kind TEXT NOT NULL DEFAULT 'mount' CHECK (kind IN ('mount', 'block'));
+  `,
 ];

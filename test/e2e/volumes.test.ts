@@ -92,7 +92,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
       expect(r.status).toBe(200);
       expect(fs.statfsSync(target).blocks * fs.statfsSync(target).bsize).toBeGreaterThan(700 * 2 ** 20);
     } else {
-      expect(r.status).toBe(500);
+      expect(r.status).toBe(412);
       expect(r.body.error.message).toContain('CAP_SYS_RESOURCE');
       expect((await api<Vol>('GET', '/v1/volumes/alpha')).body.sizeBytes).toBe(512 * 2 ** 20);
     }

@@ -13,11 +13,14 @@ import { afterAll, beforeAll } from 'vitest';
 export const REPO = path.resolve(__dirname, '..', '..');
 export const QOSD = path.join(REPO, 'dist', 'cli', 'qosd.js');
 export const QOSCTL = path.join(REPO, 'dist', 'cli', 'qosctl.js');
+export const VERSION_OF_PACKAGE: string = (JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface TestNode {
   dir: string;
   configFile: string;
   socket: string;
+  /** The CSI socket (csi.socket), and kubelet's plugin registration dir under kubeletRoot. */
+  csiSocket: string;
   stateDir: string;
   kubeletRoot: string;
   poolDir: string;
@@ -36,6 +39,7 @@ export function makeTestNode(extraConfig = '', capacity = DEFAULT_CAPACITY): Tes
     dir,
     configFile: path.join(dir, 'config.yaml'),
     socket: path.join(dir, 'qosd.sock'),
+    csiSocket: path.join(dir, 'csi.sock'),
     stateDir: path.join(dir, 'state'),
     kubeletRoot: path.join(dir, 'kubelet'),
     poolDir: path.join(dir, 'volumes'),
@@ -53,6 +57,8 @@ export function makeTestNode(extraConfig = '', capacity = DEFAULT_CAPACITY): Tes
       'metrics: { listen: "off" }',
       `kubelet: { rootDir: ${node.kubeletRoot}, cgroupRoot: ${node.cgroupRoot}, cgroupDriver: cgroupfs }`,
       'reconcile: { intervalSeconds: 2 }',
+      // Every test daemon serves CSI on its own socket (a test's extraConfig may say otherwise).
+      /^csi:/m.test(extraConfig) ? '' : `csi: { socket: ${node.csiSocket}, nodeName: qosd-test-node }`,
       'pools:',
       `  - { name: default, backend: file, path: ${node.poolDir}${capacity ? `, capacity: ${capacity}` : ''} }`,
       'defaults: { size: 64Mi }',

@@ -12,12 +12,12 @@ export const CG = '/sys/fs/cgroup';
 export function makeVmNode(extra: string[]): TestNode {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-vm-'));
   const node: TestNode = {
-    dir, configFile: path.join(dir, 'config.yaml'), socket: path.join(dir, 'qosd.sock'), stateDir: path.join(dir, 'state'),
+    dir, configFile: path.join(dir, 'config.yaml'), socket: path.join(dir, 'qosd.sock'), csiSocket: path.join(dir, 'csi.sock'), stateDir: path.join(dir, 'state'),
     kubeletRoot: path.join(dir, 'kubelet'), poolDir: path.join(dir, 'unused'), cgroupRoot: '/', pluginDir: path.join(dir, 'plugins'), extraConfig: '',
   };
   fs.mkdirSync(path.join(node.kubeletRoot, 'pods'), { recursive: true });
   fs.writeFileSync(node.configFile, [
-    `socket: ${node.socket}`, `stateDir: ${node.stateDir}`, 'logLevel: warn', 'metrics: { listen: "off" }',
+    `socket: ${node.socket}`, `csi: { socket: ${node.csiSocket}, nodeName: qosd-vm }`, `stateDir: ${node.stateDir}`, 'logLevel: warn', 'metrics: { listen: "off" }',
     `kubelet: { rootDir: ${node.kubeletRoot}, cgroupRoot: /, cgroupDriver: systemd }`,
     ...extra,
   ].join('\n'));

@@ -1,0 +1,128 @@
+// The CSI Node service: publish a qosd volume for a pod (a filesystem on a directory, or the
+// raw device on a file) with the pod's cgroups throttled, exactly as the flex door does, and the
+// reverse; the volume's usage and health; online growth. Every call is idempotent: kubelet
+// retries after timeouts and restarts, and a repeat finds the work done and answers OK.
+import * as fs from 'node:fs';
+import { status } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { QosdError, notFound } from '../model/errors';
+import { mountsAt } from '../host/mountinfo';
+import type { AttachmentService } from '../service/attachments';
+import type { VolumeService } from '../service/volumes';
+import type { Store } from '../store/store';
+import type { Attachment } from '../store/attachments';
+import { CsiError } from './status';
+import { TOPOLOGY_KEY } from './names';
+import { publishRequest, requiredPath, volumeId } from './node-requests';
+import type {
+  NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest, VolumeUsage,
+} from './types';
+
+export interface NodeDeps {
+  store: Store;
+  volumes: VolumeService;
+  attachments: AttachmentService;
+  kubeletRootDir: string;
+  nodeName: string;
+  log: Logger;
+}
+
+const CAPABILITIES = ['GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'] as const;
+
+export class CsiNode {
+  constructor(private readonly d: NodeDeps) {}
+
+  getInfo(): { node_id: string; max_volumes_per_node: string; accessible_topology: { segments: Record<string, string> } } {
+    return { node_id: this.d.nodeName, max_volumes_per_node: '0', accessible_topology: { segments: { [TOPOLOGY_KEY]: this.d.nodeName } } };
+  }
+
+  getCapabilities(): { capabilities: { rpc: { type: string } }[] } {
+    return { capabilities: CAPABILITIES.map((type) => ({ rpc: { type } })) };
+  }
+
+  async publish(req: NodePublishVolumeRequest): Promise<Record<string, never>> {
+    const attach = publishRequest(req, this.d.kubeletRootDir);
+    await this.d.attachments.attach(attach);
+    return {};
+  }
+
+  async unpublish(req: NodeUnpublishVolumeRequest): Promise<Record<string, never>> {
+    const name = volumeId(req.volume_id);
+    const target = requiredPath(req.target_path, 'target_path');
+    const att = this.d.store.attachments.byTarget(target);
+    if (att && att.volume !== name) throw notFound(`volume ${name} is not published at ${target} (volume ${att.volume} is)`);
+    if (!att && !this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
+    await this.d.attachments.detach(target, 'csi');
+    removeTarget(target);
+    return {};
+  }
+
+  getVolumeStats(req: NodeGetVolumeStatsRequest): NodeGetVolumeStatsResponse {
+    const att = this.publishedAt(volumeId(req.volume_id), requiredPath(req.volume_path, 'volume_path'));
+    const problem = this.d.attachments.problemOf(att);
+    if (problem !== undefined) return { usage: [], volume_condition: { abnormal: true, message: problem } };
+    const usage: VolumeUsage[] = att.kind === 'block' ? [blockUsage(this.d.volumes.get(att.volume).sizeBytes)] : filesystemUsage(att.target);
+    return { usage, volume_condition: { abnormal: false, message: 'mounted, on its own device' } };
+  }
+
+  async expand(req: NodeExpandVolumeRequest): Promise<{ capacity_bytes: string }> {
+    const name = volumeId(req.volume_id);
+    const att = this.publishedAt(name, requiredPath(req.volume_path, 'volume_path'));
+    const required = bytes(req.capacity_range?.required_bytes, 'capacity_range.required_bytes');
+    const limit = bytes(req.capacity_range?.limit_bytes, 'capacity_range.limit_bytes');
+    if (limit > 0 && required > limit) throw new CsiError(status.OUT_OF_RANGE, `capacity_range: required_bytes ${required} is more than limit_bytes ${limit}`);
+    const v = this.d.volumes.get(att.volume);
+    // Already at least that big (or no size asked): the filesystem already fills the device.
+    if (required <= v.sizeBytes) return { capacity_bytes: String(v.sizeBytes) };
+    const grown = await this.d.volumes.resize(name, required, 'csi');
+    return { capacity_bytes: String(grown.sizeBytes) };
+  }
+
+  /** The attachment of `name` at `target`; NotFound (the spec's code) when it is not published there. */
+  private publishedAt(name: string, target: string): Attachment {
+    if (!this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
+    const att = this.d.store.attachments.byTarget(target);
+    if (!att || att.volume !== name) throw notFound(`volume ${name} is not published at ${target}`);
+    return att;
+  }
+}
+
+function bytes(text: string | undefined, field: string): number {
+  if (text === undefined || text === '') return 0;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0) throw new CsiError(status.OUT_OF_RANGE, `${field}: ${text} is not a byte count qosd can handle`);
+  return n;
+}
+
+function blockUsage(sizeBytes: number): VolumeUsage {
+  return { total: String(sizeBytes), available: '0', used: '0', unit: 'BYTES' };
+}
+
+function filesystemUsage(target: string): VolumeUsage[] {
+  const s = fs.statfsSync(target, { bigint: true });
+  return [
+    { total: String(s.blocks * s.bsize), available: String(s.bavail * s.bsize), used: String((s.blocks - s.bfree) * s.bsize), unit: 'BYTES' },
+    { total: String(s.files), available: String(s.ffree), used: String(s.files - s.ffree), unit: 'INODES' },
+  ];
+}
+
+/**
+ * Removes what publish made at the target (the spec: the SP deletes the file or directory it
+ * created): an empty directory or an empty file, never anything with content in it.
+ */
+function removeTarget(target: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(target);
+  } catch {
+    return;
+  }
+  if (mountsAt(target).length > 0) throw new QosdError('FailedPrecondition', `target_path ${target} is still a mount point`);
+  try {
+    if (st.isDirectory()) fs.rmdirSync(target);
+    else if (st.isFile() && st.size === 0) fs.unlinkSync(target);
+    else throw new Error('not an empty directory or an empty file');
+  } catch (err) {
+    throw new QosdError('FailedPrecondition', `target_path ${target}: not removed (${(err as Error).message}); qosd removes only the empty directory or file it made`);
+  }
+}

@@ -1,0 +1,122 @@
+// The gRPC servers on unix sockets: CSI (Identity and Node) on csi.socket, and kubelet's plugin
+// registration in <kubelet root>/plugins_registry. Each handler runs as a promise; whatever it
+// throws reaches the client as the spec's status code with the message, and a log line.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { clearStaleSocket } from '../util/unix-socket';
+import { protos } from './proto';
+import { toServiceError } from './status';
+import type { CsiIdentity } from './identity';
+import type { CsiNode } from './node';
+import type { CsiRegistration } from './registration';
+import { DRIVER_NAME } from './names';
+
+type Handler = (req: never) => unknown;
+
+function unary(method: string, fn: Handler, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
+  return (call, callback) => {
+    const started = Date.now();
+    Promise.resolve()
+      .then(() => fn(call.request as never))
+      .then(
+        (reply) => {
+          log.debug({ csi: method, ms: Date.now() - started }, 'csi call');
+          callback(null, reply);
+        },
+        (err: unknown) => {
+          const e = toServiceError(err);
+          log.warn({ csi: method, code: grpc.status[e.code], ms: Date.now() - started, err: e.details, request: summary(call.request) }, 'csi call failed');
+          callback(e);
+        },
+      );
+  };
+}
+
+/** What a failed call asked, for its log line: ids and paths, never secrets. */
+function summary(req: unknown): Record<string, unknown> {
+  const r = (req ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const k of ['volume_id', 'target_path', 'volume_path']) if (r[k]) out[k] = r[k];
+  return out;
+}
+
+async function bindUnix(server: grpc.Server, socket: string): Promise<void> {
+  fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
+  await clearStaleSocket(socket);
+  // Only root (kubelet) may call: the socket is 0600 from the first instant.
+  const old = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+  } finally {
+    process.umask(old);
+  }
+}
+
+export interface CsiServers {
+  csiSocket: string;
+  registrationSocket: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface CsiServerOptions {
+  socket: string;
+  /** <kubelet root>/plugins_registry, or undefined when registration is off (node-driver-registrar does it). */
+  registryDir: string | undefined;
+  identity: CsiIdentity;
+  node: CsiNode;
+  registration: CsiRegistration;
+  log: Logger;
+}
+
+export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
+  const p = protos();
+  const log = o.log.child({ component: 'csi' });
+  const server = new grpc.Server();
+  server.addService(p.identity, {
+    GetPluginInfo: unary('GetPluginInfo', () => o.identity.getPluginInfo(), log),
+    GetPluginCapabilities: unary('GetPluginCapabilities', () => o.identity.getPluginCapabilities(), log),
+    Probe: unary('Probe', () => o.identity.probe(), log),
+  });
+  // Stage/Unstage are not offered (no STAGE_UNSTAGE_VOLUME): grpc-js answers them UNIMPLEMENTED.
+  server.addService(p.node, {
+    NodePublishVolume: unary('NodePublishVolume', (r) => o.node.publish(r), log),
+    NodeUnpublishVolume: unary('NodeUnpublishVolume', (r) => o.node.unpublish(r), log),
+    NodeGetVolumeStats: unary('NodeGetVolumeStats', (r) => o.node.getVolumeStats(r), log),
+    NodeExpandVolume: unary('NodeExpandVolume', (r) => o.node.expand(r), log),
+    NodeGetCapabilities: unary('NodeGetCapabilities', () => o.node.getCapabilities(), log),
+    NodeGetInfo: unary('NodeGetInfo', () => o.node.getInfo(), log),
+  });
+  await bindUnix(server, o.socket);
+
+  let regServer: grpc.Server | undefined;
+  let regSocket: string | undefined;
+  if (o.registryDir !== undefined) {
+    regSocket = path.join(o.registryDir, `${DRIVER_NAME}-reg.sock`);
+    regServer = new grpc.Server();
+    regServer.addService(p.registration, {
+      GetInfo: unary('GetInfo', () => o.registration.getInfo(), log),
+      NotifyRegistrationStatus: unary('NotifyRegistrationStatus', (r) => o.registration.notifyRegistrationStatus(r), log),
+    });
+    await bindUnix(regServer, regSocket);
+  }
+  log.info({ socket: o.socket, registration: regSocket ?? 'off' }, 'serving CSI');
+
+  return {
+    csiSocket: o.socket,
+    registrationSocket: regSocket,
+    async close() {
+      // The registration socket goes first: kubelet drops the driver rather than calling a dead one.
+      if (regServer) {
+        regServer.forceShutdown();
+        fs.rmSync(regSocket!, { force: true });
+      }
+      // Calls in flight get a few seconds to finish; kubelet retries whatever is cut off.
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
+      await Promise.race([drained, timeout]);
+      server.forceShutdown();
+    },
+  };
+}
