@@ -76,6 +76,8 @@ export const AttachmentOut = Type.Object({
   podUid: Type.Union([Type.String(), Type.Null()]),
   target: Type.String(),
   readOnly: Type.Boolean(),
+  /** mount: a filesystem on a directory; block: the device node on a file (a CSI raw-block volume). */
+  kind: Type.Union([Type.Literal('mount'), Type.Literal('block')]),
   state: Type.String(),
   cgroupVersion: Type.Union([Type.String(), Type.Null()]),
   podCgroup: Type.Union([Type.String(), Type.Null()]),

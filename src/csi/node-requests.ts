@@ -26,12 +26,14 @@ export function publishDirs(kubeletRootDir: string): string[] {
 
 export function volumeId(id: string, field = 'volume_id'): string {
   if (!id) throw invalid(`${field}: missing`);
+  if (id.includes('\0')) throw invalid(`${field}: contains a NUL byte`);
   if (Buffer.byteLength(id) > MAX_ID) throw invalid(`${field}: longer than ${MAX_ID} bytes`);
   return id;
 }
 
 export function requiredPath(p: string, field: string): string {
   if (!p) throw invalid(`${field}: missing`);
+  if (p.includes('\0')) throw invalid(`${field}: contains a NUL byte`);
   if (!path.isAbsolute(p)) throw invalid(`${field} ${p}: must be an absolute path`);
   return path.resolve(p);
 }

@@ -10,6 +10,7 @@ import { invalid } from '../model/errors';
  */
 export function checkTargetIn(target: string | undefined, dirs: readonly string[], what: string, hint = ''): string {
   if (!target) throw invalid(`${what}: missing`);
+  if (target.includes('\0')) throw invalid(`${what}: contains a NUL byte`);
   if (!path.isAbsolute(target)) throw invalid(`${what} ${target}: must be an absolute path`);
   const resolved = path.resolve(target);
   const inside = dirs.map((d) => path.resolve(d)).find((d) => resolved.startsWith(d + path.sep));

@@ -30,13 +30,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$here/up.sh" --api
+# kubelet asks CSI drivers for volume stats every 5 s instead of every minute (csi.kube.ts reads them)
+KUBELET_EXTRA=--volume-stats-agg-period=5s "$here/up.sh" --api
 . "$RUN/env"
 
 # qosd beside the kubelet, on the kubelet's root dir and cgroup layout
 rm -rf "$Q"; mkdir -p "$Q/volumes" "$Q/state"
 cat > "$Q/config.yaml" <<YAML
 socket: $Q/qosd.sock
+csi: { socket: $Q/csi.sock, nodeName: $REALKUBE_NODE_NAME }
 stateDir: $Q/state
 logLevel: info
 metrics: { listen: "off" }
@@ -49,7 +51,7 @@ YAML
 start qosd "$(command -v node)" "$repo/dist/cli/qosd.js" --config "$Q/config.yaml"
 wait_until 30 qosd test -S "$Q/qosd.sock" || { tail -20 "$LOGS/qosd.log" >&2; die "qosd did not start"; }
 node "$repo/dist/cli/qosctl.js" --socket "$Q/qosd.sock" install-flex --plugin-dir "$KUBELET_VOLUME_PLUGIN_DIR"
-say "qosd up ($Q/qosd.sock), flex driver in $KUBELET_VOLUME_PLUGIN_DIR/qosd~nvme"
+say "qosd up ($Q/qosd.sock, CSI $Q/csi.sock registered through $KUBELET_ROOT_DIR/plugins_registry), flex driver in $KUBELET_VOLUME_PLUGIN_DIR/qosd~nvme"
 
 export QOSD_KUBE_RUN="$RUN" QOSD_KUBE_BIN="$BIN" QOSD_KUBE_QOSD="$Q" QOSD_KUBE_LOGS="$LOGS" QOSD_KUBE_HARNESS="$here"
 cd "$repo"

@@ -1,0 +1,132 @@
+// Malformed CSI requests over the socket: a seeded stream of Node calls, each a well-formed
+// request with one to three fields made invalid (missing, too long, relative or escaping paths,
+// NUL bytes, unknown capabilities, unknown or bad volume_context values). Every one is answered
+// INVALID_ARGUMENT naming a field it broke, the daemon stays up, and nothing changes: SQLite,
+// the mount table and kubelet's directory are as before. Needs no root (nothing valid is sent).
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { status, type ServiceError } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
+import { readMountinfo } from '../../src/host/mountinfo';
+
+/** mulberry32: the same stream every run, so a failure reproduces. */
+function rng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const UID = '0f3c1f9e-3b8a-4c59-9d3e-5a7f6b2c1d00';
+const SINGLE = { mode: 'SINGLE_NODE_WRITER' };
+
+type Mutation = [field: string, apply: (r: Record<string, unknown>, root: string, pick: <T>(xs: T[]) => T) => void];
+
+const LONG = () => 'v'.repeat(129);
+const badPaths = (root: string) => ['', 'relative/mount', '/etc/qosd-fuzz', `${root}/../../etc/x`, `${root}/pods/${UID}/\0/mount`, `${root}/podsx/${UID}/mount`, '/'];
+
+const PUBLISH: Mutation[] = [
+  ['volume_id', (r, _root, pick) => { r.volume_id = pick(['', LONG()]); }],
+  ['target_path', (r, root, pick) => { r.target_path = pick(badPaths(root)); }],
+  ['volume_capability', (r, _root, pick) => {
+    r.volume_capability = pick<unknown>([
+      null,
+      { access_mode: SINGLE },
+      { mount: { fs_type: 'ext4' } },
+      { mount: { fs_type: 'ext4' }, access_mode: { mode: 'UNKNOWN' } },
+      { mount: { fs_type: pick(['ntfs', 'btrfs', 'EXT4', 'ext4 ', 'xfs,ext4']) }, access_mode: SINGLE },
+      { mount: { fs_type: 'ext4', mount_flags: [pick(['exec', 'ro', 'suid', 'dev'])] }, access_mode: SINGLE },
+      { mount: { fs_type: 'ext4', volume_mount_group: '1000' }, access_mode: SINGLE },
+    ]);
+  }],
+  ['volume_context', (r, _root, pick) => {
+    const key = pick(['maxReadIOPS', 'iops', 'size', 'ephemeral', 'volumeId', 'fsType', '', ' pool', 'pool\0']);
+    r.volume_context = { ...(r.volume_context as object), [key]: '1' };
+  }],
+  ['volume_context', (r, _root, pick) => {
+    const key = pick(['maxReadIops', 'minWriteIops', 'maxReadBps', 'minWriteBps']);
+    const value = pick(['', '-1', '1.5', 'abc', '1e400', '99999999999999999999999', '10 M', 'Infinity', 'NaN', '0x10']);
+    r.volume_context = { ...(r.volume_context as object), [key]: value };
+  }],
+  ['pod.uid', (r, _root, pick) => {
+    r.volume_context = { ...(r.volume_context as object), 'csi.storage.k8s.io/pod.uid': pick(['x', '../../etc', `${UID}/x`, ` ${UID}`, UID.replace('0', 'G'), 'f'.repeat(64)]) };
+  }],
+];
+
+const BY_PATH = (field: string): Mutation[] => [
+  ['volume_id', (r, _root, pick) => { r.volume_id = pick(['', LONG()]); }],
+  [field, (r, _root, pick) => { r[field] = pick(['', 'relative/mount', 'mount']); }],
+];
+
+describe('CSI fuzz: malformed Node requests', () => {
+  let node: TestNode;
+  let daemon: RunningDaemon;
+  let csi: CsiClient;
+
+  beforeAll(async () => {
+    node = makeTestNode();
+    daemon = await startDaemon(node);
+    csi = csiClient(node.csiSocket);
+  });
+  afterAll(async () => {
+    csi?.close();
+    await daemon?.stop();
+    if (node) removeTestNode(node);
+  });
+
+  function dump(): string {
+    const db = new Database(path.join(node.stateDir, 'qosd.db'), { readonly: true, fileMustExist: true });
+    try {
+      return JSON.stringify(['volumes', 'attachments', 'events'].map((t) => db.prepare(`SELECT * FROM ${t} ORDER BY rowid`).all()));
+    } finally {
+      db.close();
+    }
+  }
+  const tree = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+
+  it('answers 600 of them INVALID_ARGUMENT, naming a broken field, and changes nothing', async () => {
+    const random = rng(1402);
+    const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
+    const root = node.kubeletRoot;
+    const target = csiMountTarget(root, UID, 'pv-fuzz');
+    const calls: [string, () => Record<string, unknown>, Mutation[]][] = [
+      ['NodePublishVolume', () => ({ volume_id: 'fuzzvol', target_path: target, volume_capability: mountCapability(), readonly: false, volume_context: podInfo(UID) }), PUBLISH],
+      ['NodeUnpublishVolume', () => ({ volume_id: 'fuzzvol', target_path: target }), BY_PATH('target_path')],
+      ['NodeGetVolumeStats', () => ({ volume_id: 'fuzzvol', volume_path: target }), BY_PATH('volume_path')],
+      ['NodeExpandVolume', () => ({ volume_id: 'fuzzvol', volume_path: target, capacity_range: { required_bytes: '1048576' } }), BY_PATH('volume_path')],
+    ];
+    const before = { db: dump(), mounts: readMountinfo().length, files: tree(root) };
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 600; i++) {
+      const [method, base, mutations] = pick(calls);
+      const req = base();
+      const broken = new Set<string>();
+      for (let n = 1 + Math.floor(random() * 3); n > 0; n--) {
+        const [field, apply] = pick(mutations);
+        apply(req, root, pick);
+        broken.add(field);
+      }
+      let answer: ServiceError | undefined;
+      try {
+        await csi.call('Node', method, req);
+      } catch (err) {
+        answer = err as ServiceError;
+      }
+      const what = `#${i} ${method} ${JSON.stringify(req)}`;
+      expect(answer, `${what}: accepted`).toBeDefined();
+      expect(status[answer!.code], `${what}: ${answer!.details}`).toBe('INVALID_ARGUMENT');
+      expect([...broken].some((f) => answer!.details.includes(f)), `${what}: "${answer!.details}" names none of ${[...broken].join(', ')}`).toBe(true);
+      seen.set(method, (seen.get(method) ?? 0) + 1);
+    }
+    expect(seen.size).toBe(4);
+    expect(await csi.call('Identity', 'Probe')).toMatchObject({ ready: { value: true } });
+    expect(dump()).toBe(before.db);
+    expect(readMountinfo().length).toBe(before.mounts);
+    expect(tree(root)).toEqual(before.files);
+  });
+});
