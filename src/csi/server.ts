@@ -2,6 +2,7 @@
 // registration in <kubelet root>/plugins_registry. Each handler runs as a promise; whatever it
 // throws reaches the client as the spec's status code with the message, and a log line.
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -12,20 +13,28 @@ import type { CsiIdentity } from './identity';
 import type { CsiNode } from './node';
 import type { CsiRegistration } from './registration';
 import { DRIVER_NAME } from './names';
+import { withAcceptableAuthority } from './h2-authority';
 
 type Handler = (req: never) => unknown;
+
+let calls = 0;
+/** Whether a CSI call is being served now (a stop then waits a little for it). */
+const inFlight = (): boolean => calls > 0;
 
 function unary(method: string, fn: Handler, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const started = Date.now();
+    calls++;
     Promise.resolve()
       .then(() => fn(call.request as never))
       .then(
         (reply) => {
+          calls--;
           log.debug({ csi: method, ms: Date.now() - started }, 'csi call');
           callback(null, reply);
         },
         (err: unknown) => {
+          calls--;
           const e = toServiceError(err);
           log.warn({ csi: method, code: grpc.status[e.code], ms: Date.now() - started, err: e.details, request: summary(call.request) }, 'csi call failed');
           callback(e);
@@ -42,16 +51,39 @@ function summary(req: unknown): Record<string, unknown> {
   return out;
 }
 
-async function bindUnix(server: grpc.Server, socket: string): Promise<void> {
+/**
+ * Serves a gRPC server on a unix socket through the :authority rewriter (h2-authority.ts): the
+ * socket is ours (net), each connection is handed to grpc-js with its HTTP/2 headers made
+ * acceptable to Node. Mode 0600 from the first instant: only root (kubelet) may call.
+ */
+async function listenUnix(server: grpc.Server, socket: string, log: Logger): Promise<(graceMs?: number) => Promise<void>> {
   fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
   await clearStaleSocket(socket);
-  // Only root (kubelet) may call: the socket is 0600 from the first instant.
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  let told = false;
+  const listener = net.createServer((conn) => {
+    injector.injectConnection(withAcceptableAuthority(conn, () => {
+      if (told) return;
+      told = true;
+      log.info({ socket }, 'a client sent the socket path as its HTTP/2 :authority (gRPC-Go before 1.34, as in kubelet 1.20); serving it as "localhost"');
+    }));
+  });
   const old = process.umask(0o177);
   try {
-    await new Promise<void>((resolve, reject) => server.bindAsync(`unix://${socket}`, grpc.ServerCredentials.createInsecure(), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => listener.once('error', reject).listen(socket, () => resolve()));
   } finally {
     process.umask(old);
   }
+  // Stop: no new connections; calls in flight get `graceMs` to finish (kubelet retries whatever
+  // is cut off), then every connection is closed.
+  return async (graceMs = 0) => {
+    listener.close();
+    if (graceMs > 0) {
+      injector.drain(graceMs);
+      await new Promise((r) => setTimeout(r, graceMs).unref());
+    }
+    injector.destroy();
+  };
 }
 
 export interface CsiServers {
@@ -88,9 +120,10 @@ export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
     NodeGetCapabilities: unary('NodeGetCapabilities', () => o.node.getCapabilities(), log),
     NodeGetInfo: unary('NodeGetInfo', () => o.node.getInfo(), log),
   });
-  await bindUnix(server, o.socket);
+  const closeCsi = await listenUnix(server, o.socket, log);
 
   let regServer: grpc.Server | undefined;
+  let closeReg: ((graceMs?: number) => Promise<void>) | undefined;
   let regSocket: string | undefined;
   if (o.registryDir !== undefined) {
     regSocket = path.join(o.registryDir, `${DRIVER_NAME}-reg.sock`);
@@ -99,7 +132,7 @@ export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
       GetInfo: unary('GetInfo', () => o.registration.getInfo(), log),
       NotifyRegistrationStatus: unary('NotifyRegistrationStatus', (r) => o.registration.notifyRegistrationStatus(r), log),
     });
-    await bindUnix(regServer, regSocket);
+    closeReg = await listenUnix(regServer, regSocket, log);
   }
   log.info({ socket: o.socket, registration: regSocket ?? 'off' }, 'serving CSI');
 
@@ -109,13 +142,11 @@ export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
     async close() {
       // The registration socket goes first: kubelet drops the driver rather than calling a dead one.
       if (regServer) {
+        await closeReg?.();
         regServer.forceShutdown();
         fs.rmSync(regSocket!, { force: true });
       }
-      // Calls in flight get a few seconds to finish; kubelet retries whatever is cut off.
-      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
-      const timeout = new Promise<void>((resolve) => setTimeout(resolve, 5000).unref());
-      await Promise.race([drained, timeout]);
+      await closeCsi(inFlight() ? 5000 : 0);
       server.forceShutdown();
     },
   };

@@ -17,10 +17,19 @@ export function checkTargetIn(target: string | undefined, dirs: readonly string[
   if (inside === undefined) {
     throw invalid(`${what} ${target}: must be inside ${dirs.map((d) => `${path.resolve(d)}/`).join(' or ')}${hint}`);
   }
-  // Symlinks must not lead out of the directory either. Walk up to the deepest entry that exists
-  // (lstat: a dangling symlink counts as existing) and resolve it; a dangling link cannot be
-  // resolved and is refused, since mount would follow it wherever it points later.
-  let probe = resolved;
+  // Symlinks must not lead out of the directory either: both are compared as they resolve (the
+  // deepest part that exists resolved, the rest appended). A dangling link cannot be resolved and
+  // is refused, since mount would follow it wherever it points later.
+  const real = resolvedAsFarAsItExists(resolved, what, target);
+  const realInside = resolvedAsFarAsItExists(inside, what, target);
+  if (!real.startsWith(realInside + path.sep)) {
+    throw invalid(`${what} ${target}: resolves outside ${inside}/ through a symlink`);
+  }
+  return resolved;
+}
+
+function resolvedAsFarAsItExists(p: string, what: string, target: string): string {
+  let probe = p;
   while (!lexists(probe)) probe = path.dirname(probe);
   let real: string;
   try {
@@ -28,11 +37,7 @@ export function checkTargetIn(target: string | undefined, dirs: readonly string[
   } catch {
     throw invalid(`${what} ${target}: ${probe} is a symlink to nowhere`);
   }
-  const realInside = fs.existsSync(inside) ? fs.realpathSync(inside) : inside;
-  if (real !== realInside && !real.startsWith(realInside + path.sep)) {
-    throw invalid(`${what} ${target}: resolves outside ${inside}/ through a symlink`);
-  }
-  return resolved;
+  return path.join(real, path.relative(probe, p));
 }
 
 function lexists(p: string): boolean {

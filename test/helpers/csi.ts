@@ -12,13 +12,13 @@ export interface CsiClient {
   close(): void;
 }
 
-export function csiClient(socket: string, timeoutMs = 60_000): CsiClient {
+export function csiClient(socket: string, timeoutMs = 60_000, options: grpc.ChannelOptions = {}): CsiClient {
   const { clients } = protos();
   const made = new Map<Service, grpc.Client>();
   const client = (s: Service): grpc.Client => {
     let c = made.get(s);
     if (!c) {
-      c = new clients[s](`unix://${socket}`, grpc.credentials.createInsecure());
+      c = new clients[s](`unix://${socket}`, grpc.credentials.createInsecure(), options);
       made.set(s, c);
     }
     return c;
