@@ -32,8 +32,10 @@ import { buildApi, listenOnSocket } from './api/server';
 import type { Services } from './api/services';
 import { CsiIdentity } from './csi/identity';
 import { CsiNode } from './csi/node';
+import { CsiController } from './csi/controller';
 import { CsiRegistration } from './csi/registration';
 import { serveCsi, type CsiServers } from './csi/server';
+import { DRIVER_NAME } from './csi/names';
 
 export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -87,6 +89,9 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
 
+  // Made before the services, so the status can show kubelet's answer; served below.
+  const csiRegistration = config.csi ? new CsiRegistration(config.csi.socket, log) : undefined;
+
   const services: Services = {
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
     doctor: () => runChecks(config, layout, poolService),
@@ -106,6 +111,14 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
           ? { version: null, base: null, error: layout.error }
           : { version: layout.version, base: layout.base, error: null },
         kubelet: config.kubelet,
+        csi: config.csi
+          ? {
+              socket: config.csi.socket,
+              nodeName: config.csi.nodeName,
+              registration: config.csi.registration ? path.join(config.kubelet.rootDir, 'plugins_registry', `${DRIVER_NAME}-reg.sock`) : null,
+              kubelet: csiRegistration?.last ?? null,
+            }
+          : null,
         pools: poolService.list().map((p) => ({ name: p.name, backend: p.backend, volumes: p.volumes, capacity: p.capacity })),
         volumes: [...counts.values()].reduce((a, b) => a + b, 0),
         attachments: store.attachments.list().length,
@@ -135,8 +148,9 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
       socket: c.socket,
       registryDir: c.registration ? path.join(config.kubelet.rootDir, 'plugins_registry') : undefined,
       identity: new CsiIdentity({ version: VERSION, problem }),
+      controller: new CsiController({ store, volumes, nodeName: c.nodeName, defaultSize: config.defaults.size }),
       node: new CsiNode({ store, volumes, attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
-      registration: new CsiRegistration(c.socket, log),
+      registration: csiRegistration!,
       log,
     });
   }

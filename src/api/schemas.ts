@@ -196,6 +196,16 @@ export const StatusOut = Type.Object({
     error: Type.Union([Type.String(), Type.Null()]),
   }),
   kubelet: Type.Object({ rootDir: Type.String(), cgroupRoot: Type.String(), cgroupDriver: Type.String() }),
+  /** null: CSI is off. registration: the socket kubelet watches, or null when off; kubelet: its last answer. */
+  csi: Type.Union([
+    Type.Object({
+      socket: Type.String(),
+      nodeName: Type.String(),
+      registration: Type.Union([Type.String(), Type.Null()]),
+      kubelet: Type.Union([Type.Object({ registered: Type.Boolean(), error: Type.String(), at: Type.String() }), Type.Null()]),
+    }),
+    Type.Null(),
+  ]),
   pools: Type.Array(
     Type.Object({ name: Type.String(), backend: Type.String(), volumes: Type.Integer(), capacity: FiguresOut }),
   ),

@@ -16,9 +16,16 @@ export class CsiIdentity {
     return { name: DRIVER_NAME, vendor_version: this.d.version, manifest: {} };
   }
 
-  getPluginCapabilities(): { capabilities: { service: { type: string } }[] } {
-    // A qosd volume lives on one node: the CO must schedule by its topology.
-    return { capabilities: [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }] };
+  getPluginCapabilities(): { capabilities: ({ service: { type: string } } | { volume_expansion: { type: string } })[] } {
+    return {
+      capabilities: [
+        { service: { type: 'CONTROLLER_SERVICE' } },
+        // A qosd volume lives on one node: the CO must schedule by its topology.
+        { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
+        // Grown while mounted (xfs always; ext4 where qosd holds CAP_SYS_RESOURCE).
+        { volume_expansion: { type: 'ONLINE' } },
+      ],
+    };
   }
 
   probe(): { ready: { value: boolean } } {

@@ -14,6 +14,7 @@ import type { Attachment } from '../store/attachments';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
 import { publishRequest, requiredPath, volumeId } from './node-requests';
+import { bytes } from './controller-requests';
 import type {
   NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest, VolumeUsage,
 } from './types';
@@ -85,13 +86,6 @@ export class CsiNode {
     if (!att || att.volume !== name) throw notFound(`volume ${name} is not published at ${target}`);
     return att;
   }
-}
-
-function bytes(text: string | undefined, field: string): number {
-  if (text === undefined || text === '') return 0;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 0) throw new CsiError(status.OUT_OF_RANGE, `${field}: ${text} is not a byte count qosd can handle`);
-  return n;
 }
 
 function blockUsage(sizeBytes: number): VolumeUsage {

@@ -11,10 +11,11 @@ const LOAD_OPTIONS: protoLoader.Options = { keepCase: true, longs: String, enums
 
 interface Loaded {
   identity: grpc.ServiceDefinition;
+  controller: grpc.ServiceDefinition;
   node: grpc.ServiceDefinition;
   registration: grpc.ServiceDefinition;
   /** Client constructors, for tests and qosctl. */
-  clients: { Identity: grpc.ServiceClientConstructor; Node: grpc.ServiceClientConstructor; Registration: grpc.ServiceClientConstructor };
+  clients: { Identity: grpc.ServiceClientConstructor; Controller: grpc.ServiceClientConstructor; Node: grpc.ServiceClientConstructor; Registration: grpc.ServiceClientConstructor };
 }
 
 let loaded: Loaded | undefined;
@@ -22,13 +23,16 @@ let loaded: Loaded | undefined;
 export function protos(): Loaded {
   if (loaded) return loaded;
   const csi = grpc.loadPackageDefinition(protoLoader.loadSync(path.join(PROTO_DIR, 'csi.proto'), LOAD_OPTIONS)) as unknown as {
-    csi: { v1: { Identity: grpc.ServiceClientConstructor; Node: grpc.ServiceClientConstructor } };
+    csi: { v1: { Identity: grpc.ServiceClientConstructor; Controller: grpc.ServiceClientConstructor; Node: grpc.ServiceClientConstructor } };
   };
   const reg = grpc.loadPackageDefinition(protoLoader.loadSync(path.join(PROTO_DIR, 'pluginregistration.proto'), LOAD_OPTIONS)) as unknown as {
     pluginregistration: { Registration: grpc.ServiceClientConstructor };
   };
-  const { Identity, Node } = csi.csi.v1;
+  const { Identity, Controller, Node } = csi.csi.v1;
   const { Registration } = reg.pluginregistration;
-  loaded = { identity: Identity.service, node: Node.service, registration: Registration.service, clients: { Identity, Node, Registration } };
+  loaded = {
+    identity: Identity.service, controller: Controller.service, node: Node.service, registration: Registration.service,
+    clients: { Identity, Controller, Node, Registration },
+  };
   return loaded;
 }

@@ -1,4 +1,4 @@
-// The gRPC servers on unix sockets: CSI (Identity and Node) on csi.socket, and kubelet's plugin
+// The gRPC servers on unix sockets: CSI (Identity, Controller and Node) on csi.socket, and kubelet's plugin
 // registration in <kubelet root>/plugins_registry. Each handler runs as a promise; whatever it
 // throws reaches the client as the spec's status code with the message, and a log line.
 import * as fs from 'node:fs';
@@ -11,6 +11,7 @@ import { protos } from './proto';
 import { toServiceError } from './status';
 import type { CsiIdentity } from './identity';
 import type { CsiNode } from './node';
+import type { CsiController } from './controller';
 import type { CsiRegistration } from './registration';
 import { DRIVER_NAME } from './names';
 import { withAcceptableAuthority } from './h2-authority';
@@ -97,6 +98,7 @@ export interface CsiServerOptions {
   /** <kubelet root>/plugins_registry, or undefined when registration is off (node-driver-registrar does it). */
   registryDir: string | undefined;
   identity: CsiIdentity;
+  controller: CsiController;
   node: CsiNode;
   registration: CsiRegistration;
   log: Logger;
@@ -110,6 +112,15 @@ export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
     GetPluginInfo: unary('GetPluginInfo', () => o.identity.getPluginInfo(), log),
     GetPluginCapabilities: unary('GetPluginCapabilities', () => o.identity.getPluginCapabilities(), log),
     Probe: unary('Probe', () => o.identity.probe(), log),
+  });
+  server.addService(p.controller, {
+    CreateVolume: unary('CreateVolume', (r) => o.controller.createVolume(r), log),
+    DeleteVolume: unary('DeleteVolume', (r) => o.controller.deleteVolume(r), log),
+    ValidateVolumeCapabilities: unary('ValidateVolumeCapabilities', (r) => o.controller.validateVolumeCapabilities(r), log),
+    GetCapacity: unary('GetCapacity', (r) => o.controller.getCapacity(r), log),
+    ControllerGetCapabilities: unary('ControllerGetCapabilities', () => o.controller.getCapabilities(), log),
+    ControllerExpandVolume: unary('ControllerExpandVolume', (r) => o.controller.expandVolume(r), log),
+    ControllerModifyVolume: unary('ControllerModifyVolume', (r) => o.controller.modifyVolume(r), log),
   });
   // Stage/Unstage are not offered (no STAGE_UNSTAGE_VOLUME): grpc-js answers them UNIMPLEMENTED.
   server.addService(p.node, {

@@ -53,3 +53,55 @@ export interface NodeExpandVolumeRequest {
   staging_target_path: string;
   volume_capability: VolumeCapability | null;
 }
+
+export interface TopologyMsg {
+  segments: Record<string, string>;
+}
+
+export interface CapacityRangeMsg {
+  required_bytes: string;
+  limit_bytes: string;
+}
+
+export interface CreateVolumeRequest {
+  name: string;
+  capacity_range: CapacityRangeMsg | null;
+  volume_capabilities: VolumeCapability[];
+  parameters: Record<string, string>;
+  secrets: Record<string, string>;
+  volume_content_source: { snapshot?: unknown; volume?: unknown; type?: string } | null;
+  accessibility_requirements: { requisite: TopologyMsg[]; preferred: TopologyMsg[] } | null;
+  mutable_parameters: Record<string, string>;
+}
+
+export interface VolumeMsg {
+  capacity_bytes: string;
+  volume_id: string;
+  volume_context: Record<string, string>;
+  accessible_topology: TopologyMsg[];
+}
+
+export interface ValidateVolumeCapabilitiesRequest {
+  volume_id: string;
+  volume_context: Record<string, string>;
+  volume_capabilities: VolumeCapability[];
+  parameters: Record<string, string>;
+  mutable_parameters: Record<string, string>;
+}
+
+export interface GetCapacityRequest {
+  volume_capabilities: VolumeCapability[];
+  parameters: Record<string, string>;
+  accessible_topology: TopologyMsg | null;
+}
+
+export interface ControllerExpandVolumeRequest {
+  volume_id: string;
+  capacity_range: CapacityRangeMsg | null;
+  volume_capability: VolumeCapability | null;
+}
+
+export interface ControllerModifyVolumeRequest {
+  volume_id: string;
+  mutable_parameters: Record<string, string>;
+}

@@ -43,3 +43,7 @@ export function checkSpec(spec: QosSpec): string | undefined {
 export function sameFigures(a: Figures, b: Figures): boolean {
   return DIMENSIONS.every((d) => a[d] === b[d]);
 }
+
+export function sameSpec(a: QosSpec, b: QosSpec): boolean {
+  return sameFigures(a.min, b.min) && sameFigures(a.max, b.max);
+}

@@ -23,6 +23,21 @@ export class FilePool implements VolumePool {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
   }
 
+  async freeBytes(): Promise<number> {
+    const st = fs.statfsSync(this.dir);
+    let promised = 0;
+    for (const f of fs.readdirSync(this.dir)) {
+      if (!f.endsWith('.img')) continue;
+      try {
+        const s = fs.statSync(path.join(this.dir, f));
+        promised += Math.max(0, s.size - s.blocks * 512);
+      } catch {
+        /* removed meanwhile */
+      }
+    }
+    return Math.max(0, st.bavail * st.bsize - promised);
+  }
+
   fileOf(name: string): string {
     return path.join(this.dir, `${name}.img`);
   }

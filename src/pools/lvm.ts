@@ -32,6 +32,11 @@ export class LvmPool implements VolumePool {
     return fs.existsSync(`/dev/${this.volumeGroup}/${name}`);
   }
 
+  /** The volume group's free extents (LVs are thick: what is allocated is taken). 0 before pool init. */
+  async freeBytes(): Promise<number> {
+    return (await lvm.getVG(this.volumeGroup))?.freeBytes ?? 0;
+  }
+
   async initialized(): Promise<boolean> {
     return (await lvm.getVG(this.volumeGroup)) !== undefined;
   }

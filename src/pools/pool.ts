@@ -33,6 +33,11 @@ export interface VolumePool {
   openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>>;
   /** Grows the device; the caller grows the filesystem. */
   grow(volume: Volume, newSizeBytes: number): Promise<PoolDevice>;
+  /**
+   * The bytes a new volume can still be given: free space less what thin (sparse) volumes were
+   * promised and have not written yet, so the pool never promises the same bytes twice.
+   */
+  freeBytes(): Promise<number>;
   /** Releases everything the volume held. Succeeds when there is nothing left to release. */
   remove(volume: Pick<Volume, 'name' | 'backing'>): Promise<void>;
 }

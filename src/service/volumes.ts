@@ -13,7 +13,7 @@ import type { Source } from '../store/attachments';
 import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignature } from '../host/filesystem';
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
-import { DIMENSIONS, checkSpec, sameFigures, type Figures, type QosSpec } from '../model/qos';
+import { DIMENSIONS, checkSpec, sameSpec, type Figures, type QosSpec } from '../model/qos';
 import { admit } from './admission';
 import { crashPoint } from './crash-points';
 import { QosdError, invalid, notFound } from '../model/errors';
@@ -54,10 +54,6 @@ export interface VolumeServiceOptions {
   log: Logger;
 }
 
-function sameSpec(a: QosSpec, b: QosSpec): boolean {
-  return sameFigures(a.min, b.min) && sameFigures(a.max, b.max);
-}
-
 export class VolumeService {
   constructor(private readonly o: VolumeServiceOptions) {}
 
@@ -95,6 +91,21 @@ export class VolumeService {
     const size = req.size ?? d.size;
     if (size < 1024 * 1024) throw invalid(`size: ${size} bytes is below the 1Mi minimum`);
     return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, overrides, ephemeral: req.ephemeral ?? false };
+  }
+
+  /**
+   * The bytes a new volume of this request could get now: its pool's free bytes, or 0 (with the
+   * admission's reason) when the pool could not admit its guarantees. Nothing is recorded.
+   */
+  async capacityFor(req: VolumeRequest): Promise<{ bytes: number; refused?: string }> {
+    const r = this.resolve(req);
+    try {
+      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min });
+    } catch (err) {
+      if (err instanceof QosdError && err.code === 'ResourceExhausted') return { bytes: 0, refused: err.message };
+      throw err;
+    }
+    return { bytes: await this.o.pools.get(r.pool)!.freeBytes() };
   }
 
   private poolConfig(name: string): PoolConfig {

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { csiClient } from '../helpers/csi';
+import { request } from '../../src/cli/client';
 import { withAcceptableAuthority } from '../../src/csi/h2-authority';
 
 describe('an HTTP/2 :authority that is the socket path', () => {
@@ -28,11 +29,15 @@ describe('an HTTP/2 :authority that is the socket path', () => {
     const csi = csiClient(node.csiSocket, 10_000, { 'grpc.default_authority': node.csiSocket });
     const reg = path.join(node.kubeletRoot, 'plugins_registry', 'nvme.qosd.io-reg.sock');
     const registration = csiClient(reg, 10_000, { 'grpc.default_authority': reg });
+    const status = async () => (await request<{ csi: unknown }>(node.socket, 'GET', '/v1/status')).body.csi;
     try {
+      expect(await status()).toEqual({ socket: node.csiSocket, nodeName: 'qosd-test-node', registration: reg, kubelet: null });
       expect(await csi.call('Identity', 'GetPluginInfo')).toMatchObject({ name: 'nvme.qosd.io' });
       expect(await csi.call('Node', 'NodeGetInfo')).toMatchObject({ node_id: 'qosd-test-node' });
       expect(await registration.call('Registration', 'GetInfo')).toEqual({ type: 'CSIPlugin', name: 'nvme.qosd.io', endpoint: node.csiSocket, supported_versions: ['1.0.0'] });
       expect(await registration.call('Registration', 'NotifyRegistrationStatus', { plugin_registered: true, error: '' })).toEqual({});
+      // What kubelet answered shows in the status (qosctl status prints it).
+      expect(await status()).toMatchObject({ kubelet: { registered: true, error: '' } });
     } finally {
       csi.close();
       registration.close();

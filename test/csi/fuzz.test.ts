@@ -1,4 +1,4 @@
-// Malformed CSI requests over the socket: a seeded stream of Node calls, each a well-formed
+// Malformed CSI requests over the socket: a seeded stream of Node and Controller calls, each a well-formed
 // request with one to three fields made invalid (missing, too long, relative or escaping paths,
 // NUL bytes, unknown capabilities, unknown or bad volume_context values). Every one is answered
 // INVALID_ARGUMENT naming a field it broke, the daemon stays up, and nothing changes: SQLite,
@@ -63,7 +63,27 @@ const BY_PATH = (field: string): Mutation[] => [
   [field, (r, _root, pick) => { r[field] = pick(['', 'relative/mount', 'mount']); }],
 ];
 
-describe('CSI fuzz: malformed Node requests', () => {
+const BAD_PARAMS: Mutation = ['parameters', (r, _root, pick) => {
+  const k = pick(['maxReadIOPS', 'size', 'volumeId', '', 'fstype', 'ephemeral']);
+  r.parameters = { ...(r.parameters as object), [k]: '1' };
+}];
+const BAD_PARAM_VALUE: Mutation = ['parameters', (r, _root, pick) => {
+  const k = pick(['maxReadIops', 'minWriteBps', 'fsType', 'class', 'pool']);
+  r.parameters = { ...(r.parameters as object), [k]: pick(['', '-1', '1.5', 'btrfs', 'platinum', 'no-such-pool', '1e400', 'NaN']) };
+}];
+const BAD_MUTABLE: Mutation = ['mutable_parameters', (r, _root, pick) => {
+  const k = pick(['XXX_FakeKey', 'pool', 'fsType', 'maxReadIops']);
+  r.mutable_parameters = { ...(r.mutable_parameters as object), [k]: k === 'maxReadIops' ? pick(['x', '-3', '0.5']) : 'x' };
+}];
+const BAD_CAPS: Mutation = ['volume_capabilities', (r, _root, pick) => {
+  r.volume_capabilities = pick<unknown>([[], [{ access_mode: SINGLE }], [{ mount: { fs_type: 'ntfs' }, access_mode: SINGLE }], [mountCapability('ext4'), mountCapability('xfs')]]);
+}];
+const BAD_ID = (field: string): Mutation => [field, (r, _root, pick) => { r[field] = pick(['', LONG(), 'a\0b']); }];
+
+const CREATE: Mutation[] = [BAD_ID('name'), BAD_PARAMS, BAD_PARAM_VALUE, BAD_MUTABLE, BAD_CAPS,
+  ['volume_content_source', (r) => { r.volume_content_source = { volume: { volume_id: 'other' } }; }]];
+
+describe('CSI fuzz: malformed Node and Controller requests', () => {
   let node: TestNode;
   let daemon: RunningDaemon;
   let csi: CsiClient;
@@ -89,7 +109,7 @@ describe('CSI fuzz: malformed Node requests', () => {
   }
   const tree = (dir: string): string[] => fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
 
-  it('answers 600 of them INVALID_ARGUMENT, naming a broken field, and changes nothing', async () => {
+  it('answers 1,200 of them INVALID_ARGUMENT, naming a broken field, and changes nothing', async () => {
     const random = rng(1402);
     const pick = <T>(xs: T[]): T => xs[Math.floor(random() * xs.length)]!;
     const root = node.kubeletRoot;
@@ -99,10 +119,16 @@ describe('CSI fuzz: malformed Node requests', () => {
       ['NodeUnpublishVolume', () => ({ volume_id: 'fuzzvol', target_path: target }), BY_PATH('target_path')],
       ['NodeGetVolumeStats', () => ({ volume_id: 'fuzzvol', volume_path: target }), BY_PATH('volume_path')],
       ['NodeExpandVolume', () => ({ volume_id: 'fuzzvol', volume_path: target, capacity_range: { required_bytes: '1048576' } }), BY_PATH('volume_path')],
+      ['Controller.CreateVolume', () => ({ name: 'pvc-fuzz', capacity_range: { required_bytes: String(16 << 20) }, volume_capabilities: [mountCapability()], parameters: { class: 'best-effort' } }), CREATE],
+      ['Controller.DeleteVolume', () => ({ volume_id: '' }), [BAD_ID('volume_id')]],
+      ['Controller.ValidateVolumeCapabilities', () => ({ volume_id: 'fuzzvol', volume_capabilities: [mountCapability()] }), [BAD_ID('volume_id'), ['volume_capabilities', (r) => { r.volume_capabilities = []; }]]],
+      ['Controller.GetCapacity', () => ({ volume_capabilities: [mountCapability()], parameters: {} }), [BAD_PARAMS, BAD_PARAM_VALUE]],
+      ['Controller.ControllerExpandVolume', () => ({ volume_id: 'fuzzvol', capacity_range: { required_bytes: '1048576' } }), [BAD_ID('volume_id'), ['capacity_range', (r) => { r.capacity_range = null; }]]],
+      ['Controller.ControllerModifyVolume', () => ({ volume_id: 'fuzzvol', mutable_parameters: { maxReadIops: '10' } }), [BAD_ID('volume_id'), BAD_MUTABLE, ['mutable_parameters', (r) => { r.mutable_parameters = {}; }]]],
     ];
     const before = { db: dump(), mounts: readMountinfo().length, files: tree(root) };
     const seen = new Map<string, number>();
-    for (let i = 0; i < 600; i++) {
+    for (let i = 0; i < 1200; i++) {
       const [method, base, mutations] = pick(calls);
       const req = base();
       const broken = new Set<string>();
@@ -112,8 +138,9 @@ describe('CSI fuzz: malformed Node requests', () => {
         broken.add(field);
       }
       let answer: ServiceError | undefined;
+      const [service, rpc] = method.includes('.') ? (method.split('.') as ['Controller', string]) : (['Node', method] as const);
       try {
-        await csi.call('Node', method, req);
+        await csi.call(service, rpc, req);
       } catch (err) {
         answer = err as ServiceError;
       }
@@ -123,7 +150,7 @@ describe('CSI fuzz: malformed Node requests', () => {
       expect([...broken].some((f) => answer!.details.includes(f)), `${what}: "${answer!.details}" names none of ${[...broken].join(', ')}`).toBe(true);
       seen.set(method, (seen.get(method) ?? 0) + 1);
     }
-    expect(seen.size).toBe(4);
+    expect(seen.size).toBe(calls.length);
     expect(await csi.call('Identity', 'Probe')).toMatchObject({ ready: { value: true } });
     expect(dump()).toBe(before.db);
     expect(readMountinfo().length).toBe(before.mounts);

@@ -32,7 +32,7 @@ describe('qosd start-up', () => {
     const n = makeTestNode();
     nodes.push(n);
     const cfg = path.join(n.dir, 'lvm.yaml');
-    fs.writeFileSync(cfg, `socket: ${n.socket}\nstateDir: ${n.stateDir}\nmetrics: { listen: "off" }\npools:\n  - { name: nvme, backend: lvm, volumeGroup: qosd-test-absent-vg, capacity: { readIops: 1000 } }\n`);
+    fs.writeFileSync(cfg, `socket: ${n.socket}\ncsi: { socket: ${n.csiSocket}, nodeName: qosd-test-node }\nkubelet: { rootDir: ${n.kubeletRoot} }\nstateDir: ${n.stateDir}\nmetrics: { listen: "off" }\npools:\n  - { name: nvme, backend: lvm, volumeGroup: qosd-test-absent-vg, capacity: { readIops: 1000 } }\n`);
     fs.writeFileSync(n.configFile, fs.readFileSync(cfg));
     const d = await startDaemon(n);
     try {

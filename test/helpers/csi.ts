@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { protos } from '../../src/csi/proto';
 
-type Service = 'Identity' | 'Node' | 'Registration';
+type Service = 'Identity' | 'Controller' | 'Node' | 'Registration';
 
 export interface CsiClient {
   call<T = Record<string, unknown>>(service: Service, method: string, request?: unknown): Promise<T>;

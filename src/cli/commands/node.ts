@@ -8,6 +8,17 @@ import { DEFAULT_PLUGIN_DIR, installFlex } from '../install-flex';
 import { DEFAULT_CONFIG, DEFAULT_UNIT_DIR, installUnits } from '../install-units';
 import { formatBytes } from '../../util/quantity';
 
+interface CsiStatus { socket: string; nodeName: string; registration: string | null; kubelet: { registered: boolean; error: string; at: string } | null }
+
+/** The CSI line of qosctl status: the socket, the node, and whether kubelet registered the driver. */
+function csiLine(c: CsiStatus | null): string {
+  if (!c) return 'off';
+  const reg = c.registration === null
+    ? 'registration by node-driver-registrar'
+    : c.kubelet === null ? 'not registered by kubelet yet' : c.kubelet.registered ? `registered by kubelet at ${c.kubelet.at}` : `kubelet refused: ${c.kubelet.error}`;
+  return `${c.socket}, node ${c.nodeName}, ${reg}`;
+}
+
 interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string | null }
 
 export function registerNodeCommands(program: Command): void {
@@ -17,12 +28,13 @@ export function registerNodeCommands(program: Command): void {
     .action(
       action(async function (this: Command) {
         const g = globals(this);
-        const s = await call<Record<string, unknown> & { pools: { name: string; backend: string; volumes: number; capacity: Figures }[]; cgroup: Record<string, string | null> }>(g.socket, 'GET', '/v1/status');
+        const s = await call<Record<string, unknown> & { pools: { name: string; backend: string; volumes: number; capacity: Figures }[]; cgroup: Record<string, string | null>; csi: CsiStatus | null }>(g.socket, 'GET', '/v1/status');
         emit(g, s, () => {
           printKeyValues([
             ['version', String(s.version)], ['pid', String(s.pid)], ['uptime', `${Math.round(Number(s.uptimeSeconds))} s`],
             ['socket', String(s.socket)], ['state dir', String(s.stateDir)], ['config', String(s.config ?? '(embedded defaults)')],
             ['cgroup', s.cgroup.error ? `unusable: ${s.cgroup.error}` : `${s.cgroup.version} at ${s.cgroup.base}`],
+            ['csi', csiLine(s.csi)],
             ['volumes', String(s.volumes)], ['attachments', String(s.attachments)],
           ]);
           process.stdout.write('\n');

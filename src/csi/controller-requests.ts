@@ -1,0 +1,132 @@
+// Validation of the Controller service's requests. A StorageClass's `parameters` and a
+// VolumeAttributesClass's `mutable_parameters` use the flex option names (DESIGN.md): `pool`,
+// `class`, `fsType` and the figures `minReadIops` … `maxWriteBps`; only the class and the figures
+// can change later. Keys Kubernetes adds itself (csi.storage.k8s.io/…) are skipped. Every error
+// names the field and changes nothing.
+import { QosdError, invalid } from '../model/errors';
+import { status } from '@grpc/grpc-js';
+import { LIMIT_OPTIONS, limitsFromOptions } from '../service/volume-options';
+import type { QosChange, VolumeRequest } from '../service/volumes';
+import type { QosSpec } from '../model/qos';
+import { CsiError } from './status';
+import { TOPOLOGY_KEY } from './names';
+import { capability } from './node-requests';
+import type { CapacityRangeMsg, TopologyMsg, VolumeCapability } from './types';
+
+const KUBERNETES_KEY = /^([a-z0-9.-]+\.)?(k8s\.io|kubernetes\.io)\//;
+const CLASS_PARAMETERS: ReadonlySet<string> = new Set(['pool', 'class', 'fsType', ...LIMIT_OPTIONS.keys()]);
+const MUTABLE_PARAMETERS: ReadonlySet<string> = new Set(['class', ...LIMIT_OPTIONS.keys()]);
+const MiB = 1024 * 1024;
+
+/** The user's keys of a parameter map, each known; `field` names the map in errors. */
+function ownKeys(params: Record<string, string>, known: ReadonlySet<string>, field: string): Map<string, string> {
+  const own = new Map<string, string>();
+  for (const [k, v] of Object.entries(params)) {
+    if (KUBERNETES_KEY.test(k)) continue;
+    if (!known.has(k)) throw invalid(`${field}["${k}"]: unknown key (known: ${[...known].join(', ')})`);
+    own.set(k, v);
+  }
+  return own;
+}
+
+/** StorageClass parameters with the mutable ones over them (mutable wins, per the spec). */
+export function classRequest(name: string, parameters: Record<string, string>, mutable: Record<string, string>): VolumeRequest {
+  const own = ownKeys(parameters, CLASS_PARAMETERS, 'parameters');
+  const later = ownKeys(mutable, MUTABLE_PARAMETERS, 'mutable_parameters');
+  const volume: VolumeRequest = { name };
+  const pool = own.get('pool');
+  if (pool !== undefined) volume.pool = pool;
+  const fsType = own.get('fsType');
+  if (fsType !== undefined) {
+    if (fsType !== 'ext4' && fsType !== 'xfs') throw invalid(`parameters["fsType"]: "${fsType}" is not supported (ext4 or xfs)`);
+    volume.fsType = fsType;
+  }
+  const cls = later.get('class') ?? own.get('class');
+  if (cls !== undefined) volume.class = cls;
+  const base = limitsFromOptions(own, (k) => `parameters["${k}"]`);
+  const over = limitsFromOptions(later, (k) => `mutable_parameters["${k}"]`);
+  if (base || over) volume.qos = { min: { ...base?.min, ...over?.min }, max: { ...base?.max, ...over?.max } } as QosSpec;
+  return volume;
+}
+
+/** "min.readIops" (the API's name) as the option name a StorageClass uses, "minReadIops". */
+function optionName(field: string): string {
+  const [side, dim] = field.split('.');
+  return dim ? `${side}${dim[0]!.toUpperCase()}${dim.slice(1)}` : field;
+}
+
+/**
+ * Runs `fn` (which resolves a volume request in the volume service, at once or as a promise)
+ * with its InvalidArgument errors naming the CSI field: "pool: …" becomes `parameters["pool"]: …`,
+ * "size: …" `capacity_range: …`.
+ */
+export function inParameters<T>(fn: () => T, map = 'parameters'): T {
+  const rename = (err: unknown): never => {
+    if (err instanceof QosdError && err.code === 'InvalidArgument') {
+      const m = /^(?:qos\.)?(pool|class|fsType|size|min\.\w+|max\.\w+): (.*)$/s.exec(err.message);
+      if (m) throw invalid(`${m[1] === 'size' ? 'capacity_range' : `${map}["${optionName(m[1]!)}"]`}: ${m[2]}`);
+    }
+    throw err;
+  };
+  try {
+    const out = fn();
+    return (out instanceof Promise ? out.catch(rename) : out) as T;
+  } catch (err) {
+    return rename(err);
+  }
+}
+
+/** The figures and class a ControllerModifyVolume names; only those change (absent keys never do). */
+export function qosChange(mutable: Record<string, string>): QosChange {
+  if (Object.keys(mutable).length === 0) throw invalid('mutable_parameters: missing');
+  const own = ownKeys(mutable, MUTABLE_PARAMETERS, 'mutable_parameters');
+  const change: QosChange = {};
+  const cls = own.get('class');
+  if (cls !== undefined) change.class = cls;
+  const qos = limitsFromOptions(own, (k) => `mutable_parameters["${k}"]`);
+  if (qos) {
+    change.min = qos.min;
+    change.max = qos.max;
+  }
+  return change;
+}
+
+/** The filesystem the capabilities ask for ('' for none named), each capability checked. */
+export function capabilitiesFsType(caps: VolumeCapability[], field = 'volume_capabilities'): string {
+  if (caps.length === 0) throw invalid(`${field}: missing`);
+  const named = new Set<string>();
+  caps.forEach((c, i) => {
+    const { fsType } = capability(c, `${field}[${i}]`);
+    if (fsType) named.add(fsType);
+  });
+  if (named.size > 1) throw invalid(`${field}: ask for one filesystem, not ${[...named].join(' and ')}`);
+  return [...named][0] ?? '';
+}
+
+/**
+ * The size a CreateVolume or expansion asks for: required_bytes rounded up to a whole MiB and
+ * kept within limit_bytes; undefined when neither is set (the configured default applies).
+ * OUT_OF_RANGE when the range cannot be met.
+ */
+export function sizeOf(range: CapacityRangeMsg | null, defaultSize: number): number | undefined {
+  const required = bytes(range?.required_bytes, 'capacity_range.required_bytes');
+  const limit = bytes(range?.limit_bytes, 'capacity_range.limit_bytes');
+  if (limit > 0 && required > limit) throw new CsiError(status.OUT_OF_RANGE, `capacity_range: required_bytes ${required} is more than limit_bytes ${limit}`);
+  if (limit > 0 && limit < MiB) throw new CsiError(status.OUT_OF_RANGE, `capacity_range.limit_bytes: ${limit} is below qosd's 1Mi minimum volume`);
+  if (required === 0 && limit === 0) return undefined;
+  const want = required === 0 ? Math.min(defaultSize, limit) : Math.ceil(Math.max(required, MiB) / MiB) * MiB;
+  return limit > 0 ? Math.min(want, limit) : want;
+}
+
+export function bytes(text: string | undefined, field: string): number {
+  if (text === undefined || text === '' || text === '0') return 0;
+  const n = Number(text);
+  if (!Number.isSafeInteger(n) || n < 0) throw new CsiError(status.OUT_OF_RANGE, `${field}: ${text} is not a byte count qosd can handle`);
+  return n;
+}
+
+/** Whether a topology (requisite or preferred) names this node; no topology at all counts as yes. */
+export function reachesNode(topologies: TopologyMsg[], node: string): boolean {
+  if (topologies.length === 0) return true;
+  return topologies.some((t) => t.segments[TOPOLOGY_KEY] === node);
+}
