@@ -1,7 +1,7 @@
 // StorageClass parameters, VolumeAttributesClass mutable parameters, capacity ranges and topology
 // as the CSI controller reads them (no root, no socket).
 import { describe, expect, it } from 'vitest';
-import { capabilitiesFsType, classRequest, qosChange, reachesNode, sizeOf } from '../../src/csi/controller-requests';
+import { capabilitiesFsType, classRequest, inParameters, qosChange, reachesNode, sizeOf } from '../../src/csi/controller-requests';
 import { QosdError } from '../../src/model/errors';
 import { CsiError } from '../../src/csi/status';
 
@@ -77,7 +77,6 @@ describe('capabilities and topology', () => {
 
 describe('errors of the volume service, as CSI fields', () => {
   it('name parameters["pool"], parameters["minReadIops"], capacity_range', async () => {
-    const { inParameters } = await import('../../src/csi/controller-requests');
     const thrower = (msg: string) => () => {
       throw new QosdError('InvalidArgument', msg);
     };
