@@ -69,6 +69,20 @@ afterAll(async () => {
   for (const [kind, name] of made.reverse()) await kubectl(['delete', kind, name, '--ignore-not-found', '--wait=false']).catch(() => undefined);
 });
 
+describe('the deploy manifests', () => {
+  it('are accepted by the API server (server-side dry run), and the StorageClasses apply for real', async () => {
+    const dir = path.join(REPO, 'deploy', 'kubernetes');
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
+      const out = await kubectl(['apply', '--dry-run=server', '-f', path.join(dir, f)]);
+      expect(out, f).toMatch(/(created|configured|unchanged) \(server dry run\)/);
+    }
+    await kubectl(['apply', '-f', path.join(dir, 'storage-classes.yaml')]);
+    made.push(['storageclass', 'qosd-high'], ['storageclass', 'qosd-medium'], ['storageclass', 'qosd-best-effort']);
+    const sc = await json<{ provisioner: string; volumeBindingMode: string; allowVolumeExpansion: boolean; parameters: Record<string, string> }>(['get', 'storageclass', 'qosd-high']);
+    expect(sc).toMatchObject({ provisioner: DRIVER, volumeBindingMode: 'WaitForFirstConsumer', allowVolumeExpansion: true, parameters: { class: 'high' } });
+  });
+});
+
 describe('qosd as a CSI node plugin under a real kubelet', () => {
   it('is registered by kubelet through its own registration socket: CSINode has the driver and topology key, the Node the label', async () => {
     const csiNode = await until('CSINode to list nvme.qosd.io', 90_000, async () => {
