@@ -3,10 +3,11 @@
 // `class`, `fsType` and the figures `minReadIops` … `maxWriteBps`; only the class and the figures
 // can change later. Keys Kubernetes adds itself (csi.storage.k8s.io/…) are skipped. Every error
 // names the field and changes nothing.
+import { createHash } from 'node:crypto';
 import { QosdError, invalid } from '../model/errors';
 import { status } from '@grpc/grpc-js';
 import { LIMIT_OPTIONS, limitsFromOptions } from '../service/volume-options';
-import type { QosChange, VolumeRequest } from '../service/volumes';
+import { VOLUME_NAME, type QosChange, type VolumeRequest } from '../service/volumes';
 import type { QosSpec } from '../model/qos';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
@@ -27,6 +28,19 @@ function ownKeys(params: Record<string, string>, known: ReadonlySet<string>, fie
     own.set(k, v);
   }
   return own;
+}
+
+/**
+ * The qosd volume (and CSI volume_id) for a CreateVolume name. The CO may name a volume with any
+ * string up to 128 bytes; a qosd name is a file or LV name (lowercase, digits, ".", "_", "-").
+ * A name that is one already (external-provisioner's "pvc-<uid>") is kept; any other is made one,
+ * with a digest of the original so two names never meet, and the same name always maps the same.
+ */
+export function volumeNameFor(csiName: string): string {
+  if (VOLUME_NAME.test(csiName)) return csiName;
+  const base = csiName.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z0-9]+|[^a-z0-9]+$/g, '').slice(0, 100).replace(/[^a-z0-9]+$/, ''); // with the digest, within CSI's 128 bytes
+  const digest = createHash('sha256').update(csiName).digest('hex').slice(0, 16);
+  return base ? `${base}-${digest}` : `csi-${digest}`;
 }
 
 /** StorageClass parameters with the mutable ones over them (mutable wins, per the spec). */

@@ -11,7 +11,7 @@ import { sameSpec } from '../model/qos';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
 import { volumeId } from './node-requests';
-import { capabilitiesFsType, classRequest, inParameters, qosChange, reachesNode, sizeOf } from './controller-requests';
+import { capabilitiesFsType, classRequest, inParameters, qosChange, reachesNode, sizeOf, volumeNameFor } from './controller-requests';
 import type {
   ControllerExpandVolumeRequest, ControllerModifyVolumeRequest, CreateVolumeRequest, GetCapacityRequest, ValidateVolumeCapabilitiesRequest, VolumeMsg,
 } from './types';
@@ -33,7 +33,7 @@ export class CsiController {
   }
 
   async createVolume(req: CreateVolumeRequest): Promise<{ volume: VolumeMsg }> {
-    const name = volumeId(req.name, 'name');
+    const name = volumeNameFor(volumeId(req.name, 'name'));
     const fsType = capabilitiesFsType(req.volume_capabilities);
     if (req.volume_content_source) throw invalid('volume_content_source: qosd makes no volume from a snapshot or another volume');
     const want = classRequest(name, req.parameters, req.mutable_parameters);

@@ -3,9 +3,10 @@
 // reverse; the volume's usage and health; online growth. Every call is idempotent: kubelet
 // retries after timeouts and restarts, and a repeat finds the work done and answers OK.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { QosdError, notFound } from '../model/errors';
+import { QosdError, invalid, notFound } from '../model/errors';
 import { mountsAt } from '../host/mountinfo';
 import type { AttachmentService } from '../service/attachments';
 import type { VolumeService } from '../service/volumes';
@@ -59,7 +60,7 @@ export class CsiNode {
   }
 
   getVolumeStats(req: NodeGetVolumeStatsRequest): NodeGetVolumeStatsResponse {
-    const att = this.publishedAt(volumeId(req.volume_id), requiredPath(req.volume_path, 'volume_path'));
+    const att = this.publishedAt(req.volume_id, req.volume_path);
     const problem = this.d.attachments.problemOf(att);
     if (problem !== undefined) return { usage: [], volume_condition: { abnormal: true, message: problem } };
     const usage: VolumeUsage[] = att.kind === 'block' ? [blockUsage(this.d.volumes.get(att.volume).sizeBytes)] : filesystemUsage(att.target);
@@ -67,8 +68,8 @@ export class CsiNode {
   }
 
   async expand(req: NodeExpandVolumeRequest): Promise<{ capacity_bytes: string }> {
-    const name = volumeId(req.volume_id);
-    const att = this.publishedAt(name, requiredPath(req.volume_path, 'volume_path'));
+    const att = this.publishedAt(req.volume_id, req.volume_path);
+    const name = att.volume;
     const required = bytes(req.capacity_range?.required_bytes, 'capacity_range.required_bytes');
     const limit = bytes(req.capacity_range?.limit_bytes, 'capacity_range.limit_bytes');
     if (limit > 0 && required > limit) throw new CsiError(status.OUT_OF_RANGE, `capacity_range: required_bytes ${required} is more than limit_bytes ${limit}`);
@@ -79,11 +80,18 @@ export class CsiNode {
     return { capacity_bytes: String(grown.sizeBytes) };
   }
 
-  /** The attachment of `name` at `target`; NotFound (the spec's code) when it is not published there. */
-  private publishedAt(name: string, target: string): Attachment {
+  /**
+   * The attachment of volume `id` at `volumePath`, checked in the order the spec's codes need:
+   * either field missing is InvalidArgument; a volume that does not exist, or is not published at
+   * that path (a relative path never is), is NotFound.
+   */
+  private publishedAt(id: string, volumePath: string): Attachment {
+    const name = volumeId(id);
+    if (!volumePath) throw invalid('volume_path: missing');
+    if (volumePath.includes('\0')) throw invalid('volume_path: contains a NUL byte');
     if (!this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
-    const att = this.d.store.attachments.byTarget(target);
-    if (!att || att.volume !== name) throw notFound(`volume ${name} is not published at ${target}`);
+    const att = path.isAbsolute(volumePath) ? this.d.store.attachments.byTarget(path.resolve(volumePath)) : undefined;
+    if (!att || att.volume !== name) throw notFound(`volume ${name} is not published at ${volumePath}`);
     return att;
   }
 }

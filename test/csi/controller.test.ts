@@ -60,6 +60,16 @@ describe.skipIf(blocker)(`CSI controller service on the socket${blocker ? ` (ski
     expect(events.filter((e) => e.kind === 'volume-created').map((e) => e.source)).toEqual(['csi']);
   });
 
+  it('takes any CSI name (csi-sanity names volumes in capitals): the volume id is a qosd name, the same for a repeat', async () => {
+    const a = await csi.call<Created>('Controller', 'CreateVolume', createReq('Sanity-Controller-Create-C8645155'));
+    expect(a.volume.volume_id).toMatch(/^sanity-controller-create-c8645155-[0-9a-f]{16}$/);
+    const again = await csi.call<Created>('Controller', 'CreateVolume', createReq('Sanity-Controller-Create-C8645155'));
+    expect(again.volume.volume_id).toBe(a.volume.volume_id);
+    expect((await volume(a.volume.volume_id)).status).toBe(200);
+    expect(await csi.code('Controller', 'DeleteVolume', { volume_id: a.volume.volume_id })).toBe('OK');
+    expect((await volume(a.volume.volume_id)).status).toBe(404);
+  });
+
   it('answers the same name with other arguments ALREADY_EXISTS, changing nothing', async () => {
     const base = createReq('pvc-1', { parameters: { minReadIops: '100', maxReadIops: '300' } });
     expect(await csi.code('Controller', 'CreateVolume', base)).toBe('OK');

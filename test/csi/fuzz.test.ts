@@ -62,6 +62,12 @@ const BY_PATH = (field: string): Mutation[] => [
   ['volume_id', (r, _root, pick) => { r.volume_id = pick(['', LONG()]); }],
   [field, (r, _root, pick) => { r[field] = pick(['', 'relative/mount', 'mount']); }],
 ];
+// Stats and expansion answer a relative path NOT_FOUND (never published there, as csi-sanity
+// expects); only a missing or NUL-bearing one is malformed.
+const BY_VOLUME_PATH: Mutation[] = [
+  ['volume_id', (r, _root, pick) => { r.volume_id = pick(['', LONG()]); }],
+  ['volume_path', (r, _root, pick) => { r.volume_path = pick(['', '/x\0y']); }],
+];
 
 const BAD_PARAMS: Mutation = ['parameters', (r, _root, pick) => {
   const k = pick(['maxReadIOPS', 'size', 'volumeId', '', 'fstype', 'ephemeral']);
@@ -117,8 +123,8 @@ describe('CSI fuzz: malformed Node and Controller requests', () => {
     const calls: [string, () => Record<string, unknown>, Mutation[]][] = [
       ['NodePublishVolume', () => ({ volume_id: 'fuzzvol', target_path: target, volume_capability: mountCapability(), readonly: false, volume_context: podInfo(UID) }), PUBLISH],
       ['NodeUnpublishVolume', () => ({ volume_id: 'fuzzvol', target_path: target }), BY_PATH('target_path')],
-      ['NodeGetVolumeStats', () => ({ volume_id: 'fuzzvol', volume_path: target }), BY_PATH('volume_path')],
-      ['NodeExpandVolume', () => ({ volume_id: 'fuzzvol', volume_path: target, capacity_range: { required_bytes: '1048576' } }), BY_PATH('volume_path')],
+      ['NodeGetVolumeStats', () => ({ volume_id: 'fuzzvol', volume_path: target }), BY_VOLUME_PATH],
+      ['NodeExpandVolume', () => ({ volume_id: 'fuzzvol', volume_path: target, capacity_range: { required_bytes: '1048576' } }), BY_VOLUME_PATH],
       ['Controller.CreateVolume', () => ({ name: 'pvc-fuzz', capacity_range: { required_bytes: String(16 << 20) }, volume_capabilities: [mountCapability()], parameters: { class: 'best-effort' } }), CREATE],
       ['Controller.DeleteVolume', () => ({ volume_id: '' }), [BAD_ID('volume_id')]],
       ['Controller.ValidateVolumeCapabilities', () => ({ volume_id: 'fuzzvol', volume_capabilities: [mountCapability()] }), [BAD_ID('volume_id'), ['volume_capabilities', (r) => { r.volume_capabilities = []; }]]],

@@ -130,6 +130,9 @@ describe.skipIf(blocker)(`CSI node service on the socket${blocker ? ` (skipped: 
     it('answers stats NOT_FOUND for an unknown volume or a path it is not published at, INVALID_ARGUMENT without the fields', async () => {
       expect(await csi.code('Node', 'NodeGetVolumeStats', { volume_id: 'nope', volume_path: target })).toBe('NOT_FOUND');
       expect(await csi.code('Node', 'NodeGetVolumeStats', { volume_id: 'fsvol', volume_path: `${target}-elsewhere` })).toBe('NOT_FOUND');
+      // csi-sanity's order: an unknown volume is NOT_FOUND whatever the path; a relative path is never where it is published.
+      expect(await csi.code('Node', 'NodeGetVolumeStats', { volume_id: 'nope', volume_path: 'some/path' })).toBe('NOT_FOUND');
+      expect(await csi.code('Node', 'NodeGetVolumeStats', { volume_id: 'fsvol', volume_path: 'some/path' })).toBe('NOT_FOUND');
       expect(await csi.code('Node', 'NodeGetVolumeStats', { volume_path: target })).toBe('INVALID_ARGUMENT');
       expect(await csi.code('Node', 'NodeGetVolumeStats', { volume_id: 'fsvol' })).toBe('INVALID_ARGUMENT');
     });

@@ -1,7 +1,7 @@
 // StorageClass parameters, VolumeAttributesClass mutable parameters, capacity ranges and topology
 // as the CSI controller reads them (no root, no socket).
 import { describe, expect, it } from 'vitest';
-import { capabilitiesFsType, classRequest, inParameters, qosChange, reachesNode, sizeOf } from '../../src/csi/controller-requests';
+import { capabilitiesFsType, classRequest, inParameters, qosChange, reachesNode, sizeOf, volumeNameFor } from '../../src/csi/controller-requests';
 import { QosdError } from '../../src/model/errors';
 import { CsiError } from '../../src/csi/status';
 
@@ -84,5 +84,19 @@ describe('errors of the volume service, as CSI fields', () => {
     expect(failure(() => inParameters(thrower('min.readIops: guarantee 5 is above the limit max.readIops 1')))).toBe('InvalidArgument: parameters["minReadIops"]: guarantee 5 is above the limit max.readIops 1');
     expect(failure(() => inParameters(thrower('size: too small')))).toBe('InvalidArgument: capacity_range: too small');
     await expect(inParameters(async () => thrower('class: "x" is not a configured class')(), 'mutable_parameters')).rejects.toThrow('mutable_parameters["class"]: "x"');
+  });
+});
+
+describe('CSI names as qosd volume names', () => {
+  it("keeps a name qosd can use (external-provisioner's pvc-<uid>), and makes any other one usable, the same every time", () => {
+    expect(volumeNameFor('pvc-6f1f4c2e-9a55-4d0b-8a43-1e2d3c4b5a69')).toBe('pvc-6f1f4c2e-9a55-4d0b-8a43-1e2d3c4b5a69');
+    const mixed = volumeNameFor('Sanity-Vol-C8645155');
+    expect(mixed).toMatch(/^sanity-vol-c8645155-[0-9a-f]{16}$/);
+    expect(volumeNameFor('Sanity-Vol-C8645155')).toBe(mixed);
+    // Names that differ only where qosd's alphabet cannot tell them apart stay apart.
+    expect(volumeNameFor('sanity vol')).not.toBe(volumeNameFor('sanity/vol'));
+    expect(volumeNameFor('---')).toMatch(/^csi-[0-9a-f]{16}$/);
+    // The longest CSI name still gives an id CSI accepts (128 bytes).
+    expect(volumeNameFor(`A${'a'.repeat(127)}`).length).toBeLessThanOrEqual(128);
   });
 });
