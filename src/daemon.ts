@@ -90,7 +90,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
 
   // Made before the services, so the status can show kubelet's answer; served below.
-  const csiRegistration = config.csi ? new CsiRegistration(config.csi.socket, log) : undefined;
+  const csiRegistration = config.csi ? new CsiRegistration(config.csi.socket, log, (ok) => metrics.csiRegistered.set(ok ? 1 : 0)) : undefined;
 
   const services: Services = {
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
@@ -152,6 +152,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
       node: new CsiNode({ store, volumes, attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
       registration: csiRegistration!,
       log,
+      metrics,
     });
   }
 

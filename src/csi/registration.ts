@@ -18,6 +18,8 @@ export class CsiRegistration {
     /** The CSI socket kubelet should use: what node-driver-registrar calls --kubelet-registration-path. */
     private readonly endpoint: string,
     private readonly log: Logger,
+    /** Told each answer (the qosd_csi_registered gauge). */
+    private readonly onStatus: (registered: boolean) => void = () => undefined,
   ) {}
 
   getInfo(): { type: string; name: string; endpoint: string; supported_versions: string[] } {
@@ -26,6 +28,7 @@ export class CsiRegistration {
 
   notifyRegistrationStatus(req: { plugin_registered: boolean; error: string }): Record<string, never> {
     this.last = { registered: req.plugin_registered, error: req.error, at: new Date().toISOString() };
+    this.onStatus(req.plugin_registered);
     if (req.plugin_registered) this.log.info({ driver: DRIVER_NAME, endpoint: this.endpoint }, 'kubelet registered the CSI driver');
     else this.log.error({ driver: DRIVER_NAME, endpoint: this.endpoint, error: req.error }, 'kubelet refused to register the CSI driver');
     return {};

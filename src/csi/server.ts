@@ -15,6 +15,7 @@ import type { CsiController } from './controller';
 import type { CsiRegistration } from './registration';
 import { DRIVER_NAME } from './names';
 import { withAcceptableAuthority } from './h2-authority';
+import type { Metrics } from '../metrics/registry';
 
 type Handler = (req: never) => unknown;
 
@@ -22,21 +23,26 @@ let calls = 0;
 /** Whether a CSI call is being served now (a stop then waits a little for it). */
 const inFlight = (): boolean => calls > 0;
 
-function unary(method: string, fn: Handler, log: Logger): grpc.handleUnaryCall<unknown, unknown> {
+function unary(method: string, fn: Handler, log: Logger, metrics?: Metrics): grpc.handleUnaryCall<unknown, unknown> {
   return (call, callback) => {
     const started = Date.now();
     calls++;
+    const done = (code: grpc.status): void => {
+      calls--;
+      metrics?.csiCalls.inc({ method, code: grpc.status[code] });
+      metrics?.csiDuration.observe({ method }, (Date.now() - started) / 1000);
+    };
     Promise.resolve()
       .then(() => fn(call.request as never))
       .then(
         (reply) => {
-          calls--;
+          done(grpc.status.OK);
           log.debug({ csi: method, ms: Date.now() - started }, 'csi call');
           callback(null, reply);
         },
         (err: unknown) => {
-          calls--;
           const e = toServiceError(err);
+          done(e.code);
           log.warn({ csi: method, code: grpc.status[e.code], ms: Date.now() - started, err: e.details, request: summary(call.request) }, 'csi call failed');
           callback(e);
         },
@@ -102,6 +108,7 @@ export interface CsiServerOptions {
   node: CsiNode;
   registration: CsiRegistration;
   log: Logger;
+  metrics?: Metrics;
 }
 
 export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
@@ -109,27 +116,27 @@ export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
   const log = o.log.child({ component: 'csi' });
   const server = new grpc.Server();
   server.addService(p.identity, {
-    GetPluginInfo: unary('GetPluginInfo', () => o.identity.getPluginInfo(), log),
-    GetPluginCapabilities: unary('GetPluginCapabilities', () => o.identity.getPluginCapabilities(), log),
-    Probe: unary('Probe', () => o.identity.probe(), log),
+    GetPluginInfo: unary('GetPluginInfo', () => o.identity.getPluginInfo(), log, o.metrics),
+    GetPluginCapabilities: unary('GetPluginCapabilities', () => o.identity.getPluginCapabilities(), log, o.metrics),
+    Probe: unary('Probe', () => o.identity.probe(), log, o.metrics),
   });
   server.addService(p.controller, {
-    CreateVolume: unary('CreateVolume', (r) => o.controller.createVolume(r), log),
-    DeleteVolume: unary('DeleteVolume', (r) => o.controller.deleteVolume(r), log),
-    ValidateVolumeCapabilities: unary('ValidateVolumeCapabilities', (r) => o.controller.validateVolumeCapabilities(r), log),
-    GetCapacity: unary('GetCapacity', (r) => o.controller.getCapacity(r), log),
-    ControllerGetCapabilities: unary('ControllerGetCapabilities', () => o.controller.getCapabilities(), log),
-    ControllerExpandVolume: unary('ControllerExpandVolume', (r) => o.controller.expandVolume(r), log),
-    ControllerModifyVolume: unary('ControllerModifyVolume', (r) => o.controller.modifyVolume(r), log),
+    CreateVolume: unary('CreateVolume', (r) => o.controller.createVolume(r), log, o.metrics),
+    DeleteVolume: unary('DeleteVolume', (r) => o.controller.deleteVolume(r), log, o.metrics),
+    ValidateVolumeCapabilities: unary('ValidateVolumeCapabilities', (r) => o.controller.validateVolumeCapabilities(r), log, o.metrics),
+    GetCapacity: unary('GetCapacity', (r) => o.controller.getCapacity(r), log, o.metrics),
+    ControllerGetCapabilities: unary('ControllerGetCapabilities', () => o.controller.getCapabilities(), log, o.metrics),
+    ControllerExpandVolume: unary('ControllerExpandVolume', (r) => o.controller.expandVolume(r), log, o.metrics),
+    ControllerModifyVolume: unary('ControllerModifyVolume', (r) => o.controller.modifyVolume(r), log, o.metrics),
   });
   // Stage/Unstage are not offered (no STAGE_UNSTAGE_VOLUME): grpc-js answers them UNIMPLEMENTED.
   server.addService(p.node, {
-    NodePublishVolume: unary('NodePublishVolume', (r) => o.node.publish(r), log),
-    NodeUnpublishVolume: unary('NodeUnpublishVolume', (r) => o.node.unpublish(r), log),
-    NodeGetVolumeStats: unary('NodeGetVolumeStats', (r) => o.node.getVolumeStats(r), log),
-    NodeExpandVolume: unary('NodeExpandVolume', (r) => o.node.expand(r), log),
-    NodeGetCapabilities: unary('NodeGetCapabilities', () => o.node.getCapabilities(), log),
-    NodeGetInfo: unary('NodeGetInfo', () => o.node.getInfo(), log),
+    NodePublishVolume: unary('NodePublishVolume', (r) => o.node.publish(r), log, o.metrics),
+    NodeUnpublishVolume: unary('NodeUnpublishVolume', (r) => o.node.unpublish(r), log, o.metrics),
+    NodeGetVolumeStats: unary('NodeGetVolumeStats', (r) => o.node.getVolumeStats(r), log, o.metrics),
+    NodeExpandVolume: unary('NodeExpandVolume', (r) => o.node.expand(r), log, o.metrics),
+    NodeGetCapabilities: unary('NodeGetCapabilities', () => o.node.getCapabilities(), log, o.metrics),
+    NodeGetInfo: unary('NodeGetInfo', () => o.node.getInfo(), log, o.metrics),
   });
   const closeCsi = await listenUnix(server, o.socket, log);
 
@@ -140,8 +147,8 @@ export async function serveCsi(o: CsiServerOptions): Promise<CsiServers> {
     regSocket = path.join(o.registryDir, `${DRIVER_NAME}-reg.sock`);
     regServer = new grpc.Server();
     regServer.addService(p.registration, {
-      GetInfo: unary('GetInfo', () => o.registration.getInfo(), log),
-      NotifyRegistrationStatus: unary('NotifyRegistrationStatus', (r) => o.registration.notifyRegistrationStatus(r), log),
+      GetInfo: unary('GetInfo', () => o.registration.getInfo(), log, o.metrics),
+      NotifyRegistrationStatus: unary('NotifyRegistrationStatus', (r) => o.registration.notifyRegistrationStatus(r), log, o.metrics),
     });
     closeReg = await listenUnix(regServer, regSocket, log);
   }

@@ -21,6 +21,27 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly csiCalls = new Counter({
+    name: 'qosd_csi_calls_total',
+    help: 'CSI calls served (Identity, Controller, Node and kubelet registration), by method and gRPC status code.',
+    labelNames: ['method', 'code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly csiDuration = new Histogram({
+    name: 'qosd_csi_call_duration_seconds',
+    help: 'Time the daemon spent on a CSI call.',
+    labelNames: ['method'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+
+  readonly csiRegistered = new Gauge({
+    name: 'qosd_csi_registered',
+    help: "1 when kubelet's last registration status for the CSI driver nvme.qosd.io said registered; 0 when it refused or has not called.",
+    registers: [this.registry],
+  });
+
   readonly ruleWrites = new Counter({
     name: 'qosd_cgroup_rule_writes_total',
     help: 'Writes to cgroup throttle files (blkio.throttle.* on v1, io.max on v2).',

@@ -36,8 +36,16 @@ describe('an HTTP/2 :authority that is the socket path', () => {
       expect(await csi.call('Node', 'NodeGetInfo')).toMatchObject({ node_id: 'qosd-test-node' });
       expect(await registration.call('Registration', 'GetInfo')).toEqual({ type: 'CSIPlugin', name: 'nvme.qosd.io', endpoint: node.csiSocket, supported_versions: ['1.0.0'] });
       expect(await registration.call('Registration', 'NotifyRegistrationStatus', { plugin_registered: true, error: '' })).toEqual({});
-      // What kubelet answered shows in the status (qosctl status prints it).
+      // What kubelet answered shows in the status (qosctl status prints it) and the metrics.
       expect(await status()).toMatchObject({ kubelet: { registered: true, error: '' } });
+      const metrics = (await request<string>(node.socket, 'GET', '/metrics')).body as unknown as string;
+      expect(metrics).toMatch(/^qosd_csi_registered 1$/m);
+      expect(metrics).toMatch(/^qosd_csi_calls_total\{method="GetPluginInfo",code="OK"\} 1$/m);
+      expect(metrics).toMatch(/^qosd_csi_calls_total\{method="GetInfo",code="OK"\} 1$/m);
+      expect(metrics).toMatch(/^qosd_csi_call_duration_seconds_count\{method="NodeGetInfo"\} 1$/m);
+      expect(await csi.code('Node', 'NodeGetVolumeStats', {})).toBe('INVALID_ARGUMENT');
+      const after = (await request<string>(node.socket, 'GET', '/metrics')).body as unknown as string;
+      expect(after).toMatch(/^qosd_csi_calls_total\{method="NodeGetVolumeStats",code="INVALID_ARGUMENT"\} 1$/m);
     } finally {
       csi.close();
       registration.close();
