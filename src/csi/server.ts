@@ -54,7 +54,7 @@ function unary(method: string, fn: Handler, log: Logger, metrics?: Metrics): grp
 function summary(req: unknown): Record<string, unknown> {
   const r = (req ?? {}) as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  for (const k of ['volume_id', 'target_path', 'volume_path']) if (r[k]) out[k] = r[k];
+  for (const k of ['name', 'volume_id', 'target_path', 'volume_path']) if (r[k]) out[k] = r[k];
   return out;
 }
 

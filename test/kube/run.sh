@@ -30,8 +30,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# kubelet asks CSI drivers for volume stats every 5 s instead of every minute (csi.kube.ts reads them)
-KUBELET_EXTRA=--volume-stats-agg-period=5s "$here/up.sh" --api
+# kubelet asks CSI drivers for volume stats every 2 s instead of every minute (csi.kube.ts reads them)
+KUBELET_EXTRA=--volume-stats-agg-period=2s "$here/up.sh" --api
 . "$RUN/env"
 
 # qosd beside the kubelet, on the kubelet's root dir and cgroup layout
