@@ -12,23 +12,12 @@ import type { QosSpec } from '../model/qos';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
 import { capability } from './node-requests';
+import { ownKeys } from './parameters';
 import type { CapacityRangeMsg, TopologyMsg, VolumeCapability } from './types';
 
-const KUBERNETES_KEY = /^([a-z0-9.-]+\.)?(k8s\.io|kubernetes\.io)\//;
 const CLASS_PARAMETERS: ReadonlySet<string> = new Set(['pool', 'class', 'fsType', ...LIMIT_OPTIONS.keys()]);
 const MUTABLE_PARAMETERS: ReadonlySet<string> = new Set(['class', ...LIMIT_OPTIONS.keys()]);
 const MiB = 1024 * 1024;
-
-/** The user's keys of a parameter map, each known; `field` names the map in errors. */
-function ownKeys(params: Record<string, string>, known: ReadonlySet<string>, field: string): Map<string, string> {
-  const own = new Map<string, string>();
-  for (const [k, v] of Object.entries(params)) {
-    if (KUBERNETES_KEY.test(k)) continue;
-    if (!known.has(k)) throw invalid(`${field}["${k}"]: unknown key (known: ${[...known].join(', ')})`);
-    own.set(k, v);
-  }
-  return own;
-}
 
 /**
  * The qosd volume (and CSI volume_id) for a CreateVolume name. The CO may name a volume with any

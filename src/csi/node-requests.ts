@@ -9,9 +9,8 @@ import { checkTargetIn } from '../service/targets';
 import { LIMIT_OPTIONS, limitsFromOptions } from '../service/volume-options';
 import type { VolumeRequest } from '../service/volumes';
 import type { AccessMode, NodePublishVolumeRequest, VolumeCapability } from './types';
+import { ownKeys } from './parameters';
 
-/** volume_context keys set by kubelet (podInfoOnMount) and external-provisioner: never the user's. */
-const KUBERNETES_KEY = /^([a-z0-9.-]+\.)?(k8s\.io|kubernetes\.io)\//;
 /** The keys a user may put in a PV's volumeAttributes (the flex option names). */
 const USER_KEYS: ReadonlySet<string> = new Set(['pool', 'class', ...LIMIT_OPTIONS.keys()]);
 /** One node, so only the single-node modes (and read-only many-readers on this node). */
@@ -74,12 +73,7 @@ export function podUidOf(context: Record<string, string>, target: string): strin
 
 /** The volume request the volume_context makes: the user's keys validated, Kubernetes' skipped. */
 export function contextVolume(name: string, context: Record<string, string>): VolumeRequest {
-  const own = new Map<string, string>();
-  for (const [k, v] of Object.entries(context)) {
-    if (KUBERNETES_KEY.test(k)) continue;
-    if (!USER_KEYS.has(k)) throw invalid(`volume_context["${k}"]: unknown key (known: ${[...USER_KEYS].join(', ')}, and Kubernetes' own */k8s.io/* keys)`);
-    own.set(k, v);
-  }
+  const own = ownKeys(context, USER_KEYS, 'volume_context');
   const volume: VolumeRequest = { name };
   const pool = own.get('pool');
   if (pool !== undefined) volume.pool = pool;

@@ -47,3 +47,13 @@ export function isWholeDisk(d: DeviceNumber, sysRoot = '/sys'): boolean {
   if (!fs.existsSync(dir)) throw new Error(`no block device ${formatDevice(d)} under ${sysRoot}/dev/block`);
   return !fs.existsSync(path.join(dir, 'partition'));
 }
+
+/**
+ * The MAJ:MIN a path's node lives on now, as one stat: the filesystem's device (st_dev) for a
+ * file or directory, the node's own (st_rdev) for a block device node. A mount point answers with
+ * its mounted device, so this tells whether a volume is mounted there without reading mountinfo.
+ */
+export function deviceAt(p: string): string {
+  const st = fs.statSync(p, { bigint: true });
+  return formatDevice(decodeRdev(st.isBlockDevice() ? st.rdev : st.dev));
+}

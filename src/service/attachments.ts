@@ -11,7 +11,7 @@ import type { PoolDevice, VolumePool } from '../pools/pool';
 import { bindDevice, mountDevice, unmount } from '../host/mount';
 import { byMountPoint, mountsAt, readMountinfo, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
 import { QosdError, notFound } from '../model/errors';
-import { deviceOf, formatDevice } from '../host/block-device';
+import { deviceAt, deviceOf, formatDevice } from '../host/block-device';
 import { crashPoint } from './crash-points';
 import { hasLimits } from '../model/qos';
 import { lockKey, type Held, type KeyedLock } from './locks';
@@ -92,9 +92,14 @@ export class AttachmentService {
       return `the device of volume ${vol.name}: ${(err as Error).message}`;
     }
     if (att.state !== 'attached') return `the attachment at ${att.target} is ${att.state}`;
-    const here = mountsAt(att.target);
-    if (here.length === 0) return `${att.target} is not mounted`;
-    if (!holdsDevice(att, here, vol.deviceNumber)) return `${att.target} holds another device than the volume's ${vol.deviceNumber}`;
+    // One stat, not the mount table: kubelet asks this of every volume every stats period.
+    let found: string;
+    try {
+      found = deviceAt(att.target);
+    } catch (err) {
+      return `${att.target} is not mounted (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    }
+    if (found !== vol.deviceNumber) return `${att.target} is not mounted with the volume's device ${vol.deviceNumber} (it is on ${found})`;
     return undefined;
   }
 

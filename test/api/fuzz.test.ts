@@ -9,19 +9,10 @@ import * as http from 'node:http';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
+import { rng } from '../helpers/rng';
 
 let node: TestNode;
 let daemon: RunningDaemon;
-
-/** A small seeded PRNG (mulberry32): the same stream every run. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function dump(): string {
   const db = new Database(path.join(node.stateDir, 'qosd.db'), { readonly: true, fileMustExist: true });

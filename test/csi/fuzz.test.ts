@@ -11,16 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
-
-/** mulberry32: the same stream every run, so a failure reproduces. */
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../helpers/rng';
 
 const UID = '0f3c1f9e-3b8a-4c59-9d3e-5a7f6b2c1d00';
 const SINGLE = { mode: 'SINGLE_NODE_WRITER' };

@@ -9,6 +9,8 @@ export interface CsiClient {
   call<T = Record<string, unknown>>(service: Service, method: string, request?: unknown): Promise<T>;
   /** The status code name a call fails with (e.g. "INVALID_ARGUMENT"), or "OK". */
   code(service: Service, method: string, request?: unknown): Promise<string>;
+  /** The status code name and message a call fails with ("OK" and "" when it succeeds). */
+  answer(service: Service, method: string, request?: unknown): Promise<{ code: string; details: string }>;
   close(): void;
 }
 
@@ -33,11 +35,15 @@ export function csiClient(socket: string, timeoutMs = 60_000, options: grpc.Chan
   return {
     call,
     async code(service, method, request) {
+      return (await this.answer(service, method, request)).code;
+    },
+    async answer(service, method, request) {
       try {
         await call(service, method, request);
-        return 'OK';
+        return { code: 'OK', details: '' };
       } catch (err) {
-        return grpc.status[(err as grpc.ServiceError).code] ?? String(err);
+        const e = err as grpc.ServiceError;
+        return { code: grpc.status[e.code] ?? String(err), details: e.details ?? '' };
       }
     },
     close() {
