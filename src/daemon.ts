@@ -36,6 +36,9 @@ import { CsiController } from './csi/controller';
 import { CsiRegistration } from './csi/registration';
 import { serveCsi, type CsiServers } from './csi/server';
 import { DRIVER_NAME } from './csi/names';
+import { VolumeRequestWorker } from './csi/volume-request-worker';
+import { KubeClient } from './kube/client';
+import { connectionFor } from './kube/connection';
 
 export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -117,6 +120,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
               nodeName: config.csi.nodeName,
               registration: config.csi.registration ? path.join(config.kubelet.rootDir, 'plugins_registry', `${DRIVER_NAME}-reg.sock`) : null,
               kubelet: csiRegistration?.last ?? null,
+              volumeRequests: volumeRequests?.state ?? null,
             }
           : null,
         pools: poolService.list().map((p) => ({ name: p.name, backend: p.backend, volumes: p.volumes, capacity: p.capacity })),
@@ -133,6 +137,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   // CSI beside the HTTP API: the same services behind a second door.
   let closing = false;
   let csi: CsiServers | undefined;
+  let volumeRequests: VolumeRequestWorker | undefined;
   if (config.csi) {
     const c = config.csi;
     const problem = (): string | undefined => {
@@ -144,16 +149,22 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
         return `its state database cannot be read (${(err as Error).message})`;
       }
     };
+    const controller = new CsiController({ store, volumes, nodeName: c.nodeName, defaultSize: config.defaults.size });
     csi = await serveCsi({
       socket: c.socket,
       registryDir: c.registration ? path.join(config.kubelet.rootDir, 'plugins_registry') : undefined,
       identity: new CsiIdentity({ version: VERSION, problem }),
-      controller: new CsiController({ store, volumes, nodeName: c.nodeName, defaultSize: config.defaults.size }),
+      controller,
       node: new CsiNode({ store, volumes, attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
       registration: csiRegistration!,
       log,
       metrics,
     });
+    // The central controller's expansions and QoS changes (VolumeAttributesClass) for this node.
+    if (c.kubeconfig) {
+      volumeRequests = new VolumeRequestWorker(new KubeClient(connectionFor(c.kubeconfig)), c.nodeName, controller, log.child({ component: 'volume-requests' }));
+      volumeRequests.start();
+    }
   }
 
   let metricsServer: http.Server | undefined;
@@ -202,6 +213,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     config, app, store, enforcer, metricsServer,
     async close() {
       closing = true;
+      await volumeRequests?.stop();
       await csi?.close();
       clearInterval(timer);
       controller?.stop();

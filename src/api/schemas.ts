@@ -203,6 +203,11 @@ export const StatusOut = Type.Object({
       nodeName: Type.String(),
       registration: Type.Union([Type.String(), Type.Null()]),
       kubelet: Type.Union([Type.Object({ registered: Type.Boolean(), error: Type.String(), at: Type.String() }), Type.Null()]),
+      /** null: csi.kubeconfig off. Otherwise the watch on this node's VolumeRequests (central controller's calls). */
+      volumeRequests: Type.Union([
+        Type.Object({ source: Type.String(), watching: Type.Boolean(), error: Type.Union([Type.String(), Type.Null()]), carriedOut: Type.Integer() }),
+        Type.Null(),
+      ]),
     }),
     Type.Null(),
   ]),

@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load';
 import { DEFAULTS } from '../config/config';
 import { VERSION, startDaemon } from '../daemon';
+import { CENTRAL_DEFAULTS, runCentral, type CentralFlags } from './csi-controller';
 
 const program = new Command('qosd')
   .description('Node-resident storage QoS daemon')
@@ -17,9 +18,20 @@ const program = new Command('qosd')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
   .option('--check-config', 'validate the config, print the resolved result and exit')
   .allowExcessArguments(false)
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .enablePositionalOptions() // --socket before csi-controller is the daemon's, after it the command's
+  .action(() => main().catch(fatal));
 
-program.parse();
+program
+  .command('csi-controller')
+  .description('the central CSI controller for external-resizer: expansions and QoS changes (VolumeAttributesClass) carried to the owning node through the API server')
+  .option('--socket <path>', 'CSI socket shared with the sidecar', CENTRAL_DEFAULTS.socket)
+  .option('--kubeconfig <file|in-cluster>', 'API server access: a kubeconfig file, or the pod\'s service account', CENTRAL_DEFAULTS.kubeconfig)
+  .option('--wait-seconds <n>', "how long a call waits for the node's qosd (keep it below the sidecar's --timeout)", CENTRAL_DEFAULTS.waitSeconds)
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', CENTRAL_DEFAULTS.logLevel)
+  .allowExcessArguments(false)
+  .action((flags: CentralFlags) => runCentral(flags, VERSION).catch(fatal));
+
 const opts = program.opts<{ config?: string; socket?: string; stateDir?: string; metricsListen?: string; logLevel?: string; checkConfig?: boolean }>();
 
 async function main(): Promise<void> {
@@ -56,7 +68,9 @@ async function main(): Promise<void> {
   if (earlyStop.signal) stop(earlyStop.signal);
 }
 
-main().catch((err: Error) => {
+function fatal(err: Error): never {
   process.stderr.write(`qosd: ${err.message}\n`);
   process.exit(1);
-});
+}
+
+program.parse();

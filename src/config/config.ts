@@ -37,8 +37,9 @@ export interface Config {
   /**
    * CSI (csi/): the socket, the node name (CSI node id and topology value) and whether qosd
    * registers itself with kubelet through <kubelet.rootDir>/plugins_registry. undefined: off.
+   * `kubeconfig`: "in-cluster" or a kubeconfig path for watching VolumeRequests; undefined: none.
    */
-  csi: { socket: string; nodeName: string; registration: boolean } | undefined;
+  csi: { socket: string; nodeName: string; registration: boolean; kubeconfig: string | undefined } | undefined;
   cgroup: { mountPoint: string; version: CgroupVersionSetting };
   reconcileIntervalMs: number;
   /** The work-conserving controller (controller/): on by default, every 250 ms. */

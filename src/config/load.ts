@@ -9,6 +9,7 @@ import { parseDocument } from 'yaml';
 import { Value } from '@sinclair/typebox/value';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import { ConfigFileSchema, type ConfigFile } from './schema';
+import { fromKubeconfig } from '../kube/connection';
 import { DEFAULT_CLASSES, DEFAULTS, type Config, type LogLevel, type PoolConfig } from './config';
 import { parseQuantity } from '../util/quantity';
 import { DIMENSIONS, checkSpec, type Figures, type QosSpec } from '../model/qos';
@@ -103,7 +104,15 @@ function csiConfig(raw: ConfigFile['csi'], abs: (p: string) => string): Config['
   if (!/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/.test(nodeName)) {
     throw new ConfigError('csi.nodeName', `the hostname "${nodeName}" is not a usable node name (at most 63 lowercase letters, digits, "-" and "."); set csi.nodeName to the Kubernetes node name`);
   }
-  return { socket: abs(socket), nodeName, registration: raw?.registration ?? true };
+  const kubeconfig = raw?.kubeconfig === undefined || raw.kubeconfig === 'off' ? undefined : raw.kubeconfig === 'in-cluster' ? 'in-cluster' : abs(raw.kubeconfig);
+  if (kubeconfig && kubeconfig !== 'in-cluster') {
+    try {
+      fromKubeconfig(kubeconfig);
+    } catch (err) {
+      throw new ConfigError('csi.kubeconfig', (err as Error).message);
+    }
+  }
+  return { socket: abs(socket), nodeName, registration: raw?.registration ?? true, kubeconfig };
 }
 
 /** Loads and resolves the config; throws ConfigError on the first problem. */

@@ -88,6 +88,9 @@ export const ConfigFileSchema = Type.Object(
             }),
           ),
           registration: Type.Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
+          // "off", "in-cluster" or a kubeconfig file: the API server access through which the
+          // central controller's VolumeRequests reach this node (csi/volume-request-worker.ts).
+          kubeconfig: Type.Optional(AnyPath),
         },
         strict,
       ),

@@ -5,6 +5,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { qosChange } from '../../src/csi/controller-requests';
 import { CLUSTER, LOGS, QOSD, RUN, deletePod, figure, kubectl, logsUntil, pod, podMounts, qosd, qosdServes, until } from './cluster';
 
 const NODE = CLUSTER.REALKUBE_NODE_NAME ?? 'localhost';
@@ -70,16 +72,30 @@ afterAll(async () => {
 });
 
 describe('the deploy manifests', () => {
-  it('are accepted by the API server (server-side dry run), and the StorageClasses apply for real', async () => {
+  it('are accepted by the API server (server-side dry run); the StorageClasses, the VolumeRequest resource and the node access apply for real', async () => {
     const dir = path.join(REPO, 'deploy', 'kubernetes');
-    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml') && x !== 'volume-attributes-classes.yaml')) {
       const out = await kubectl(['apply', '--dry-run=server', '-f', path.join(dir, f)]);
       expect(out, f).toMatch(/(created|configured|unchanged) \(server dry run\)/);
     }
-    await kubectl(['apply', '-f', path.join(dir, 'storage-classes.yaml')]);
+    for (const f of ['storage-classes.yaml', 'volume-requests.yaml', 'node-access.yaml']) await kubectl(['apply', '-f', path.join(dir, f)]);
     made.push(['storageclass', 'qosd-high'], ['storageclass', 'qosd-medium'], ['storageclass', 'qosd-best-effort']);
     const sc = await json<{ provisioner: string; volumeBindingMode: string; allowVolumeExpansion: boolean; parameters: Record<string, string> }>(['get', 'storageclass', 'qosd-high']);
     expect(sc).toMatchObject({ provisioner: DRIVER, volumeBindingMode: 'WaitForFirstConsumer', allowVolumeExpansion: true, parameters: { class: 'high' } });
+    // the node's service account gets its long-lived token (the README's kubeconfig is made from it)
+    const token = await until('the qosd-node token', 60_000, async () => (await json<{ data?: { token?: string } }>(['-n', 'kube-system', 'get', 'secret', 'qosd-node-token'])).data?.token);
+    expect(Buffer.from(token, 'base64').toString()).toMatch(/^eyJ/);
+  });
+
+  it('VolumeAttributesClasses: 1.20 has no such kind (1.34 has it GA); each parameters map is what ControllerModifyVolume accepts', async () => {
+    const file = path.join(REPO, 'deploy', 'kubernetes', 'volume-attributes-classes.yaml');
+    await expect(kubectl(['apply', '--dry-run=server', '-f', file])).rejects.toThrow(/no matches for kind "VolumeAttributesClass"/);
+    const classes = parseAllDocuments(fs.readFileSync(file, 'utf8')).map((d) => d.toJS() as { kind: string; driverName: string; parameters: Record<string, string> });
+    expect(classes.length).toBeGreaterThanOrEqual(3);
+    for (const c of classes) {
+      expect(c).toMatchObject({ kind: 'VolumeAttributesClass', driverName: DRIVER });
+      expect(() => qosChange(c.parameters)).not.toThrow();
+    }
   });
 });
 

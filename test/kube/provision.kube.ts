@@ -3,12 +3,17 @@
 // image, so this file does their part exactly as they do it, and nothing more: it waits for the
 // scheduler's volume.kubernetes.io/selected-node on the PVC (WaitForFirstConsumer), calls
 // CreateVolume on that node's CSI socket with the StorageClass parameters and the node's topology,
-// creates the PV from the answer (claimRef, node affinity) and, for a resize, calls
-// ControllerExpandVolume. Everything else is Kubernetes' own: binding, scheduling, publishing,
-// mounting, and the container's IO, measured.
+// creates the PV from the answer (claimRef, node affinity). external-resizer's part (a PVC grown,
+// a VolumeAttributesClass changed, which 1.20 does not have) is its call on the central
+// controller, `qosd csi-controller`, run here beside the API server as its Deployment would run
+// it: that carries the call to this node's qosd through a VolumeRequest in the real API server.
+// Everything else is Kubernetes' own: binding, scheduling, publishing, mounting, and the
+// container's IO, measured.
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { CLUSTER, QOSD, deletePod, figure, kubectl, logsUntil, pod, qosd, until } from './cluster';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLUSTER, LOGS, QOSD, RUN, deletePod, figure, kubectl, logsUntil, pod, qosd, until } from './cluster';
 import { csiClient } from '../helpers/csi';
 
 const NODE = CLUSTER.REALKUBE_NODE_NAME ?? 'localhost';
@@ -17,6 +22,9 @@ const TOPOLOGY = 'topology.qosd.io/node';
 const CLOCK = "now() { cut -d' ' -f1 /proc/uptime; }; rate() { awk -v n=$1 -v s=$2 -v e=$3 'BEGIN { printf \"%d\", n / (e - s) }'; }";
 const made: [kind: string, name: string][] = [];
 const csi = csiClient(path.join(QOSD, 'csi.sock'));
+const CENTRAL_SOCKET = path.join(QOSD, 'central', 'csi.sock');
+const central = csiClient(CENTRAL_SOCKET, 15_000);
+let centralProcess: ChildProcess | undefined;
 
 const json = async <T>(args: string[]): Promise<T> => JSON.parse(await kubectl([...args, '-o', 'json'])) as T;
 const MI = 1024 * 1024;
@@ -69,13 +77,28 @@ async function provisionAsTheSidecarWould(claim: string): Promise<{ pv: string; 
   return { pv: name, volumeId: r.volume.volume_id };
 }
 
+beforeAll(async () => {
+  // The central controller as its Deployment runs it, with this cluster's kubeconfig for the pod's service account.
+  const out = fs.openSync(path.join(LOGS, 'csi-controller.log'), 'a');
+  centralProcess = spawn(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'cli', 'qosd.js'), 'csi-controller', '--socket', CENTRAL_SOCKET, '--kubeconfig', path.join(RUN, 'kubeconfig')], { stdio: ['ignore', out, out] });
+  await until('qosd csi-controller to serve', 30_000, async () => (fs.existsSync(CENTRAL_SOCKET) ? true : undefined));
+  await until("this node's qosd to watch VolumeRequests", 30_000, async () => ((await qosd<{ csi: { volumeRequests: { watching: boolean } | null } }>('GET', '/v1/status')).body.csi.volumeRequests?.watching ? true : undefined));
+});
+
 afterAll(async () => {
   for (const [kind, name] of made.reverse()) await kubectl(['delete', kind, name, '--ignore-not-found', '--wait=false']).catch(() => undefined);
   csi.close();
+  central.close();
+  centralProcess?.kill('SIGTERM');
 });
 
+const volumeRequests = async (): Promise<unknown[]> => (await json<{ items: unknown[] }>(['get', 'volumerequests'])).items;
+const carriedOut = (): number => fs.readFileSync(path.join(LOGS, 'qosd.log'), 'utf8').split('volume request carried out').length - 1;
+/** The READ_LOOP figures the container printed after the first `skip` lines of them. */
+const loopReads = async (skip: number): Promise<number[]> => (await kubectl(['logs', 'dyn'])).split('\n').filter((l) => l.startsWith('READ_LOOP=')).map((l) => Number(l.slice(10))).slice(skip);
+
 describe('a PVC provisioned through CreateVolume (the sidecar part done by the test)', () => {
-  it("gets a volume of the StorageClass's QoS on the node the scheduler picked; the container's dd is held to it (±15%); a resize grows the mounted filesystem", async () => {
+  it("gets a volume of the StorageClass's QoS on the node the scheduler picked; the container's dd is held to it (±15%); a VolumeAttributesClass change and a resize through the central controller reach the running pod", async () => {
     const sc = {
       apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qosd-test-limited' },
       provisioner: DRIVER, volumeBindingMode: 'WaitForFirstConsumer', allowVolumeExpansion: true, reclaimPolicy: 'Delete',
@@ -93,7 +116,8 @@ describe('a PVC provisioned through CreateVolume (the sidecar part done by the t
       's=$(now); dd if=/dev/zero of=/data/w bs=1M count=12 oflag=direct 2>/dev/null; e=$(now)',
       'echo WRITE_BPS=$(rate 12582912 $s $e)',
       'echo DONE',
-      "while :; do echo SIZE_KB=$(df -k /data | awk 'NR==2 {print $2}'); sleep 1 & wait $!; done",
+      // then, for the changes made while it runs: the read rate and the filesystem's size, over and over
+      "while :; do s=$(now); dd if=/data/r of=/dev/null bs=4k count=300 iflag=direct 2>/dev/null; e=$(now); echo READ_LOOP=$(rate 300 $s $e); echo SIZE_KB=$(df -k /data | awk 'NR==2 {print $2}'); done",
     ].join('\n');
     const p = {
       apiVersion: 'v1', kind: 'Pod', metadata: { name: 'dyn', namespace: 'default' },
@@ -121,19 +145,50 @@ describe('a PVC provisioned through CreateVolume (the sidecar part done by the t
     expect(w).toBeGreaterThan(4 * MI * 0.85);
     expect(w).toBeLessThan(4 * MI * 1.15);
 
-    // The resize: the PVC asks for more (the API server checks allowVolumeExpansion); the
-    // resizer's call grows the device and the mounted xfs on the node; the pod sees it.
-    await kubectl(['patch', 'pvc', 'dyn-data', '--type', 'merge', '-p', JSON.stringify({ spec: { resources: { requests: { storage: '640Mi' } } } })]);
-    const grown = await csi.call<{ capacity_bytes: string; node_expansion_required: boolean }>('Controller', 'ControllerExpandVolume', {
-      volume_id: volumeId, capacity_range: { required_bytes: String(640 * MI) }, volume_capability: { mount: { fs_type: 'xfs', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } },
+    // A VolumeAttributesClass change as external-resizer makes it: ControllerModifyVolume on the
+    // central controller, carried to this node; the running container's reads follow at once.
+    const before = (await loopReads(0)).length;
+    expect(await central.call('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { maxReadIops: '100' } })).toEqual({});
+    expect((await qosd<{ qos: { max: Record<string, number> } }>('GET', `/v1/volumes/${volumeId}`)).body.qos.max).toMatchObject({ readIops: 100, writeBps: 4 * MI });
+    // the first figure after the change may have begun before it: the two after that count
+    const after = await until('two reads measured after the change', 60_000, async () => {
+      const f = await loopReads(before + 1);
+      return f.length >= 2 ? f.slice(0, 2) : undefined;
     });
+    console.log(`ControllerModifyVolume maxReadIops 200 → 100 through qosd csi-controller: the running container reads at ${after.join(', ')} IOPS`);
+    for (const r2 of after) {
+      expect(r2).toBeGreaterThan(100 * 0.85);
+      expect(r2).toBeLessThan(100 * 1.15);
+    }
+    // A change the pool cannot admit: the node's refusal comes back with its reason, nothing changes.
+    const refused = await central.answer('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { minReadIops: '50000' } });
+    expect(refused.code).toBe('RESOURCE_EXHAUSTED');
+    expect(refused.details).toMatch(/readIops/i);
+    expect((await qosd<{ qos: { min: Record<string, number>; max: Record<string, number> } }>('GET', `/v1/volumes/${volumeId}`)).body.qos).toMatchObject({ min: {}, max: { readIops: 100 } });
+    // Bad input is refused by the central controller itself, naming the key; nothing reaches the node.
+    const done = carriedOut();
+    const bad = await central.answer('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { maxReadIops: 'lots' } });
+    expect(bad.code).toBe('INVALID_ARGUMENT');
+    expect(bad.details).toContain('mutable_parameters["maxReadIops"]');
+    expect((await central.answer('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { size: '1Gi' } })).code).toBe('INVALID_ARGUMENT');
+    expect((await central.answer('Controller', 'ControllerModifyVolume', { volume_id: 'pvc-no-such-volume', mutable_parameters: { maxReadIops: '100' } })).code).toBe('NOT_FOUND');
+    expect(carriedOut()).toBe(done);
+    expect(await volumeRequests()).toEqual([]); // each answered request was deleted
+
+    // The resize: the PVC asks for more (the API server checks allowVolumeExpansion); the
+    // resizer's call reaches the node, which grows the device and the mounted xfs; the pod sees it.
+    await kubectl(['patch', 'pvc', 'dyn-data', '--type', 'merge', '-p', JSON.stringify({ spec: { resources: { requests: { storage: '640Mi' } } } })]);
+    const expand = { volume_id: volumeId, capacity_range: { required_bytes: String(640 * MI) }, volume_capability: { mount: { fs_type: 'xfs', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' } } };
+    const grown = await central.call<{ capacity_bytes: string; node_expansion_required: boolean }>('Controller', 'ControllerExpandVolume', expand);
     expect(grown).toEqual({ capacity_bytes: String(640 * MI), node_expansion_required: false });
+    // the sidecar's retry of the same call: the same answer, nothing grows twice
+    expect(await central.call('Controller', 'ControllerExpandVolume', expand)).toEqual(grown);
     const kb = await until('the container to see the grown filesystem', 60_000, async () => {
       const sizes = (await kubectl(['logs', 'dyn'])).split('\n').filter((l) => l.startsWith('SIZE_KB=')).map((l) => Number(l.slice(8)));
       const last = sizes[sizes.length - 1];
       return last !== undefined && last > 500 * 1024 ? last : undefined;
     });
-    console.log(`after ControllerExpandVolume to 640 MiB, df in the container: ${kb} KiB`);
+    console.log(`after ControllerExpandVolume to 640 MiB through qosd csi-controller, df in the container: ${kb} KiB`);
 
     // Deleting: the pod, then the PVC; the PV is Released and the sidecar's part is DeleteVolume.
     const uid = (await pod('dyn')).metadata.uid;

@@ -38,7 +38,7 @@ KUBELET_EXTRA=--volume-stats-agg-period=2s "$here/up.sh" --api
 rm -rf "$Q"; mkdir -p "$Q/volumes" "$Q/state"
 cat > "$Q/config.yaml" <<YAML
 socket: $Q/qosd.sock
-csi: { socket: $Q/csi.sock, nodeName: $REALKUBE_NODE_NAME }
+csi: { socket: $Q/csi.sock, nodeName: $REALKUBE_NODE_NAME, kubeconfig: $RUN/kubeconfig }
 stateDir: $Q/state
 logLevel: info
 metrics: { listen: "off" }
@@ -48,6 +48,8 @@ pools:
   - { name: default, backend: file, path: $Q/volumes, capacity: { readIops: 20000, writeIops: 20000, readBps: 2G, writeBps: 2G } }
 defaults: { size: 64Mi }
 YAML
+# the VolumeRequest resource first, as an install does: qosd watches it from the start
+"$BIN/kubectl" --kubeconfig "$RUN/kubeconfig" apply -f "$repo/deploy/kubernetes/volume-requests.yaml" >/dev/null
 start qosd "$(command -v node)" "$repo/dist/cli/qosd.js" --config "$Q/config.yaml"
 wait_until 30 qosd test -S "$Q/qosd.sock" || { tail -20 "$LOGS/qosd.log" >&2; die "qosd did not start"; }
 node "$repo/dist/cli/qosctl.js" --socket "$Q/qosd.sock" install-flex --plugin-dir "$KUBELET_VOLUME_PLUGIN_DIR"

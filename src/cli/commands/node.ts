@@ -8,7 +8,13 @@ import { DEFAULT_PLUGIN_DIR, installFlex } from '../install-flex';
 import { DEFAULT_CONFIG, DEFAULT_UNIT_DIR, installUnits } from '../install-units';
 import { formatBytes } from '../../util/quantity';
 
-interface CsiStatus { socket: string; nodeName: string; registration: string | null; kubelet: { registered: boolean; error: string; at: string } | null }
+interface CsiStatus {
+  socket: string;
+  nodeName: string;
+  registration: string | null;
+  kubelet: { registered: boolean; error: string; at: string } | null;
+  volumeRequests: { source: string; watching: boolean; error: string | null; carriedOut: number } | null;
+}
 
 /** The CSI line of qosctl status: the socket, the node, and whether kubelet registered the driver. */
 function csiLine(c: CsiStatus | null): string {
@@ -17,6 +23,13 @@ function csiLine(c: CsiStatus | null): string {
     ? 'registration by node-driver-registrar'
     : c.kubelet === null ? 'not registered by kubelet yet' : c.kubelet.registered ? `registered by kubelet at ${c.kubelet.at}` : `kubelet refused: ${c.kubelet.error}`;
   return `${c.socket}, node ${c.nodeName}, ${reg}`;
+}
+
+/** Whether the central controller's calls reach this node (csi.kubeconfig). */
+function volumeRequestsLine(c: CsiStatus | null): string {
+  const w = c?.volumeRequests;
+  if (!w) return 'off (csi.kubeconfig not set: expansions and QoS changes through Kubernetes need it)';
+  return w.watching ? `watching the API server (${w.source}), ${w.carriedOut} carried out` : `not watching: ${w.error ?? 'starting'}`;
 }
 
 interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string | null }
@@ -35,6 +48,7 @@ export function registerNodeCommands(program: Command): void {
             ['socket', String(s.socket)], ['state dir', String(s.stateDir)], ['config', String(s.config ?? '(embedded defaults)')],
             ['cgroup', s.cgroup.error ? `unusable: ${s.cgroup.error}` : `${s.cgroup.version} at ${s.cgroup.base}`],
             ['csi', csiLine(s.csi)],
+            ['volume requests', volumeRequestsLine(s.csi)],
             ['volumes', String(s.volumes)], ['attachments', String(s.attachments)],
           ]);
           process.stdout.write('\n');

@@ -1,0 +1,112 @@
+// The node's side of VolumeRequests (volume-request.ts): qosd watches the ones labelled with its
+// node name, carries each out through its own CSI Controller service (the same code as a call on
+// its socket: validation, admission, the change applied to every pod using the volume) and
+// writes the outcome into the object's status for the central controller to answer with.
+import type { Logger } from 'pino';
+import { KubeApiError, MERGE_PATCH, type KubeClient, type Watch } from '../kube/client';
+import { toServiceError } from './status';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { CsiController } from './controller';
+import { COLLECTION, NODE_LABEL, type VolumeRequest, type VolumeRequestList, type VolumeRequestStatus } from './volume-request';
+
+export interface WorkerState {
+  source: string;
+  /** Whether the watch is open now. */
+  watching: boolean;
+  /** The last reason it was not, or null. */
+  error: string | null;
+  carriedOut: number;
+}
+
+export class VolumeRequestWorker {
+  readonly state: WorkerState;
+  private readonly busy = new Set<string>();
+  private watch: Watch | undefined;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly client: KubeClient,
+    private readonly nodeName: string,
+    private readonly controller: CsiController,
+    private readonly log: Logger,
+  ) {
+    this.state = { source: client.connection.source, watching: false, error: null, carriedOut: 0 };
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.watch?.stop();
+    this.wake?.();
+    await this.loop;
+    this.client.close();
+  }
+
+  /** List, then watch from the list's version; after any end or failure, again (backing off to 10 s). */
+  private async run(): Promise<void> {
+    const selector = `labelSelector=${encodeURIComponent(`${NODE_LABEL}=${this.nodeName}`)}`;
+    let backoffMs = 500;
+    while (!this.stopped) {
+      try {
+        const list = await this.client.get<VolumeRequestList>(`${COLLECTION}?${selector}`);
+        for (const r of list.items) this.consider(r);
+        this.watch = this.client.watch<VolumeRequest>(`${COLLECTION}?${selector}&resourceVersion=${list.metadata.resourceVersion}`, (e) => {
+          if (e.type === 'ADDED' || e.type === 'MODIFIED') this.consider(e.object);
+          if (e.type === 'ERROR') this.watch?.stop(); // e.g. 410 Gone: list again
+        });
+        this.state.watching = true;
+        if (this.state.error) this.log.info({ source: this.state.source }, 'watching VolumeRequests again');
+        this.state.error = null;
+        backoffMs = 500;
+        await this.watch.done;
+      } catch (err) {
+        const why = err instanceof KubeApiError && err.status === 404 ? `the API server has no VolumeRequest resource yet (deploy/kubernetes/volume-requests.yaml): ${err.message}` : (err as Error).message;
+        if (why !== this.state.error) this.log.warn({ source: this.state.source, err: why }, 'cannot watch VolumeRequests; retrying');
+        this.state.error = why;
+        backoffMs = Math.min(backoffMs * 2, 10_000);
+      }
+      this.state.watching = false;
+      if (!this.stopped) await new Promise<void>((r) => (this.wake = r, setTimeout(r, backoffMs).unref()));
+    }
+  }
+
+  private consider(r: VolumeRequest): void {
+    if (r.status?.phase || r.spec?.node !== this.nodeName || this.busy.has(r.metadata.name)) return;
+    this.busy.add(r.metadata.name);
+    void this.carryOut(r).finally(() => this.busy.delete(r.metadata.name));
+  }
+
+  private async carryOut(r: VolumeRequest): Promise<void> {
+    const s = r.spec;
+    let outcome: VolumeRequestStatus;
+    try {
+      let capacityBytes: string | undefined;
+      if (s.operation === 'Modify') {
+        await this.controller.modifyVolume({ volume_id: s.volumeId, mutable_parameters: s.mutableParameters ?? {} });
+      } else if (s.operation === 'Expand') {
+        const grown = await this.controller.expandVolume({ volume_id: s.volumeId, capacity_range: { required_bytes: s.requiredBytes ?? '0', limit_bytes: s.limitBytes ?? '0' }, volume_capability: null });
+        capacityBytes = grown.capacity_bytes;
+      } else {
+        throw new Error(`spec.operation: "${String(s.operation)}" is not Expand or Modify`);
+      }
+      outcome = { phase: 'Succeeded', code: 'OK', message: '', finishedAt: new Date().toISOString(), ...(capacityBytes ? { capacityBytes } : {}) };
+    } catch (err) {
+      const e = toServiceError(err);
+      outcome = { phase: 'Failed', code: grpcStatus[e.code], message: e.details, finishedAt: new Date().toISOString() };
+    }
+    this.state.carriedOut++;
+    this.log.info({ volumeRequest: r.metadata.name, operation: s.operation, volume: s.volumeId, code: outcome.code, err: outcome.message || undefined }, 'volume request carried out');
+    try {
+      await this.client.request('PATCH', `${COLLECTION}/${r.metadata.name}/status`, { status: outcome }, MERGE_PATCH);
+    } catch (err) {
+      // Deleted meanwhile (the central side gave up on it), or the API server away: the change is
+      // made either way, and a retry of the call carries it out again (each is idempotent).
+      this.log.warn({ volumeRequest: r.metadata.name, err: (err as Error).message }, 'could not record a volume request outcome');
+    }
+  }
+}

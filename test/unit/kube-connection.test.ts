@@ -1,0 +1,96 @@
+// How qosd reads its API server access (kube/connection.ts): a kubeconfig's current context, or a
+// pod's service account; and the config key that names it (csi.kubeconfig), refused at load with
+// the reason when the file is unusable.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { fromKubeconfig, inCluster } from '../../src/kube/connection';
+import { ConfigError, loadConfig } from '../../src/config/load';
+
+function dir(): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-kube-'));
+}
+
+const KUBECONFIG = (user: string) => `apiVersion: v1
+kind: Config
+clusters:
+- name: other
+  cluster: {server: "https://10.0.0.9:6443"}
+- name: realkube
+  cluster: {server: "https://127.0.0.1:6443", certificate-authority: pki/ca.crt}
+users:
+- name: admin
+  user: ${user}
+contexts:
+- name: realkube
+  context: {cluster: realkube, user: admin}
+current-context: realkube
+`;
+
+describe('a kubeconfig', () => {
+  it('gives the current context: server, CA (relative to the file), token', () => {
+    const d = dir();
+    fs.mkdirSync(path.join(d, 'pki'));
+    fs.writeFileSync(path.join(d, 'pki', 'ca.crt'), 'CA');
+    fs.writeFileSync(path.join(d, 'config'), KUBECONFIG('{token: abc}'));
+    const c = fromKubeconfig(path.join(d, 'config'));
+    expect(c.server.href).toBe('https://127.0.0.1:6443/');
+    expect(c.ca?.toString()).toBe('CA');
+    expect(c.token).toBe('abc');
+    expect(c.insecureSkipTlsVerify).toBe(false);
+  });
+
+  it('takes client certificates as data', () => {
+    const d = dir();
+    fs.mkdirSync(path.join(d, 'pki'));
+    fs.writeFileSync(path.join(d, 'pki', 'ca.crt'), 'CA');
+    fs.writeFileSync(path.join(d, 'config'), KUBECONFIG(`{client-certificate-data: ${Buffer.from('CERT').toString('base64')}, client-key-data: ${Buffer.from('KEY').toString('base64')}}`));
+    const c = fromKubeconfig(path.join(d, 'config'));
+    expect([c.cert?.toString(), c.key?.toString(), c.token]).toEqual(['CERT', 'KEY', undefined]);
+  });
+
+  it('is refused with the reason: no credentials, a missing file it names, no current context', () => {
+    const d = dir();
+    fs.writeFileSync(path.join(d, 'config'), KUBECONFIG('{}'));
+    expect(() => fromKubeconfig(path.join(d, 'config'))).toThrow(/ENOENT.*pki\/ca.crt/);
+    fs.mkdirSync(path.join(d, 'pki'));
+    fs.writeFileSync(path.join(d, 'pki', 'ca.crt'), 'CA');
+    expect(() => fromKubeconfig(path.join(d, 'config'))).toThrow('user "admin" has neither a token nor a client certificate and key');
+    fs.writeFileSync(path.join(d, 'config'), 'apiVersion: v1\nkind: Config\n');
+    expect(() => fromKubeconfig(path.join(d, 'config'))).toThrow('no current-context');
+  });
+});
+
+describe('in a pod', () => {
+  it("uses KUBERNETES_SERVICE_HOST and the mounted service account, re-reading its token file", () => {
+    const d = dir();
+    fs.writeFileSync(path.join(d, 'token'), 'sa-token');
+    fs.writeFileSync(path.join(d, 'ca.crt'), 'CA');
+    const c = inCluster({ KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, d);
+    expect(c.server.href).toBe('https://10.96.0.1/');
+    expect(c.tokenFile).toBe(path.join(d, 'token'));
+    expect(() => inCluster({}, d)).toThrow('KUBERNETES_SERVICE_HOST is not set');
+  });
+});
+
+describe('csi.kubeconfig', () => {
+  const load = (value: string) => {
+    const d = dir();
+    fs.writeFileSync(path.join(d, 'config.yaml'), `csi: { nodeName: n1, kubeconfig: ${value} }\n`);
+    return loadConfig({ config: path.join(d, 'config.yaml') });
+  };
+
+  it('is off unless set; "in-cluster" or a usable kubeconfig file', () => {
+    expect(load('off').csi?.kubeconfig).toBeUndefined();
+    expect(load('in-cluster').csi?.kubeconfig).toBe('in-cluster');
+    const d = dir();
+    fs.writeFileSync(path.join(d, 'kc'), KUBECONFIG('{token: abc}').replace(', certificate-authority: pki/ca.crt', ''));
+    expect(load(path.join(d, 'kc')).csi?.kubeconfig).toBe(path.join(d, 'kc'));
+  });
+
+  it('an unusable file stops the load, naming the key and the reason', () => {
+    expect(() => load('/nonexistent/kubeconfig')).toThrow(ConfigError);
+    expect(() => load('/nonexistent/kubeconfig')).toThrow(/csi\.kubeconfig.*ENOENT/);
+  });
+});
