@@ -145,6 +145,8 @@ export const PoolOut = Type.Object({
   admissible: FiguresOut,
   guaranteed: FiguresOut,
   available: FiguresOut,
+  /** The one budget, as fractions of the device: promised to guarantees, promisable (1 − headroom), left. */
+  share: Type.Object({ promised: Type.Number(), promisable: Type.Number(), available: Type.Number() }),
   volumes: Type.Integer(),
   provisionedBytes: Type.Integer(),
   allocatedBytes: Type.Integer(),

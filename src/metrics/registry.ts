@@ -74,8 +74,10 @@ export class Metrics {
   readonly poolCapacityBps = this.poolGauge('qosd_pool_capacity_bytes_per_second', 'Bytes per second a pool can deliver (config or calibration).');
   readonly poolGuaranteedIops = this.poolGauge('qosd_pool_guaranteed_iops', 'Sum of the IOPS guarantees of the volumes in a pool.');
   readonly poolGuaranteedBps = this.poolGauge('qosd_pool_guaranteed_bytes_per_second', 'Sum of the bandwidth guarantees of the volumes in a pool.');
-  readonly poolAvailableIops = this.poolGauge('qosd_pool_available_iops', 'IOPS a pool can still guarantee (capacity less headroom less guarantees).');
-  readonly poolAvailableBps = this.poolGauge('qosd_pool_available_bytes_per_second', 'Bandwidth a pool can still guarantee (capacity less headroom less guarantees).');
+  readonly poolAvailableIops = this.poolGauge('qosd_pool_available_iops', 'IOPS a new guarantee of IOPS alone could still get in a pool (the device budget left, at this corner).');
+  readonly poolPromisedShare = new Gauge({ name: 'qosd_pool_promised_share', help: "Share of a pool's device time its guarantees take together (0-1; above qosd_pool_promisable_share: over-promised).", labelNames: ['pool'] as const, registers: [this.registry] });
+  readonly poolPromisableShare = new Gauge({ name: 'qosd_pool_promisable_share', help: "Share of a pool's device time that may be promised to guarantees (1 - headroom).", labelNames: ['pool'] as const, registers: [this.registry] });
+  readonly poolAvailableBps = this.poolGauge('qosd_pool_available_bytes_per_second', 'Bandwidth a new guarantee of bandwidth alone could still get in a pool (the device budget left, at this corner).');
 
   readonly apiDuration = new Histogram({
     name: 'qosd_api_request_duration_seconds',

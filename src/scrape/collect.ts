@@ -78,6 +78,8 @@ export class MetricsCollector {
     m.volumes.reset();
     for (const p of this.pools.list({ space: false })) {
       m.volumes.set({ pool: p.name }, p.volumes);
+      m.poolPromisedShare.set({ pool: p.name }, p.share.promised);
+      m.poolPromisableShare.set({ pool: p.name }, p.share.promisable);
       for (const [g, f] of [
         [[m.poolCapacityIops, m.poolCapacityBps], p.capacity],
         [[m.poolGuaranteedIops, m.poolGuaranteedBps], p.guaranteed],

@@ -1,12 +1,17 @@
-// Admission: a guarantee is promised only while the pool can still deliver it. Per dimension, the
-// sum of the guarantees in a pool stays within capacity × (1 − headroom). Callers run admit()
-// inside the same SQLite transaction that records the new guarantee, so two requests can never
-// both take the last of the capacity.
+// Admission: a guarantee is promised only while the pool can still deliver it. A pool is one
+// device, and every guarantee takes a share of its time (model/device-cost.ts: minReadIops m
+// takes m/readIops of it, minWriteBps b takes b/writeBps, and so on); the shares of all the
+// pool's guarantees, whatever their direction and size, stay within 1 − headroom. Callers run
+// admit() inside the same SQLite transaction that records the new guarantee, so two requests can
+// never both take the last of the device.
 import type { Calibration } from '../store/calibrations';
 import type { Store } from '../store/store';
 import type { PoolConfig } from '../config/config';
-import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { BYTE_DIMENSIONS, DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { shareOf } from '../model/device-cost';
 import { QosdError } from '../model/errors';
+import { formatBytes } from '../util/quantity';
+import { percent } from '../util/percent';
 
 export interface PoolCapacity {
   figures: Figures;
@@ -46,31 +51,52 @@ export interface AdmissionRequest {
 }
 
 /**
- * Throws ResourceExhausted naming the pool, the dimension, what was asked and what is left, for
- * the first raised guarantee that does not fit. Lowering or keeping a guarantee is always allowed
- * (even in a pool a new calibration found smaller). Call inside the recording transaction.
+ * Throws ResourceExhausted, naming the pool, what the guarantee needs of the device (in all and
+ * per figure) and what is left, when a raised guarantee does not fit the pool's one budget.
+ * Lowering or keeping a guarantee is always allowed (even in a pool a new calibration found
+ * smaller, or one over-promised under the per-dimension rule of earlier versions: `qosctl doctor`
+ * says so). Call inside the recording transaction.
  */
 export function admit(store: Store, headroom: number, req: AdmissionRequest): void {
+  const raised = DIMENSIONS.filter((d) => (req.after[d] ?? 0) > (req.before[d] ?? 0));
+  if (raised.length === 0) return;
   const cap = poolCapacity(req.pool, store.calibrations.latestDone().get(req.pool.name));
-  const totals = store.volumes.poolTotals().get(req.pool.name);
-  for (const d of DIMENSIONS) {
-    const want = req.after[d] ?? 0;
-    if (want <= (req.before[d] ?? 0)) continue;
-    const capacity = cap.figures[d];
-    if (capacity === undefined) {
+  for (const d of raised) {
+    if (cap.figures[d] === undefined) {
       throw new QosdError(
         'ResourceExhausted',
         `pool ${req.pool.name} has no ${d} capacity figure, so it admits no ${d} guarantee (set pools[].capacity.${d} in the config or run: qosctl calibrate ${req.pool.name})`,
       );
     }
-    const limit = admissible(capacity, headroom);
-    const othersHold = (totals?.guaranteed[d] ?? 0) - (req.before[d] ?? 0);
-    const available = Math.max(0, limit - othersHold);
-    if (want > available) {
-      throw new QosdError(
-        'ResourceExhausted',
-        `pool ${req.pool.name}: ${d} guarantee ${want} exceeds the ${available} still available of ${limit} (capacity ${capacity} less ${Math.round(headroom * 100)}% headroom)`,
-      );
-    }
   }
+  const promisable = 1 - headroom;
+  const held = promisedShare(cap.figures, store.volumes.poolTotals().get(req.pool.name)?.guaranteed) - shareOf(cap.figures, req.before).total;
+  const need = shareOf(cap.figures, req.after);
+  const left = Math.max(0, promisable - held);
+  if (need.total > left + 1e-9) {
+    const parts = need.parts.map((p) => `${optionName(p.dimension)} ${BYTE_DIMENSIONS.has(p.dimension) ? formatBytes(p.figure) : p.figure} = ${percent(p.share)}`).join(', ');
+    throw new QosdError(
+      'ResourceExhausted',
+      `pool ${req.pool.name}: this guarantee needs ${apart(need.total, left)} of the device (${parts}); ${apart(left, need.total)} of the ${percent(promisable)} promisable is left`,
+    );
+  }
+}
+
+/** The share of the device a pool's guarantees take together (their per-dimension sums priced at the corners). */
+export function promisedShare(capacity: Figures, guaranteed: Figures | undefined): number {
+  return guaranteed ? shareOf(capacity, guaranteed).total : 0;
+}
+
+/** `share` as a percentage with as many decimals as it takes to tell it from `other` (90.1% vs 90%). */
+function apart(share: number, other: number): string {
+  for (let digits = 0; digits < 3; digits++) {
+    const f = 10 ** digits;
+    if (Math.round(share * 100 * f) !== Math.round(other * 100 * f)) return digits === 0 ? percent(share) : `${Math.round(share * 100 * f) / f}%`;
+  }
+  return `${Math.round(share * 100_000) / 1000}%`;
+}
+
+/** "minReadIops": the name a user writes the figure with (flex option, StorageClass parameter). */
+function optionName(d: Dimension): string {
+  return `min${d[0]!.toUpperCase()}${d.slice(1)}`;
 }

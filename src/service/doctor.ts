@@ -9,6 +9,7 @@ import { kubepodsDirs } from '../host/pod-cgroup';
 import { sharesHostMountNamespace } from '../host/mount-namespace';
 import { DIMENSIONS } from '../model/qos';
 import type { PoolService } from './pools';
+import { percent } from '../util/percent';
 
 export interface Check {
   name: string;
@@ -99,6 +100,18 @@ export function runChecks(config: Config, layout: CgroupLayout | { error: string
       add(`pool ${p.name} capacity`, 'ok', DIMENSIONS.map((d) => `${d}=${p.capacity[d]} (${p.capacitySource[d]})`).join(' '));
     } else {
       add(`pool ${p.name} capacity`, 'warn', `no figure for ${missing.join(', ')}: no guarantee can be admitted in those`, `qosctl calibrate ${p.name} (or set pools[].capacity)`);
+    }
+    // One device, one budget: guarantees admitted dimension by dimension (before qosd 0.2), or
+    // before a calibration found the device smaller, may together promise more than it has.
+    const { promised, promisable } = p.share;
+    if (promised > promisable + 1e-9) {
+      add(
+        `pool ${p.name} guarantees`, 'warn',
+        `over-promised: the guarantees take ${percent(promised)} of the device, more than the ${percent(promisable)} that may be promised; they stay, but under contention not all can be held`,
+        `lower guarantees (qosctl volume set <name> --min-… ) or move volumes to another pool until the sum is under ${percent(promisable)}; new or raised guarantees are refused meanwhile`,
+      );
+    } else {
+      add(`pool ${p.name} guarantees`, 'ok', `${percent(promised)} of the device promised, of ${percent(promisable)}`);
     }
   }
   return checks;

@@ -1,10 +1,11 @@
 // The pools view: per pool, what it can deliver (capacity, from config or a calibration), what
-// is promised (the sum of guarantees), what can still be promised, and its space.
+// is promised (the sum of guarantees, and the share of the device they take together), what can
+// still be promised, and its space.
 import * as fs from 'node:fs';
 import type { Config, PoolConfig } from '../config/config';
 import type { Store } from '../store/store';
 import { DIMENSIONS, type Figures } from '../model/qos';
-import { admissible, poolCapacity } from './admission';
+import { admissible, poolCapacity, promisedShare } from './admission';
 import { QosdError, notFound } from '../model/errors';
 import type { VolumePool } from '../pools/pool';
 import { LvmPool } from '../pools/lvm';
@@ -21,7 +22,10 @@ export interface PoolView {
   calibration: { method: string; startedAt: string; finishedAt: string | null; figures: Figures } | null;
   admissible: Figures;
   guaranteed: Figures;
+  /** Per dimension, the most a new guarantee of that figure alone could still get (the budget left, at that corner). */
   available: Figures;
+  /** The one budget: the share of the device the guarantees take, the share that may be promised (1 − headroom), and what is left. */
+  share: { promised: number; promisable: number; available: number };
   volumes: number;
   provisionedBytes: number;
   allocatedBytes: number;
@@ -93,12 +97,15 @@ export class PoolService {
     const guaranteed: Figures = {};
     const adm: Figures = {};
     const available: Figures = {};
+    const promised = promisedShare(cap.figures, totals?.guaranteed);
+    const promisable = 1 - this.config.headroom;
+    const left = Math.max(0, promisable - promised);
     for (const d of DIMENSIONS) {
       guaranteed[d] = totals?.guaranteed[d] ?? 0;
       const c = cap.figures[d];
       if (c !== undefined) {
         adm[d] = admissible(c, this.config.headroom);
-        available[d] = Math.max(0, adm[d]! - guaranteed[d]!);
+        available[d] = Math.floor(left * c * (1 + 1e-9)); // 0.08 of 10000 is 800, not 799.99…
       }
     }
     const path = p.backend === 'file' ? p.path : null;
@@ -123,6 +130,7 @@ export class PoolService {
       admissible: adm,
       guaranteed,
       available,
+      share: { promised, promisable, available: left },
       volumes: totals?.volumes ?? 0,
       provisionedBytes: totals?.sizeBytes ?? 0,
       allocatedBytes: allocatedBytes(backing),

@@ -16,8 +16,9 @@ if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`nod
 
 const NODE = 'qosd-test-node';
 const HERE = { segments: { 'topology.qosd.io/node': NODE } };
-// high guarantees 20000 IOPS and 500M/s each way: 2 fit in 90% of 50000 and of 1200M, 3 do not.
-const TWO_HIGH = '{ readIops: 50000, writeIops: 50000, readBps: 1200M, writeBps: 1200M }';
+// high guarantees 20000 IOPS and 500M/s each way: 10% of this device per figure, 40% in all, so
+// two fit in the 90% that may be promised and a third does not.
+const TWO_HIGH = '{ readIops: 200000, writeIops: 200000, readBps: 5000M, writeBps: 5000M }';
 const MiB = 1024 * 1024;
 
 interface Vol { name: string; sizeBytes: number; class: string; fsType: string; deviceNumber: string; qos: { min: Record<string, number>; max: Record<string, number> } }
@@ -116,7 +117,8 @@ describe.skipIf(blocker)(`CSI controller service on the socket${blocker ? ` (ski
     expect(await cap({ class: 'high' })).toBeGreaterThan(0);
     await csi.call('Controller', 'CreateVolume', createReq('pvc-high-2', { parameters: { class: 'high' } }));
     expect(await cap({ class: 'high' })).toBe(0);
-    expect(await cap({ class: 'medium', minReadIops: '100' })).toBe(0); // medium's 125M/s each way no longer fits either
+    expect(await cap({ class: 'best-effort', minWriteBps: '600M' })).toBe(0); // 12% of the device, and 10% is left
+    expect(await cap({ class: 'best-effort', minWriteBps: '400M' })).toBeGreaterThan(0);
     expect(await cap({ class: 'best-effort' })).toBeGreaterThan(64 * MiB);
     expect(await cap({ class: 'best-effort' }, { segments: { 'topology.qosd.io/node': 'other' } })).toBe(0);
     try {
@@ -125,7 +127,7 @@ describe.skipIf(blocker)(`CSI controller service on the socket${blocker ? ` (ski
     } catch (err) {
       const e = err as { code: number; details: string };
       expect(e.code).toBe(8); // RESOURCE_EXHAUSTED
-      expect(e.details).toMatch(/guarantee 20000 exceeds the \d+ still available/);
+      expect(e.details).toBe('pool default: this guarantee needs 40% of the device (minReadIops 20000 = 10%, minWriteIops 20000 = 10%, minReadBps 500M = 10%, minWriteBps 500M = 10%); 10% of the 90% promisable is left');
     }
     expect((await volume('pvc-high-3')).status).toBe(404);
     expect(await csi.code('Controller', 'GetCapacity', { parameters: { class: 'platinum' } })).toBe('INVALID_ARGUMENT');

@@ -37,7 +37,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     for (const r of refused) {
       expect(r.status).toBe(507);
       expect(r.body.error.code).toBe('ResourceExhausted');
-      expect(r.body.error.message).toBe('pool default: writeIops guarantee 1000 exceeds the 0 still available of 9000 (capacity 10000 less 10% headroom)');
+      expect(r.body.error.message).toBe('pool default: this guarantee needs 10% of the device (minWriteIops 1000 = 10%); 0% of the 90% promisable is left');
     }
     const p = await pool();
     const { volumes } = (await api<{ volumes: Vol[] }>('GET', '/v1/volumes')).body;
@@ -68,7 +68,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     const before = (await api<Vol>('GET', '/v1/volumes/again')).body;
     const up = await api<Err>('PATCH', '/v1/volumes/again', { qos: { min: { writeIops: 5000 } } });
     expect(up.status).toBe(507);
-    expect(up.body.error.message).toContain('writeIops guarantee 5000 exceeds the 1000 still available of 9000');
+    expect(up.body.error.message).toContain('this guarantee needs 50% of the device (minWriteIops 5000 = 50%); 10% of the 90% promisable is left');
     expect((await api<Vol>('GET', '/v1/volumes/again')).body.qos).toEqual(before.qos);
     const down = await api<Vol>('PATCH', '/v1/volumes/again', { qos: { min: { writeIops: 200 } } });
     expect(down.status).toBe(200);
@@ -88,7 +88,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'db', user: { minWriteIops: '5000', size: '8Mi' } })]);
     expect(r.reply.status).toBe('Failure');
     expect(r.exitCode).toBe(1);
-    expect(r.reply.message).toBe('pool default: writeIops guarantee 5000 exceeds the 800 still available of 9000 (capacity 10000 less 10% headroom)');
+    expect(r.reply.message).toBe('pool default: this guarantee needs 50% of the device (minWriteIops 5000 = 50%); 8% of the 90% promisable is left');
     expect(readMountinfo().some((m) => m.mountPoint === target)).toBe(false);
     expect(fs.readdirSync(target)).toEqual([]);
     expect((await api('GET', '/v1/volumes/db')).status).toBe(404);

@@ -161,8 +161,9 @@ describe.skipIf(skip)(`metrics through a real Prometheus${skip ? ` (skipped: ${s
   }, 60_000);
 
   it('drives the alerts: pool over-guaranteed, enforcement errors, repairs rising', async () => {
-    // 95% of the pool's write IOPS promised (headroom 5%).
-    const v = await request(node.socket, 'POST', '/v1/volumes', { name: 'promised', size: '8Mi', qos: { min: { writeIops: 950, readBps: '1M' }, max: { writeBps: '100M' } } });
+    // Over 90% of the device promised (headroom 5%): pg's 5% of the reads, then 85% of the write
+    // IOPS and 0.1% of the read bandwidth.
+    const v = await request(node.socket, 'POST', '/v1/volumes', { name: 'promised', size: '8Mi', qos: { min: { writeIops: 850, readBps: '1M' }, max: { writeBps: '100M' } } });
     expect(v.status).toBe(201);
     // An attach on the broken node fails to write io.max: an enforcement error.
     const bpod = '0b1c2d3e-0000-4000-8000-000000000002';

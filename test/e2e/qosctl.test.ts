@@ -95,10 +95,10 @@ describe('qosctl', () => {
   it('pools: capacity, guaranteed and free to guarantee, in both formats', () => {
     const t = qosctl(['--socket', node.socket, 'pools']);
     expect(t.code, t.err).toBe(0);
-    expect(t.out).toMatch(/^POOL +BACKEND +CAPACITY +SOURCE +GUARANTEED +FREE TO GUARANTEE/m);
-    expect(t.out).toMatch(/^default +file +rIOPS=50000 wIOPS=50000 rBps=1G wBps=1G +config +rIOPS=0 wIOPS=0 rBps=0 wBps=0 +rIOPS=45000 wIOPS=45000 rBps=900M wBps=900M/m);
+    expect(t.out).toMatch(/^POOL +BACKEND +CAPACITY +SOURCE +GUARANTEED +PROMISED +FREE TO GUARANTEE \(EACH ALONE\)/m);
+    expect(t.out).toMatch(/^default +file +rIOPS=50000 wIOPS=50000 rBps=1G wBps=1G +config +rIOPS=0 wIOPS=0 rBps=0 wBps=0 +0% of 90% +rIOPS=45000 wIOPS=45000 rBps=900M wBps=900M/m);
     const j = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'pools']).out);
-    expect(j.pools[0]).toMatchObject({ name: 'default', headroom: 0.1, capacity: { readIops: 50000 }, admissible: { readIops: 45000 }, capacitySource: { readIops: 'config' } });
+    expect(j.pools[0]).toMatchObject({ name: 'default', headroom: 0.1, capacity: { readIops: 50000 }, admissible: { readIops: 45000 }, capacitySource: { readIops: 'config' }, share: { promised: 0, promisable: 0.9, available: 0.9 } });
   });
 
   it('attachments in both formats', () => {

@@ -102,7 +102,7 @@ describe('a real kubelet with the qosd/nvme flex driver', () => {
   it('leaves a pod whose guarantee the pool cannot admit in ContainerCreating, with the refusal in its events; nothing made', async () => {
     const p = await run({ name: 'greedy', options: { volumeId: 'kube-greedy', minReadIops: '50000' }, script: `echo DONE; ${IDLE}` });
     const refusal = await until('a FailedMount event', 90_000, async () => (await events(p.name)).find((e) => e.reason === 'FailedMount'));
-    expect(refusal.message).toContain('readIops guarantee 50000 exceeds');
+    expect(refusal.message).toContain('this guarantee needs 250% of the device (minReadIops 50000 = 250%)');
     const state = (await pod(p.name)).status.containerStatuses?.[0]?.state.waiting?.reason;
     expect(state).toBe('ContainerCreating');
     expect((await qosd('GET', '/v1/volumes/kube-greedy')).status).toBe(404);

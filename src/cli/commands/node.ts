@@ -48,7 +48,7 @@ export function registerNodeCommands(program: Command): void {
             ['socket', String(s.socket)], ['state dir', String(s.stateDir)], ['config', String(s.config ?? '(embedded defaults)')],
             ['cgroup', s.cgroup.error ? `unusable: ${s.cgroup.error}` : `${s.cgroup.version} at ${s.cgroup.base}`],
             ['csi', csiLine(s.csi)],
-            ['volume requests', volumeRequestsLine(s.csi)],
+            ['csi central', volumeRequestsLine(s.csi)],
             ['volumes', String(s.volumes)], ['attachments', String(s.attachments)],
           ]);
           process.stdout.write('\n');

@@ -4,28 +4,29 @@ import { ApiError, call, streamLines } from '../client';
 import { action, emit, figures, globals, positive, type Figures } from '../output';
 import { printTable } from '../table';
 import { formatBytes } from '../../util/quantity';
+import { percent } from '../../util/percent';
 
 interface PoolOut {
   name: string; backend: string; capacity: Figures; capacitySource: Record<string, string>; guaranteed: Figures; available: Figures;
-  admissible: Figures; headroom: number; volumes: number; provisionedBytes: number; allocatedBytes: number; freeBytes: number | null;
+  admissible: Figures; share: { promised: number; promisable: number; available: number }; headroom: number; volumes: number; provisionedBytes: number; allocatedBytes: number; freeBytes: number | null;
   calibration: { method: string; finishedAt: string | null } | null;
 }
 
 export function registerPoolCommands(program: Command): void {
   program
     .command('pools')
-    .description('show each pool: capacity, guaranteed, free to guarantee, volumes, space')
+    .description('show each pool: capacity, guaranteed, the share of the device promised, free to guarantee, volumes, space')
     .action(
       action(async function (this: Command) {
         const g = globals(this);
         const { pools } = await call<{ pools: PoolOut[] }>(g.socket, 'GET', '/v1/pools');
         emit(g, { pools }, () =>
           printTable(
-            ['POOL', 'BACKEND', 'CAPACITY', 'SOURCE', 'GUARANTEED', 'FREE TO GUARANTEE', 'VOLUMES', 'PROVISIONED', 'USED', 'FREE'],
+            ['POOL', 'BACKEND', 'CAPACITY', 'SOURCE', 'GUARANTEED', 'PROMISED', 'FREE TO GUARANTEE (EACH ALONE)', 'VOLUMES', 'PROVISIONED', 'USED', 'FREE'],
             pools.map((p) => [
               p.name, p.backend, figures(p.capacity),
               p.calibration ? `${p.calibration.method} ${p.calibration.finishedAt}` : Object.keys(p.capacitySource).length ? 'config' : '-',
-              figures(p.guaranteed), figures(p.available), String(p.volumes), formatBytes(p.provisionedBytes), formatBytes(p.allocatedBytes),
+              figures(p.guaranteed), `${percent(p.share.promised)} of ${percent(p.share.promisable)}`, figures(p.available), String(p.volumes), formatBytes(p.provisionedBytes), formatBytes(p.allocatedBytes),
               p.freeBytes === null ? '-' : formatBytes(p.freeBytes),
             ]),
           ),
