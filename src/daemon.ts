@@ -87,7 +87,10 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics, view });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config, pools);
-  const collector = new MetricsCollector(metrics, store, poolService, 'error' in blkio ? undefined : blkio, (v) => policy.limitsFor(v), view);
+  const collector = new MetricsCollector(
+    metrics, store, poolService, 'error' in blkio ? undefined : blkio, (v) => policy.limitsFor(v), view,
+    (v) => (policy instanceof ControlledLimits ? policy.shares.get(v.name) : undefined),
+  );
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });

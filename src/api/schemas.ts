@@ -139,7 +139,11 @@ export const PoolOut = Type.Object({
     writeBps: Type.Optional(DimensionSource),
   }),
   calibration: Type.Union([
-    Type.Object({ method: Type.String(), startedAt: Type.String(), finishedAt: Type.Union([Type.String(), Type.Null()]), figures: FiguresOut }),
+    Type.Object({
+      method: Type.String(), startedAt: Type.String(), finishedAt: Type.Union([Type.String(), Type.Null()]), figures: FiguresOut,
+      /** The mixed workloads run after the corners: rates, their modelled cost, predicted vs measured IOPS. */
+      mixes: Type.Array(Type.Object({ name: Type.String(), rates: FiguresOut, cost: Type.Number(), predictedIops: Type.Integer(), measuredIops: Type.Integer(), errorPct: Type.Number() })),
+    }),
     Type.Null(),
   ]),
   admissible: FiguresOut,

@@ -21,6 +21,8 @@ import { DEFAULT_LAW, lawSteps, newLawMemory, type LawParams, type Limits, type 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
 export class ControlledLimits implements LimitPolicy {
   limits: Limits = new Map();
+  /** The controller's last view of the device budget: each volume's IO cost as a share of its pool's device. */
+  shares = new Map<string, number>();
 
   limitsFor(volume: Volume): Figures {
     const out = limitsOf(volume.qos);
@@ -164,7 +166,9 @@ export class Controller {
     const steps = lawSteps(samples, policy.limits, this.o.pools.capacities(), this.o.law ?? DEFAULT_LAW, this.memory);
     let step = steps.next();
     for (; !step.done; step = steps.next()) if (slice.due()) await slice.yield();
-    const { limits, adjustments } = step.value;
+    const { limits, adjustments, utilisations, shares } = step.value;
+    policy.shares = shares;
+    for (const [pool, u] of utilisations) this.o.metrics.poolUtilisation.set({ pool }, u);
     if (adjustments.length === 0) {
       slice.end();
       return;

@@ -1,32 +1,38 @@
 // The control law of the work-conserving controller, as a pure function of one tick's measured
 // rates (plus a little memory), so it can be tested against recorded samples.
 //
-// Per pool (the shared device) and per dimension, every tick:
-//   - a volume with a guarantee m is ACTIVE when its rate r > activeAbove·m, and STARVED when it
-//     is active, r < starvedBelow·m, and it wants more: either the pool's total rate is at least
-//     saturatedAbove·capacity, or the volume kept at least queuedAbove IOs in flight on average
-//     over the tick (its own device's time_in_queue). The second test matters because a
-//     capacity figure is measured with one workload and a mix of others gets less from the same
-//     drive (in the VM, where the guest's CPU bounds IO, 3000 of a calibrated 3800); a volume
-//     that idles between requests (a paced reader: rate × latency ≪ 1) is never starved;
-//   - if any volume is starved, the AGGRESSORS (volumes above their own guarantee, best-effort
-//     ones with m = 0) are cut, each in proportion to its excess e = r − m, to the smaller of
-//     r − D·e/Σe (the starved volumes' deficit D = Σ(m' − r)) and m + R·e/Σe, where R is the room
-//     the active guarantees leave: capacity − Σm' over the active guaranteed volumes, and
-//     m' = m·(1 + cutMargin) aims the cut a little above each guarantee, so that a capacity figure
-//     a few percent optimistic, or one probe step, still leaves the victim at m. Never below
-//     m or the floor, and never raised in such a tick. The tick after a cut only watches: the
-//     victim's rate lags a cut by a tick while the device queue drains, and cutting again on that
-//     lag would take the neighbours far below the room (measured: to the floor, with the victim
-//     then well above m);
-//   - a volume SHORT of its m (between starvedBelow·m and m, wanting more) for probeAfterTicks
-//     ticks in a row is treated as starved: the same cut, by its shortfall. Without this the
-//     victim, once a probe has taken it just under m, would sit there, above the starvation
-//     threshold but below its guarantee;
-//   - else, once every active guaranteed volume has had at least m for probeAfterTicks ticks in
-//     a row, every controlled limit rises by probeStep·capacity per tick (additive probing: the
-//     victim dips by at most one step before it is short, and the holds keep the cut/probe
-//     cycle slow, so the victim's rate stays at m rather than swinging around it);
+// A pool is one device and one budget of device time (model/device-cost.ts): each volume's IO
+// this tick, whatever its mix of reads and writes, small and large, costs a share of the device,
+// and the pool's utilisation is the sum. Per pool, every tick:
+//   - a guaranteed volume is ACTIVE in a direction (reads, writes) when it does more than
+//     activeAbove of its minimum there. In a direction its guarantee is kept when it gets its
+//     IOPS minimum or its bandwidth minimum (both price the same device time, for small IOs and
+//     for large); `best` is the worst over its active directions of rate/minimum in the better
+//     of the two figures. It is STARVED when best < starvedBelow and it wants more: either the
+//     pool is saturated (utilisation ≥ saturatedAbove), or it kept at least queuedAbove IOs in
+//     flight on average over the tick (its device's time_in_queue). The second test matters
+//     because a capacity figure is measured with one workload and a mix of others gets less
+//     from the same drive; a volume that idles between requests (a paced reader) is never starved;
+//   - a volume's NEED is its cost at its aim: its IO scaled until every active direction is at
+//     (1 + cutMargin) of its minimum (0 for best-effort and idle volumes). The cutMargin aims a
+//     little above each guarantee, so that a capacity figure a few percent optimistic, or one
+//     probe step, still leaves the victim at its minimum;
+//   - if any volume is starved, the AGGRESSORS are the others whose cost exceeds their need,
+//     whatever kind of IO they do (a writer starves a reader as surely as another reader does).
+//     Each is cut, in proportion to its excess e = cost − need, to the smaller of cost − D·e/Σe
+//     (D: the starved volumes' deficit, Σ(need − cost)) and need + R·e/Σe (R: the room the
+//     active guarantees leave, 1 − Σ need over the active guaranteed volumes). The cut lands on
+//     the dimensions the aggressor uses, each scaled by target/cost, so that its cost falls to the
+//     target; never below its own minimum or the floor, and never raised in such a tick. The
+//     tick after a cut only watches: the victim's rate lags a cut by a tick while the device
+//     queue drains, and cutting again on that lag would take the neighbours far below the room;
+//   - a volume SHORT of its minimum (best between starvedBelow and 1, wanting more) for
+//     probeAfterTicks ticks in a row is treated as starved: the same cut, by its shortfall.
+//     Without this the victim, once a probe has taken it just under its minimum, would sit there;
+//   - else, once every active guarantee has been met for probeAfterTicks ticks in a row, every
+//     controlled limit rises by probeStep of that dimension's capacity per tick (additive
+//     probing: the victim dips by at most one step before it is short, and the holds keep the
+//     cut/probe cycle slow, so the victim's rate stays at its minimum rather than swinging round it);
 //   - else (no guarantee active on the pool) every controlled limit is dropped at once: there is
 //     nothing left to protect, and the idle guarantee's share goes back to the neighbours
 //     within a tick or two (work conservation). When the guarantee comes back, the first starved
@@ -34,8 +40,10 @@
 //   - a limit that reaches the volume's configured max, or the pool's capacity, is dropped: the
 //     volume is back on its configured limits.
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
-// the smaller of the two).
-import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+// the smaller of the two). With one dimension in play this is exactly the per-dimension law of
+// earlier versions (the unit tests of that law pass unchanged).
+import { BYTE_DIMENSIONS, DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { costOf, deviceCost } from '../model/device-cost';
 
 export interface LawParams {
   starvedBelow: number;
@@ -78,8 +86,8 @@ export interface VolumeRates {
 export type Limits = Map<string, Figures>;
 
 /**
- * What the law remembers between ticks, per pool and dimension: how many ticks in a row every
- * active guarantee has been met, and how many a wanting guarantee has been short of its minimum.
+ * What the law remembers between ticks, per pool: how many ticks in a row every active guarantee
+ * has been met, how many a wanting guarantee has been short of its minimum, and since the last cut.
  */
 export interface LawMemory {
   metTicks: Map<string, number>;
@@ -99,6 +107,10 @@ export interface Adjustment {
 export interface LawResult {
   limits: Limits;
   adjustments: Adjustment[];
+  /** Per pool the controller looked at: the device time all its volumes' IO cost this tick (1 = the whole device). */
+  utilisations: Map<string, number>;
+  /** Per volume of those pools: the device time its own IO cost. */
+  shares: Map<string, number>;
 }
 
 export function lawStep(
@@ -116,8 +128,8 @@ export function lawStep(
 }
 
 /**
- * lawStep one pool and dimension at a time: it pauses (yields) after each, so a caller on the
- * event loop can give the loop back between them on a node with thousands of volumes.
+ * lawStep one pool at a time: it pauses (yields) before each, so a caller on the event loop can
+ * give the loop back between them on a node with thousands of volumes.
  */
 export function* lawSteps(
   samples: VolumeRates[],
@@ -128,6 +140,8 @@ export function* lawSteps(
 ): Generator<void, LawResult> {
   const next: Limits = new Map([...current].map(([v, f]) => [v, { ...f }]));
   const adjustments: Adjustment[] = [];
+  const utilisations = new Map<string, number>();
+  const shares = new Map<string, number>();
   const set = (volume: string, d: Dimension, to: number | undefined) => {
     const f = next.get(volume) ?? {};
     const from = f[d];
@@ -147,77 +161,114 @@ export function* lawSteps(
   }
 
   for (const [pool, vols] of pools) {
-    for (const d of DIMENSIONS) {
-      yield;
-      const key = `${pool}/${d}`;
-      const floor = d.endsWith('Iops') ? p.floorIops : p.floorBps;
-      const cap = capacity.get(pool)?.[d];
-      const rate = (v: VolumeRates) => v.rate[d] ?? 0;
-      const min = (v: VolumeRates) => v.min[d] ?? 0;
-      const guaranteed = vols.filter((v) => min(v) > 0);
-      // No guarantee in this dimension and nothing controlled in it: nothing to protect or lift.
-      // (Most dimensions of most pools: a database guarantees reads, say, and the rest is free.)
-      if (guaranteed.length === 0 && !vols.some((v) => current.get(v.volume)?.[d] !== undefined)) {
-        memory.metTicks.delete(key);
-        memory.shortTicks.delete(key);
-        memory.sinceCut.delete(key);
-        continue;
-      }
-      const active = guaranteed.filter((v) => rate(v) > p.activeAbove * min(v));
-      const activeMins = active.reduce((s, v) => s + min(v), 0);
-      const total = vols.reduce((sum, v) => sum + rate(v), 0);
-      const saturated = cap !== undefined && total >= p.saturatedAbove * cap;
-      const wants = (v: VolumeRates) => saturated || (v.queue ?? 0) >= p.queuedAbove;
-      const short = active.filter((v) => rate(v) < min(v) && wants(v));
-      const shortTicks = short.length > 0 ? (memory.shortTicks.get(key) ?? 0) + 1 : 0;
-      let starved = active.filter((v) => rate(v) < p.starvedBelow * min(v) && wants(v));
-      if (starved.length === 0 && shortTicks > p.probeAfterTicks) starved = short;
+    yield;
+    const cap = capacity.get(pool) ?? {};
+    const model = deviceCost(cap);
+    const costs = vols.map((v) => costOf(model, v.rate));
+    const controlled = vols.some((v) => current.has(v.volume));
+    const views = vols.map((v, i) => guaranteeView(v, costs[i]!, p));
+    const guaranteed = views.filter((g) => g.guaranteed);
+    // No guarantee here and nothing controlled: nothing to protect or lift (most pools of most nodes).
+    if (guaranteed.length === 0 && !controlled) {
+      memory.metTicks.delete(pool);
+      memory.shortTicks.delete(pool);
+      memory.sinceCut.delete(pool);
+      continue;
+    }
+    const utilisation = costs.reduce((a, b) => a + b, 0);
+    utilisations.set(pool, utilisation);
+    vols.forEach((v, i) => shares.set(v.volume, costs[i]!));
+    const saturated = utilisation >= p.saturatedAbove;
+    const wants = (v: VolumeRates) => saturated || (v.queue ?? 0) >= p.queuedAbove;
+    const active = guaranteed.filter((g) => g.active);
+    const short = active.filter((g) => g.best < 1 && wants(g.v));
+    const shortTicks = short.length > 0 ? (memory.shortTicks.get(pool) ?? 0) + 1 : 0;
+    let starved = active.filter((g) => g.best < p.starvedBelow && wants(g.v));
+    if (starved.length === 0 && shortTicks > p.probeAfterTicks) starved = short;
 
-      const sinceCut = (memory.sinceCut.get(key) ?? Infinity) + 1;
-      memory.sinceCut.set(key, sinceCut);
-      if (starved.length > 0 && sinceCut <= p.settleTicks) {
-        memory.metTicks.set(key, 0);
-        continue; // the last cut is still taking effect
-      }
-      if (starved.length > 0) {
-        memory.sinceCut.set(key, 0);
-        memory.metTicks.set(key, 0);
-        memory.shortTicks.set(key, 0);
-        const aim = (v: VolumeRates) => min(v) * (1 + p.cutMargin);
-        const deficit = starved.reduce((s, v) => s + (aim(v) - rate(v)), 0);
-        const victims = new Set(starved);
-        const aggressors = vols.filter((v) => !victims.has(v) && rate(v) > min(v));
-        const totalExcess = aggressors.reduce((s, v) => s + (rate(v) - min(v)), 0);
-        const room = cap === undefined ? Infinity : Math.max(0, cap - active.reduce((s, v) => s + aim(v), 0));
-        for (const a of aggressors) {
-          const part = totalExcess > 0 ? (rate(a) - min(a)) / totalExcess : 0;
-          const target = Math.min(rate(a) - deficit * part, min(a) + room * part);
-          let to = Math.max(min(a), floor, Math.floor(target));
-          const now = current.get(a.volume)?.[d];
+    const sinceCut = (memory.sinceCut.get(pool) ?? Infinity) + 1;
+    memory.sinceCut.set(pool, sinceCut);
+    if (starved.length > 0 && sinceCut <= p.settleTicks) {
+      memory.metTicks.set(pool, 0);
+      continue; // the last cut is still taking effect
+    }
+    if (starved.length > 0) {
+      memory.sinceCut.set(pool, 0);
+      memory.metTicks.set(pool, 0);
+      memory.shortTicks.set(pool, 0);
+      // In device time: what the starved volumes lack to reach their aim, and the room the
+      // active guarantees leave once each has its aim.
+      const deficit = starved.reduce((s, g) => s + (g.need - g.cost), 0);
+      const victims = new Set(starved.map((g) => g.v));
+      const aggressors = views.filter((g) => !victims.has(g.v) && g.cost > g.need);
+      const totalExcess = aggressors.reduce((s, g) => s + (g.cost - g.need), 0);
+      const room = Math.max(0, 1 - active.reduce((s, g) => s + g.need, 0));
+      for (const a of aggressors) {
+        const part = totalExcess > 0 ? (a.cost - a.need) / totalExcess : 0;
+        const target = Math.max(0, Math.min(a.cost - deficit * part, a.need + room * part));
+        // Its cost falls to the target in every dimension it uses, whatever kind of IO it does.
+        const k = a.cost > 0 ? target / a.cost : 1;
+        for (const d of DIMENSIONS) {
+          const r = a.v.rate[d] ?? 0;
+          if (r <= 0 || cap[d] === undefined) continue;
+          const floor = BYTE_DIMENSIONS.has(d) ? p.floorBps : p.floorIops;
+          let to = Math.max(a.v.min[d] ?? 0, floor, Math.floor(r * k));
+          const now = current.get(a.v.volume)?.[d];
           if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
-          if (a.max[d] !== undefined) to = Math.min(to, a.max[d]!);
-          set(a.volume, d, to);
+          if (a.v.max[d] !== undefined) to = Math.min(to, a.v.max[d]!);
+          set(a.v.volume, d, to);
         }
-        continue;
       }
+      continue;
+    }
 
-      memory.shortTicks.set(key, shortTicks);
-      const met = active.length > 0 && active.every((v) => rate(v) >= min(v));
-      const metTicks = met ? (memory.metTicks.get(key) ?? 0) + 1 : 0;
-      memory.metTicks.set(key, metTicks);
-      for (const v of vols) {
-        const now = current.get(v.volume)?.[d];
-        if (now === undefined) continue;
+    memory.shortTicks.set(pool, shortTicks);
+    const met = active.length > 0 && active.every((g) => g.best >= 1);
+    const metTicks = met ? (memory.metTicks.get(pool) ?? 0) + 1 : 0;
+    memory.metTicks.set(pool, metTicks);
+    for (const v of vols) {
+      const limits = current.get(v.volume);
+      if (!limits) continue;
+      for (const [d, now] of Object.entries(limits) as [Dimension, number][]) {
         if (active.length === 0) {
           set(v.volume, d, undefined);
           continue;
         }
         if (metTicks <= p.probeAfterTicks) continue;
-        const raised = now + Math.max(1, Math.floor(p.probeStep * (cap ?? activeMins)));
-        const ceiling = Math.min(v.max[d] ?? Infinity, cap ?? Infinity);
+        const raised = now + Math.max(1, Math.floor(p.probeStep * (cap[d] ?? now)));
+        const ceiling = Math.min(v.max[d] ?? Infinity, cap[d] ?? Infinity);
         set(v.volume, d, raised >= ceiling ? undefined : raised);
       }
     }
   }
-  return { limits: next, adjustments };
+  return { limits: next, adjustments, utilisations, shares };
+}
+
+/** How a volume stands against its guarantee this tick, in device time (see the header). */
+interface GuaranteeView {
+  v: VolumeRates;
+  cost: number;
+  guaranteed: boolean;
+  /** Active in some guaranteed direction (above activeAbove of its minimum there). */
+  active: boolean;
+  /** The worst of its active directions: rate over minimum in the better of the direction's two figures. */
+  best: number;
+  /** Its cost at its aim: every active direction at (1 + cutMargin) of its minimum; 0 for a best-effort or idle volume. */
+  need: number;
+}
+
+const DIRECTIONS = [['readIops', 'readBps'], ['writeIops', 'writeBps']] as const;
+
+function guaranteeView(v: VolumeRates, cost: number, p: LawParams): GuaranteeView {
+  let guaranteed = false;
+  let best = Infinity;
+  for (const dims of DIRECTIONS) {
+    const ratios = dims.filter((d) => (v.min[d] ?? 0) > 0).map((d) => (v.rate[d] ?? 0) / v.min[d]!);
+    if (ratios.length === 0) continue;
+    guaranteed = true;
+    const r = Math.max(...ratios);
+    if (r > p.activeAbove) best = Math.min(best, r);
+  }
+  const active = best !== Infinity;
+  return { v, cost, guaranteed, active, best: active ? best : 0, need: active ? cost * ((1 + p.cutMargin) / best) : 0 };
 }

@@ -3,6 +3,7 @@
 import { status, type ServiceError } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
 import { asQosdError, type ErrorCode } from '../model/errors';
+import { forKubelet } from '../util/kubelet-text';
 
 const CODES: Record<ErrorCode, status> = {
   InvalidArgument: status.INVALID_ARGUMENT,
@@ -23,8 +24,10 @@ export class CsiError extends Error {
   }
 }
 
-/** Any thrown value as the status a CSI client gets. */
+/** Any thrown value as the status a CSI client gets (kubelet among them: no "%" in the message, see forKubelet). */
 export function toServiceError(err: unknown): ServiceError {
-  const { code, message } = err instanceof CsiError ? err : { code: CODES[asQosdError(err).code], message: asQosdError(err).message };
+  const e = err instanceof CsiError ? err : { code: CODES[asQosdError(err).code], message: asQosdError(err).message };
+  const { code } = e;
+  const message = forKubelet(e.message);
   return Object.assign(new Error(message), { code, details: message, metadata: new Metadata() });
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // qosd/nvme: the FlexVolume driver kubelet executes, once per call. It must start fast and print
-// exactly one JSON object on stdout+stderr combined, so it imports only node:net and node:fs, and
+// exactly one JSON object on stdout+stderr combined, so it imports only node:net and node:fs (it is
+// installed as this one file in kubelet's plugin directory), and
 // nothing in it writes anything else. It answers init (and what qosd never implements) itself and
 // forwards mount/unmount to the daemon over its unix socket with a bounded timeout: kubelet sets
 // none, and a hung driver stalls the kubelet's volume manager.
@@ -160,11 +161,20 @@ function writeAll(text: string): void {
   }
 }
 
+/**
+ * Kubelet 1.20 uses a flex driver's message as the format string of the pod's FailedMount event
+ * (operation_generator.go: `recorder.Eventf(pod, …, FailedMountVolume, err.Error())`), so a "%"
+ * in it is taken for a verb: "needs 250% of the device" became "needs 250%!o(MISSING)f the
+ * device" (met in test:kube). The CSI side does the same with util/kubelet-text.ts; this file
+ * stands alone in kubelet's plugin directory, hence its own copy of the rule.
+ */
+const forKubelet = (text: string): string => text.replace(/%/g, ' percent');
+
 function print(reply: Reply): void {
   // Synchronous and complete before exiting: kubelet must read the whole JSON object. Exiting at
   // once (rather than letting the loop drain) saves the teardown of a process that has no more
   // work; nothing is left in flight, since the one socket has closed.
-  writeAll(JSON.stringify(reply));
+  writeAll(JSON.stringify(reply.message === undefined ? reply : { ...reply, message: forKubelet(reply.message) }));
   process.exit(reply.status === 'Failure' ? 1 : 0);
 }
 

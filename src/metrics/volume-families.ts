@@ -22,6 +22,8 @@ export interface VolumeSample {
   sizeBytes: number;
   allocatedBytes: number | undefined;
   fsUsedBytes: number | undefined;
+  /** The share of its pool's device time the volume's IO took at the controller's last look. */
+  deviceShare: number | undefined;
   io: IoSample[];
 }
 
@@ -76,6 +78,7 @@ export const VOLUME_FAMILIES: Family[] = [
   sizeFamily('qosd_volume_size_bytes', 'Provisioned size of a volume.', (v) => v.sizeBytes),
   sizeFamily('qosd_volume_allocated_bytes', 'Bytes a volume takes in its pool (blocks of its sparse backing file).', (v) => v.allocatedBytes),
   sizeFamily('qosd_volume_filesystem_used_bytes', 'Bytes used in the filesystem of a mounted volume (statfs).', (v) => v.fsUsedBytes),
+  sizeFamily('qosd_volume_device_share', "Share of its pool's device time a volume's IO took at the controller's last look (cost model; measured in pools with guarantees).", (v) => v.deviceShare),
 ];
 
 /** A family's HELP and TYPE lines, to which its sample lines are added. */

@@ -83,3 +83,32 @@ export function shareOf(capacity: Figures, min: Figures): ShareParts {
   }
   return out;
 }
+
+/**
+ * How well the model predicts a mixed workload run flat out on the device: the rates measured,
+ * what the model says they cost (1 would be exact: the device was full), and the throughput it
+ * predicts for that mix against the throughput measured, as an error in percent.
+ */
+export interface MixCheck {
+  name: string;
+  rates: Figures;
+  cost: number;
+  predictedIops: number;
+  measuredIops: number;
+  errorPct: number;
+}
+
+export function mixCheck(name: string, model: DeviceCost, rates: Figures): MixCheck {
+  const cost = costOf(model, rates);
+  const measuredIops = (rates.readIops ?? 0) + (rates.writeIops ?? 0);
+  const predictedIops = cost > 0 ? measuredIops / cost : 0;
+  const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
+  return {
+    name,
+    rates,
+    cost: round(cost, 4),
+    predictedIops: Math.round(predictedIops),
+    measuredIops: Math.round(measuredIops),
+    errorPct: measuredIops > 0 ? round(((predictedIops - measuredIops) / measuredIops) * 100, 1) : 0,
+  };
+}

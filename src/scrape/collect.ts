@@ -26,6 +26,8 @@ export class MetricsCollector {
     private readonly limitsFor: (v: Volume) => Figures = (v) => v.qos.max,
     /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
     private readonly view: StoreView = new StoreView(store),
+    /** A volume's share of its device at the controller's last look (undefined: not measured). */
+    private readonly deviceShare: (v: Volume) => number | undefined = () => undefined,
   ) {}
 
   /** Reads the store and the kernel; then `families()` renders what was read. */
@@ -69,7 +71,7 @@ export class MetricsCollector {
         const counts = this.blkio.podIo(a.podCgroup, v.deviceNumber);
         if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
       }
-      samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: this.limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, io });
+      samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: this.limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: this.deviceShare(v), io });
     }
     this.samples = samples;
     m.attachments.set(attached.length);

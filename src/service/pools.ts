@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import type { Config, PoolConfig } from '../config/config';
 import type { Store } from '../store/store';
 import { DIMENSIONS, type Figures } from '../model/qos';
+import type { MixCheck } from '../model/device-cost';
 import { admissible, poolCapacity, promisedShare } from './admission';
 import { QosdError, notFound } from '../model/errors';
 import type { VolumePool } from '../pools/pool';
@@ -19,7 +20,7 @@ export interface PoolView {
   headroom: number;
   capacity: Figures;
   capacitySource: Partial<Record<keyof Figures, 'config' | 'calibration'>>;
-  calibration: { method: string; startedAt: string; finishedAt: string | null; figures: Figures } | null;
+  calibration: { method: string; startedAt: string; finishedAt: string | null; figures: Figures; mixes: MixCheck[] } | null;
   admissible: Figures;
   guaranteed: Figures;
   /** Per dimension, the most a new guarantee of that figure alone could still get (the budget left, at that corner). */
@@ -126,7 +127,7 @@ export class PoolService {
       headroom: this.config.headroom,
       capacity: cap.figures,
       capacitySource: cap.source,
-      calibration: cal ? { method: cal.method, startedAt: cal.startedAt, finishedAt: cal.finishedAt, figures: cal.figures } : null,
+      calibration: cal ? { method: cal.method, startedAt: cal.startedAt, finishedAt: cal.finishedAt, figures: cal.figures, mixes: cal.mixes } : null,
       admissible: adm,
       guaranteed,
       available,

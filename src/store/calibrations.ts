@@ -2,6 +2,7 @@
 // "running" row is the intent record of a calibration's scratch volume.
 import { statementCache, type Db } from './db';
 import type { Figures } from '../model/qos';
+import type { MixCheck } from '../model/device-cost';
 
 export interface Calibration {
   id: number;
@@ -12,13 +13,15 @@ export interface Calibration {
   startedAt: string;
   finishedAt: string | null;
   figures: Figures;
+  /** The mixed workloads run after the four corners, and how well the cost model predicted each. */
+  mixes: MixCheck[];
   error: string | null;
 }
 
 interface Row {
   id: number; pool: string; state: Calibration['state']; method: string; scratch: string; started_at: string;
   finished_at: string | null; read_iops: number | null; write_iops: number | null; read_bps: number | null;
-  write_bps: number | null; error: string | null;
+  write_bps: number | null; mixes: string; error: string | null;
 }
 
 function fromRow(r: Row): Calibration {
@@ -29,7 +32,7 @@ function fromRow(r: Row): Calibration {
   if (r.write_bps !== null) figures.writeBps = r.write_bps;
   return {
     id: r.id, pool: r.pool, state: r.state, method: r.method, scratch: r.scratch, startedAt: r.started_at,
-    finishedAt: r.finished_at, figures, error: r.error,
+    finishedAt: r.finished_at, figures, mixes: JSON.parse(r.mixes) as MixCheck[], error: r.error,
   };
 }
 
@@ -50,10 +53,10 @@ export class CalibrationTable {
     return r && fromRow(r);
   }
 
-  finish(id: number, method: string, f: Figures, now: string): Calibration {
+  finish(id: number, method: string, f: Figures, now: string, mixes: MixCheck[] = []): Calibration {
     this.q(
-      "UPDATE calibrations SET state = 'done', method = ?, finished_at = ?, read_iops = ?, write_iops = ?, read_bps = ?, write_bps = ? WHERE id = ?",
-    ).run(method, now, f.readIops ?? null, f.writeIops ?? null, f.readBps ?? null, f.writeBps ?? null, id);
+      "UPDATE calibrations SET state = 'done', method = ?, finished_at = ?, read_iops = ?, write_iops = ?, read_bps = ?, write_bps = ?, mixes = ? WHERE id = ?",
+    ).run(method, now, f.readIops ?? null, f.writeIops ?? null, f.readBps ?? null, f.writeBps ?? null, JSON.stringify(mixes), id);
     return this.byId(id)!;
   }
 

@@ -84,4 +84,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE attachments ADD COLUMN kind TEXT NOT NULL DEFAULT 'mount' CHECK (kind IN ('mount', 'block'));
   `,
+  // 4: a calibration also runs mixed workloads and keeps how well the device cost model predicted them.
+  `
+  ALTER TABLE calibrations ADD COLUMN mixes TEXT NOT NULL DEFAULT '[]';
+  `,
 ];

@@ -88,7 +88,8 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     const r = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'db', user: { minWriteIops: '5000', size: '8Mi' } })]);
     expect(r.reply.status).toBe('Failure');
     expect(r.exitCode).toBe(1);
-    expect(r.reply.message).toBe('pool default: this guarantee needs 50% of the device (minWriteIops 5000 = 50%); 8% of the 90% promisable is left');
+    // "percent", not "%": kubelet uses the text as the format of the pod's event (util/kubelet-text.ts)
+    expect(r.reply.message).toBe('pool default: this guarantee needs 50 percent of the device (minWriteIops 5000 = 50 percent); 8 percent of the 90 percent promisable is left');
     expect(readMountinfo().some((m) => m.mountPoint === target)).toBe(false);
     expect(fs.readdirSync(target)).toEqual([]);
     expect((await api('GET', '/v1/volumes/db')).status).toBe(404);
@@ -131,12 +132,22 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     it.skipIf(missing)(`qosctl calibrate --method ${method} stores a capacity that qosctl pools shows${missing ? ' (skipped: fio is not installed; apt-get install fio)' : ''}`, () => {
       const r = spawnSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'calibrate', 'default', '--method', method, '--seconds', '0.5', '--scratch-size', '128Mi'], { encoding: 'utf8' });
       expect(r.status, r.stderr).toBe(0);
-      expect(r.stderr).toContain(`calibrating pool default with ${method}: 4 phases of 0.5 s`);
+      expect(r.stderr).toContain(`calibrating pool default with ${method}: 4 phases and 2 mixed workloads of 0.5 s each`);
       expect(r.stderr).toMatch(/\[4\/4\] readBps: \S+\/s/);
+      expect(r.stderr).toMatch(/\[mix 2\/2\] random 4k reads beside sequential 128k writes: rIOPS=\d+ .*; predicted \d+ IOPS, measured \d+ \([-+][\d.]+%\)/);
       expect(r.stdout).toMatch(/^pool default capacity: rIOPS=\d+ wIOPS=\d+ rBps=\S+ wBps=\S+$/m);
+      expect(r.stdout).toMatch(/^cost model on "random 4k, 70% reads 30% writes": .*predicted \d+ IOPS, measured \d+ \([-+][\d.]+%\)$/m);
       const j = JSON.parse(execFileSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, '-o', 'json', 'pools'], { encoding: 'utf8' }));
       const p = j.pools[0];
       expect(p.calibration.method).toBe(method);
+      // both mixes ran, read and wrote, and their prediction is stored with the calibration
+      expect(p.calibration.mixes.map((m: { name: string }) => m.name)).toEqual(['random 4k, 70% reads 30% writes', 'random 4k reads beside sequential 128k writes']);
+      for (const m of p.calibration.mixes as { rates: Record<string, number>; cost: number; errorPct: number; predictedIops: number; measuredIops: number }[]) {
+        expect(m.rates.readIops).toBeGreaterThan(0);
+        expect(m.rates.writeIops).toBeGreaterThan(0);
+        expect(m.cost).toBeGreaterThan(0);
+        expect(m.errorPct).toBeCloseTo(((m.predictedIops - m.measuredIops) / m.measuredIops) * 100, 0);
+      }
       expect(p.capacitySource).toEqual({ readIops: 'calibration', writeIops: 'calibration', readBps: 'calibration', writeBps: 'calibration' });
       for (const d of ['readIops', 'writeIops', 'readBps', 'writeBps']) expect(p.capacity[d]).toBeGreaterThan(0);
       const table = execFileSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'pools'], { encoding: 'utf8' });

@@ -163,7 +163,7 @@ describe('a PVC provisioned through CreateVolume (the sidecar part done by the t
     // A change the pool cannot admit: the node's refusal comes back with its reason, nothing changes.
     const refused = await central.answer('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { minReadIops: '50000' } });
     expect(refused.code).toBe('RESOURCE_EXHAUSTED');
-    expect(refused.details).toContain('this guarantee needs 250% of the device (minReadIops 50000 = 250%)');
+    expect(refused.details).toContain('this guarantee needs 250 percent of the device (minReadIops 50000 = 250 percent)');
     expect((await qosd<{ qos: { min: Record<string, number>; max: Record<string, number> } }>('GET', `/v1/volumes/${volumeId}`)).body.qos).toMatchObject({ min: {}, max: { readIops: 100 } });
     // Bad input is refused by the central controller itself, naming the key; nothing reaches the node.
     const done = carriedOut();

@@ -122,3 +122,53 @@ describe('control law replayed against recorded stats', () => {
     });
   }
 });
+
+describe('control law on one device budget, replayed against recorded stats (cgroup v1 on this machine)', () => {
+  it('a read victim against a write neighbour: the writer is cut in its writes while the victim is held below its minimum, and lifted after', () => {
+    // fixtures/controller-v1/trace-write-neighbour.json: the victim reads its loop device (one dd),
+    // the neighbour writes its own (two dd), no limits in force. Both loop devices sit on this
+    // machine's root disk, which the pool's budget stands for: its corners are what each did
+    // alone at most (no calibration here), the victim's minimum 90% of its median rate alone.
+    const trace = load('controller-v1/trace-write-neighbour.json') as Trace & { neighbourIo: string };
+    expect(trace.neighbourIo).toBe('write');
+    const rwOps = (role: Role, tick: Trace['ticks'][number]) => parseRwStat(tick.stats[role].ioServiced!).get(trace.devices[role]) ?? { read: 0, write: 0 };
+    const rwBytes = (role: Role, tick: Trace['ticks'][number]) => parseRwStat((tick.stats[role] as { ioServiceBytes?: string }).ioServiceBytes!).get(trace.devices[role]) ?? { read: 0, write: 0 };
+    const rates = (role: Role, a: Trace['ticks'][number], b: Trace['ticks'][number]) => {
+      const secs = (b.t - a.t) / 1000;
+      const [oa, ob, ba, bb] = [rwOps(role, a), rwOps(role, b), rwBytes(role, a), rwBytes(role, b)];
+      return { readIops: (ob.read - oa.read) / secs, writeIops: (ob.write - oa.write) / secs, readBps: (bb.read - ba.read) / secs, writeBps: (bb.write - ba.write) / secs };
+    };
+    const ticks = trace.ticks.slice(1).map((b, i) => ({ t: b.t, victim: rates('victim', trace.ticks[i]!, b), neighbour: rates('neighbour', trace.ticks[i]!, b), a: trace.ticks[i]!, b }));
+    const firstNeighbour = trace.marks.find((m) => m.what === 'neighbour starts')!.t;
+    const alone = ticks.filter((s) => s.t < firstNeighbour && s.victim.readIops > 0).map((s) => s.victim.readIops).sort((x, y) => x - y);
+    const min = Math.floor(0.9 * alone[Math.floor(alone.length / 2)]!);
+    const capacity = new Map([['held', {
+      readIops: Math.max(...ticks.map((s) => s.victim.readIops)), writeIops: Math.max(...ticks.map((s) => s.neighbour.writeIops)),
+      readBps: Math.max(...ticks.map((s) => s.victim.readBps)), writeBps: Math.max(...ticks.map((s) => s.neighbour.writeBps)),
+    }]]);
+    let limits: Limits = new Map();
+    const memory = newLawMemory();
+    const seen = ticks.map((s) => {
+      const queue = (role: Role) => (parseTimeInQueue(s.b.stats[role].diskStat)! - parseTimeInQueue(s.a.stats[role].diskStat)!) / 1000 / ((s.b.t - s.a.t) / 1000);
+      const samples: VolumeRates[] = [
+        { volume: 'victim', pool: 'held', min: { readIops: min }, max: {}, rate: s.victim, queue: queue('victim') },
+        { volume: 'neighbour', pool: 'held', min: {}, max: {}, rate: s.neighbour, queue: queue('neighbour') },
+      ];
+      limits = lawStep(samples, limits, capacity, DEFAULT_LAW, memory).limits;
+      return { t: s.t, victim: s.victim.readIops, writing: s.neighbour.writeIops > 0, limit: limits.get('neighbour'), victimLimited: limits.has('victim') };
+    });
+    expect(seen.some((s) => s.victimLimited)).toBe(false);
+    // only what the neighbour does is cut: its writes, never its (absent) reads
+    for (const s of seen) if (s.limit) expect(Object.keys(s.limit).every((d) => d.startsWith('write'))).toBe(true);
+    let cuts = 0;
+    seen.forEach((s, i) => {
+      if (!s.writing || s.victim === 0 || s.victim >= DEFAULT_LAW.starvedBelow * min || i + 2 >= seen.length || seen[i + 2]!.victim === 0) return;
+      expect(s.limit ?? seen[i + 1]!.limit ?? seen[i + 2]!.limit, `a cut after the tick at ${s.t} ms (victim ${Math.round(s.victim)} of ${min})`).toBeDefined();
+      cuts++;
+    });
+    expect(cuts).toBeGreaterThanOrEqual(2);
+    // the victim stops: within two ticks the writer is back on its own limits (none)
+    const stopped = seen.findIndex((s) => s.t > trace.marks.find((m) => m.what === 'victim stopped')!.t);
+    expect(seen[stopped + 2]!.limit).toBeUndefined();
+  });
+});

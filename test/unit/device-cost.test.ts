@@ -1,7 +1,7 @@
 // The device cost model (model/device-cost.ts): derived from the four corner figures, it puts each
 // corner at exactly the whole device, prices any mix in between, and prices guarantees at the corners.
 import { describe, expect, it } from 'vitest';
-import { LARGE_IO_BYTES, SMALL_IO_BYTES, costOf, deviceCost, shareOf } from '../../src/model/device-cost';
+import { LARGE_IO_BYTES, SMALL_IO_BYTES, costOf, deviceCost, mixCheck, shareOf } from '../../src/model/device-cost';
 
 const NVME = { readIops: 400_000, writeIops: 100_000, readBps: 3_000_000_000, writeBps: 1_500_000_000 };
 
@@ -42,5 +42,16 @@ describe('the device cost model', () => {
     expect(s.total).toBeCloseTo(1 / 3 + 1 / 12);
     expect(s.parts.map((p) => [p.dimension, p.figure])).toEqual([['readIops', 3000], ['writeBps', 50_000_000]]);
     expect(s.unpriced).toEqual(['readBps']);
+  });
+
+  it('checks a mixed workload: the throughput it predicts for the measured mix against the measured one', () => {
+    const m = deviceCost({ readIops: 1500, writeIops: 1500, readBps: 100 * 2 ** 20, writeBps: 100 * 2 ** 20 });
+    // a drive held to one IO budget (qemu iops-total): 1050 reads + 450 writes of 4 KiB fill it
+    const exact = mixCheck('70/30', m, { readIops: 1050, writeIops: 450, readBps: 1050 * 4096, writeBps: 450 * 4096 });
+    expect(exact).toMatchObject({ name: '70/30', measuredIops: 1500, predictedIops: 1500, errorPct: 0 });
+    expect(exact.cost).toBeCloseTo(1, 3);
+    // a device that gave 10% more than the model says: the model predicts 10% less than measured
+    const better = mixCheck('better', m, { readIops: 1155, writeIops: 495, readBps: 1155 * 4096, writeBps: 495 * 4096 });
+    expect(better.errorPct).toBeCloseTo(-9.1, 1);
   });
 });

@@ -12,6 +12,13 @@ interface PoolOut {
   calibration: { method: string; finishedAt: string | null } | null;
 }
 
+interface MixOut { name: string; rates: Figures; predictedIops: number; measuredIops: number; errorPct: number }
+
+/** A mixed workload's rates, and the cost model's prediction of its throughput against the measured one. */
+function mixLine(m: MixOut): string {
+  return `${figures(m.rates)}; predicted ${m.predictedIops} IOPS, measured ${m.measuredIops} (${m.errorPct >= 0 ? '+' : ''}${m.errorPct}%)`;
+}
+
 export function registerPoolCommands(program: Command): void {
   program
     .command('pools')
@@ -53,7 +60,7 @@ export function registerPoolCommands(program: Command): void {
   program
     .command('calibrate <pool>')
     .description("measure a pool's IOPS and bandwidth on a scratch volume and store them as its capacity")
-    .option('--seconds <s>', 'seconds per phase (4 phases)', (v) => {
+    .option('--seconds <s>', 'seconds per phase (4 phases, then 2 mixed workloads)', (v) => {
       const n = Number(v);
       if (!(n >= 0.2 && n <= 120)) throw new Error('--seconds: must be a number from 0.2 to 120');
       return n;
@@ -71,7 +78,8 @@ export function registerPoolCommands(program: Command): void {
           if (l.event === 'error') failure = l.error as typeof failure;
           if (g.output === 'json') return;
           // Progress goes to stderr so stdout stays the result.
-          if (l.event === 'started') process.stderr.write(`calibrating pool ${pool} with ${String(l.method)}: 4 phases of ${String(l.secondsPerPhase)} s\n`);
+          if (l.event === 'started') process.stderr.write(`calibrating pool ${pool} with ${String(l.method)}: 4 phases and 2 mixed workloads of ${String(l.secondsPerPhase)} s each\n`);
+          if (l.event === 'mix') process.stderr.write(`  [mix ${String(l.index)}/${String(l.of)}] ${String(l.name)}: ${mixLine(l as unknown as MixOut)}\n`);
           if (l.event === 'phase') {
             const dim = String(l.dimension);
             const v = Number(l.value);
@@ -80,7 +88,10 @@ export function registerPoolCommands(program: Command): void {
         });
         const done = lines.find((l) => l.event === 'done');
         if (failure) throw new ApiError(0, failure.code, failure.message);
-        emit(g, done ?? { events: lines }, () => process.stdout.write(`pool ${pool} capacity: ${figures((done?.capacity ?? {}) as Figures)}\n`));
+        emit(g, done ?? { events: lines }, () => {
+          process.stdout.write(`pool ${pool} capacity: ${figures((done?.capacity ?? {}) as Figures)}\n`);
+          for (const m of (done?.mixes ?? []) as MixOut[]) process.stdout.write(`cost model on "${m.name}": ${mixLine(m)}\n`);
+        });
       }),
     );
 }
