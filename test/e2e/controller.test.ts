@@ -67,7 +67,15 @@ function controllerNode(controllerConfig: string) {
     return p;
   }
 
-  return { ctx, mount, reader };
+  /** A writer in a container leaf, unpaced, to a file on the mounted volume (direct IO). */
+  function writer(leaf: string, target: string): ChildProcess {
+    const script = 'echo $$ > "$0/cgroup.procs"; while :; do dd if=/dev/zero of="$1/w" bs=4k count=4096 oflag=direct conv=notrunc status=none; done';
+    const p = spawn('/bin/sh', ['-c', script, leaf, target], { stdio: 'ignore', detached: true });
+    readers.push(p);
+    return p;
+  }
+
+  return { ctx, mount, reader, writer };
 }
 
 /** Kills a reader's shell and the dd it runs (its own process group). */
@@ -80,7 +88,32 @@ function stopReader(p: ChildProcess): void {
 }
 
 describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
-  const { ctx, mount, reader } = controllerNode('controller: { intervalMs: 250 }');
+  const { ctx, mount, reader, writer } = controllerNode('controller: { intervalMs: 250 }');
+
+  it("one device budget: a writer starving a read guarantee is cut in its writes, on its pod's leaves, and lifted after", async () => {
+    // The pool is one budget of 1000 read or 1000 write IOPS: the unthrottled writer alone fills
+    // it. Per dimension it would never have been an aggressor of a read guarantee.
+    const victim = await mount('rvictim', { size: '32Mi', minReadIops: '300' });
+    const noisy = await mount('wnoisy', { size: '32Mi' });
+    const WIOPS = 'blkio.throttle.write_iops_device';
+    const w = writer(noisy.leaf, noisy.target);
+    await sleep(600);
+    expect(ruleLines(noisy.leaf, WIOPS)).toBe(''); // the victim idle: nothing to protect
+    const v = reader(victim.leaf, victim.device, 200);
+    expect(await until(() => ruleLines(noisy.leaf, WIOPS).startsWith(`${noisy.deviceNumber} `), 5000)).toBe(true);
+    const limit = Number(ruleLines(noisy.leaf, WIOPS).split(' ')[1]);
+    expect(limit).toBeLessThan(1000);
+    expect(limit).toBeGreaterThanOrEqual(10);
+    expect(ruleLines(noisy.leaf, RIOPS)).toBe(''); // it does no reads: none cut
+    expect(ruleLines(victim.leaf, RIOPS)).toBe('');
+    expect(ruleLines(victim.leaf, WIOPS)).toBe('');
+    const metrics = (await request<string>(ctx.node.socket, 'GET', '/metrics')).body;
+    expect(Number(/^qosd_pool_utilisation\{pool="default"\} ([\d.e+-]+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0.9);
+    expect(metrics).toMatch(/^qosd_volume_device_share\{volume="wnoisy",pool="default"\} [\d.e+-]+$/m);
+    stopReader(v);
+    expect(await until(() => ruleLines(noisy.leaf, WIOPS) === '', 5000)).toBe(true);
+    stopReader(w);
+  }, 60_000);
 
   it('limits the neighbour while the guarantee is unmet on a saturated pool, and lifts it when the victim stops', async () => {
     // The victim is promised 300 read IOPS but (paced) asks for about 200: on a saturated pool

@@ -115,8 +115,10 @@ export interface KubeEvent {
   type: string;
 }
 
-export async function events(name: string): Promise<KubeEvent[]> {
-  const out = JSON.parse(await kubectl(['get', 'events', '--field-selector', `involvedObject.name=${name}`, '-o', 'json'])) as { items: KubeEvent[] };
+/** A pod's events; with its uid, only this pod's (not those of an earlier pod of the same name). */
+export async function events(name: string, uid?: string): Promise<KubeEvent[]> {
+  const selector = `involvedObject.name=${name}${uid ? `,involvedObject.uid=${uid}` : ''}`;
+  const out = JSON.parse(await kubectl(['get', 'events', '--field-selector', selector, '-o', 'json'])) as { items: KubeEvent[] };
   return out.items;
 }
 

@@ -101,7 +101,8 @@ describe('a real kubelet with the qosd/nvme flex driver', () => {
 
   it('leaves a pod whose guarantee the pool cannot admit in ContainerCreating, with the refusal in its events; nothing made', async () => {
     const p = await run({ name: 'greedy', options: { volumeId: 'kube-greedy', minReadIops: '50000' }, script: `echo DONE; ${IDLE}` });
-    const refusal = await until('a FailedMount event', 90_000, async () => (await events(p.name)).find((e) => e.reason === 'FailedMount'));
+    const podUid = (await pod(p.name)).metadata.uid;
+    const refusal = await until('a FailedMount event', 90_000, async () => (await events(p.name, podUid)).find((e) => e.reason === 'FailedMount'));
     // in full: a "%" would have been taken as a format verb by kubelet ("250%!o(MISSING)f")
     expect(refusal.message).toMatch(/this guarantee needs 250 percent of the device \(minReadIops 50000 = 250 percent\); [\d.]+ percent of the 90 percent promisable is left/);
     expect(refusal.message).not.toContain('%!');

@@ -78,6 +78,9 @@ async function provisionAsTheSidecarWould(claim: string): Promise<{ pv: string; 
 }
 
 beforeAll(async () => {
+  // The CSIDriver (attachRequired: false): without it the attach/detach controller waits for a
+  // VolumeAttachment no one makes (csi.kube.ts applies it too; each file stands on its own).
+  await kubectl(['apply', '-f', path.join(__dirname, '..', '..', 'deploy', 'kubernetes', 'csi-driver.yaml')]);
   // The central controller as its Deployment runs it, with this cluster's kubeconfig for the pod's service account.
   const out = fs.openSync(path.join(LOGS, 'csi-controller.log'), 'a');
   centralProcess = spawn(process.execPath, [path.join(__dirname, '..', '..', 'dist', 'cli', 'qosd.js'), 'csi-controller', '--socket', CENTRAL_SOCKET, '--kubeconfig', path.join(RUN, 'kubeconfig')], { stdio: ['ignore', out, out] });
@@ -161,9 +164,9 @@ describe('a PVC provisioned through CreateVolume (the sidecar part done by the t
       expect(r2).toBeLessThan(100 * 1.15);
     }
     // A change the pool cannot admit: the node's refusal comes back with its reason, nothing changes.
-    const refused = await central.answer('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { minReadIops: '50000' } });
+    const refused = await central.answer('Controller', 'ControllerModifyVolume', { volume_id: volumeId, mutable_parameters: { minWriteIops: '50000' } });
     expect(refused.code).toBe('RESOURCE_EXHAUSTED');
-    expect(refused.details).toContain('this guarantee needs 250 percent of the device (minReadIops 50000 = 250 percent)');
+    expect(refused.details).toContain('this guarantee needs 250 percent of the device (minWriteIops 50000 = 250 percent)');
     expect((await qosd<{ qos: { min: Record<string, number>; max: Record<string, number> } }>('GET', `/v1/volumes/${volumeId}`)).body.qos).toMatchObject({ min: {}, max: { readIops: 100 } });
     // Bad input is refused by the central controller itself, naming the key; nothing reaches the node.
     const done = carriedOut();

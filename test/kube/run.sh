@@ -30,6 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A cluster of its own each run: the tests name their pods, and pods or events an interrupted run
+# left in etcd would meet them (an old pod's events were read as the new one's).
+rm -rf "$W/etcd"
 # kubelet asks CSI drivers for volume stats every 2 s instead of every minute (csi.kube.ts reads them)
 KUBELET_EXTRA=--volume-stats-agg-period=2s "$here/up.sh" --api
 . "$RUN/env"

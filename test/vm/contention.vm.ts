@@ -13,16 +13,13 @@
 //   npm run bench:vm
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QOSCTL, installDriver, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
-import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
-import { parseIoStat } from '../../src/host/cgroup-v2';
-import { request } from '../../src/cli/client';
-import { makeSystemdPod, makeVmNode, type SystemdPod } from './vm-node';
+import { makeVmNode } from './vm-node';
+import { benchKit, sleep, type Mounted } from './bench-kit';
 
 const enabled = process.env.QOSD_VM === '1' && process.env.QOSD_VM_BENCH === '1';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD_VM_BENCH=1 npm run bench:vm)'}`, () => {
   let node: TestNode;
@@ -81,82 +78,22 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     fs.writeFileSync('/mnt/share/contention.json', `${JSON.stringify(doc, null, 2)}\n`);
   });
 
-  async function mount(name: string, user: Record<string, string>): Promise<{ pod: SystemdPod; device: string; deviceNumber: string; target: string }> {
-    const pod = makeSystemdPod('besteffort');
-    const target = podVolumeDir(node.kubeletRoot, pod.uid, name);
-    fs.mkdirSync(target, { recursive: true });
-    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: pod.uid, volumeName: name, user: { pool: 'held', size: '320Mi', ...user } })]);
-    expect(r.reply.status, r.reply.message).toBe('Success');
-    const v = (await fetchVolume(name)) as { device: string; deviceNumber: string };
-    return { pod, device: v.device, deviceNumber: v.deviceNumber, target };
-  }
-
-  async function fetchVolume(name: string): Promise<unknown> {
-    return (await request(node.socket, 'GET', `/v1/volumes/${name}`)).body;
-  }
-
-  function fio(container: string, file: string, rw: 'randread' | 'randwrite', depth: number, seconds: number): ChildProcess {
-    const args = [
-      '--name=b', '--thread', `--filename=${file}`, '--direct=1', '--ioengine=libaio', `--iodepth=${depth}`, `--rw=${rw}`, '--bs=4k',
-      '--size=200M', '--time_based', `--runtime=${seconds}`, '--output=/dev/null',
-    ];
-    const p = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec fio "$@"', container, ...args], { stdio: 'ignore' });
-    running.push(p);
-    return p;
-  }
-
-  /** IOs a pod has done on a device so far (its cgroup's io.stat). */
-  function ioCount(pod: string, device: string, key: 'rios' | 'wios'): number {
-    return parseIoStat(fs.readFileSync(path.join(pod, 'io.stat'), 'utf8')).get(device)?.[key] ?? 0;
-  }
-
-  /** IOPS of a pod on a device over the next `ms`. */
-  async function iops(pod: string, device: string, key: 'rios' | 'wios', ms: number): Promise<number> {
-    const a = ioCount(pod, device, key);
-    const t = Date.now();
-    await sleep(ms);
-    return (ioCount(pod, device, key) - a) / ((Date.now() - t) / 1000);
-  }
-
-  /** Waits for the pod's first IO on the device after now (fio takes seconds to start under TCG). */
-  async function firstIo(pod: string, device: string, key: 'rios' | 'wios'): Promise<void> {
-    const base = ioCount(pod, device, key);
-    for (let i = 0; i < 600 && ioCount(pod, device, key) === base; i++) await sleep(25);
-  }
-
-  async function stop(p: ChildProcess): Promise<void> {
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGKILL');
-    await exited;
-  }
-
-  async function cleanUp(names: { name: string; target: string }[]): Promise<void> {
-    // Give the drive back for the next setting: unmount and delete the volumes.
-    for (const m of names) {
-      const u = await callDriver(driver, ['unmount', m.target]);
-      expect(u.reply.status, u.reply.message).toBe('Success');
-      expect((await request(node.socket, 'DELETE', `/v1/volumes/${m.name}`)).status).toBe(204);
-    }
-  }
-
-  function layOut(...targets: string[]): void {
-    // Files the fio jobs use, laid out first (layout is not measured).
-    for (const t of targets) spawnSync('fio', ['--name=layout', `--filename=${t}/f`, '--size=200M', '--create_only=1', '--output=/dev/null']);
-  }
+  const kit = benchKit(() => ({ node, driver }), running);
+  const { mount, iops, firstIo, stop, cleanUp, layOut } = kit;
+  const fio = (m: Mounted, rw: 'randread' | 'randwrite', depth: number, seconds: number) => kit.fio(m, { rw, bs: '4k', depth }, seconds);
 
   /** The victim's workload alone on the drive: what its minimum is set from. */
   async function victimAlone(io: 'read' | 'write'): Promise<void> {
     const name = `alone-${io}`;
     const m = await mount(name, {});
-    layOut(m.target);
+    layOut(m);
     const key = io === 'read' ? 'rios' : 'wios';
-    const v = fio(m.pod.container, `${m.target}/f`, io === 'read' ? 'randread' : 'randwrite', 4, 60);
-    await firstIo(m.pod.pod, m.deviceNumber, key);
+    const v = fio(m, io === 'read' ? 'randread' : 'randwrite', 4, 60);
+    await firstIo(m, key);
     await sleep(1000);
-    const rate = await iops(m.pod.pod, m.deviceNumber, key, 3000);
+    const rate = await iops(m, key, 3000);
     await stop(v);
-    await cleanUp([{ name, target: m.target }]);
+    await cleanUp([m]);
     alone[io] = Math.round(rate);
     table.push({ setting: 'victim alone', io, victimAlone: alone[io] });
   }
@@ -166,7 +103,7 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
    * stat) every 250 ms, with marks for what the workloads did: the fixtures the control law's
    * unit test replays (fixtures/controller-vm).
    */
-  function recorder(vols: Record<string, { pod: SystemdPod; deviceNumber: string }>) {
+  function recorder(vols: Record<string, Mounted>) {
     const t0 = Date.now();
     const ticks: { t: number; stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> }[] = [];
     const marks: { t: number; what: string }[] = [];
@@ -198,41 +135,36 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     const noisy = await mount(`n-${tag}`, neighbourQos);
     const rw = io === 'read' ? 'randread' : 'randwrite';
     const key = io === 'read' ? 'rios' : 'wios';
-    layOut(victim.target, noisy.target);
-    const vFile = `${victim.target}/f`;
-    const nFile = `${noisy.target}/f`;
+    layOut(victim, noisy);
 
     const rec = recorder({ victim, neighbour: noisy });
     // The neighbour alone first: "the device" as the neighbour's workload sees it, this run.
     rec.mark('neighbour starts');
-    const n = fio(noisy.pod.container, nFile, rw, 64, 120);
-    await firstIo(noisy.pod.pod, noisy.deviceNumber, key);
+    const n = fio(noisy, rw, 64, 120);
+    await firstIo(noisy, key);
     await sleep(1000);
-    const neighbourBefore = await iops(noisy.pod.pod, noisy.deviceNumber, key, 2000);
+    const neighbourBefore = await iops(noisy, key, 2000);
     // The victim joins; each figure below is timed from the victim's own first IO or its stop.
     rec.mark('victim starts');
-    let v = fio(victim.pod.container, vFile, rw, 4, 120);
-    await firstIo(victim.pod.pod, victim.deviceNumber, key);
+    let v = fio(victim, rw, 4, 120);
+    await firstIo(victim, key);
     await sleep(2000); // the controller's first cuts and hold
-    const victimPressed = await iops(victim.pod.pod, victim.deviceNumber, key, 4000);
+    const victimPressed = await iops(victim, key, 4000);
     await stop(v);
     rec.mark('victim stopped');
     await sleep(1000);
-    const neighbourAfter = await iops(noisy.pod.pod, noisy.deviceNumber, key, 1000); // its rate over the stop's second second
+    const neighbourAfter = await iops(noisy, key, 1000); // its rate over the stop's second second
     await sleep(2000);
     rec.mark('victim starts');
-    v = fio(victim.pod.container, vFile, rw, 4, 120);
-    await firstIo(victim.pod.pod, victim.deviceNumber, key);
+    v = fio(victim, rw, 4, 120);
+    await firstIo(victim, key);
     await sleep(1000);
-    const victimBack = await iops(victim.pod.pod, victim.deviceNumber, key, 1000); // its rate over its second second
+    const victimBack = await iops(victim, key, 1000); // its rate over its second second
     await stop(v);
     await stop(n);
     rec.mark('both stopped');
     rec.save(`${tag}.json`, { setting, io, victimQos, neighbourQos, calibrated: capacity, victimAlone: alone[io] });
-    await cleanUp([
-      { name: `v-${tag}`, target: victim.target },
-      { name: `n-${tag}`, target: noisy.target },
-    ]);
+    await cleanUp([victim, noisy]);
     const row: Row = {
       setting,
       io,

@@ -1,0 +1,101 @@
+// What the VM contention benchmarks do with a running qosd: mount a volume of the held pool into a
+// new pod (systemd cgroup layout, cgroup v2), run fio in its container, count its IOs from the
+// pod's io.stat, and give the drive back. Shared by contention.vm.ts and contention-matrix.vm.ts.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { expect } from 'vitest';
+import type { TestNode } from '../helpers/daemon';
+import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
+import { parseIoStat } from '../../src/host/cgroup-v2';
+import { request } from '../../src/cli/client';
+import { makeSystemdPod, type SystemdPod } from './vm-node';
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Mounted {
+  name: string;
+  pod: SystemdPod;
+  device: string;
+  deviceNumber: string;
+  target: string;
+}
+
+/** An fio job: pattern, block size, queue depth (rwmixread for randrw). */
+export interface Job {
+  rw: 'randread' | 'randwrite' | 'read' | 'write' | 'randrw';
+  bs: string;
+  depth: number;
+  rwmixread?: number;
+}
+
+/** Which of a pod's IO counts as its rate: its reads, its writes, or both. */
+export type Count = 'rios' | 'wios' | 'both';
+
+export function benchKit(ctx: () => { node: TestNode; driver: string }, running: ChildProcess[]) {
+  async function mount(name: string, user: Record<string, string>): Promise<Mounted> {
+    const { node, driver } = ctx();
+    const pod = makeSystemdPod('besteffort');
+    const target = podVolumeDir(node.kubeletRoot, pod.uid, name);
+    fs.mkdirSync(target, { recursive: true });
+    const r = await callDriver(driver, ['mount', target, mountOptions({ podUid: pod.uid, volumeName: name, user: { pool: 'held', size: '320Mi', ...user } })]);
+    expect(r.reply.status, r.reply.message).toBe('Success');
+    const v = (await request<{ device: string; deviceNumber: string }>(node.socket, 'GET', `/v1/volumes/${name}`)).body;
+    return { name, pod, device: v.device, deviceNumber: v.deviceNumber, target };
+  }
+
+  function fio(m: Mounted, job: Job, seconds: number): ChildProcess {
+    const args = [
+      '--name=b', '--thread', `--filename=${m.target}/f`, '--direct=1', '--ioengine=libaio', `--iodepth=${job.depth}`, `--rw=${job.rw}`, `--bs=${job.bs}`,
+      '--size=200M', '--time_based', `--runtime=${seconds}`, '--output=/dev/null', ...(job.rwmixread !== undefined ? [`--rwmixread=${job.rwmixread}`] : []),
+    ];
+    const p = spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec fio "$@"', m.pod.container, ...args], { stdio: 'ignore' });
+    running.push(p);
+    return p;
+  }
+
+  /** IOs a pod has done on its device so far (its cgroup's io.stat). */
+  function ioCount(m: Mounted, key: Count): number {
+    const s = parseIoStat(fs.readFileSync(path.join(m.pod.pod, 'io.stat'), 'utf8')).get(m.deviceNumber);
+    if (!s) return 0;
+    return key === 'both' ? (s.rios ?? 0) + (s.wios ?? 0) : (s[key] ?? 0);
+  }
+
+  /** IOPS of a pod on its device over the next `ms`. */
+  async function iops(m: Mounted, key: Count, ms: number): Promise<number> {
+    const a = ioCount(m, key);
+    const t = Date.now();
+    await sleep(ms);
+    return (ioCount(m, key) - a) / ((Date.now() - t) / 1000);
+  }
+
+  /** Waits for the pod's first IO after now (fio takes seconds to start under TCG). */
+  async function firstIo(m: Mounted, key: Count): Promise<void> {
+    const base = ioCount(m, key);
+    for (let i = 0; i < 600 && ioCount(m, key) === base; i++) await sleep(25);
+  }
+
+  async function stop(p: ChildProcess): Promise<void> {
+    if (p.exitCode !== null || p.signalCode !== null) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    p.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Gives the drive back for the next case: unmount and delete the volumes. */
+  async function cleanUp(ms: Mounted[]): Promise<void> {
+    const { node, driver } = ctx();
+    for (const m of ms) {
+      const u = await callDriver(driver, ['unmount', m.target]);
+      expect(u.reply.status, u.reply.message).toBe('Success');
+      expect((await request(node.socket, 'DELETE', `/v1/volumes/${m.name}`)).status).toBe(204);
+    }
+  }
+
+  /** The files the fio jobs use, laid out first (layout is not measured). */
+  function layOut(...ms: Mounted[]): void {
+    for (const m of ms) spawnSync('fio', ['--name=layout', `--filename=${m.target}/f`, '--size=200M', '--create_only=1', '--output=/dev/null']);
+  }
+
+  return { mount, fio, ioCount, iops, firstIo, stop, cleanUp, layOut };
+}
