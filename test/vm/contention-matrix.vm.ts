@@ -7,7 +7,10 @@
 //   - a 4k read victim against a 128k sequential read neighbour;
 //   - a read and a write guarantee, admitted together within the budget, against a best-effort
 //     neighbour pressing both (random 50/50).
-// Victims run at queue depth 4, neighbours at 64 (16 for 128k). Per case: the neighbour alone, each
+// Victims run at queue depth 4, neighbours at 64 (16 for 128k). The hold is 1000 IOPS (1500 for
+// the two-job bench): with three fio jobs the TCG guest's CPU tops out near 1000-1100 IOPS, and a
+// higher hold measured CPU contention, not the drive's (the first run, at 1500: the randrw
+// neighbour alone got 984). Per case: the neighbour alone, each
 // victim while the neighbour presses, the neighbour over the second second after the victims stop,
 // each victim over the second second after it starts again. With qosd every guarantee must get
 // ≥ 95% of its minimum under pressure and the neighbour ≥ 90% of its alone rate within 2 s of the
@@ -43,6 +46,7 @@ interface Row {
   mins: number[];
   neighbourBefore: number;
   victimsPressed: number[];
+  neighbourPressed: number;
   neighbourAfter: number;
   victimsBack: number[];
 }
@@ -53,7 +57,7 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
   let driver: string;
   const running: ChildProcess[] = [];
   const rows: Row[] = [];
-  const held = Number(process.env.QOSD_VM_HELD_IOPS || 1500);
+  const held = Number(process.env.QOSD_VM_HELD_IOPS || 1000);
   let capacity: Record<string, number> = {};
   let mixes: { name: string; predictedIops: number; measuredIops: number; errorPct: number }[] = [];
   const alone: Partial<Record<MinKey, number>> = {};
@@ -85,9 +89,9 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
       `held drive: ${held} IOPS budget shared by reads and writes, large IOs counted per 4 KiB; calibrated ${JSON.stringify(capacity)}`,
       ...mixes.map((m) => `cost model on "${m.name}": predicted ${m.predictedIops} IOPS, measured ${m.measuredIops} (${m.errorPct}%)`),
       '',
-      'case | setting | victims\' minimum | neighbour alone | victims while pressed | neighbour 1–2 s after the victims stop | victims 1–2 s after they start again',
+      'case | setting | victims\' minimum | neighbour alone | victims while pressed (neighbour) | neighbour 1–2 s after the victims stop | victims 1–2 s after they start again',
       '---|---|---|---|---|---|---',
-      ...rows.map((r) => `${r.case} | ${r.setting} | ${r.mins.join(' / ') || '-'} | ${r.neighbourBefore} | ${r.victimsPressed.join(' / ')} | ${r.neighbourAfter} | ${r.victimsBack.join(' / ')}`),
+      ...rows.map((r) => `${r.case} | ${r.setting} | ${r.mins.join(' / ') || '-'} | ${r.neighbourBefore} | ${r.victimsPressed.join(' / ')} (${r.neighbourPressed}) | ${r.neighbourAfter} | ${r.victimsBack.join(' / ')}`),
     ];
     process.stdout.write(`\n${lines.join('\n')}\n`);
     fs.writeFileSync('/mnt/share/contention-matrix.json', `${JSON.stringify({ date: new Date().toISOString(), qemuThrottleIops: held, iopsSize: 4096, calibrated: capacity, mixes, victimAlone: alone, rows }, null, 2)}\n`);
@@ -144,7 +148,7 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
     let procs = start();
     for (let i = 0; i < victims.length; i++) await kit.firstIo(victims[i]!, c.victims[i]!.count);
     await sleep(2000); // the controller's first cuts and hold
-    const victimsPressed = await Promise.all(victims.map((m, i) => kit.iops(m, c.victims[i]!.count, 4000)));
+    const [neighbourPressed, ...victimsPressed] = await Promise.all([kit.iops(noisy, c.neighbour.count, 4000), ...victims.map((m, i) => kit.iops(m, c.victims[i]!.count, 4000))]);
     for (const p of procs) await kit.stop(p);
     await sleep(1000);
     const neighbourAfter = await kit.iops(noisy, c.neighbour.count, 1000);
@@ -157,7 +161,7 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
     await kit.cleanUp([...victims, noisy]);
     const row: Row = {
       case: c.title, setting, mins: setting === 'qosd' ? mins : [],
-      neighbourBefore: Math.round(neighbourBefore), victimsPressed: victimsPressed.map(Math.round),
+      neighbourBefore: Math.round(neighbourBefore), victimsPressed: victimsPressed.map(Math.round), neighbourPressed: Math.round(neighbourPressed!),
       neighbourAfter: Math.round(neighbourAfter), victimsBack: victimsBack.map(Math.round),
     };
     rows.push(row);
