@@ -61,7 +61,7 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
   let capacity: Record<string, number> = {};
   let mixes: { name: string; predictedIops: number; measuredIops: number; errorPct: number }[] = [];
   const alone: Partial<Record<MinKey, number>> = {};
-  const kit = benchKit(() => ({ node, driver }), running);
+  const kit = benchKit(() => ({ node, driver }), running, { fileSize: '48M', volumeSize: '96Mi' });
 
   beforeAll(async () => {
     node = makeVmNode([
