@@ -71,7 +71,12 @@ export class VolumeRequestWorker {
         backoffMs = Math.min(backoffMs * 2, 10_000);
       }
       this.state.watching = false;
-      if (!this.stopped) await new Promise<void>((r) => (this.wake = r, setTimeout(r, backoffMs).unref()));
+      if (this.stopped) break;
+      // The pause before listing again; stop() cuts it short.
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+        setTimeout(resolve, backoffMs).unref();
+      });
     }
   }
 

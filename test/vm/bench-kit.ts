@@ -5,11 +5,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { expect } from 'vitest';
-import type { TestNode } from '../helpers/daemon';
+import { QOSCTL, installDriver, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { parseIoStat } from '../../src/host/cgroup-v2';
 import { request } from '../../src/cli/client';
-import { makeSystemdPod, type SystemdPod } from './vm-node';
+import { makeSystemdPod, makeVmNode, type SystemdPod } from './vm-node';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -100,4 +100,35 @@ export function benchKit(ctx: () => { node: TestNode; driver: string }, running:
   }
 
   return { mount, fio, ioCount, iops, firstIo, stop, cleanUp, layOut };
+}
+
+export interface HeldNode {
+  node: TestNode;
+  daemon: RunningDaemon;
+  driver: string;
+  /** What `qosctl calibrate held` stored: the pool's four figures and the cost model's check on two mixes. */
+  calibration: { capacity: Record<string, number>; mixes: { name: string; predictedIops: number; measuredIops: number; errorPct: number }[] };
+}
+
+/**
+ * A qosd in the VM with its controller on, the `held` lvm pool on the drive qemu holds
+ * (/dev/nvme2n1) initialised and calibrated with fio. The calibration's figures, not the config's
+ * placeholder, are the pool's capacity: under TCG the VM's CPU can be the limit, and the minimums
+ * are set from what the drive really delivers here, as an operator would.
+ */
+export async function startHeldNode(held: number): Promise<HeldNode> {
+  const node = makeVmNode([
+    'controller: { enabled: true, intervalMs: 250 }',
+    'admission: { headroom: 0.1 }',
+    'pools:',
+    `  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: ${held}, writeIops: ${held} } }`,
+    'defaults: { pool: held, size: 256Mi }',
+  ]);
+  const daemon = await startDaemon(node);
+  const driver = installDriver(node);
+  const init = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pool', 'init', 'held', '--force'], { encoding: 'utf8' });
+  expect(init.status, init.stderr).toBe(0);
+  const cal = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'calibrate', 'held', '--method', 'fio', '--seconds', '3', '--scratch-size', '256Mi'], { encoding: 'utf8' });
+  expect(cal.status, cal.stderr).toBe(0);
+  return { node, daemon, driver, calibration: JSON.parse(cal.stdout) as HeldNode['calibration'] };
 }

@@ -18,11 +18,10 @@
 // cost model. Prints the table and writes bench/results/contention-matrix.json (through the VM
 // share). Runs with QOSD_VM_BENCH=1 only: npm run bench:vm:matrix
 import * as fs from 'node:fs';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QOSCTL, installDriver, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
-import { makeVmNode } from './vm-node';
-import { benchKit, sleep, type Count, type Job, type Mounted } from './bench-kit';
+import type { RunningDaemon, TestNode } from '../helpers/daemon';
+import { benchKit, sleep, startHeldNode, type Count, type Job, type Mounted } from './bench-kit';
 
 const enabled = process.env.QOSD_VM === '1' && process.env.QOSD_VM_BENCH === '1';
 
@@ -64,22 +63,7 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
   const kit = benchKit(() => ({ node, driver }), running, { fileSize: '48M', volumeSize: '96Mi' });
 
   beforeAll(async () => {
-    node = makeVmNode([
-      'controller: { enabled: true, intervalMs: 250 }',
-      'admission: { headroom: 0.1 }',
-      'pools:',
-      `  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: ${held}, writeIops: ${held} } }`,
-      'defaults: { pool: held, size: 256Mi }',
-    ]);
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-    const init = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pool', 'init', 'held', '--force'], { encoding: 'utf8' });
-    expect(init.status, init.stderr).toBe(0);
-    const cal = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'calibrate', 'held', '--method', 'fio', '--seconds', '3', '--scratch-size', '256Mi'], { encoding: 'utf8' });
-    expect(cal.status, cal.stderr).toBe(0);
-    const done = JSON.parse(cal.stdout) as { capacity: Record<string, number>; mixes: typeof mixes };
-    capacity = done.capacity;
-    mixes = done.mixes;
+    ({ node, daemon, driver, calibration: { capacity, mixes } } = await startHeldNode(held));
   }, 300_000);
 
   afterAll(async () => {

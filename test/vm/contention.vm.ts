@@ -13,11 +13,10 @@
 //   npm run bench:vm
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { QOSCTL, installDriver, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
-import { makeVmNode } from './vm-node';
-import { benchKit, sleep, type Mounted } from './bench-kit';
+import type { RunningDaemon, TestNode } from '../helpers/daemon';
+import { benchKit, sleep, startHeldNode, type Mounted } from './bench-kit';
 
 const enabled = process.env.QOSD_VM === '1' && process.env.QOSD_VM_BENCH === '1';
 
@@ -44,22 +43,9 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
   const minFor = (io: 'read' | 'write') => Math.floor((0.75 * alone[io]) / 10) * 10;
 
   beforeAll(async () => {
-    node = makeVmNode([
-      'controller: { enabled: true, intervalMs: 250 }',
-      'admission: { headroom: 0.1 }',
-      'pools:',
-      `  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: ${held}, writeIops: ${held}, readBps: 1G, writeBps: 1G } }`,
-      'defaults: { pool: held, size: 256Mi }',
-    ]);
-    daemon = await startDaemon(node);
-    driver = installDriver(node);
-    const init = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pool', 'init', 'held', '--force'], { encoding: 'utf8' });
-    expect(init.status, init.stderr).toBe(0);
-    // What the held drive really delivers here: under TCG the VM's CPU, not qemu's 4000-IOPS
-    // throttle, is the limit. The victim's minimum is set from this, as an operator would.
-    const cal = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, '-o', 'json', 'calibrate', 'held', '--method', 'fio', '--seconds', '3', '--scratch-size', '256Mi'], { encoding: 'utf8' });
-    expect(cal.status, cal.stderr).toBe(0);
-    capacity = JSON.parse(cal.stdout).capacity;
+    const h = await startHeldNode(held);
+    ({ node, daemon, driver } = h);
+    capacity = h.calibration.capacity as typeof capacity;
   }, 300_000);
 
   afterAll(async () => {
