@@ -31,7 +31,7 @@ describe('an HTTP/2 :authority that is the socket path', () => {
     const registration = csiClient(reg, 10_000, { 'grpc.default_authority': reg });
     const status = async () => (await request<{ csi: unknown }>(node.socket, 'GET', '/v1/status')).body.csi;
     try {
-      expect(await status()).toEqual({ socket: node.csiSocket, nodeName: 'qosd-test-node', registration: reg, kubelet: null });
+      expect(await status()).toEqual({ socket: node.csiSocket, nodeName: 'qosd-test-node', registration: reg, kubelet: null, volumeRequests: null }); // csi.kubeconfig off: no VolumeRequest watch
       expect(await csi.call('Identity', 'GetPluginInfo')).toMatchObject({ name: 'nvme.qosd.io' });
       expect(await csi.call('Node', 'NodeGetInfo')).toMatchObject({ node_id: 'qosd-test-node' });
       expect(await registration.call('Registration', 'GetInfo')).toEqual({ type: 'CSIPlugin', name: 'nvme.qosd.io', endpoint: node.csiSocket, supported_versions: ['1.0.0'] });
