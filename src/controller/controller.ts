@@ -45,6 +45,8 @@ interface Counters {
   writeBps: number;
   /** The volume's device's time_in_queue (ms), when readable. */
   timeInQueue: number | undefined;
+  /** Its IOs in flight at the read. */
+  inFlight: number | undefined;
 }
 
 /** The attached volumes of one store snapshot, worked out once per snapshot. */
@@ -143,7 +145,7 @@ export class Controller {
     for (const v of volumes.values()) {
       const d = v.deviceNumber ? disks.get(v.deviceNumber) : undefined;
       if (!d) continue;
-      const c: Counters = { readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs };
+      const c: Counters = { readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs, inFlight: d.inFlight };
       counters.set(v.name, c);
       const prev = this.last.get(v.name);
       if (!prev || secs <= 0) continue;
@@ -154,7 +156,7 @@ export class Controller {
         writeBps: Math.max(0, (c.writeBps - prev.writeBps) / secs),
       };
       const queue = c.timeInQueue !== undefined && prev.timeInQueue !== undefined ? Math.max(0, c.timeInQueue - prev.timeInQueue) / 1000 / secs : undefined;
-      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue });
+      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: c.inFlight });
       if (slice.due()) await slice.yield();
     }
     this.last = counters;

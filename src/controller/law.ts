@@ -6,16 +6,19 @@
 // and the pool's utilisation is the sum. Per pool, every tick:
 //   - a guaranteed volume is ACTIVE in a direction (reads, writes) when it does more than
 //     activeAbove of its minimum there, or any IO there with queuedAbove IOs in flight (a victim
-//     starved to 1% of its minimum is not idle). In a direction its guarantee is kept when it gets its
+//     starved to 1% of its minimum is not idle). A tick in which an active guarantee completed no
+//     IO at all while IOs are in flight brings no news: it stands as it did the tick before. In a direction its guarantee is kept when it gets its
 //     IOPS minimum or its bandwidth minimum (both price the same device time, for small IOs and
 //     for large); `best` is the worst over its active directions of rate/minimum in the better
 //     of the two figures. It is STARVED when best < starvedBelow and it wants more: either the
 //     pool is saturated (utilisation ≥ saturatedAbove), or it kept at least queuedAbove IOs in
-//     flight on average over the tick (its device's time_in_queue). The second test matters
+//     flight on average over the tick (its device's time_in_queue), or it has IOs in flight and
+//     completed none. The second test matters
 //     because a capacity figure is measured with one workload and a mix of others gets less
 //     from the same drive; a volume that idles between requests (a paced reader) is never starved;
-//   - a volume's NEED is its cost at its aim: its IO scaled until every active direction is at
-//     (1 + cutMargin) of its minimum (0 for best-effort and idle volumes). The cutMargin aims a
+//   - a volume's NEED is its cost at its aim: the IO of each active guaranteed direction scaled
+//     to (1 + cutMargin) of its minimum there (0 for best-effort and idle volumes; IO in a
+//     direction it has no guarantee for is not needed). The cutMargin aims a
 //     little above each guarantee, so that a capacity figure a few percent optimistic, or one
 //     probe step, still leaves the victim at its minimum;
 //   - if any volume is starved, the AGGRESSORS are the others whose cost exceeds their need,
@@ -24,7 +27,8 @@
 //     (D: the starved volumes' deficit, Σ(need − cost)) and need + R·e/Σe (R: the room the
 //     active guarantees leave, 1 − Σ need over the active guaranteed volumes). The cut lands on
 //     the dimensions the aggressor uses, each scaled by target/cost, so that its cost falls to the
-//     target; never below its own minimum or the floor, and never raised in such a tick. The
+//     target; never below its own minimum, its aim in a guaranteed direction (in both figures:
+//     a bandwidth cut would starve an IOPS guarantee), or the floor, and never raised in such a tick. The
 //     tick after a cut only watches: the victim's rate lags a cut by a tick while the device
 //     queue drains, and cutting again on that lag would take the neighbours far below the room;
 //   - a volume SHORT of its minimum (best between starvedBelow and 1, wanting more) for
@@ -44,7 +48,7 @@
 // the smaller of the two). With one dimension in play this is exactly the per-dimension law of
 // earlier versions (the unit tests of that law pass unchanged).
 import { BYTE_DIMENSIONS, DIMENSIONS, type Dimension, type Figures } from '../model/qos';
-import { costOf, deviceCost } from '../model/device-cost';
+import { costOf, deviceCost, type DeviceCost } from '../model/device-cost';
 
 export interface LawParams {
   starvedBelow: number;
@@ -55,9 +59,14 @@ export interface LawParams {
   probeAfterTicks: number;
   settleTicks: number;
   cutMargin: number;
-  /** The lowest limit ever written for a best-effort volume, per dimension kind. */
+  /**
+   * The lowest limit ever written for a best-effort volume, per dimension kind: floorIops and
+   * floorBps, or floorShare of the pool's capacity in that dimension where that is lower (on a
+   * small drive an absolute 1 MiB/s is a quarter of the device: measured in the VM matrix).
+   */
   floorIops: number;
   floorBps: number;
+  floorShare: number;
 }
 
 export const DEFAULT_LAW: LawParams = {
@@ -71,6 +80,7 @@ export const DEFAULT_LAW: LawParams = {
   cutMargin: 0.03,
   floorIops: 10,
   floorBps: 1024 * 1024,
+  floorShare: 0.01,
 };
 
 export interface VolumeRates {
@@ -79,8 +89,10 @@ export interface VolumeRates {
   min: Figures;
   max: Figures;
   rate: Figures;
-  /** IOs the volume had in flight on average over the tick; absent: unknown. */
+  /** IOs the volume had in flight on average over the tick (completed IOs' time over the tick); absent: unknown. */
   queue?: number;
+  /** IOs in flight at the end of the tick; absent: unknown. */
+  inFlight?: number;
 }
 
 /** Controller limits: volume → dimension → limit (absent: not controlled). */
@@ -94,9 +106,11 @@ export interface LawMemory {
   metTicks: Map<string, number>;
   shortTicks: Map<string, number>;
   sinceCut: Map<string, number>;
+  /** Per volume: how its guarantee stood last tick, while it was active (see guaranteeView). */
+  standing: Map<string, Standing>;
 }
 
-export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map() });
+export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map(), standing: new Map() });
 
 export interface Adjustment {
   volume: string;
@@ -167,7 +181,7 @@ export function* lawSteps(
     const model = deviceCost(cap);
     const costs = vols.map((v) => costOf(model, v.rate));
     const controlled = vols.some((v) => current.has(v.volume));
-    const views = vols.map((v, i) => guaranteeView(v, costs[i]!, p));
+    const views = vols.map((v, i) => guaranteeView(v, costs[i]!, model, p, memory.standing));
     const guaranteed = views.filter((g) => g.guaranteed);
     // No guarantee here and nothing controlled: nothing to protect or lift (most pools of most nodes).
     if (guaranteed.length === 0 && !controlled) {
@@ -180,11 +194,11 @@ export function* lawSteps(
     utilisations.set(pool, utilisation);
     vols.forEach((v, i) => shares.set(v.volume, costs[i]!));
     const saturated = utilisation >= p.saturatedAbove;
-    const wants = (v: VolumeRates) => saturated || (v.queue ?? 0) >= p.queuedAbove;
+    const wants = (g: GuaranteeView) => saturated || g.waiting;
     const active = guaranteed.filter((g) => g.active);
-    const short = active.filter((g) => g.best < 1 && wants(g.v));
+    const short = active.filter((g) => g.best < 1 && wants(g));
     const shortTicks = short.length > 0 ? (memory.shortTicks.get(pool) ?? 0) + 1 : 0;
-    let starved = active.filter((g) => g.best < p.starvedBelow && wants(g.v));
+    let starved = active.filter((g) => g.best < p.starvedBelow && wants(g));
     if (starved.length === 0 && shortTicks > p.probeAfterTicks) starved = short;
 
     const sinceCut = (memory.sinceCut.get(pool) ?? Infinity) + 1;
@@ -212,8 +226,11 @@ export function* lawSteps(
         for (const d of DIMENSIONS) {
           const r = a.v.rate[d] ?? 0;
           if (r <= 0 || cap[d] === undefined) continue;
-          const floor = BYTE_DIMENSIONS.has(d) ? p.floorBps : p.floorIops;
-          let to = Math.max(a.v.min[d] ?? 0, floor, Math.floor(r * k));
+          const floor = Math.min(BYTE_DIMENSIONS.has(d) ? p.floorBps : p.floorIops, Math.max(1, Math.floor(p.floorShare * cap[d]!)));
+          // A guaranteed aggressor keeps its aim in its guaranteed directions, in both figures: an
+          // IOPS guarantee is no use under a bandwidth cut that lets fewer of its IOs through.
+          const aim = a.aimScale[DIRECTION_OF[d]];
+          let to = Math.max(a.v.min[d] ?? 0, floor, aim === undefined ? 0 : Math.ceil(r * aim), Math.floor(r * k));
           const now = current.get(a.v.volume)?.[d];
           if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
           if (a.v.max[d] !== undefined) to = Math.min(to, a.v.max[d]!);
@@ -242,7 +259,19 @@ export function* lawSteps(
       }
     }
   }
+  // Volumes gone since (detached, deleted) leave no standing behind.
+  if (memory.standing.size > samples.length) {
+    const seen = new Set(samples.map((v) => v.volume));
+    for (const name of memory.standing.keys()) if (!seen.has(name)) memory.standing.delete(name);
+  }
   return { limits: next, adjustments, utilisations, shares };
+}
+
+/** How a volume's guarantee stood on its last active tick: carried over a tick that brings no news. */
+export interface Standing {
+  best: number;
+  need: number;
+  aimScale: Partial<Record<Direction, number>>;
 }
 
 /** How a volume stands against its guarantee this tick, in device time (see the header). */
@@ -252,27 +281,50 @@ interface GuaranteeView {
   guaranteed: boolean;
   /** Active in some guaranteed direction (above activeAbove of its minimum there). */
   active: boolean;
+  /** IO waiting: queuedAbove IOs in flight on average, or IOs in flight and none completed this tick. */
+  waiting: boolean;
   /** The worst of its active directions: rate over minimum in the better of the direction's two figures. */
   best: number;
-  /** Its cost at its aim: every active direction at (1 + cutMargin) of its minimum; 0 for a best-effort or idle volume. */
+  /** Its cost at its aim: every active guaranteed direction at (1 + cutMargin) of its minimum; 0 for a best-effort or idle volume. */
   need: number;
+  /** Per active guaranteed direction: by how much its rates must scale to be at its aim. */
+  aimScale: Partial<Record<Direction, number>>;
 }
 
-const DIRECTIONS = [['readIops', 'readBps'], ['writeIops', 'writeBps']] as const;
+type Direction = 'read' | 'write';
+const DIRECTIONS = [['read', 'readIops', 'readBps'], ['write', 'writeIops', 'writeBps']] as const;
+const DIRECTION_OF: Record<Dimension, Direction> = { readIops: 'read', readBps: 'read', writeIops: 'write', writeBps: 'write' };
 
-function guaranteeView(v: VolumeRates, cost: number, p: LawParams): GuaranteeView {
+function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, p: LawParams, standing: Map<string, Standing>): GuaranteeView {
+  const nothingDone = DIMENSIONS.every((d) => !(v.rate[d] ?? 0));
+  const waiting = (v.queue ?? 0) >= p.queuedAbove || (nothingDone && (v.inFlight ?? 0) >= 1);
   let guaranteed = false;
   let best = Infinity;
-  // A volume with IO waiting is active however little gets through: a 4k reader behind a 128k
-  // streamer was measured at 1% of its minimum in the VM, which the rate test alone took for idle.
-  const queued = (v.queue ?? 0) >= p.queuedAbove;
-  for (const dims of DIRECTIONS) {
-    const ratios = dims.filter((d) => (v.min[d] ?? 0) > 0).map((d) => (v.rate[d] ?? 0) / v.min[d]!);
+  let need = 0;
+  const aimScale: Partial<Record<Direction, number>> = {};
+  for (const [dir, iops, bps] of DIRECTIONS) {
+    const ratios = [iops, bps].filter((d) => (v.min[d] ?? 0) > 0).map((d) => (v.rate[d] ?? 0) / v.min[d]!);
     if (ratios.length === 0) continue;
     guaranteed = true;
     const r = Math.max(...ratios);
-    if (r > p.activeAbove || (queued && r > 0)) best = Math.min(best, r);
+    // A volume with IO waiting is active however little gets through: a 4k reader behind a 128k
+    // streamer was measured at 1% of its minimum in the VM, which the rate test alone took for idle.
+    if (!(r > p.activeAbove || (waiting && r > 0))) continue;
+    best = Math.min(best, r);
+    aimScale[dir] = (1 + p.cutMargin) / r;
+    need += costOf(model, { [iops]: (v.rate[iops] ?? 0) * aimScale[dir]!, [bps]: (v.rate[bps] ?? 0) * aimScale[dir]! });
   }
-  const active = best !== Infinity;
-  return { v, cost, guaranteed, active, best: active ? best : 0, need: active ? cost * ((1 + p.cutMargin) / best) : 0 };
+  const last = standing.get(v.volume);
+  if (best !== Infinity) {
+    standing.set(v.volume, { best, need, aimScale });
+    return { v, cost, guaranteed, active: true, waiting, best, need, aimScale };
+  }
+  // Starved so far that no IO completed this tick, with IOs still in flight (measured in the VM:
+  // a 4k reader at 7 IOPS behind a 128k streamer completes nothing in many 250 ms ticks): no news,
+  // so it stands as it stood last tick and wants more. Taking it for idle dropped every cut.
+  if (guaranteed && last && nothingDone && (v.inFlight ?? 0) >= 1) {
+    return { v, cost, guaranteed, active: true, waiting: true, ...last };
+  }
+  standing.delete(v.volume);
+  return { v, cost, guaranteed, active: false, waiting, best: 0, need: 0, aimScale: {} };
 }

@@ -11,8 +11,10 @@ export interface DiskCounters {
   readBytes: number;
   writeIos: number;
   writeBytes: number;
-  /** Weighted time in queue, ms: the sum of every IO's time from start to completion. */
+  /** Weighted time in queue, ms: the sum of every completed IO's time from start to completion. */
   timeInQueueMs: number;
+  /** IOs in flight now. */
+  inFlight: number;
 }
 
 /**
@@ -68,7 +70,7 @@ export function parseDiskstats(
     const nl = text.indexOf('\n', i);
     i = nl < 0 || nl >= n ? n : nl + 1;
     // fields[k] is diskstats column k + 3: reads 0, read sectors 2, writes 4, write sectors 6,
-    // weighted time in queue 10.
+    // in flight 8, weighted time in queue 10.
     if (!complete || count < 11) continue;
     out.set(key, {
       readIos: fields[0]!,
@@ -76,6 +78,7 @@ export function parseDiskstats(
       writeIos: fields[4]!,
       writeBytes: fields[6]! * 512,
       timeInQueueMs: fields[10]!,
+      inFlight: fields[8]!,
     });
   }
   return out;

@@ -214,3 +214,52 @@ describe('a victim starved almost to nothing', () => {
     expect(lawStep([{ ...victim, queue: 0.01 }, streamer], new Map(), cap).adjustments).toEqual([]);
   });
 });
+
+describe('the VM matrix cases that a per-tick view got wrong', () => {
+  const MiB = 2 ** 20;
+  // The held drive of the VM matrix: 1000 IOPS shared, large IOs counted per 4 KiB (calibrated).
+  const cap = new Map([['held', { readIops: 1030, writeIops: 1028, readBps: 4174191, writeBps: 4172304 }]]);
+  const reader = (readIops: number, inFlight: number, queue: number): VolumeRates => ({ volume: 'victim', pool: 'held', min: { readIops: 750 }, max: {}, rate: { readIops, readBps: readIops * 4096 }, queue, inFlight });
+  const streamer = (readIops: number): VolumeRates => ({ volume: 'streamer', pool: 'held', min: {}, max: {}, rate: { readIops, readBps: readIops * 131072 }, queue: 15, inFlight: 16 });
+
+  it('a starved victim that completes nothing in a tick, with IOs in flight, is not taken for idle: the cut stays', () => {
+    // Recorded in the matrix: the 4k reader at 7 IOPS behind a 128k streamer completes no IO in
+    // many 250 ms ticks; the law then saw no active guarantee and dropped the cut at once.
+    const memory = newLawMemory();
+    const first = lawStep([reader(7, 4, 3.9), streamer(25)], new Map(), cap, DEFAULT_LAW, memory);
+    const cut = first.limits.get('streamer')!;
+    expect(cut.readBps).toBeLessThan(25 * 131072);
+    const quiet = lawStep([reader(0, 4, 0), streamer(9)], first.limits, cap, DEFAULT_LAW, memory);
+    expect(quiet.limits.get('streamer')).toEqual(cut);
+    // ... while a guarantee that has really stopped (nothing in flight) gives the room back
+    const idle = lawStep([reader(0, 0, 0), streamer(9)], first.limits, cap, DEFAULT_LAW, memory);
+    expect(idle.limits.has('streamer')).toBe(false);
+  });
+
+  it('a paced reader that was never active is not made active by an IO in flight', () => {
+    const memory = newLawMemory();
+    expect(lawStep([reader(0, 1, 0), streamer(30)], new Map(), cap, DEFAULT_LAW, memory).adjustments).toEqual([]);
+    expect(lawStep([reader(2, 1, 0.01), streamer(30)], new Map(), cap, DEFAULT_LAW, memory).adjustments).toEqual([]);
+  });
+
+  it('on a small drive the floor is a share of its capacity: a 128k streamer can be cut below 1 MiB/s to leave a 4k guarantee its room', () => {
+    const { limits } = lawStep([reader(7, 4, 3.9), streamer(25)], new Map(), cap);
+    const cut = limits.get('streamer')!;
+    // the room the guarantee leaves: 1 − 750 × 1.03 / 1030 of the device, in 128k reads
+    expect(cut.readBps).toBeLessThan(MiB);
+    expect(costOf(deviceCost(cap.get('held')!), cut)).toBeLessThan(1 - (750 * 1.03) / 1030 + 0.02);
+  });
+
+  it('a guaranteed aggressor is cut to its aim in both figures of its direction, never by bandwidth below its IOPS guarantee', () => {
+    // Two guarantees of 410 each: the reader above its aim, the writer starved.
+    const r: VolumeRates = { volume: 'reads', pool: 'held', min: { readIops: 410 }, max: {}, rate: { readIops: 500, readBps: 500 * 4096 }, queue: 4, inFlight: 4 };
+    const w: VolumeRates = { volume: 'writes', pool: 'held', min: { writeIops: 410 }, max: {}, rate: { writeIops: 256, writeBps: 256 * 4096 }, queue: 4, inFlight: 4 };
+    const n: VolumeRates = { volume: 'noisy', pool: 'held', min: {}, max: {}, rate: { readIops: 7, writeIops: 7, readBps: 7 * 4096, writeBps: 7 * 4096 }, queue: 60, inFlight: 64 };
+    const { limits } = lawStep([r, w, n], new Map(), cap);
+    const cut = limits.get('reads')!;
+    expect(cut.readIops).toBeLessThan(500);
+    expect(cut.readIops).toBeGreaterThanOrEqual(Math.ceil(410 * 1.03));
+    expect(cut.readBps).toBeGreaterThanOrEqual(Math.floor(410 * 1.03 * 4096));
+    expect(limits.has('writes')).toBe(false);
+  });
+});

@@ -102,6 +102,37 @@ export function benchKit(ctx: () => { node: TestNode; driver: string }, running:
   return { mount, fio, ioCount, iops, firstIo, stop, cleanUp, layOut };
 }
 
+/**
+ * Records the raw kernel stats the controller reads (each pod's io.stat, each volume device's
+ * stat) every 250 ms, with marks for what the workloads did: the fixtures the control law's
+ * unit test replays (fixtures/controller-vm).
+ */
+export function recorder(vols: Record<string, Mounted>) {
+  const t0 = Date.now();
+  const ticks: { t: number; stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> }[] = [];
+  const marks: { t: number; what: string }[] = [];
+  const timer = setInterval(() => {
+    const stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> = {};
+    for (const [role, v] of Object.entries(vols)) {
+      stats[role] = {
+        ioStat: fs.readFileSync(path.join(v.pod.pod, 'io.stat'), 'utf8'),
+        diskStat: fs.readFileSync(`/sys/dev/block/${v.deviceNumber}/stat`, 'utf8'),
+        ioMax: fs.readFileSync(path.join(v.pod.pod, 'io.max'), 'utf8'), // what the controller wrote
+      };
+    }
+    ticks.push({ t: Date.now() - t0, stats });
+  }, 250);
+  return {
+    mark: (what: string) => marks.push({ t: Date.now() - t0, what }),
+    save: (file: string, extra: Record<string, unknown>) => {
+      clearInterval(timer);
+      fs.mkdirSync('/mnt/share/traces', { recursive: true });
+      const devices = Object.fromEntries(Object.entries(vols).map(([role, v]) => [role, v.deviceNumber]));
+      fs.writeFileSync(`/mnt/share/traces/${file}`, `${JSON.stringify({ recorded: new Date().toISOString(), devices, ...extra, marks, ticks })}\n`);
+    },
+  };
+}
+
 export interface HeldNode {
   node: TestNode;
   daemon: RunningDaemon;

@@ -21,7 +21,7 @@ import * as fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon, TestNode } from '../helpers/daemon';
-import { benchKit, sleep, startHeldNode, type Count, type Job, type Mounted } from './bench-kit';
+import { benchKit, recorder, sleep, startHeldNode, type Count, type Job, type Mounted } from './bench-kit';
 
 const enabled = process.env.QOSD_VM === '1' && process.env.QOSD_VM_BENCH === '1';
 
@@ -124,24 +124,32 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
     const noisy = await kit.mount(`n-${tag}`, caps);
     kit.layOut(...victims, noisy);
 
+    // The raw stats every 250 ms (bench/results/traces/matrix-*.json): what the controller saw and wrote.
+    const rec = recorder({ ...Object.fromEntries(victims.map((m, i) => [`victim${i}`, m])), neighbour: noisy });
+    rec.mark('neighbour starts');
     const n = kit.fio(noisy, c.neighbour.job, 120);
     await kit.firstIo(noisy, c.neighbour.count);
     await sleep(1000);
     const neighbourBefore = await kit.iops(noisy, c.neighbour.count, 2000);
     const start = () => c.victims.map((v, i) => kit.fio(victims[i]!, v.job, 120));
+    rec.mark('victims start');
     let procs = start();
     for (let i = 0; i < victims.length; i++) await kit.firstIo(victims[i]!, c.victims[i]!.count);
     await sleep(2000); // the controller's first cuts and hold
+    rec.mark('victims measured');
     const [neighbourPressed, ...victimsPressed] = await Promise.all([kit.iops(noisy, c.neighbour.count, 4000), ...victims.map((m, i) => kit.iops(m, c.victims[i]!.count, 4000))]);
     for (const p of procs) await kit.stop(p);
+    rec.mark('victims stopped');
     await sleep(1000);
     const neighbourAfter = await kit.iops(noisy, c.neighbour.count, 1000);
     await sleep(2000);
+    rec.mark('victims start again');
     procs = start();
     for (let i = 0; i < victims.length; i++) await kit.firstIo(victims[i]!, c.victims[i]!.count);
     await sleep(1000);
     const victimsBack = await Promise.all(victims.map((m, i) => kit.iops(m, c.victims[i]!.count, 1000)));
     for (const p of [...procs, n]) await kit.stop(p);
+    rec.save(`matrix-${tag}.json`, { case: c.title, setting, mins, calibrated: capacity });
     await kit.cleanUp([...victims, noisy]);
     const row: Row = {
       case: c.title, setting, mins: setting === 'qosd' ? mins : [],

@@ -12,11 +12,10 @@
 // QOSD_VM_BENCH=1 only:
 //   npm run bench:vm
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningDaemon, TestNode } from '../helpers/daemon';
-import { benchKit, sleep, startHeldNode, type Mounted } from './bench-kit';
+import { benchKit, recorder, sleep, startHeldNode, type Mounted } from './bench-kit';
 
 const enabled = process.env.QOSD_VM === '1' && process.env.QOSD_VM_BENCH === '1';
 
@@ -82,37 +81,6 @@ describe.skipIf(!enabled)(`contention benchmark${enabled ? '' : ' (skipped: QOSD
     await cleanUp([m]);
     alone[io] = Math.round(rate);
     table.push({ setting: 'victim alone', io, victimAlone: alone[io] });
-  }
-
-  /**
-   * Records the raw kernel stats the controller reads (each pod's io.stat, each volume device's
-   * stat) every 250 ms, with marks for what the workloads did: the fixtures the control law's
-   * unit test replays (fixtures/controller-vm).
-   */
-  function recorder(vols: Record<string, Mounted>) {
-    const t0 = Date.now();
-    const ticks: { t: number; stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> }[] = [];
-    const marks: { t: number; what: string }[] = [];
-    const timer = setInterval(() => {
-      const stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> = {};
-      for (const [role, v] of Object.entries(vols)) {
-        stats[role] = {
-          ioStat: fs.readFileSync(path.join(v.pod.pod, 'io.stat'), 'utf8'),
-          diskStat: fs.readFileSync(`/sys/dev/block/${v.deviceNumber}/stat`, 'utf8'),
-          ioMax: fs.readFileSync(path.join(v.pod.pod, 'io.max'), 'utf8'), // what the controller wrote
-        };
-      }
-      ticks.push({ t: Date.now() - t0, stats });
-    }, 250);
-    return {
-      mark: (what: string) => marks.push({ t: Date.now() - t0, what }),
-      save: (file: string, extra: Record<string, unknown>) => {
-        clearInterval(timer);
-        fs.mkdirSync('/mnt/share/traces', { recursive: true });
-        const devices = Object.fromEntries(Object.entries(vols).map(([role, v]) => [role, v.deviceNumber]));
-        fs.writeFileSync(`/mnt/share/traces/${file}`, `${JSON.stringify({ recorded: new Date().toISOString(), devices, ...extra, marks, ticks })}\n`);
-      },
-    };
   }
 
   async function scenario(setting: string, io: 'read' | 'write', victimQos: Record<string, string>, neighbourQos: Record<string, string>): Promise<Row> {
