@@ -47,6 +47,8 @@ interface Counters {
   timeInQueue: number | undefined;
   /** Its IOs in flight at the read. */
   inFlight: number | undefined;
+  /** Its device's time with IO in flight (ms). */
+  ioTicks: number | undefined;
 }
 
 /** The attached volumes of one store snapshot, worked out once per snapshot. */
@@ -145,7 +147,7 @@ export class Controller {
     for (const v of volumes.values()) {
       const d = v.deviceNumber ? disks.get(v.deviceNumber) : undefined;
       if (!d) continue;
-      const c: Counters = { readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs, inFlight: d.inFlight };
+      const c: Counters = { readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs, inFlight: d.inFlight, ioTicks: d.ioTicksMs };
       counters.set(v.name, c);
       const prev = this.last.get(v.name);
       if (!prev || secs <= 0) continue;
@@ -156,7 +158,8 @@ export class Controller {
         writeBps: Math.max(0, (c.writeBps - prev.writeBps) / secs),
       };
       const queue = c.timeInQueue !== undefined && prev.timeInQueue !== undefined ? Math.max(0, c.timeInQueue - prev.timeInQueue) / 1000 / secs : undefined;
-      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: c.inFlight });
+      const busy = c.ioTicks !== undefined && prev.ioTicks !== undefined ? Math.max(0, c.ioTicks - prev.ioTicks) / 1000 / secs : undefined;
+      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: c.inFlight, busy });
       if (slice.due()) await slice.yield();
     }
     this.last = counters;

@@ -7,7 +7,9 @@
 //   - a guaranteed volume is ACTIVE in a direction (reads, writes) when it does more than
 //     activeAbove of its minimum there, or any IO there with queuedAbove IOs in flight (a victim
 //     starved to 1% of its minimum is not idle). A tick in which an active guarantee completed no
-//     IO at all while IOs are in flight brings no news: it stands as it did the tick before. In a direction its guarantee is kept when it gets its
+//     IO at all while IOs are in flight brings no news: it stands as it did the tick before. One
+//     that had IO in flight all tick and completed none is stuck from its first IO: active, at 0,
+//     needing its guarantee priced at the corners. In a direction its guarantee is kept when it gets its
 //     IOPS minimum or its bandwidth minimum (both price the same device time, for small IOs and
 //     for large); `best` is the worst over its active directions of rate/minimum in the better
 //     of the two figures. It is STARVED when best < starvedBelow and it wants more: either the
@@ -47,8 +49,8 @@
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
 // the smaller of the two). With one dimension in play this is exactly the per-dimension law of
 // earlier versions (the unit tests of that law pass unchanged).
-import { BYTE_DIMENSIONS, DIMENSIONS, type Dimension, type Figures } from '../model/qos';
-import { costOf, deviceCost, type DeviceCost } from '../model/device-cost';
+import type { Dimension, Figures } from '../model/qos';
+import { SMALL_IO_BYTES, costOf, deviceCost, shareOf, type DeviceCost } from '../model/device-cost';
 
 export interface LawParams {
   starvedBelow: number;
@@ -60,12 +62,11 @@ export interface LawParams {
   settleTicks: number;
   cutMargin: number;
   /**
-   * The lowest limit ever written for a best-effort volume, per dimension kind: floorIops and
-   * floorBps, or floorShare of the pool's capacity in that dimension where that is lower (on a
-   * small drive an absolute 1 MiB/s is a quarter of the device: measured in the VM matrix).
+   * The lowest IOPS limit ever written for a best-effort volume: floorIops, or as many of its IOs
+   * as cost floorShare of the device where that is fewer (ten 128 KiB reads a second were a third
+   * of the VM matrix's drive), and never below 1.
    */
   floorIops: number;
-  floorBps: number;
   floorShare: number;
 }
 
@@ -79,7 +80,6 @@ export const DEFAULT_LAW: LawParams = {
   settleTicks: 1,
   cutMargin: 0.03,
   floorIops: 10,
-  floorBps: 1024 * 1024,
   floorShare: 0.01,
 };
 
@@ -93,6 +93,8 @@ export interface VolumeRates {
   queue?: number;
   /** IOs in flight at the end of the tick; absent: unknown. */
   inFlight?: number;
+  /** The part of the tick the volume's device had IO in flight (0..1); absent: unknown. */
+  busy?: number;
 }
 
 /** Controller limits: volume → dimension → limit (absent: not controlled). */
@@ -108,9 +110,11 @@ export interface LawMemory {
   sinceCut: Map<string, number>;
   /** Per volume: how its guarantee stood last tick, while it was active (see guaranteeView). */
   standing: Map<string, Standing>;
+  /** Per controlled volume and direction: the bytes per IO it last did (what its IOPS limit costs). */
+  ioBytes: Map<string, Partial<Record<Direction, number>>>;
 }
 
-export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map(), standing: new Map() });
+export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map(), standing: new Map(), ioBytes: new Map() });
 
 export interface Adjustment {
   volume: string;
@@ -142,9 +146,12 @@ export function lawStep(
   }
 }
 
+/** How many volumes the law looks at between pauses. */
+const CHUNK = 256;
+
 /**
- * lawStep one pool at a time: it pauses (yields) before each, so a caller on the event loop can
- * give the loop back between them on a node with thousands of volumes.
+ * lawStep, pausing (yielding) before each pool and every CHUNK volumes within one, so a caller
+ * on the event loop can give the loop back on a node with thousands of volumes in one pool.
  */
 export function* lawSteps(
   samples: VolumeRates[],
@@ -179,9 +186,18 @@ export function* lawSteps(
     yield;
     const cap = capacity.get(pool) ?? {};
     const model = deviceCost(cap);
-    const costs = vols.map((v) => costOf(model, v.rate));
-    const controlled = vols.some((v) => current.has(v.volume));
-    const views = vols.map((v, i) => guaranteeView(v, costs[i]!, model, p, memory.standing));
+    const priced = (min: Figures) => shareOf(cap, min).total;
+    const views: GuaranteeView[] = [];
+    let controlled = false;
+    let utilisation = 0;
+    for (let i = 0; i < vols.length; i++) {
+      if (i % CHUNK === CHUNK - 1) yield;
+      const v = vols[i]!;
+      const cost = costOf(model, v.rate);
+      utilisation += cost;
+      controlled ||= current.has(v.volume);
+      views.push(guaranteeView(v, cost, model, priced, p, memory.standing));
+    }
     const guaranteed = views.filter((g) => g.guaranteed);
     // No guarantee here and nothing controlled: nothing to protect or lift (most pools of most nodes).
     if (guaranteed.length === 0 && !controlled) {
@@ -190,9 +206,8 @@ export function* lawSteps(
       memory.sinceCut.delete(pool);
       continue;
     }
-    const utilisation = costs.reduce((a, b) => a + b, 0);
     utilisations.set(pool, utilisation);
-    vols.forEach((v, i) => shares.set(v.volume, costs[i]!));
+    for (const g of views) shares.set(g.v.volume, g.cost);
     const saturated = utilisation >= p.saturatedAbove;
     const wants = (g: GuaranteeView) => saturated || g.waiting;
     const active = guaranteed.filter((g) => g.active);
@@ -221,20 +236,22 @@ export function* lawSteps(
       for (const a of aggressors) {
         const part = totalExcess > 0 ? (a.cost - a.need) / totalExcess : 0;
         const target = Math.max(0, Math.min(a.cost - deficit * part, a.need + room * part));
-        // Its cost falls to the target in every dimension it uses, whatever kind of IO it does.
+        // Its cost falls to the target in every direction it uses, whatever kind of IO it does.
         const k = a.cost > 0 ? target / a.cost : 1;
-        for (const d of DIMENSIONS) {
-          const r = a.v.rate[d] ?? 0;
-          if (r <= 0 || cap[d] === undefined) continue;
-          const floor = Math.min(BYTE_DIMENSIONS.has(d) ? p.floorBps : p.floorIops, Math.max(1, Math.floor(p.floorShare * cap[d]!)));
-          // A guaranteed aggressor keeps its aim in its guaranteed directions, in both figures: an
-          // IOPS guarantee is no use under a bandwidth cut that lets fewer of its IOs through.
-          const aim = a.aimScale[DIRECTION_OF[d]];
-          let to = Math.max(a.v.min[d] ?? 0, floor, aim === undefined ? 0 : Math.ceil(r * aim), Math.floor(r * k));
-          const now = current.get(a.v.volume)?.[d];
+        for (const [dir, iops, bps] of DIRECTIONS) {
+          const ios = a.v.rate[iops] ?? 0;
+          const perIo = ioCost(model, dir, ios > 0 ? (a.v.rate[bps] ?? 0) / ios : undefined, memory, a.v.volume);
+          if (ios <= 0 || perIo === undefined) continue;
+          const bytes = (a.v.rate[bps] ?? 0) / ios;
+          // Never below its own guarantee, its aim in a guaranteed direction, or the floor.
+          const own = Math.max(a.v.min[iops] ?? 0, bytes > 0 ? Math.ceil((a.v.min[bps] ?? 0) / bytes) : 0);
+          const aim = a.aimScale[dir];
+          const floor = Math.max(1, Math.min(p.floorIops, Math.floor(p.floorShare / perIo)));
+          let to = Math.max(own, floor, aim === undefined ? 0 : Math.ceil(ios * aim), Math.floor(ios * k));
+          const now = current.get(a.v.volume)?.[iops];
           if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
-          if (a.v.max[d] !== undefined) to = Math.min(to, a.v.max[d]!);
-          set(a.v.volume, d, to);
+          if (a.v.max[iops] !== undefined) to = Math.min(to, a.v.max[iops]!);
+          set(a.v.volume, iops, to);
         }
       }
       continue;
@@ -244,7 +261,9 @@ export function* lawSteps(
     const met = active.length > 0 && active.every((g) => g.best >= 1);
     const metTicks = met ? (memory.metTicks.get(pool) ?? 0) + 1 : 0;
     memory.metTicks.set(pool, metTicks);
-    for (const v of vols) {
+    for (let i = 0; i < vols.length; i++) {
+      if (i % CHUNK === CHUNK - 1) yield;
+      const v = vols[i]!;
       const limits = current.get(v.volume);
       if (!limits) continue;
       for (const [d, now] of Object.entries(limits) as [Dimension, number][]) {
@@ -253,17 +272,23 @@ export function* lawSteps(
           continue;
         }
         if (metTicks <= p.probeAfterTicks) continue;
-        const raised = now + Math.max(1, Math.floor(p.probeStep * (cap[d] ?? now)));
-        const ceiling = Math.min(v.max[d] ?? Infinity, cap[d] ?? Infinity);
+        // Up by probeStep of the device, in the volume's own IOs (for 4 KiB IOs probeStep of the
+        // IOPS figure); dropped once it would let the volume take the whole device.
+        const dir = DIRECTION_OF[d];
+        const ios = v.rate[d] ?? 0;
+        const perIo = IOPS_DIMENSIONS.has(d) ? ioCost(model, dir, ios > 0 ? (v.rate[dir === 'read' ? 'readBps' : 'writeBps'] ?? 0) / ios : undefined, memory, v.volume) : undefined;
+        const raised = now + Math.max(1, Math.floor(perIo ? p.probeStep / perIo : p.probeStep * (cap[d] ?? now)));
+        const ceiling = Math.min(v.max[d] ?? Infinity, perIo ? 1 / perIo : Infinity, cap[d] ?? Infinity);
         set(v.volume, d, raised >= ceiling ? undefined : raised);
       }
     }
   }
-  // Volumes gone since (detached, deleted) leave no standing behind.
+  // Volumes gone since (detached, deleted) leave no standing behind, nor IO sizes once uncontrolled.
   if (memory.standing.size > samples.length) {
     const seen = new Set(samples.map((v) => v.volume));
     for (const name of memory.standing.keys()) if (!seen.has(name)) memory.standing.delete(name);
   }
+  for (const name of memory.ioBytes.keys()) if (!next.has(name)) memory.ioBytes.delete(name);
   return { limits: next, adjustments, utilisations, shares };
 }
 
@@ -292,11 +317,35 @@ interface GuaranteeView {
 }
 
 type Direction = 'read' | 'write';
+/** Busy for this much of a tick with nothing completed: the volume's IO is stuck behind others'. */
+const STUCK_BUSY = 0.9;
+const IOPS_DIMENSIONS: ReadonlySet<Dimension> = new Set(['readIops', 'writeIops']);
+
+/**
+ * Device time one IO of a volume costs in a direction, at `bytes` per IO (this tick's mix), or
+ * at the size it last did (remembered for the volumes the law limits: a volume cut near zero
+ * shows no mix), or else a small IO (4 KiB); undefined when the pool has no figures for the direction.
+ */
+function ioCost(model: DeviceCost, dir: Direction, bytes: number | undefined, memory: LawMemory, volume: string): number | undefined {
+  const m = model[dir];
+  if (!m) return undefined;
+  let size = bytes;
+  if (size) memory.ioBytes.set(volume, { ...memory.ioBytes.get(volume), [dir]: size });
+  else size = memory.ioBytes.get(volume)?.[dir] ?? SMALL_IO_BYTES;
+  const c = m.perIo + size * m.perByte;
+  return c > 0 ? c : undefined;
+}
+const NO_AIM: Partial<Record<Direction, number>> = Object.freeze({});
 const DIRECTIONS = [['read', 'readIops', 'readBps'], ['write', 'writeIops', 'writeBps']] as const;
 const DIRECTION_OF: Record<Dimension, Direction> = { readIops: 'read', readBps: 'read', writeIops: 'write', writeBps: 'write' };
 
-function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, p: LawParams, standing: Map<string, Standing>): GuaranteeView {
-  const nothingDone = DIMENSIONS.every((d) => !(v.rate[d] ?? 0));
+function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: (min: Figures) => number, p: LawParams, standing: Map<string, Standing>): GuaranteeView {
+  // Most volumes of a large node: no guarantee, or one that is idle.
+  const { min } = v;
+  if (!min.readIops && !min.readBps && !min.writeIops && !min.writeBps) return { v, cost, guaranteed: false, active: false, waiting: false, best: 0, need: 0, aimScale: NO_AIM };
+  const { rate } = v;
+  if (!rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, need: 0, aimScale: NO_AIM };
+  const nothingDone = !rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps;
   const waiting = (v.queue ?? 0) >= p.queuedAbove || (nothingDone && (v.inFlight ?? 0) >= 1);
   let guaranteed = false;
   let best = Infinity;
@@ -325,6 +374,12 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, p: LawPa
   if (guaranteed && last && nothingDone && (v.inFlight ?? 0) >= 1) {
     return { v, cost, guaranteed, active: true, waiting: true, ...last };
   }
+  // Starved from its first IO: IO in flight all tick and none completed (measured in the VM: a
+  // 4k reader starting behind a 128k streamer waited 500 ms for its first completion). It needs
+  // its guarantee priced at the corners; there is no mix of its own to scale yet.
+  if (guaranteed && nothingDone && (v.inFlight ?? 0) >= 1 && (v.busy ?? 0) >= STUCK_BUSY) {
+    return { v, cost, guaranteed, active: true, waiting: true, best: 0, need: priced(v.min) * (1 + p.cutMargin), aimScale: NO_AIM };
+  }
   standing.delete(v.volume);
-  return { v, cost, guaranteed, active: false, waiting, best: 0, need: 0, aimScale: {} };
+  return { v, cost, guaranteed, active: false, waiting, best: 0, need: 0, aimScale: NO_AIM };
 }

@@ -15,6 +15,8 @@ export interface DiskCounters {
   timeInQueueMs: number;
   /** IOs in flight now. */
   inFlight: number;
+  /** Time with at least one IO in flight, ms (kept current at each read while IOs are in flight). */
+  ioTicksMs: number;
 }
 
 /**
@@ -70,7 +72,7 @@ export function parseDiskstats(
     const nl = text.indexOf('\n', i);
     i = nl < 0 || nl >= n ? n : nl + 1;
     // fields[k] is diskstats column k + 3: reads 0, read sectors 2, writes 4, write sectors 6,
-    // in flight 8, weighted time in queue 10.
+    // in flight 8, time doing IO 9, weighted time in queue 10.
     if (!complete || count < 11) continue;
     out.set(key, {
       readIos: fields[0]!,
@@ -79,6 +81,7 @@ export function parseDiskstats(
       writeBytes: fields[6]! * 512,
       timeInQueueMs: fields[10]!,
       inFlight: fields[8]!,
+      ioTicksMs: fields[9]!,
     });
   }
   return out;

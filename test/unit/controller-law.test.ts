@@ -133,7 +133,10 @@ describe('control law on one device budget (reads and writes, small and large IO
     expect(utilisations.get('held')).toBeCloseTo((614 + 1200) / 1545, 2);
     expect(shares.get('writer')).toBeCloseTo(1200 / 1545, 2);
     const cut = limits.get('writer')!;
-    expect(Object.keys(cut).sort()).toEqual(['writeBps', 'writeIops']); // only what it does
+    // only what it does, and in IOPS only: the VM's kernel (Debian 6.1) let a bandwidth limit
+    // through unenforced for seconds after an earlier deep one; an IOPS limit at the volume's IO
+    // size costs the same device time
+    expect(Object.keys(cut)).toEqual(['writeIops']);
     // the room: the whole device less the victim at its minimum and the 3% margin
     expect(cut.writeIops).toBeGreaterThan(340);
     expect(cut.writeIops).toBeLessThan(360);
@@ -148,7 +151,7 @@ describe('control law on one device budget (reads and writes, small and large IO
     expect(limits.get('reader')).toEqual({ readIops: Math.floor(940 - (1159 * 1.03 - 600)) });
   });
 
-  it('a 4k IOPS victim against a large-block sequential neighbour: the neighbour is cut in IOPS and bandwidth to the room in device time', () => {
+  it('a 4k IOPS victim against a large-block sequential neighbour: the neighbour is cut in its large IOs to the room in device time', () => {
     const cap = new Map([['held', { readIops: 1545, readBps: 100 * MiB }]]);
     const model = deviceCost(cap.get('held')!);
     const victim = vol('victim', { readIops: 1000 }, rates({ rIops: 400, rBytes: 400 * 4096 }));
@@ -156,9 +159,9 @@ describe('control law on one device budget (reads and writes, small and large IO
     const { limits } = lawStep([victim, streamer], new Map(), cap);
     const cut = limits.get('streamer')!;
     expect(cut.readIops).toBeLessThan(80);
-    expect(cut.readBps).toBeLessThan(80 * MiB);
-    // what it may still do costs the room the victim's guarantee leaves (its aim: 1030 IOPS of 4k)
-    expect(costOf(model, { readIops: cut.readIops, readBps: cut.readBps })).toBeCloseTo(1 - costOf(model, { readIops: 1030, readBps: 1030 * 4096 }), 2);
+    expect(cut.readBps).toBeUndefined();
+    // what it may still do, in 1 MiB reads, costs the room the victim's guarantee leaves (its aim: 1030 IOPS of 4k)
+    expect(costOf(model, { readIops: cut.readIops, readBps: cut.readIops! * MiB })).toBeCloseTo(1 - costOf(model, { readIops: 1030, readBps: 1030 * 4096 }), 1);
   });
 
   it('two guarantees of opposite directions and a best-effort neighbour pressing both: the neighbour is cut in both, the guarantees not at all', () => {
@@ -209,7 +212,6 @@ describe('a victim starved almost to nothing', () => {
     const streamer: VolumeRates = { volume: 'streamer', pool: 'held', min: {}, max: {}, rate: { readIops: 47, readBps: 47 * 131072 }, queue: 15 };
     const cut = lawStep([victim, streamer], new Map(), cap).limits.get('streamer');
     expect(cut?.readIops).toBeLessThan(47);
-    expect(cut?.readBps).toBeLessThan(47 * 131072);
     // the same victim without IO waiting is a paced reader asking for little: no cut
     expect(lawStep([{ ...victim, queue: 0.01 }, streamer], new Map(), cap).adjustments).toEqual([]);
   });
@@ -228,12 +230,20 @@ describe('the VM matrix cases that a per-tick view got wrong', () => {
     const memory = newLawMemory();
     const first = lawStep([reader(7, 4, 3.9), streamer(25)], new Map(), cap, DEFAULT_LAW, memory);
     const cut = first.limits.get('streamer')!;
-    expect(cut.readBps).toBeLessThan(25 * 131072);
+    expect(cut.readIops).toBeLessThan(25);
     const quiet = lawStep([reader(0, 4, 0), streamer(9)], first.limits, cap, DEFAULT_LAW, memory);
     expect(quiet.limits.get('streamer')).toEqual(cut);
     // ... while a guarantee that has really stopped (nothing in flight) gives the room back
     const idle = lawStep([reader(0, 0, 0), streamer(9)], first.limits, cap, DEFAULT_LAW, memory);
     expect(idle.limits.has('streamer')).toBe(false);
+  });
+
+  it('a guarantee stuck from its first IO (IO in flight all tick, none completed) gets the streamer cut at once', () => {
+    const stuck = { ...reader(0, 4, 0), busy: 1 };
+    const cut = lawStep([stuck, streamer(31)], new Map(), cap).limits.get('streamer');
+    expect(cut?.readIops).toBeLessThan(31);
+    // one IO that went out late in the tick is not stuck
+    expect(lawStep([{ ...reader(0, 1, 0), busy: 0.3 }, streamer(31)], new Map(), cap).adjustments).toEqual([]);
   });
 
   it('a paced reader that was never active is not made active by an IO in flight', () => {
@@ -242,15 +252,27 @@ describe('the VM matrix cases that a per-tick view got wrong', () => {
     expect(lawStep([reader(2, 1, 0.01), streamer(30)], new Map(), cap, DEFAULT_LAW, memory).adjustments).toEqual([]);
   });
 
-  it('on a small drive the floor is a share of its capacity: a 128k streamer can be cut below 1 MiB/s to leave a 4k guarantee its room', () => {
-    const { limits } = lawStep([reader(7, 4, 3.9), streamer(25)], new Map(), cap);
-    const cut = limits.get('streamer')!;
-    // the room the guarantee leaves: 1 − 750 × 1.03 / 1030 of the device, in 128k reads
-    expect(cut.readBps).toBeLessThan(MiB);
-    expect(costOf(deviceCost(cap.get('held')!), cut)).toBeLessThan(1 - (750 * 1.03) / 1030 + 0.02);
+  it('on a small drive the floor is a share of the device in the volume\'s own IOs: a 128k streamer can be cut below ten reads a second', () => {
+    const memory = newLawMemory();
+    const first = lawStep([reader(7, 4, 3.9), streamer(25)], new Map(), cap, DEFAULT_LAW, memory);
+    // the room the guarantee leaves: 1 − 750 × 1.03 / 1030 of the device, in 128k reads (~6)
+    const cut = first.limits.get('streamer')!;
+    expect(costOf(deviceCost(cap.get('held')!), { readIops: cut.readIops, readBps: cut.readIops! * 131072 })).toBeLessThan(1 - (750 * 1.03) / 1030 + 0.035);
+    // still starved after the settling tick: cut to the floor, one 128k read a second (3% of the device), not ten (31%)
+    lawStep([reader(7, 4, 3.9), streamer(cut.readIops!)], first.limits, cap, DEFAULT_LAW, memory);
+    const floor = lawStep([reader(7, 4, 3.9), streamer(cut.readIops!)], first.limits, cap, DEFAULT_LAW, memory).limits.get('streamer')!;
+    expect(floor.readIops).toBe(1);
   });
 
-  it('a guaranteed aggressor is cut to its aim in both figures of its direction, never by bandwidth below its IOPS guarantee', () => {
+  it('probes a large-IO neighbour up by 2% of the device in its own IOs, not by 2% of the 4k IOPS figure', () => {
+    const memory = newLawMemory();
+    memory.metTicks.set('held', 10);
+    // the streamer cut to 2 reads a second and doing them; the guarantee met
+    const { limits } = lawStep([reader(800, 4, 3.9), streamer(2)], new Map([['streamer', { readIops: 2 }]]), cap, DEFAULT_LAW, memory);
+    expect(limits.get('streamer')).toEqual({ readIops: 3 }); // +1, not +20 (20 × 128k would be 60% of this drive)
+  });
+
+  it('a guaranteed aggressor is cut to its aim in its guaranteed direction', () => {
     // Two guarantees of 410 each: the reader above its aim, the writer starved.
     const r: VolumeRates = { volume: 'reads', pool: 'held', min: { readIops: 410 }, max: {}, rate: { readIops: 500, readBps: 500 * 4096 }, queue: 4, inFlight: 4 };
     const w: VolumeRates = { volume: 'writes', pool: 'held', min: { writeIops: 410 }, max: {}, rate: { writeIops: 256, writeBps: 256 * 4096 }, queue: 4, inFlight: 4 };
@@ -259,7 +281,7 @@ describe('the VM matrix cases that a per-tick view got wrong', () => {
     const cut = limits.get('reads')!;
     expect(cut.readIops).toBeLessThan(500);
     expect(cut.readIops).toBeGreaterThanOrEqual(Math.ceil(410 * 1.03));
-    expect(cut.readBps).toBeGreaterThanOrEqual(Math.floor(410 * 1.03 * 4096));
+    expect(cut.readBps).toBeUndefined();
     expect(limits.has('writes')).toBe(false);
   });
 });
