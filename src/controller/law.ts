@@ -223,12 +223,13 @@ export function* lawSteps(
       continue; // the last cut is still taking effect
     }
     if (starved.length > 0) {
-      memory.sinceCut.set(pool, 0);
       memory.metTicks.set(pool, 0);
       memory.shortTicks.set(pool, 0);
-      // In device time: what the starved volumes lack to reach their aim, and the room the
-      // active guarantees leave once each has its aim.
-      const deficit = starved.reduce((s, g) => s + (g.need - g.cost), 0);
+      // In device time: what the starved volumes lack to reach their aim in the directions they are
+      // guaranteed (a reader's own journal writes are not what it lacks), and the room the active
+      // guarantees leave once each has its aim.
+      const deficit = starved.reduce((s, g) => s + Math.max(0, g.need - g.guaranteedCost), 0);
+      const cutsBefore = adjustments.length;
       const victims = new Set(starved.map((g) => g.v));
       const aggressors = views.filter((g) => !victims.has(g.v) && g.cost > g.need);
       const totalExcess = aggressors.reduce((s, g) => s + (g.cost - g.need), 0);
@@ -243,17 +244,23 @@ export function* lawSteps(
           const perIo = ioCost(model, dir, ios > 0 ? (a.v.rate[bps] ?? 0) / ios : undefined, memory, a.v.volume);
           if (ios <= 0 || perIo === undefined) continue;
           const bytes = (a.v.rate[bps] ?? 0) / ios;
-          // Never below its own guarantee, its aim in a guaranteed direction, or the floor.
-          const own = Math.max(a.v.min[iops] ?? 0, bytes > 0 ? Math.ceil((a.v.min[bps] ?? 0) / bytes) : 0);
+          // In IOs a second: never below its own guarantee, its aim in a guaranteed direction, or
+          // the floor (floorIops, or fewer where its IOs are large).
+          const own = Math.max(a.v.min[iops] ?? 0, bytes > 0 ? (a.v.min[bps] ?? 0) / bytes : 0);
           const aim = a.aimScale[dir];
-          const floor = Math.max(1, Math.min(p.floorIops, Math.floor(p.floorShare / perIo)));
-          let to = Math.max(own, floor, aim === undefined ? 0 : Math.ceil(ios * aim), Math.floor(ios * k));
-          const now = current.get(a.v.volume)?.[iops];
+          const floor = Math.min(p.floorIops, p.floorShare / perIo);
+          const ioRate = Math.max(own, floor, aim === undefined ? 0 : ios * aim, ios * k);
+          // Written in the figure the kernel holds steadily for this size (see LARGE_CUT_BYTES).
+          const d = bytes >= LARGE_CUT_BYTES ? bps : iops;
+          let to = d === bps ? Math.max(1, Math.floor(ioRate * bytes)) : Math.max(1, aim === undefined && own === 0 ? Math.floor(ioRate) : Math.ceil(ioRate));
+          const now = current.get(a.v.volume)?.[d];
           if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
-          if (a.v.max[iops] !== undefined) to = Math.min(to, a.v.max[iops]!);
-          set(a.v.volume, iops, to);
+          if (a.v.max[d] !== undefined) to = Math.min(to, a.v.max[d]!);
+          set(a.v.volume, d, to);
         }
       }
+      // A tick that changed no limit starts no settling time.
+      if (adjustments.length > cutsBefore) memory.sinceCut.set(pool, 0);
       continue;
     }
 
@@ -275,10 +282,14 @@ export function* lawSteps(
         // Up by probeStep of the device, in the volume's own IOs (for 4 KiB IOs probeStep of the
         // IOPS figure); dropped once it would let the volume take the whole device.
         const dir = DIRECTION_OF[d];
-        const ios = v.rate[d] ?? 0;
-        const perIo = IOPS_DIMENSIONS.has(d) ? ioCost(model, dir, ios > 0 ? (v.rate[dir === 'read' ? 'readBps' : 'writeBps'] ?? 0) / ios : undefined, memory, v.volume) : undefined;
-        const raised = now + Math.max(1, Math.floor(perIo ? p.probeStep / perIo : p.probeStep * (cap[d] ?? now)));
-        const ceiling = Math.min(v.max[d] ?? Infinity, perIo ? 1 / perIo : Infinity, cap[d] ?? Infinity);
+        const [iops, bps] = dir === 'read' ? (['readIops', 'readBps'] as const) : (['writeIops', 'writeBps'] as const);
+        const ios = v.rate[iops] ?? 0;
+        const perIo = ioCost(model, dir, ios > 0 ? (v.rate[bps] ?? 0) / ios : undefined, memory, v.volume);
+        // a bandwidth limit in bytes of the volume's IO size: the device time of a byte of it
+        const size = memory.ioBytes.get(v.volume)?.[dir] ?? SMALL_IO_BYTES;
+        const unit = perIo === undefined ? undefined : d === bps ? perIo / size : perIo;
+        const raised = now + Math.max(1, Math.floor(unit ? p.probeStep / unit : p.probeStep * (cap[d] ?? now)));
+        const ceiling = Math.min(v.max[d] ?? Infinity, unit ? 1 / unit : Infinity, cap[d] ?? Infinity);
         set(v.volume, d, raised >= ceiling ? undefined : raised);
       }
     }
@@ -296,6 +307,7 @@ export function* lawSteps(
 export interface Standing {
   best: number;
   need: number;
+  guaranteedCost: number;
   aimScale: Partial<Record<Direction, number>>;
 }
 
@@ -312,6 +324,8 @@ interface GuaranteeView {
   best: number;
   /** Its cost at its aim: every active guaranteed direction at (1 + cutMargin) of its minimum; 0 for a best-effort or idle volume. */
   need: number;
+  /** What its IO in those directions costs now. */
+  guaranteedCost: number;
   /** Per active guaranteed direction: by how much its rates must scale to be at its aim. */
   aimScale: Partial<Record<Direction, number>>;
 }
@@ -319,7 +333,15 @@ interface GuaranteeView {
 type Direction = 'read' | 'write';
 /** Busy for this much of a tick with nothing completed: the volume's IO is stuck behind others'. */
 const STUCK_BUSY = 0.9;
-const IOPS_DIMENSIONS: ReadonlySet<Dimension> = new Set(['readIops', 'writeIops']);
+
+/**
+ * From this IO size up, a cut is a bandwidth limit; below it, an IOPS limit. Measured on Debian
+ * 12's kernel (6.1) in the VM: a bandwidth limit on 4 KiB IO written after an earlier deep one
+ * went unenforced for 1-4 s, while IOPS limits were held; and an IOPS limit of a few 128 KiB IOs a
+ * second let a queue's worth through at each change (half a second of the drive), while a
+ * bandwidth limit held them evenly.
+ */
+const LARGE_CUT_BYTES = 64 * 1024;
 
 /**
  * Device time one IO of a volume costs in a direction, at `bytes` per IO (this tick's mix), or
@@ -342,14 +364,15 @@ const DIRECTION_OF: Record<Dimension, Direction> = { readIops: 'read', readBps: 
 function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: (min: Figures) => number, p: LawParams, standing: Map<string, Standing>): GuaranteeView {
   // Most volumes of a large node: no guarantee, or one that is idle.
   const { min } = v;
-  if (!min.readIops && !min.readBps && !min.writeIops && !min.writeBps) return { v, cost, guaranteed: false, active: false, waiting: false, best: 0, need: 0, aimScale: NO_AIM };
+  if (!min.readIops && !min.readBps && !min.writeIops && !min.writeBps) return { v, cost, guaranteed: false, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
   const { rate } = v;
-  if (!rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, need: 0, aimScale: NO_AIM };
+  if (!rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
   const nothingDone = !rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps;
   const waiting = (v.queue ?? 0) >= p.queuedAbove || (nothingDone && (v.inFlight ?? 0) >= 1);
   let guaranteed = false;
   let best = Infinity;
   let need = 0;
+  let guaranteedCost = 0;
   const aimScale: Partial<Record<Direction, number>> = {};
   for (const [dir, iops, bps] of DIRECTIONS) {
     const ratios = [iops, bps].filter((d) => (v.min[d] ?? 0) > 0).map((d) => (v.rate[d] ?? 0) / v.min[d]!);
@@ -361,12 +384,14 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: 
     if (!(r > p.activeAbove || (waiting && r > 0))) continue;
     best = Math.min(best, r);
     aimScale[dir] = (1 + p.cutMargin) / r;
-    need += costOf(model, { [iops]: (v.rate[iops] ?? 0) * aimScale[dir]!, [bps]: (v.rate[bps] ?? 0) * aimScale[dir]! });
+    const now = costOf(model, { [iops]: v.rate[iops] ?? 0, [bps]: v.rate[bps] ?? 0 });
+    guaranteedCost += now;
+    need += now * aimScale[dir]!;
   }
   const last = standing.get(v.volume);
   if (best !== Infinity) {
-    standing.set(v.volume, { best, need, aimScale });
-    return { v, cost, guaranteed, active: true, waiting, best, need, aimScale };
+    standing.set(v.volume, { best, need, guaranteedCost, aimScale });
+    return { v, cost, guaranteed, active: true, waiting, best, need, guaranteedCost, aimScale };
   }
   // Starved so far that no IO completed this tick, with IOs still in flight (measured in the VM:
   // a 4k reader at 7 IOPS behind a 128k streamer completes nothing in many 250 ms ticks): no news,
@@ -378,8 +403,8 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: 
   // 4k reader starting behind a 128k streamer waited 500 ms for its first completion). It needs
   // its guarantee priced at the corners; there is no mix of its own to scale yet.
   if (guaranteed && nothingDone && (v.inFlight ?? 0) >= 1 && (v.busy ?? 0) >= STUCK_BUSY) {
-    return { v, cost, guaranteed, active: true, waiting: true, best: 0, need: priced(v.min) * (1 + p.cutMargin), aimScale: NO_AIM };
+    return { v, cost, guaranteed, active: true, waiting: true, best: 0, need: priced(v.min) * (1 + p.cutMargin), guaranteedCost: 0, aimScale: NO_AIM };
   }
   standing.delete(v.volume);
-  return { v, cost, guaranteed, active: false, waiting, best: 0, need: 0, aimScale: NO_AIM };
+  return { v, cost, guaranteed, active: false, waiting, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
 }
