@@ -219,7 +219,6 @@ describe('a victim starved almost to nothing', () => {
 });
 
 describe('the VM matrix cases that a per-tick view got wrong', () => {
-  const MiB = 2 ** 20;
   // The held drive of the VM matrix: 1000 IOPS shared, large IOs counted per 4 KiB (calibrated).
   const cap = new Map([['held', { readIops: 1030, writeIops: 1028, readBps: 4174191, writeBps: 4172304 }]]);
   const reader = (readIops: number, inFlight: number, queue: number): VolumeRates => ({ volume: 'victim', pool: 'held', min: { readIops: 750 }, max: {}, rate: { readIops, readBps: readIops * 4096 }, queue, inFlight });
