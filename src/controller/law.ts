@@ -27,18 +27,20 @@
 //   - if any volume is starved, the AGGRESSORS are the others whose cost exceeds their need,
 //     whatever kind of IO they do (a writer starves a reader as surely as another reader does).
 //     Each is cut, in proportion to its excess e = cost − need, to the smaller of cost − D·e/Σe
-//     (D: the starved volumes' deficit, Σ(need − cost)) and need + R·e/Σe (R: the room the
-//     active guarantees leave, 1 − Σ need over the active guaranteed volumes). The cut lands on
-//     the dimensions the aggressor uses, each scaled by target/cost, so that its cost falls to the
-//     target; never below its own minimum, its aim in a guaranteed direction (in both figures:
-//     a bandwidth cut would starve an IOPS guarantee), or the floor, and never raised in such a tick. The
-//     tick after a cut only watches: the victim's rate lags a cut by a tick while the device
-//     queue drains, and cutting again on that lag would take the neighbours far below the room;
+//     (D: the starved volumes' deficit in their guaranteed directions, Σ(need − their cost
+//     there)) and need + R·e/Σe (R: the room the active guarantees leave, 1 − Σ need over the
+//     active guaranteed volumes). The cut lands on the directions the aggressor uses, its IO
+//     there scaled by target/cost so that its cost falls to the target, and is written as an IOPS
+//     limit for IOs under LARGE_CUT_BYTES and as a bandwidth limit for larger ones; never below
+//     its own minimum, its aim in a guaranteed direction, or the floor, and never raised in such a
+//     tick. The tick after a cut that changed a limit only watches: the victim's rate lags a cut
+//     by a tick while the device queue drains, and cutting again on that lag would take the
+//     neighbours far below the room;
 //   - a volume SHORT of its minimum (best between starvedBelow and 1, wanting more) for
 //     probeAfterTicks ticks in a row is treated as starved: the same cut, by its shortfall.
 //     Without this the victim, once a probe has taken it just under its minimum, would sit there;
 //   - else, once every active guarantee has been met for probeAfterTicks ticks in a row, every
-//     controlled limit rises by probeStep of that dimension's capacity per tick (additive
+//     controlled limit rises by probeStep of the device per tick, in the volume's own IOs (additive
 //     probing: the victim dips by at most one step before it is short, and the holds keep the
 //     cut/probe cycle slow, so the victim's rate stays at its minimum rather than swinging round it);
 //   - else (no guarantee active on the pool) every controlled limit is dropped at once: there is
@@ -242,9 +244,10 @@ export function* lawSteps(
         const k = a.cost > 0 ? target / a.cost : 1;
         for (const [dir, iops, bps] of DIRECTIONS) {
           const ios = a.v.rate[iops] ?? 0;
-          const perIo = ioCost(model, dir, ios > 0 ? (a.v.rate[bps] ?? 0) / ios : undefined, memory, a.v.volume);
-          if (ios <= 0 || perIo === undefined) continue;
+          if (ios <= 0) continue;
           const bytes = (a.v.rate[bps] ?? 0) / ios;
+          const perIo = ioCost(model, dir, bytes, memory, a.v.volume);
+          if (perIo === undefined) continue;
           // In IOs a second: never below its own guarantee, its aim in a guaranteed direction, or
           // the floor (floorIops, or fewer where its IOs are large).
           const own = Math.max(a.v.min[iops] ?? 0, bytes > 0 ? (a.v.min[bps] ?? 0) / bytes : 0);
@@ -367,8 +370,8 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: 
   const { min } = v;
   if (!min.readIops && !min.readBps && !min.writeIops && !min.writeBps) return { v, cost, guaranteed: false, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
   const { rate } = v;
-  if (!rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
   const nothingDone = !rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps;
+  if (nothingDone && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
   const waiting = (v.queue ?? 0) >= p.queuedAbove || (nothingDone && (v.inFlight ?? 0) >= 1);
   let guaranteed = false;
   let best = Infinity;
