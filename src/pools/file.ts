@@ -13,6 +13,7 @@ import { QosdError } from '../model/errors';
 
 export class FilePool implements VolumePool {
   readonly backend = 'file' as const;
+  readonly thin = true;
 
   constructor(
     readonly name: string,

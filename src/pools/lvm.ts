@@ -12,6 +12,7 @@ import { QosdError } from '../model/errors';
 
 export class LvmPool implements VolumePool {
   readonly backend = 'lvm' as const;
+  readonly thin = false;
 
   constructor(
     readonly name: string,

@@ -14,6 +14,11 @@ export interface PoolDevice {
 export interface VolumePool {
   readonly name: string;
   readonly backend: 'file' | 'lvm';
+  /**
+   * True when a volume's blocks are only taken as they are written (a sparse file): writing its
+   * ext4 inode tables at mkfs would take the space up front, so they are left to the kernel.
+   */
+  readonly thin: boolean;
   /** Where a volume of this name keeps its data; recorded before create() so recovery knows. */
   backingFor(name: string): string;
   /** True when storage under that name exists already (then create() would refuse). */

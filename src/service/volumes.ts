@@ -243,7 +243,7 @@ export class VolumeService {
     if (found !== undefined) {
       throw new QosdError('FailedPrecondition', `device ${device} of new volume ${name} already holds ${found}; refusing to format it`);
     }
-    await makeFilesystem(device, fsType);
+    await makeFilesystem(device, fsType, { zeroInodeTables: !this.o.pools.get(this.get(name).pool)!.thin });
   }
 
   /** Takes back a failed create: the storage only if this create allocated it, then the row. */
