@@ -20,7 +20,7 @@ const dist = (p) => require(path.join(REPO, 'dist', p));
 const TICKS = 40;
 
 function quiet() {
-  return { info() {}, warn() {}, error() {}, debug() {}, child() { return this; } };
+  return { info() {}, warn() {}, error() {}, debug() {}, trace() {}, isLevelEnabled() { return false; }, child() { return this; } };
 }
 
 function cpuMs(fn) {

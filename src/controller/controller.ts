@@ -172,6 +172,11 @@ export class Controller {
     let step = steps.next();
     for (; !step.done; step = steps.next()) if (slice.due()) await slice.yield();
     const { limits, adjustments, utilisations, shares } = step.value;
+    // What it saw of the volumes it protects or limits, for following a decision (benches record it).
+    if (this.o.log.isLevelEnabled('trace')) {
+      const seen = samples.filter((s) => policy.limits.has(s.volume) || limits.has(s.volume) || Object.keys(s.min).length > 0);
+      this.o.log.trace({ samples: seen, limits: Object.fromEntries(limits) }, 'controller tick');
+    }
     policy.shares = shares;
     for (const [pool, u] of utilisations) this.o.metrics.poolUtilisation.set({ pool }, u);
     if (adjustments.length === 0) {

@@ -107,8 +107,9 @@ export function benchKit(ctx: () => { node: TestNode; driver: string }, running:
  * stat) every 250 ms, with marks for what the workloads did: the fixtures the control law's
  * unit test replays (fixtures/controller-vm).
  */
-export function recorder(vols: Record<string, Mounted>) {
+export function recorder(vols: Record<string, Mounted>, daemonOutput?: () => string) {
   const t0 = Date.now();
+  const logFrom = daemonOutput?.().length ?? 0;
   const ticks: { t: number; stats: Record<string, { ioStat: string; diskStat: string; ioMax: string }> }[] = [];
   const marks: { t: number; what: string }[] = [];
   const timer = setInterval(() => {
@@ -128,7 +129,15 @@ export function recorder(vols: Record<string, Mounted>) {
       clearInterval(timer);
       fs.mkdirSync('/mnt/share/traces', { recursive: true });
       const devices = Object.fromEntries(Object.entries(vols).map(([role, v]) => [role, v.deviceNumber]));
-      fs.writeFileSync(`/mnt/share/traces/${file}`, `${JSON.stringify({ recorded: new Date().toISOString(), devices, ...extra, marks, ticks })}\n`);
+      // The controller's own decisions (its debug log) while recording, on the same clock as the ticks.
+      const decisions = (daemonOutput?.().slice(logFrom) ?? '')
+        .split('\n')
+        .filter((l) => l.includes('"controller'))
+        .map((l) => {
+          const e = JSON.parse(l) as { time: number };
+          return { ...e, t: e.time - t0 };
+        });
+      fs.writeFileSync(`/mnt/share/traces/${file}`, `${JSON.stringify({ recorded: new Date().toISOString(), devices, ...extra, marks, ticks, decisions })}\n`);
     },
   };
 }
@@ -155,7 +164,7 @@ export async function startHeldNode(held: number): Promise<HeldNode> {
     `  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: ${held}, writeIops: ${held} } }`,
     'defaults: { pool: held, size: 256Mi }',
   ]);
-  const daemon = await startDaemon(node);
+  const daemon = await startDaemon(node, ['--log-level', 'trace']); // the controller's view and decisions go into the traces
   const driver = installDriver(node);
   const init = spawnSync(process.execPath, [QOSCTL, '--socket', node.socket, 'pool', 'init', 'held', '--force'], { encoding: 'utf8' });
   expect(init.status, init.stderr).toBe(0);

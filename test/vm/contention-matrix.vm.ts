@@ -125,7 +125,7 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
     kit.layOut(...victims, noisy);
 
     // The raw stats every 250 ms (bench/results/traces/matrix-*.json): what the controller saw and wrote.
-    const rec = recorder({ ...Object.fromEntries(victims.map((m, i) => [`victim${i}`, m])), neighbour: noisy });
+    const rec = recorder({ ...Object.fromEntries(victims.map((m, i) => [`victim${i}`, m])), neighbour: noisy }, () => daemon.output());
     rec.mark('neighbour starts');
     const n = kit.fio(noisy, c.neighbour.job, 120);
     await kit.firstIo(noisy, c.neighbour.count);
