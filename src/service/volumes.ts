@@ -190,7 +190,7 @@ export class VolumeService {
 
   /** Formats (unless blkid finds our filesystem already) and marks the volume ready. */
   private async finishCreate(name: string, device: string, source: Source): Promise<Volume> {
-    await this.format(name, device, this.get(name).fsType);
+    await this.format(this.get(name), device);
     crashPoint('create:formatted');
     return this.o.store.tx(() => {
       const v = this.o.store.volumes.update(name, { state: 'ready', formatted: true }, now());
@@ -233,7 +233,8 @@ export class VolumeService {
   }
 
   /** Formats a new volume's device, unless blkid finds anything on it. */
-  private async format(name: string, device: string, fsType: FsType): Promise<void> {
+  private async format(volume: Volume, device: string): Promise<void> {
+    const { name, fsType } = volume;
     const found = await probeSignature(device);
     if (found === fsType) {
       // A create interrupted after mkfs: the filesystem is ours, keep it.
@@ -243,7 +244,8 @@ export class VolumeService {
     if (found !== undefined) {
       throw new QosdError('FailedPrecondition', `device ${device} of new volume ${name} already holds ${found}; refusing to format it`);
     }
-    await makeFilesystem(device, fsType, { zeroInodeTables: !this.o.pools.get(this.get(name).pool)!.thin });
+    // A thin pool (sparse files) stays lazy; see makeFilesystem.
+    await makeFilesystem(device, fsType, { zeroInodeTables: !this.o.pools.get(volume.pool)!.thin });
   }
 
   /** Takes back a failed create: the storage only if this create allocated it, then the row. */

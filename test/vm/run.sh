@@ -47,7 +47,7 @@ printf '%s\n' "$repo" > "$work/share/repo"
 printf '%s\n' "$*" > "$work/share/filter"
 for i in 0 1 2; do truncate -s 2G "$work/nvme$i.img"; done
 # Settings passed into the VM's test run (QOSD_VM_BENCH=1 runs the contention benchmark).
-printf 'QOSD_VM_BENCH=%s\nQOSD_VM_HELD_IOPS=%s\n' "${QOSD_VM_BENCH:-}" "$held_iops" > "$work/share/env"
+printf 'QOSD_VM_BENCH=%s\nQOSD_VM_HELD_IOPS=%s\nQOSD_MATRIX_CASES=%s\n' "${QOSD_VM_BENCH:-}" "$held_iops" "${QOSD_MATRIX_CASES:-}" > "$work/share/env"
 [ "${QOSD_VM_CAPTURE:-}" = 1 ] && mkdir -p "$work/share/capture"
 
 started=$(date +%s.%N)
