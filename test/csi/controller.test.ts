@@ -112,7 +112,9 @@ describe.skipIf(blocker)(`CSI controller service on the socket${blocker ? ` (ski
       Number((await csi.call<{ available_capacity: string }>('Controller', 'GetCapacity', { volume_capabilities: [mountCapability()], parameters, accessible_topology: topology })).available_capacity);
     const freeBefore = await cap({ class: 'best-effort' });
     expect(freeBefore).toBeGreaterThan(64 * MiB);
-    expect(await cap({ class: 'high' })).toBe(freeBefore);
+    // Both are the pool's free bytes, read a moment apart from a filesystem that other test files
+    // (and CI's Kubernetes build) write to meanwhile: equal within that churn, not to the byte.
+    expect(Math.abs((await cap({ class: 'high' })) - freeBefore)).toBeLessThan(0.01 * freeBefore);
     await csi.call('Controller', 'CreateVolume', createReq('pvc-high-1', { parameters: { class: 'high' } }));
     expect(await cap({ class: 'high' })).toBeGreaterThan(0);
     await csi.call('Controller', 'CreateVolume', createReq('pvc-high-2', { parameters: { class: 'high' } }));
