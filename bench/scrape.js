@@ -66,7 +66,7 @@ async function benchScrape(n = 1000, runs = 10) {
       await new Promise((res) => setTimeout(res, 5));
       last = process.hrtime.bigint();
       const s = process.hrtime.bigint();
-      const text = await collector.scrape();
+      const text = Buffer.concat(await collector.scrape()).toString();
       scrapes.push(Number(process.hrtime.bigint() - s) / 1e6);
       clearInterval(ticker);
       h.disable();

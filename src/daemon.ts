@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as path from 'node:path';
+import { Readable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
@@ -179,7 +180,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
         return;
       }
       services.scrapeMetrics().then(
-        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        (pieces) => Readable.from(pieces, { objectMode: false }).pipe(res.writeHead(200, { 'content-type': metrics.contentType })),
         (err: Error) => res.writeHead(500).end(err.message),
       );
     });

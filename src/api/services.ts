@@ -26,6 +26,6 @@ export interface Services {
   /** The limits in force for a volume now. */
   limitsFor(v: Volume): Figures;
   status(): Static<typeof StatusOut>;
-  /** One scrape: the Prometheus exposition text, kernel stats read fresh. */
-  scrapeMetrics(): Promise<string>;
+  /** One scrape: the Prometheus exposition text in pieces (to write in turn), kernel stats read fresh. */
+  scrapeMetrics(): Promise<Buffer[]>;
 }

@@ -148,19 +148,24 @@ export class Metrics {
   }
 
   /**
-   * The exposition text, rendered one family at a time with a turn of the event loop between
-   * families: registry.metrics() renders them all in one turn, which with a thousand volumes
-   * (some 10^4 series) holds API requests up for tens of milliseconds.
+   * The exposition, rendered one metric at a time with a turn of the event loop between them
+   * (registry.metrics() renders them all in one turn, which with a thousand volumes, some 10^4
+   * series, held API requests up for tens of milliseconds), then `extra`'s pieces; each piece is
+   * encoded as it is made, so that writing the whole to a socket is never one 10 MB encode.
    */
-  /** The exposition text: the registry's metrics, then `extra`'s blocks, giving the loop back between metrics with `pause`. */
-  async text(extra: () => AsyncIterable<string>, pause: () => Promise<void> = () => new Promise<void>((r) => setImmediate(r))): Promise<string> {
-    const parts: string[] = [];
+  async pieces(extra: () => AsyncIterable<Buffer>, pause: () => Promise<void> = () => new Promise<void>((r) => setImmediate(r))): Promise<Buffer[]> {
+    const parts: Buffer[] = [];
     for (const metric of this.registry.getMetricsAsArray()) {
-      parts.push(await this.registry.getSingleMetricAsString(metric.name));
+      parts.push(Buffer.from(`${await this.registry.getSingleMetricAsString(metric.name)}\n\n`));
       await pause();
     }
-    for await (const block of extra()) parts.push(block);
-    return `${parts.join('\n\n')}\n`;
+    for await (const piece of extra()) parts.push(piece);
+    return parts;
+  }
+
+  /** The exposition as one text (for small registries and tests). */
+  async text(extra: () => AsyncIterable<Buffer>, pause?: () => Promise<void>): Promise<string> {
+    return Buffer.concat(await this.pieces(extra, pause)).toString();
   }
 
   get contentType(): string {

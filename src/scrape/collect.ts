@@ -14,6 +14,8 @@ import type { Attachment } from '../store/attachments';
 import { StoreView } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
 
+/** Lines per piece of the exposition (~100 bytes each): a piece is encoded without a pause. */
+const PIECE_LINES = 1000;
 
 export class MetricsCollector {
   private samples: VolumeSample[] = [];
@@ -98,23 +100,31 @@ export class MetricsCollector {
     slice.end();
   }
 
-  /** The per-volume families from the last refresh, one block at a time, built giving the loop back. */
-  async *families(slice: TimeSlice = new TimeSlice()): AsyncIterable<string> {
+  /**
+   * The per-volume families from the last refresh, in encoded pieces of at most PIECE_LINES lines,
+   * built giving the loop back. At 10,000 volumes the exposition is ~10 MB: one family joined into
+   * one string, or the whole text encoded at once for the socket, held the loop for 5-13 ms.
+   */
+  async *families(slice: TimeSlice = new TimeSlice()): AsyncIterable<Buffer> {
     for (const f of VOLUME_FAMILIES) {
-      const out = familyHeader(f);
+      let lines = familyHeader(f);
       for (const v of this.samples) {
-        f.lines(v, out);
+        f.lines(v, lines);
+        if (lines.length >= PIECE_LINES) {
+          yield Buffer.from(`${lines.join('\n')}\n`);
+          lines = [];
+        }
         if (slice.due()) await slice.yield();
       }
       if (slice.due()) await slice.yield();
-      yield out.join('\n');
+      yield Buffer.from(`${lines.join('\n')}\n\n`);
     }
     slice.end();
   }
 
-  /** A whole scrape: refresh, then the exposition text. */
-  async scrape(slice: TimeSlice = new TimeSlice()): Promise<string> {
+  /** A whole scrape: refresh, then the exposition text, in pieces to write one after another. */
+  async scrape(slice: TimeSlice = new TimeSlice()): Promise<Buffer[]> {
     await this.refresh(slice);
-    return this.m.text(() => this.families(slice), () => slice.yield());
+    return this.m.pieces(() => this.families(slice), () => slice.yield());
   }
 }

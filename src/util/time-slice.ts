@@ -32,7 +32,7 @@ export class TimeSlice {
   /** How many times the job yielded. */
   yields = 0;
 
-  constructor(private readonly budgetMs = 2) {}
+  constructor(private readonly budgetMs = 1) {}
 
   /**
    * Whether the current slice has used its budget. Hot loops ask this, and await `yield()` only
@@ -64,6 +64,8 @@ export class TimeSlice {
     try {
       return await p;
     } finally {
+      // Resumed from an IO callback (the poll phase): wait for this job's turn like any yield.
+      await yieldToLoop();
       this.sliceStarted = process.hrtime.bigint();
     }
   }

@@ -55,7 +55,7 @@ function fakeServices(store: Store, calls: Call[]) {
     config: { pools: [] },
     limitsFor: (v: { qos: { max: Record<string, number> } }) => ({ ...v.qos.max, readIops: 42 }),
     doctor: () => [],
-    scrapeMetrics: async () => '',
+    scrapeMetrics: async () => [],
   } as unknown as Services;
   return { services, metrics, failWith: (e: Error) => (failNext = e) };
 }
@@ -151,7 +151,7 @@ describe('flex route', () => {
     expect(r.statusCode).toBe(200);
     expect(r.json()).toEqual({ status: 'Failure', message: 'option x: unknown option' });
     expect(calls).toEqual([{ method: 'flex', args: [['mount', '/var/lib/kubelet/pods/x/volumes/qosd~nvme/v', '{}']] }]);
-    expect(await fake.metrics.text(async function* () {})).toMatch(/qosd_flex_calls_total\{command="mount",status="Failure"\} 1/);
+    expect(await fake.metrics.text(async function* (): AsyncIterable<Buffer> {})).toMatch(/qosd_flex_calls_total\{command="mount",status="Failure"\} 1/);
   });
 
   it('refuses an argv that is not a list of strings, before the handler', async () => {
