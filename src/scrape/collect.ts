@@ -9,13 +9,11 @@ import type { PoolService } from '../service/pools';
 import type { Blkio } from '../host/blkio';
 import type { Metrics } from '../metrics/registry';
 import type { Figures } from '../model/qos';
-import { VOLUME_FAMILIES, familyHeader, type IoSample, type VolumeSample } from '../metrics/volume-families';
+import { familyPieces, type IoSample, type VolumeSample } from '../metrics/volume-families';
 import type { Attachment } from '../store/attachments';
 import { StoreView } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
 
-/** Lines per piece of the exposition (~100 bytes each): a piece is encoded without a pause. */
-const PIECE_LINES = 1000;
 
 export class MetricsCollector {
   private samples: VolumeSample[] = [];
@@ -100,26 +98,9 @@ export class MetricsCollector {
     slice.end();
   }
 
-  /**
-   * The per-volume families from the last refresh, in encoded pieces of at most PIECE_LINES lines,
-   * built giving the loop back. At 10,000 volumes the exposition is ~10 MB: one family joined into
-   * one string, or the whole text encoded at once for the socket, held the loop for 5-13 ms.
-   */
-  async *families(slice: TimeSlice = new TimeSlice()): AsyncIterable<Buffer> {
-    for (const f of VOLUME_FAMILIES) {
-      let lines = familyHeader(f);
-      for (const v of this.samples) {
-        f.lines(v, lines);
-        if (lines.length >= PIECE_LINES) {
-          yield Buffer.from(`${lines.join('\n')}\n`);
-          lines = [];
-        }
-        if (slice.due()) await slice.yield();
-      }
-      if (slice.due()) await slice.yield();
-      yield Buffer.from(`${lines.join('\n')}\n\n`);
-    }
-    slice.end();
+  /** The per-volume families from the last refresh, in encoded pieces (see familyPieces). */
+  families(slice: TimeSlice = new TimeSlice()): AsyncIterable<Buffer> {
+    return familyPieces(this.samples, slice);
   }
 
   /** A whole scrape: refresh, then the exposition text, in pieces to write one after another. */
