@@ -32,6 +32,9 @@ export class TimeSlice {
   /** How many times the job yielded. */
   yields = 0;
 
+  // 1 ms: with the reconcile pass, sweeps, a scrape and the controller all running, a request
+  // waits for the slice in progress; measured (bench/responsiveness.js), the API's p50 under
+  // that load went from 2.1 ms at 2 ms slices to 1.1 ms, at no measurable cost in the jobs' CPU.
   constructor(private readonly budgetMs = 1) {}
 
   /**
