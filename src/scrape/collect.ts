@@ -98,14 +98,10 @@ export class MetricsCollector {
     slice.end();
   }
 
-  /** The per-volume families from the last refresh, in encoded pieces (see familyPieces). */
-  families(slice: TimeSlice = new TimeSlice()): AsyncIterable<Buffer> {
-    return familyPieces(this.samples, slice);
-  }
-
   /** A whole scrape: refresh, then the exposition text, in pieces to write one after another. */
   async scrape(slice: TimeSlice = new TimeSlice()): Promise<Buffer[]> {
     await this.refresh(slice);
-    return this.m.pieces(() => this.families(slice), () => slice.yield());
+    // the per-volume families from this refresh, in encoded pieces (see familyPieces)
+    return this.m.pieces(() => familyPieces(this.samples, slice), () => slice.yield());
   }
 }

@@ -162,6 +162,9 @@ describe.skipIf(!enabled)(`contention matrix${enabled ? '' : ' (skipped: QOSD_VM
 
   // QOSD_MATRIX_CASES=two,big runs only those cases (while working on one; the bench runs them all).
   const only = (process.env.QOSD_MATRIX_CASES ?? '').split(',').filter(Boolean);
+  const unknown = only.filter((id) => !CASES.some((c) => c.id === id));
+  // A misspelt id would run no case and pass: refuse it, naming the ids there are.
+  if (unknown.length) throw new Error(`QOSD_MATRIX_CASES: no case ${unknown.join(', ')}; the cases are ${CASES.map((c) => c.id).join(', ')}`);
   for (const c of CASES.filter((x) => only.length === 0 || only.includes(x.id))) {
     it(`${c.title}: no QoS`, async () => {
       await scenario(c, 'no QoS');
