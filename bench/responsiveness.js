@@ -39,7 +39,9 @@ function layNode(n, root) {
   cgroup(base);
   cgroup(path.join(base, 'kubepods'));
   cgroup(path.join(base, 'kubepods', 'burstable'));
-  const store = Store.open(':memory:');
+  // A file (on the tmpfs): the periodic jobs' worker reads it through a connection of its own.
+  const dbFile = path.join(root, 'qosd.db');
+  const store = Store.open(dbFile);
   const t = new Date().toISOString();
   const disk = [];
   const mounts = [];
@@ -70,44 +72,48 @@ function layNode(n, root) {
   });
   fs.writeFileSync(path.join(root, 'diskstats'), `${disk.join('\n')}\n`);
   fs.writeFileSync(path.join(root, 'mountinfo'), `${mounts.join('\n')}\n`);
-  return { store, base };
+  return { store, base, dbFile };
 }
 
 function assemble(n, root) {
   const pino = require('pino');
   const log = pino({ level: 'silent' });
-  const { store, base } = layNode(n, root);
-  const { StoreView } = dist('store/view.js');
+  const { store, base, dbFile } = layNode(n, root);
   const { blkioFor } = dist('host/blkio.js');
   const { Enforcer } = dist('enforce/enforcer.js');
-  const { Controller, ControlledLimits } = dist('controller/controller.js');
+  const { ControlledLimits } = dist('controller/controller.js');
   const { Metrics } = dist('metrics/registry.js');
   const { MetricsCollector } = dist('scrape/collect.js');
   const { PoolService } = dist('service/pools.js');
   const { AttachmentService } = dist('service/attachments.js');
   const { KeyedLock } = dist('service/locks.js');
-  const { readDiskstatsInPieces } = dist('host/diskstats.js');
+  const { PeriodicJobs } = dist('periodic/jobs.js');
   const { readMountinfoInPieces } = dist('host/mountinfo.js');
   const { buildApi, listenOnSocket } = dist('api/server.js');
   const { notFound } = dist('model/errors.js');
 
   const metrics = new Metrics();
-  const view = new StoreView(store);
-  const blkio = blkioFor({ version: 'v1', base });
+  const layout = { version: 'v1', base };
+  const blkio = blkioFor(layout);
   const policy = new ControlledLimits();
-  const enforcer = new Enforcer({ blkio, kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, view, log, metrics, policy });
-  const pools = new PoolService(store, { pools: [{ name: 'default', backend: 'file', path: path.join(root, 'pool'), capacity: { readIops: 1e7, writeIops: 1e7, readBps: 1e12, writeBps: 1e12 } }], headroom: 0.1 });
-  const diskstats = path.join(root, 'diskstats');
-  const controller = new Controller({
-    store, view, enforcer, pools, policy, metrics, log, intervalMs: 250,
-    readDisks: (only, pause) => readDiskstatsInPieces(pause, diskstats, only),
-  });
+  const kubelet = { cgroupRoot: '/', cgroupDriver: 'cgroupfs' };
+  const enforcer = new Enforcer({ blkio, kubelet, store, log, metrics, policy });
+  const poolConfig = { pools: [{ name: 'default', backend: 'file', path: path.join(root, 'pool'), capacity: { readIops: 1e7, writeIops: 1e7, readBps: 1e12, writeBps: 1e12 } }], headroom: 0.1 };
+  const pools = new PoolService(store, poolConfig);
   const mountinfo = path.join(root, 'mountinfo');
   const attachments = new AttachmentService({
-    store, pools: new Map(), volumes: undefined, enforcer, locks: new KeyedLock(), log, metrics, view,
+    store, pools: new Map(), volumes: undefined, enforcer, locks: new KeyedLock(), log, metrics,
     readMounts: (pause) => readMountinfoInPieces(pause, mountinfo),
   });
-  const collector = new MetricsCollector(metrics, store, pools, blkio, (v) => policy.limitsFor(v), view);
+  // As daemon.ts runs them: found in the worker thread, confirmed and written on this one.
+  const periodic = new PeriodicJobs({
+    setup: {
+      dbFile, layout, kubelet, pools: poolConfig.pools, headroom: poolConfig.headroom, controller: true, logLevel: 'silent',
+      diskstatsFile: path.join(root, 'diskstats'), mountinfoFile: mountinfo,
+    },
+    store, enforcer, attachments, controlled: policy, metrics, log, reconcileIntervalMs: 10_000, controllerIntervalMs: 250,
+  });
+  const collector = new MetricsCollector(metrics, (slice) => periodic.scrapeReading(slice));
   const services = {
     store, metrics, config: { pools: [] }, pools,
     volumes: { get: (name) => { const v = store.volumes.get(name); if (!v) throw notFound(`volume ${name} not found`); return v; }, list: () => store.volumes.list() },
@@ -115,7 +121,7 @@ function assemble(n, root) {
     doctor: () => [], status: () => ({}), scrapeMetrics: () => collector.scrape(),
   };
   const app = buildApi(services, log);
-  return { store, view, enforcer, controller, attachments, collector, app, listen: (socket) => listenOnSocket(app, socket) };
+  return { store, periodic, collector, app, listen: (socket) => listenOnSocket(app, socket) };
 }
 
 /**
@@ -179,7 +185,7 @@ async function measure(n) {
     const socket = path.join(root, 'qosd.sock');
     await d.listen(socket);
     const name = `v${Math.floor(n / 2)}`;
-    await d.enforcer.reconcileAll(); // rules in place: the passes measured below find nothing to do
+    await d.periodic.pass(); // rules in place: the passes measured below find nothing to do
     await load(socket, name); // warm-up: JIT and caches, not counted
 
     const quiet = await load(socket, name);
@@ -187,7 +193,7 @@ async function measure(n) {
     // A no-op pass's CPU, alone.
     const c0 = process.cpuUsage();
     const noop = new TimeSlice();
-    const repairs = await d.enforcer.reconcileAll(noop);
+    const repairs = await d.periodic.pass(noop);
     const c1 = process.cpuUsage(c0);
     const noopPassCpuMs = (c1.user + c1.system) / 1000;
 
@@ -198,7 +204,7 @@ async function measure(n) {
     for (let i = 0; i < 20; i++) {
       const s = new TimeSlice();
       const c = process.cpuUsage();
-      await d.controller.tick(s);
+      await d.periodic.tick(s);
       const u = process.cpuUsage(c);
       ticks.push({ cpu: (u.user + u.system) / 1000, hold: s.longestMs });
       await new Promise((r) => setTimeout(r, 250));
@@ -213,23 +219,22 @@ async function measure(n) {
     const track = (job, slice) => (holds[job] = Math.max(holds[job], slice.longestMs));
     const controllerTimer = setInterval(() => {
       const s = new TimeSlice();
-      d.controller.tick(s).then(() => track('controller', s));
+      d.periodic.tick(s).then(() => track('controller', s));
     }, 250);
     const passes = (async () => {
       while (!stop) {
         const s1 = new TimeSlice();
-        await d.enforcer.reconcileAll(s1);
+        await d.periodic.pass(s1);
         track('reconcile', s1);
         const s2 = new TimeSlice();
-        await d.attachments.closeVanished(s2);
-        await d.attachments.checkMounts(s2);
+        await d.periodic.sweeps(s2);
         track('sweeps', s2);
         runs.reconcile++;
         await new Promise((r) => setImmediate(r));
       }
     })();
     const scrapes = (async () => {
-      while (!stop) {
+      while (!stop && !process.env.NO_SCRAPE) {
         const s = new TimeSlice();
         await d.collector.scrape(s);
         track('scrape', s);
@@ -250,6 +255,7 @@ async function measure(n) {
     await passes;
     await scrapes;
     await d.app.close();
+    await d.periodic.close();
     d.store.close();
     return {
       attachedVolumes: n,

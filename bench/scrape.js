@@ -16,7 +16,7 @@ const dist = (p) => require(path.join(REPO, 'dist', p));
 async function benchScrape(n = 1000, runs = 10) {
   const { Store } = dist('store/store.js');
   const { Metrics } = dist('metrics/registry.js');
-  const { MetricsCollector } = dist('scrape/collect.js');
+  const { MetricsCollector, readHere } = dist('scrape/collect.js');
   const { PoolService } = dist('service/pools.js');
   const mp = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-bench-scrape-'));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1G', 'tmpfs', mp]);
@@ -47,7 +47,7 @@ async function benchScrape(n = 1000, runs = 10) {
     const metrics = new Metrics();
     const pools = new PoolService(store, { pools: [{ name: 'default', backend: 'file', path: mp, capacity: { readIops: 1e6, writeIops: 1e6, readBps: 1e10, writeBps: 1e10 } }], headroom: 0.1 });
     const { blkioFor } = dist('host/blkio.js');
-    const collector = new MetricsCollector(metrics, store, pools, blkioFor({ version: 'v1', base: path.join(mp, 'blkio') }));
+    const collector = new MetricsCollector(metrics, readHere({ store, pools, blkio: blkioFor({ version: 'v1', base: path.join(mp, 'blkio') }) }));
     const scrapes = [];
     const held = [];
     let bytes = 0;

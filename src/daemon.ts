@@ -9,7 +9,6 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
 import { Store } from './store/store';
-import { StoreView } from './store/view';
 import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
@@ -26,7 +25,8 @@ import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
 import { recoverAtStart } from './reconcile/recovery';
 import { MetricsCollector } from './scrape/collect';
-import { Controller, ControlledLimits } from './controller/controller';
+import { ControlledLimits } from './controller/controller';
+import { PeriodicJobs } from './periodic/jobs';
 import { staticLimits } from './enforce/limit-policy';
 import { Metrics } from './metrics/registry';
 import { buildApi, listenOnSocket } from './api/server';
@@ -69,7 +69,8 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const pools = makePools(config);
   for (const p of pools.values()) await p.init();
   fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
-  const store = Store.open(path.join(config.stateDir, 'qosd.db'));
+  const dbFile = path.join(config.stateDir, 'qosd.db');
+  const store = Store.open(dbFile);
   // One log line per state change, as the event log records it (inside a transaction the line
   // can precede a rollback; the event log is the record, the line is for the operator).
   store.events.onAdd = (e) => log.info({ event: e.kind, volume: e.volume, source: e.source, detail: e.detail }, `${e.kind}${e.volume ? ` ${e.volume}` : ''}`);
@@ -80,18 +81,25 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
   // The cgroup version is decided here, once: everything below speaks the blkio face.
   const blkio = 'error' in layout ? layout : blkioFor(layout);
-  // One view of the store for the periodic jobs (reconcile pass, controller): read again only when it changed.
-  const view = new StoreView(store);
-  const enforcer = new Enforcer({ blkio, kubelet: config.kubelet, store, view, log, metrics, policy });
+  const enforcer = new Enforcer({ blkio, kubelet: config.kubelet, store, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
-  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics, view });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config, pools);
-  const collector = new MetricsCollector(
-    metrics, store, poolService, 'error' in blkio ? undefined : blkio, (v) => policy.limitsFor(v), view,
-    (v) => (policy instanceof ControlledLimits ? policy.shares.get(v.name) : undefined),
-  );
+  // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
+  // in a worker thread and write here (periodic/jobs.ts).
+  const periodic = new PeriodicJobs({
+    setup: {
+      dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
+      controller: policy instanceof ControlledLimits, logLevel: config.logLevel,
+    },
+    store, enforcer, attachments, metrics, log,
+    controlled: policy instanceof ControlledLimits ? policy : undefined,
+    reconcileIntervalMs: config.reconcileIntervalMs,
+    controllerIntervalMs: config.controller.intervalMs,
+  });
+  const collector = new MetricsCollector(metrics, (slice) => periodic.scrapeReading(slice));
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
@@ -190,26 +198,8 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   }
 
   // The periodic pass: rules back to what SQLite says, pods that vanished without an unmount
-  // closed, and every attached volume mounted at its target.
-  let passing = false;
-  const controller =
-    policy instanceof ControlledLimits
-      ? new Controller({ store, view, enforcer, pools: poolService, policy, metrics, log, intervalMs: config.controller.intervalMs })
-      : undefined;
-  controller?.start();
-
-  const timer = setInterval(() => {
-    if (passing) return;
-    passing = true;
-    enforcer
-      .reconcileAll()
-      .catch((err: Error) => log.error({ err: err.message }, 'reconcile pass failed'))
-      .then(() => attachments.closeVanished())
-      .then(() => attachments.checkMounts())
-      .catch((err: Error) => log.error({ err: err.message }, 'closing vanished attachments or checking mounts failed'))
-      .finally(() => (passing = false));
-  }, config.reconcileIntervalMs);
-  timer.unref();
+  // closed, every attached volume mounted at its target; and the controller.
+  periodic.start();
 
   log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
@@ -219,8 +209,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
       closing = true;
       await volumeRequests?.stop();
       await csi?.close();
-      clearInterval(timer);
-      controller?.stop();
+      await periodic.close();
       await app.close();
       if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
       enforcer.close();

@@ -16,7 +16,7 @@ import { limitsOf, type Dimension, type Figures } from '../model/qos';
 import type { LimitPolicy } from '../enforce/limit-policy';
 import { readDiskstatsInPieces, type DiskCounters } from '../host/diskstats';
 import { TimeSlice } from '../util/time-slice';
-import { DEFAULT_LAW, lawSteps, newLawMemory, type LawParams, type Limits, type VolumeRates } from './law';
+import { DEFAULT_LAW, lawSteps, newLawMemory, type Adjustment, type LawParams, type Limits, type VolumeRates } from './law';
 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
 export class ControlledLimits implements LimitPolicy {
@@ -126,14 +126,23 @@ export class Controller {
 
   /** One control step: measure, decide, write, giving the event loop back as it goes. */
   async tick(slice: TimeSlice = new TimeSlice()): Promise<void> {
+    const outcome = await this.decide(slice);
+    await applyTick({ store: this.o.store, enforcer: this.o.enforcer, policy: this.o.policy, metrics: this.o.metrics, log: this.o.log }, outcome, slice);
+  }
+
+  /**
+   * Measure and decide: the policy's limits and shares become the tick's, and what the daemon's
+   * thread must write and count is returned (applyTick). The periodic jobs' worker runs this; the
+   * daemon's thread applies it.
+   */
+  async decide(slice: TimeSlice = new TimeSlice()): Promise<TickOutcome> {
     const { policy } = this.o;
     const snapshot = await this.view.read(slice);
-    const { attached, volumes, devices, anyGuarantee } = this.attachedOf(snapshot);
+    const { volumes, devices, anyGuarantee } = this.attachedOf(snapshot);
     // No guarantee attached and nothing tightened: there is nothing to measure or decide.
     if (policy.limits.size === 0 && !anyGuarantee) {
       this.last.clear();
-      slice.end();
-      return;
+      return { utilisations: new Map(), adjustments: [] };
     }
     // Each volume has a device of its own, so the device's counters are the volume's IO, from
     // every pod that mounts it, whether or not the pod's cgroup counts the device (cgroup v1
@@ -165,7 +174,13 @@ export class Controller {
     this.last = counters;
     this.lastAt = now;
     // Volumes no longer attached keep no controller limit.
-    for (const name of policy.limits.keys()) if (!counters.has(name)) policy.limits.delete(name);
+    let dropped = false;
+    for (const name of policy.limits.keys()) {
+      if (!counters.has(name)) {
+        policy.limits.delete(name);
+        dropped = true;
+      }
+    }
     if (slice.due()) await slice.yield();
 
     const steps = lawSteps(samples, policy.limits, this.o.pools.capacities(), this.o.law ?? DEFAULT_LAW, this.memory);
@@ -173,33 +188,60 @@ export class Controller {
     for (; !step.done; step = steps.next()) if (slice.due()) await slice.yield();
     const { limits, adjustments, utilisations, shares } = step.value;
     // What it saw of the volumes it protects or limits, for following a decision (benches record it).
-    if (this.o.log.isLevelEnabled('trace')) {
-      const seen = samples.filter((s) => policy.limits.has(s.volume) || limits.has(s.volume) || Object.keys(s.min).length > 0);
-      this.o.log.trace({ samples: seen, limits: Object.fromEntries(limits) }, 'controller tick');
-    }
+    const trace = this.o.log.isLevelEnabled('trace')
+      ? { samples: samples.filter((s) => policy.limits.has(s.volume) || limits.has(s.volume) || Object.keys(s.min).length > 0), limits: Object.fromEntries(limits) }
+      : undefined;
     policy.shares = shares;
-    for (const [pool, u] of utilisations) this.o.metrics.poolUtilisation.set({ pool }, u);
-    if (adjustments.length === 0) {
-      slice.end();
-      return;
-    }
-    policy.limits = limits;
-    const changed = new Set(adjustments.map((a) => a.volume));
-    for (const a of adjustments) {
-      this.o.metrics.controllerAdjustments.inc({ direction: a.to === undefined || (a.from !== undefined && a.to > a.from) ? 'up' : 'down' });
+    if (adjustments.length > 0) policy.limits = limits;
+    return { limits: adjustments.length > 0 || dropped ? policy.limits : undefined, utilisations, adjustments, trace };
+  }
+}
+
+/** What a tick decided, for the daemon's thread to write and count. */
+export interface TickOutcome {
+  /** The controller's limits after the tick, when they changed (undefined: as they were). */
+  limits?: Limits;
+  /** Per pool: the device time all its volumes' IO cost. */
+  utilisations: Map<string, number>;
+  adjustments: Adjustment[];
+  /** The samples and limits of the volumes it protects or limits, when trace logging is on. */
+  trace?: { samples: VolumeRates[]; limits: Record<string, Figures> };
+}
+
+export interface ApplyContext {
+  store: Store;
+  enforcer: Pick<Enforcer, 'apply'>;
+  policy: ControlledLimits;
+  metrics: Metrics;
+  log: Logger;
+}
+
+/**
+ * A tick's outcome made true on the node: the policy takes the new limits, and the cgroups of
+ * every attachment of a volume whose limit changed are rewritten. Attachments are read from the
+ * store as it is now (the tick gave the loop back, or ran in another thread, since it read it:
+ * a detach may have come in between).
+ */
+export async function applyTick(c: ApplyContext, outcome: TickOutcome, slice: TimeSlice = new TimeSlice()): Promise<void> {
+  if (outcome.trace) c.log.trace(outcome.trace, 'controller tick');
+  for (const [pool, u] of outcome.utilisations) c.metrics.poolUtilisation.set({ pool }, u);
+  if (outcome.limits) c.policy.limits = outcome.limits;
+  if (outcome.adjustments.length === 0) {
+    slice.end();
+    return;
+  }
+  const changed = new Set(outcome.adjustments.map((a) => a.volume));
+  for (const a of outcome.adjustments) {
+    c.metrics.controllerAdjustments.inc({ direction: a.to === undefined || (a.from !== undefined && a.to > a.from) ? 'up' : 'down' });
+  }
+  if (slice.due()) await slice.yield();
+  for (const name of changed) {
+    const v = c.store.volumes.get(name);
+    for (const att of v ? c.store.attachments.list(name) : []) {
+      if (att.state === 'attached' && att.podCgroup && att.cgroupVersion) c.enforcer.apply(att, v!, 'controller');
     }
     if (slice.due()) await slice.yield();
-    const { store } = this.o;
-    for (const seen of attached) {
-      if (!changed.has(seen.volume)) continue;
-      // The tick gave the loop back since it read the store: a detach may have come in between.
-      const moved = store.generation() !== snapshot.generation;
-      const att = moved ? store.attachments.byId(seen.id) : seen;
-      const v = moved ? store.volumes.get(seen.volume) : volumes.get(seen.volume);
-      if (att?.state === 'attached' && v) this.o.enforcer.apply(att, v, 'controller');
-      if (slice.due()) await slice.yield();
-    }
-    slice.end();
-    this.o.log.debug({ adjustments }, 'controller adjusted limits');
   }
+  slice.end();
+  c.log.debug({ adjustments: outcome.adjustments }, 'controller adjusted limits');
 }

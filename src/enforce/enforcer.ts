@@ -14,7 +14,7 @@ import { now, type Store } from '../store/store';
 import { StoreView } from '../store/view';
 import type { Metrics } from '../metrics/registry';
 import { LeafWatcher } from './leaf-watcher';
-import { reconcilePass, type Repair } from './rule-pass';
+import { confirmRepairs, reconcilePass, type PassContext, type Repair } from './rule-pass';
 import { TimeSlice } from '../util/time-slice';
 import { staticLimits, type LimitPolicy } from './limit-policy';
 import * as fs from 'node:fs';
@@ -30,6 +30,18 @@ export interface EnforcerOptions {
   view?: StoreView;
   /** What to write for a volume (default: its max, statically). */
   policy?: LimitPolicy;
+}
+
+/** An attached pod's cgroup, as the leaf watches need it. */
+export interface AttachedPod {
+  id: number;
+  podCgroup: string;
+}
+
+export function attachedPods(attachments: readonly Attachment[]): AttachedPod[] {
+  const out: AttachedPod[] = [];
+  for (const a of attachments) if (a.state === 'attached' && a.podCgroup) out.push({ id: a.id, podCgroup: a.podCgroup });
+  return out;
 }
 
 export type WriteReason = 'attach' | 'new-cgroup' | 'reconcile' | 'qos-change' | 'detach' | 'controller';
@@ -123,13 +135,48 @@ export class Enforcer {
     const timer = this.o.metrics.reconcileDuration.startTimer();
     let repairs: Repair[];
     try {
-      repairs = (await reconcilePass({ blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy }, slice)).repairs;
+      repairs = (await reconcilePass(this.passContext(blkio), slice)).repairs;
     } catch (err) {
       this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
       throw err;
     } finally {
       timer();
     }
+    this.report(blkio, repairs);
+    if (!blkio.leavesNeedRules) return repairs.length;
+    const { attachments } = await this.view.read(slice);
+    await this.watchPods(attachedPods(attachments), slice);
+    return repairs.length;
+  }
+
+  /**
+   * The end of a pass that ran in the periodic jobs' worker (reconcilePass with `findOnly`): each
+   * repair it found confirmed against the node and the store as they are now and written, then
+   * the leaf watches of the attached pods it saw (when it saw the store change). Returns the
+   * number of repairs written.
+   */
+  async finishPass(found: readonly Pick<Repair, 'dir' | 'device'>[], pods: readonly AttachedPod[], slice: TimeSlice = new TimeSlice()): Promise<number> {
+    const blkio = this.o.blkio;
+    if ('error' in blkio) return 0;
+    let repairs: Repair[];
+    try {
+      repairs = confirmRepairs(this.passContext(blkio), found);
+    } catch (err) {
+      this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
+      throw err;
+    }
+    this.report(blkio, repairs);
+    if (blkio.leavesNeedRules) await this.watchPods(pods, slice);
+    else slice.end();
+    return repairs.length;
+  }
+
+  private passContext(blkio: Blkio): PassContext {
+    return { blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy };
+  }
+
+  /** Each repair counted and logged with what was wrong. */
+  private report(blkio: Blkio, repairs: Repair[]): void {
     for (const r of repairs) {
       this.o.metrics.reconcileRepairs.inc({ kind: r.kind === 'stray' ? 'stray-rule' : 'cgroup-rule' });
       this.o.log.warn(
@@ -138,16 +185,17 @@ export class Enforcer {
       );
     }
     if (repairs.length) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'reconcile' }, repairs.length);
-    if (!blkio.leavesNeedRules) return repairs.length;
-    const { attachments } = await this.view.read(slice);
-    for (const att of attachments) {
-      if (att.state === 'attached' && att.podCgroup && !this.watcher.watching(att.podCgroup, att.id) && fs.existsSync(att.podCgroup)) {
-        this.watcher.watch(att.podCgroup, att.id);
+  }
+
+  /** v1: the attached pods whose cgroups exist and that have no leaf watch get one. */
+  private async watchPods(pods: readonly AttachedPod[], slice: TimeSlice): Promise<void> {
+    for (const p of pods) {
+      if (!this.watcher.watching(p.podCgroup, p.id) && fs.existsSync(p.podCgroup) && this.o.store.attachments.byId(p.id)?.state === 'attached') {
+        this.watcher.watch(p.podCgroup, p.id);
       }
       if (slice.due()) await slice.yield();
     }
     slice.end();
-    return repairs.length;
   }
 
   private sync(blkio: Blkio, att: Attachment, vol: Volume, reason: WriteReason): { dirs: string[]; writes: number } {

@@ -42,6 +42,11 @@ export interface PassContext {
   /** The store as periodic jobs read it (default: a view of its own). */
   view?: StoreView;
   policy: LimitPolicy;
+  /**
+   * Find what differs and write nothing: the pass runs in the periodic jobs' worker thread, and
+   * the daemon's thread confirms and writes each repair (confirmRepairs).
+   */
+  findOnly?: boolean;
 }
 
 type Wants = Map<string, Figures>; // device → limits
@@ -149,21 +154,49 @@ function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>,
   const { blkio } = ctx;
   const current = blkio.readRules(dir);
   const decide = (device: string, found: Figures): void => {
-    let want = wants.get(device);
-    let mine = ours.has(device);
+    const want = wants.get(device);
+    const mine = ours.has(device);
     if (want !== undefined && sameFigures(found, want)) return;
     if (want === undefined && (!mine || Object.keys(found).length === 0)) return;
-    // Something to write: check it against the store as it is now, if it moved meanwhile.
-    if (stale) ({ want, ours: mine } = wantNow(ctx, dir, device));
-    if (want !== undefined) {
-      if (sameFigures(found, want)) return;
-      repairs.push({ dir, device, kind: 'differs', found, want });
-      blkio.syncRules(dir, device, want);
-    } else if (mine && Object.keys(found).length > 0) {
-      repairs.push({ dir, device, kind: 'stray', found, want: {} });
-      blkio.clearRules(dir, device);
-    }
+    // Something to write. Found elsewhere (a worker's pass): the daemon's thread confirms it.
+    if (ctx.findOnly) repairs.push({ dir, device, kind: want !== undefined ? 'differs' : 'stray', found, want: want ?? {} });
+    // Checked against the store as it is now, if it moved meanwhile.
+    else if (stale) settle(ctx, dir, device, found, wantNow(ctx, dir, device), repairs);
+    else settle(ctx, dir, device, found, { want, ours: mine }, repairs);
   };
   for (const device of wants.keys()) decide(device, current.get(device) ?? {});
   for (const [device, found] of current) if (!wants.has(device)) decide(device, found);
+}
+
+/** Writes what the store wants of `device` in `dir`, or clears a rule of qosd's nobody wants. */
+function settle(ctx: PassContext, dir: string, device: string, found: Figures, now: { ours: boolean; want: Figures | undefined }, repairs: Repair[]): void {
+  const { want, ours } = now;
+  if (want !== undefined) {
+    if (sameFigures(found, want)) return;
+    repairs.push({ dir, device, kind: 'differs', found, want });
+    ctx.blkio.syncRules(dir, device, want);
+  } else if (ours && Object.keys(found).length > 0) {
+    repairs.push({ dir, device, kind: 'stray', found, want: {} });
+    ctx.blkio.clearRules(dir, device);
+  }
+}
+
+/**
+ * Repairs that a pass in another thread found (`findOnly`), confirmed one by one against the
+ * cgroup and the store as they are now and written in the same synchronous step, so an attach or
+ * detach that committed since the finding is never undone. Returns the repairs written.
+ */
+export function confirmRepairs(ctx: PassContext, found: readonly Pick<Repair, 'dir' | 'device'>[]): Repair[] {
+  const repairs: Repair[] = [];
+  for (const { dir, device } of found) {
+    let current: Figures;
+    try {
+      current = ctx.blkio.readRules(dir).get(device) ?? {};
+    } catch (err) {
+      if (isGone(err)) continue; // the cgroup went away meanwhile: nothing to repair
+      throw err;
+    }
+    settle(ctx, dir, device, current, wantNow(ctx, dir, device), repairs);
+  }
+  return repairs;
 }

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import type { Store } from '../store/store';
 import type { Volume } from '../store/volumes';
-import type { PoolService } from '../service/pools';
+import type { PoolService, PoolView } from '../service/pools';
 import type { Blkio } from '../host/blkio';
 import type { Metrics } from '../metrics/registry';
 import type { Figures } from '../model/qos';
@@ -15,70 +15,98 @@ import { StoreView } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
 
 
-export class MetricsCollector {
-  private samples: VolumeSample[] = [];
+/** What a scrape reads of the store and the kernel: the pools' figures, how many attachments there are, and the per-volume families' encoded pieces. */
+export interface ScrapeReading {
+  pools: PoolView[];
+  attached: number;
+  pieces: Iterable<Buffer> | AsyncIterable<Buffer>;
+}
 
+export interface SampleSource {
+  store: Store;
+  pools: Pick<PoolService, 'list'>;
+  blkio: Blkio | undefined;
+  /** The limits written now for a volume (default its max). */
+  limitsFor?: (v: Volume) => Figures;
+  /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
+  view?: StoreView;
+  /** A volume's share of its device at the controller's last look (undefined: not measured). */
+  deviceShare?: (v: Volume) => number | undefined;
+}
+
+/** Every volume's figures, read from the store and the kernel. */
+export async function sampleVolumes(src: SampleSource, slice: TimeSlice = new TimeSlice()): Promise<{ attached: number; samples: VolumeSample[] }> {
+  const { blkio } = src;
+  const limitsFor = src.limitsFor ?? ((v: Volume) => v.qos.max);
+  const deviceShare = src.deviceShare ?? (() => undefined);
+  const snapshot = await (src.view ?? new StoreView(src.store)).read(slice);
+  const attached = snapshot.attachments.filter((a) => a.state === 'attached');
+  const byVolume = new Map<string, Attachment[]>();
+  for (const a of attached) {
+    const list = byVolume.get(a.volume);
+    if (list) list.push(a);
+    else byVolume.set(a.volume, [a]);
+  }
+  if (slice.due()) await slice.yield();
+
+  const samples: VolumeSample[] = [];
+  for (const v of snapshot.volumes.values()) {
+    if (slice.due()) await slice.yield();
+    const atts = byVolume.get(v.name) ?? [];
+    let allocatedBytes: number | undefined;
+    let fsUsedBytes: number | undefined;
+    if (v.backing) {
+      try {
+        allocatedBytes = fs.statSync(v.backing).blocks * 512;
+      } catch {
+        /* storage gone: no series */
+      }
+    }
+    if (atts[0]) {
+      try {
+        const st = fs.statfsSync(atts[0].target);
+        fsUsedBytes = (st.blocks - st.bfree) * st.bsize;
+      } catch {
+        /* unmounted meanwhile */
+      }
+    }
+    const io: IoSample[] = [];
+    for (const a of atts) {
+      if (!v.deviceNumber || !a.podCgroup || !blkio) continue;
+      const counts = blkio.podIo(a.podCgroup, v.deviceNumber);
+      if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
+    }
+    samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: deviceShare(v), io });
+  }
+  return { attached: attached.length, samples };
+}
+
+/** A scrape's reading done in this thread (the daemon's is done in the periodic jobs' worker). */
+export function readHere(src: SampleSource): (slice: TimeSlice) => Promise<ScrapeReading> {
+  return async (slice) => {
+    const { attached, samples } = await sampleVolumes(src, slice);
+    if (slice.due()) await slice.yield();
+    // a GROUP BY over every volume per pool: 10,000 rows are milliseconds
+    const pools = src.pools.list({ space: false });
+    return { pools, attached, pieces: familyPieces(samples, slice) };
+  };
+}
+
+export class MetricsCollector {
   constructor(
     private readonly m: Metrics,
-    store: Store,
-    private readonly pools: PoolService,
-    private readonly blkio: Blkio | undefined,
-    private readonly limitsFor: (v: Volume) => Figures = (v) => v.qos.max,
-    /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
-    private readonly view: StoreView = new StoreView(store),
-    /** A volume's share of its device at the controller's last look (undefined: not measured). */
-    private readonly deviceShare: (v: Volume) => number | undefined = () => undefined,
+    /** The reading: done here (readHere), or by the periodic jobs' worker. */
+    private readonly read: (slice: TimeSlice) => Promise<ScrapeReading>,
   ) {}
 
-  /** Reads the store and the kernel; then `families()` renders what was read. */
-  async refresh(slice: TimeSlice = new TimeSlice()): Promise<void> {
+  /** A whole scrape: the pools' and the volumes' figures, then the exposition text, in pieces to write one after another. */
+  async scrape(slice: TimeSlice = new TimeSlice()): Promise<Buffer[]> {
     const started = process.hrtime.bigint();
     const m = this.m;
-    const snapshot = await this.view.read(slice);
-    const attached = snapshot.attachments.filter((a) => a.state === 'attached');
-    const byVolume = new Map<string, Attachment[]>();
-    for (const a of attached) {
-      const list = byVolume.get(a.volume);
-      if (list) list.push(a);
-      else byVolume.set(a.volume, [a]);
-    }
-    if (slice.due()) await slice.yield();
-
-    const samples: VolumeSample[] = [];
-    for (const v of snapshot.volumes.values()) {
-      if (slice.due()) await slice.yield();
-      const atts = byVolume.get(v.name) ?? [];
-      let allocatedBytes: number | undefined;
-      let fsUsedBytes: number | undefined;
-      if (v.backing) {
-        try {
-          allocatedBytes = fs.statSync(v.backing).blocks * 512;
-        } catch {
-          /* storage gone: no series */
-        }
-      }
-      if (atts[0]) {
-        try {
-          const st = fs.statfsSync(atts[0].target);
-          fsUsedBytes = (st.blocks - st.bfree) * st.bsize;
-        } catch {
-          /* unmounted meanwhile */
-        }
-      }
-      const io: IoSample[] = [];
-      for (const a of atts) {
-        if (!v.deviceNumber || !a.podCgroup || !this.blkio) continue;
-        const counts = this.blkio.podIo(a.podCgroup, v.deviceNumber);
-        if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
-      }
-      samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: this.limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: this.deviceShare(v), io });
-    }
-    this.samples = samples;
-    m.attachments.set(attached.length);
-    if (slice.due()) await slice.yield();
-
+    const { pools, attached, pieces } = await this.read(slice);
+    m.attachments.set(attached);
     m.volumes.reset();
-    for (const p of this.pools.list({ space: false })) {
+    for (const p of pools) {
       m.volumes.set({ pool: p.name }, p.volumes);
       m.poolPromisedShare.set({ pool: p.name }, p.share.promised);
       m.poolPromisableShare.set({ pool: p.name }, p.share.promisable);
@@ -95,13 +123,11 @@ export class MetricsCollector {
       }
     }
     m.scrapeDuration.set(Number(process.hrtime.bigint() - started) / 1e9);
-    slice.end();
+    // the per-volume families after the registry's own
+    return m.pieces(() => toAsync(pieces), () => slice.yield());
   }
+}
 
-  /** A whole scrape: refresh, then the exposition text, in pieces to write one after another. */
-  async scrape(slice: TimeSlice = new TimeSlice()): Promise<Buffer[]> {
-    await this.refresh(slice);
-    // the per-volume families from this refresh, in encoded pieces (see familyPieces)
-    return this.m.pieces(() => familyPieces(this.samples, slice), () => slice.yield());
-  }
+async function* toAsync(pieces: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+  for await (const p of pieces) yield p;
 }

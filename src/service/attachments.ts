@@ -12,6 +12,7 @@ import { bindDevice, mountDevice, unmount } from '../host/mount';
 import { byMountPoint, mountsAt, readMountinfo, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
 import { QosdError, notFound } from '../model/errors';
 import { deviceAt, deviceOf, formatDevice } from '../host/block-device';
+import { holdsDevice } from './mount-sweep';
 import { crashPoint } from './crash-points';
 import { hasLimits } from '../model/qos';
 import { lockKey, type Held, type KeyedLock } from './locks';
@@ -47,6 +48,12 @@ export interface AttachmentServiceOptions {
   readMounts?: (pause: () => Promise<void>) => Promise<MountEntry[]>;
 }
 
+/** What a sweep looks at: attachments, and the mount table by mount point. */
+export interface SweepInputs {
+  attachments: readonly Attachment[];
+  mounts: Map<string, MountEntry[]>;
+}
+
 export interface MountCheck {
   /** Attached volumes mounted at their target with their own device. */
   mounted: number;
@@ -67,10 +74,31 @@ export class AttachmentService {
   }
 
   /** The store and the mount table for a periodic sweep, read giving the loop back as they go. */
-  private async sweepInputs(slice: TimeSlice): Promise<{ attachments: readonly Attachment[]; mounts: Map<string, MountEntry[]> }> {
+  private async sweepInputs(slice: TimeSlice): Promise<SweepInputs> {
     const { attachments } = await this.view.read(slice);
     const mounts = byMountPoint(await (this.o.readMounts ?? readMountinfoInPieces)(() => slice.check()));
     return { attachments, mounts };
+  }
+
+  /**
+   * Both sweeps over what the periodic jobs' worker found (mountSuspects): only the attachments
+   * whose target did not hold their device there, read again from the store, against the mount
+   * table as it is now (read only when there is something to look at).
+   */
+  async sweepSuspects(suspects: readonly number[], mountedElsewhere: number, slice: TimeSlice = new TimeSlice()): Promise<{ closed: number; mounts: MountCheck }> {
+    const attachments: Attachment[] = [];
+    for (const id of suspects) {
+      const a = this.o.store.attachments.byId(id);
+      if (a) attachments.push(a);
+    }
+    const inputs: SweepInputs = {
+      attachments,
+      mounts: attachments.length > 0 ? byMountPoint(await (this.o.readMounts ?? readMountinfoInPieces)(() => slice.check())) : new Map(),
+    };
+    const closed = await this.closeVanished(slice, inputs);
+    const mounts = await this.checkMounts(slice, inputs);
+    mounts.mounted += mountedElsewhere;
+    return { closed, mounts };
   }
 
   list(): Attachment[] {
@@ -288,9 +316,9 @@ export class AttachmentService {
    * called unmount. They are closed: rules forgotten, row removed, an ephemeral volume deleted,
    * a persistent one kept.
    */
-  async closeVanished(slice: TimeSlice = new TimeSlice()): Promise<number> {
+  async closeVanished(slice: TimeSlice = new TimeSlice(), inputs?: SweepInputs): Promise<number> {
     let closed = 0;
-    const { attachments, mounts } = await this.sweepInputs(slice);
+    const { attachments, mounts } = inputs ?? (await this.sweepInputs(slice));
     for (const att of attachments) {
       if (slice.due()) await slice.yield();
       if (att.state !== 'attached' || mounts.has(att.target)) continue;
@@ -322,9 +350,9 @@ export class AttachmentService {
    * that holds another device is reported and left alone. Pods that are gone are left to
    * closeVanished. Each problem is an event (once) and a log line; the counts are metrics.
    */
-  async checkMounts(slice: TimeSlice = new TimeSlice()): Promise<MountCheck> {
+  async checkMounts(slice: TimeSlice = new TimeSlice(), inputs?: SweepInputs): Promise<MountCheck> {
     const out: MountCheck = { mounted: 0, remounted: 0, notMounted: 0 };
-    const { attachments, mounts } = await this.sweepInputs(slice);
+    const { attachments, mounts } = inputs ?? (await this.sweepInputs(slice));
     const seen = new Set<number>();
     for (const att of attachments) {
       if (slice.due()) await slice.yield();
@@ -432,13 +460,3 @@ function makeTarget(target: string, kind: AttachmentKind): void {
  * mount counts). A filesystem mount names the device in mountinfo; a device node bind-mounted
  * on a file shows devtmpfs there, so a block target is judged by the node it now resolves to.
  */
-function holdsDevice(att: Attachment, here: MountEntry[], want: string | null): boolean {
-  if (here.length === 0) return false;
-  if (want === null) return true;
-  if (att.kind === 'mount') return here.some((m) => m.device === want);
-  try {
-    return formatDevice(deviceOf(att.target)) === want;
-  } catch {
-    return false;
-  }
-}

@@ -39,6 +39,16 @@ export function openDb(file: string): Db {
   return db;
 }
 
+/**
+ * A read-only connection to a state file another connection (the daemon's) has opened and
+ * migrated: for the periodic jobs' worker thread (periodic/worker.ts), which reads in WAL beside
+ * the writer and never writes.
+ */
+export function openReader(file: string): Db {
+  const binding = nativeBinding();
+  return new Database(file, { readonly: true, fileMustExist: true, timeout: 5000, ...(binding ? { nativeBinding: binding } : {}) });
+}
+
 export function migrate(db: Db): void {
   const current = db.pragma('user_version', { simple: true }) as number;
   if (current > MIGRATIONS.length) {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blkioFor, type Blkio } from '../../src/host/blkio';
-import { reconcilePass, type PassContext } from '../../src/enforce/rule-pass';
+import { confirmRepairs, reconcilePass, type PassContext } from '../../src/enforce/rule-pass';
 import { staticLimits } from '../../src/enforce/limit-policy';
 import { StoreView } from '../../src/store/view';
 import { TimeSlice } from '../../src/util/time-slice';
@@ -136,5 +136,54 @@ describe('reconcile pass while the store changes under it', () => {
     expect(repairs.length).toBe(3);
     expect(cgroups).toBeGreaterThanOrEqual(9);
     expect(slice.yields).toBeGreaterThanOrEqual(cgroups);
+  });
+});
+
+describe('reconcile pass found in the worker thread, confirmed on the daemon\'s (findOnly, confirmRepairs)', () => {
+  it('finds without writing, and the confirmation writes what still differs', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    addVolume(store, { name: 'idle', deviceNumber: '7:6' });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    const other = pod(FIXTURE_PODS.besteffort);
+    fs.writeFileSync(path.join(other, V1_RIOPS), '7:6 50\n');
+    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    expect(found.map((r) => [r.dir, r.kind]).sort()).toEqual([...[dir, ...childDirs(dir)].map((d) => [d, 'differs']), [other, 'stray']].sort());
+    // Nothing written yet.
+    for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('');
+    expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 50\n');
+    const written = confirmRepairs(ctx, found);
+    expect(written.length).toBe(found.length);
+    for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('7:5 200');
+    expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 0');
+    expect((await reconcilePass({ ...ctx, findOnly: true })).repairs).toEqual([]);
+  });
+
+  it('does not undo a detach or an attach that committed between the finding and the confirmation', async () => {
+    const { ctx, store, blkio, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const late = addVolume(store, { name: 'late', deviceNumber: '7:7', max: { readIops: 300 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    const att = addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    const other = pod(FIXTURE_PODS.besteffort);
+    fs.writeFileSync(path.join(other, V1_RIOPS), '7:7 1\n'); // stray now: nothing wants 7:7 there
+    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    expect(found.length).toBeGreaterThan(0);
+    // Meanwhile the detach of db commits (and clears), and an attach of late to the other pod writes its rule.
+    store.attachments.update(att.id, { state: 'detaching' }, now());
+    for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
+    addAttachment(store, late, FIXTURE_PODS.besteffort, other, 'v1');
+    for (const d of blkio.ruleDirs(other)) blkio.syncRules(d, '7:7', { readIops: 300 });
+    expect(confirmRepairs(ctx, found)).toEqual([]);
+    for (const d of blkio.ruleDirs(dir)) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).not.toContain('7:5 200');
+    expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:7 300');
+  });
+
+  it('skips a cgroup that went away before the confirmation', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    addAttachment(store, vol, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
+    expect(confirmRepairs(ctx, [{ dir: path.join(pod(FIXTURE_PODS.burstable), 'gone-container'), device: '7:5' }])).toEqual([]);
   });
 });

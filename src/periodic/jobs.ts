@@ -1,0 +1,149 @@
+// The periodic jobs as the daemon's thread runs them: each job's finding is asked of the worker
+// thread (worker.ts), and what it found is confirmed and written here, where the API's writes,
+// the locks and the store's one writer are. The timers live here too: the reconcile pass and the
+// sweeps every reconcile interval, the controller every controller interval, each waiting for its
+// own previous run to end.
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store';
+import type { Enforcer } from '../enforce/enforcer';
+import type { AttachmentService } from '../service/attachments';
+import { applyTick, type ControlledLimits } from '../controller/controller';
+import type { Metrics } from '../metrics/registry';
+import type { ScrapeReading } from '../scrape/collect';
+import { TimeSlice } from '../util/time-slice';
+import type { JobName, JobReply, JobResults, WorkerSetup } from './protocol';
+
+export interface PeriodicJobsOptions {
+  setup: WorkerSetup;
+  store: Store;
+  enforcer: Enforcer;
+  attachments: Pick<AttachmentService, 'sweepSuspects'>;
+  /** The controller's limits as the daemon's thread writes them (undefined: the controller is off). */
+  controlled: ControlledLimits | undefined;
+  metrics: Metrics;
+  log: Logger;
+  reconcileIntervalMs: number;
+  controllerIntervalMs: number;
+  /** The worker's script (default: worker.js beside this file, as built). */
+  workerFile?: string;
+}
+
+export class PeriodicJobs {
+  private worker: Worker | undefined;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
+  private timers: NodeJS.Timeout[] = [];
+  private closed = false;
+
+  constructor(private readonly o: PeriodicJobsOptions) {}
+
+  /** Starts the timers (the worker starts with the first job). */
+  start(): void {
+    let passing = false;
+    const passTimer = setInterval(() => {
+      if (passing) return;
+      passing = true;
+      this.pass()
+        .catch((err: Error) => this.o.log.error({ err: err.message }, 'reconcile pass failed'))
+        .then(() => this.sweeps())
+        .catch((err: Error) => this.o.log.error({ err: err.message }, 'closing vanished attachments or checking mounts failed'))
+        .finally(() => (passing = false));
+    }, this.o.reconcileIntervalMs);
+    passTimer.unref();
+    this.timers.push(passTimer);
+    if (!this.o.controlled) return;
+    let ticking = false;
+    const tickTimer = setInterval(() => {
+      // A tick that outlasts the interval (a very large node) makes the next one wait its turn.
+      if (ticking) return;
+      ticking = true;
+      this.tick()
+        .catch((err: Error) => this.o.log.error({ err: err.message }, 'controller tick failed'))
+        .finally(() => (ticking = false));
+    }, this.o.controllerIntervalMs);
+    tickTimer.unref();
+    this.timers.push(tickTimer);
+  }
+
+  /** One reconcile pass: found by the worker, confirmed and written here. Returns the repairs written. */
+  async pass(slice: TimeSlice = new TimeSlice()): Promise<number> {
+    const timer = this.o.metrics.reconcileDuration.startTimer();
+    try {
+      const { found, pods } = await slice.wait(this.ask('pass'));
+      return await this.o.enforcer.finishPass(found, pods ?? [], slice);
+    } catch (err) {
+      this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
+      throw err;
+    } finally {
+      timer();
+    }
+  }
+
+  /** The vanished-pod and mount sweeps, over the attachments the worker found not holding their device. */
+  async sweeps(slice: TimeSlice = new TimeSlice()): Promise<void> {
+    const { suspects, mounted } = await slice.wait(this.ask('sweep'));
+    await this.o.attachments.sweepSuspects(suspects, mounted, slice);
+  }
+
+  /** One controller tick: measured and decided by the worker, written here. */
+  async tick(slice: TimeSlice = new TimeSlice()): Promise<void> {
+    if (!this.o.controlled) return;
+    const outcome = await slice.wait(this.ask('tick'));
+    await applyTick({ store: this.o.store, enforcer: this.o.enforcer, policy: this.o.controlled, metrics: this.o.metrics, log: this.o.log }, outcome, slice);
+  }
+
+  /** A scrape's reading of the store and the kernel, and its per-volume families rendered, by the worker. */
+  async scrapeReading(slice: TimeSlice = new TimeSlice()): Promise<ScrapeReading> {
+    const { pools, attached, text } = await slice.wait(this.ask('scrape'));
+    return { pools, attached, pieces: [Buffer.from(text.buffer, text.byteOffset, text.byteLength)] };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    const w = this.worker;
+    this.worker = undefined;
+    if (w) await w.terminate();
+  }
+
+  private ask<J extends JobName>(job: J): Promise<JobResults[J]> {
+    if (this.closed) return Promise.reject(new Error('the periodic jobs are stopped'));
+    const worker = this.worker ?? this.spawn();
+    const id = this.nextId++;
+    return new Promise<JobResults[J]>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (r: unknown) => void, reject });
+      worker.ref(); // a job in progress keeps the process alive; an idle worker does not
+      worker.postMessage({ id, job });
+    });
+  }
+
+  private spawn(): Worker {
+    const worker = new Worker(this.o.workerFile ?? path.join(__dirname, 'worker.js'), { workerData: this.o.setup });
+    worker.unref();
+    worker.on('message', (reply: JobReply) => {
+      const p = this.pending.get(reply.id);
+      if (!p) return;
+      this.pending.delete(reply.id);
+      if (this.pending.size === 0) worker.unref();
+      if ('error' in reply) p.reject(new Error(reply.error));
+      else p.resolve(reply.result);
+    });
+    // A worker that dies takes its jobs with it: they fail, and the next job starts a new worker.
+    const lost = (why: string) => {
+      if (this.worker === worker) this.worker = undefined;
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        p.reject(new Error(`the periodic jobs' worker ${why}`));
+      }
+    };
+    worker.on('error', (err) => {
+      this.o.log.error({ err: err.message }, "the periodic jobs' worker failed; it is started again at the next job");
+      lost(`failed: ${err.message}`);
+    });
+    worker.on('exit', (code) => lost(`exited (${code})`));
+    this.worker = worker;
+    return worker;
+  }
+}

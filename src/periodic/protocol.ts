@@ -1,0 +1,60 @@
+// What the daemon's thread and the periodic jobs' worker thread say to each other. The daemon's
+// thread asks for one job at a time by name and gets its findings back; the worker never writes
+// the store or a cgroup (periodic/worker.ts says why).
+import type { CgroupLayout } from '../host/cgroup-layout';
+import type { CgroupDriverSetting } from '../model/cgroup';
+import type { PoolConfig, LogLevel } from '../config/config';
+import type { Repair } from '../enforce/rule-pass';
+import type { AttachedPod } from '../enforce/enforcer';
+import type { TickOutcome } from '../controller/controller';
+import type { PoolView } from '../service/pools';
+
+/** Everything the worker is built from (its workerData). */
+export interface WorkerSetup {
+  /** The state database the daemon has opened; the worker reads it through a connection of its own. */
+  dbFile: string;
+  layout: CgroupLayout | { error: string };
+  kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
+  pools: PoolConfig[];
+  headroom: number;
+  /** Whether the controller runs (its limits then tighten what the pass wants). */
+  controller: boolean;
+  logLevel: LogLevel;
+  /** Test and benchmark fixtures in place of /proc: the disk counters and the mount table. */
+  diskstatsFile?: string;
+  mountinfoFile?: string;
+}
+
+export type JobName = 'pass' | 'tick' | 'sweep' | 'scrape';
+
+export interface JobRequest {
+  id: number;
+  job: JobName;
+}
+
+/** A pass's findings: repairs to confirm, and (when the store changed since the last pass) the attached pods. */
+export interface PassFindings {
+  found: Pick<Repair, 'dir' | 'device'>[];
+  pods: AttachedPod[] | undefined;
+}
+
+export interface SweepFindings {
+  suspects: number[];
+  mounted: number;
+}
+
+export interface ScrapeFindings {
+  pools: PoolView[];
+  attached: number;
+  /** The per-volume families, rendered and encoded, in one buffer (transferred, not copied). */
+  text: Uint8Array;
+}
+
+export interface JobResults {
+  pass: PassFindings;
+  tick: TickOutcome;
+  sweep: SweepFindings;
+  scrape: ScrapeFindings;
+}
+
+export type JobReply = { id: number; result: JobResults[JobName] } | { id: number; error: string };
