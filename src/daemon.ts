@@ -2,9 +2,7 @@
 // socket, the metrics listener and the periodic reconcile pass. Used by cli/qosd.ts and by tests,
 // which start real daemons on temporary configs.
 import * as fs from 'node:fs';
-import * as http from 'node:http';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
@@ -48,7 +46,6 @@ export interface Daemon {
   app: FastifyInstance;
   store: Store;
   enforcer: Enforcer;
-  metricsServer: http.Server | undefined;
   close(): Promise<void>;
 }
 
@@ -93,13 +90,15 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     setup: {
       dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
       controller: policy instanceof ControlledLimits, logLevel: config.logLevel,
+      metricsListen: config.metricsListen, metricsContentType: metrics.contentType,
     },
     store, enforcer, attachments, metrics, log,
     controlled: policy instanceof ControlledLimits ? policy : undefined,
     reconcileIntervalMs: config.reconcileIntervalMs,
     controllerIntervalMs: config.controller.intervalMs,
+    head: (reading): Promise<Buffer[]> => collector.head(reading),
   });
-  const collector = new MetricsCollector(metrics, (slice) => periodic.scrapeReading(slice));
+  const collector: MetricsCollector = new MetricsCollector(metrics, (slice) => periodic.scrapeReading(slice));
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
@@ -179,39 +178,21 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
     }
   }
 
-  let metricsServer: http.Server | undefined;
-  if (config.metricsListen) {
-    const { host, port } = config.metricsListen;
-    metricsServer = http.createServer((req, res) => {
-      if (req.method !== 'GET' || req.url !== '/metrics') {
-        res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NotFound', message: 'only GET /metrics is served here' } }));
-        return;
-      }
-      services.scrapeMetrics().then(
-        (pieces) => Readable.from(pieces, { objectMode: false }).pipe(res.writeHead(200, { 'content-type': metrics.contentType })),
-        (err: Error) => res.writeHead(500).end(err.message),
-      );
-    });
-    await new Promise<void>((resolve, reject) => {
-      metricsServer!.once('error', reject).listen(port, host, () => resolve());
-    });
-  }
-
   // The periodic pass: rules back to what SQLite says, pods that vanished without an unmount
   // closed, every attached volume mounted at its target; and the controller.
-  periodic.start();
+  // The metrics listener is served by the periodic jobs' worker (periodic/metrics-listener.ts).
+  await periodic.start();
 
   log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
   return {
-    config, app, store, enforcer, metricsServer,
+    config, app, store, enforcer,
     async close() {
       closing = true;
       await volumeRequests?.stop();
       await csi?.close();
       await periodic.close();
       await app.close();
-      if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
       enforcer.close();
       store.close();
     },

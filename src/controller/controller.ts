@@ -8,7 +8,6 @@ import type { Logger } from 'pino';
 import type { Store } from '../store/store';
 import { StoreView, type StoreSnapshot } from '../store/view';
 import type { Volume } from '../store/volumes';
-import type { Attachment } from '../store/attachments';
 import type { Enforcer } from '../enforce/enforcer';
 import type { Metrics } from '../metrics/registry';
 import type { PoolService } from '../service/pools';
@@ -54,7 +53,6 @@ interface Counters {
 /** The attached volumes of one store snapshot, worked out once per snapshot. */
 interface AttachedView {
   snapshot: StoreSnapshot;
-  attached: Attachment[];
   volumes: Map<string, Volume>;
   devices: Set<string>;
   anyGuarantee: boolean;
@@ -104,7 +102,7 @@ export class Controller {
       if (v.deviceNumber) devices.add(v.deviceNumber);
       if (Object.values(v.qos.min).some((m) => m !== undefined && m > 0)) anyGuarantee = true;
     }
-    this.attachedView = { snapshot, attached, volumes, devices, anyGuarantee };
+    this.attachedView = { snapshot, volumes, devices, anyGuarantee };
     return this.attachedView;
   }
 

@@ -13,7 +13,7 @@ import { applyTick, type ControlledLimits } from '../controller/controller';
 import type { Metrics } from '../metrics/registry';
 import type { ScrapeReading } from '../scrape/collect';
 import { TimeSlice } from '../util/time-slice';
-import type { JobName, JobReply, JobResults, WorkerSetup } from './protocol';
+import type { FromWorker, HeadAnswer, JobName, JobResults, ScrapeFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
 export interface PeriodicJobsOptions {
   setup: WorkerSetup;
@@ -26,6 +26,8 @@ export interface PeriodicJobsOptions {
   log: Logger;
   reconcileIntervalMs: number;
   controllerIntervalMs: number;
+  /** The registry's part of a scrape the worker's metrics listener serves (MetricsCollector.head). */
+  head?: (reading: Omit<ScrapeFindings, 'text'>) => Promise<Buffer[]>;
   /** The worker's script (default: worker.js beside this file, as built). */
   workerFile?: string;
 }
@@ -36,11 +38,29 @@ export class PeriodicJobs {
   private readonly pending = new Map<number, { resolve: (r: unknown) => void; reject: (e: Error) => void }>();
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
+  private listening: { resolve: () => void; reject: (err: Error) => void } | undefined;
 
   constructor(private readonly o: PeriodicJobsOptions) {}
 
-  /** Starts the timers (the worker starts with the first job). */
-  start(): void {
+  /** The worker and its metrics listener, then the timers. */
+  async start(): Promise<void> {
+    await this.open();
+    this.startTimers();
+  }
+
+  /**
+   * Starts the worker now when it serves the metrics listener, and resolves once it listens (a
+   * port taken fails the daemon's start, as it did when the daemon's thread listened); otherwise
+   * the worker starts with the first job.
+   */
+  async open(): Promise<void> {
+    if (!this.o.setup.metricsListen || this.worker) return;
+    const listening = new Promise<void>((resolve, reject) => (this.listening = { resolve, reject }));
+    this.spawn();
+    await listening;
+  }
+
+  private startTimers(): void {
     let passing = false;
     const passTimer = setInterval(() => {
       if (passing) return;
@@ -96,8 +116,8 @@ export class PeriodicJobs {
 
   /** A scrape's reading of the store and the kernel, and its per-volume families rendered, by the worker. */
   async scrapeReading(slice: TimeSlice = new TimeSlice()): Promise<ScrapeReading> {
-    const { pools, attached, text } = await slice.wait(this.ask('scrape'));
-    return { pools, attached, pieces: [Buffer.from(text.buffer, text.byteOffset, text.byteLength)] };
+    const { pools, attached, seconds, text } = await slice.wait(this.ask('scrape'));
+    return { pools, attached, seconds, pieces: [Buffer.from(text.buffer, text.byteOffset, text.byteLength)] };
   }
 
   async close(): Promise<void> {
@@ -115,14 +135,16 @@ export class PeriodicJobs {
     return new Promise<JobResults[J]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (r: unknown) => void, reject });
       worker.ref(); // a job in progress keeps the process alive; an idle worker does not
-      worker.postMessage({ id, job });
+      worker.postMessage({ id, job } satisfies ToWorker);
     });
   }
 
   private spawn(): Worker {
     const worker = new Worker(this.o.workerFile ?? path.join(__dirname, 'worker.js'), { workerData: this.o.setup });
     worker.unref();
-    worker.on('message', (reply: JobReply) => {
+    worker.on('message', (msg: FromWorker) => {
+      if ('event' in msg) return this.onEvent(worker, msg);
+      const reply = msg;
       const p = this.pending.get(reply.id);
       if (!p) return;
       this.pending.delete(reply.id);
@@ -139,11 +161,30 @@ export class PeriodicJobs {
       }
     };
     worker.on('error', (err) => {
+      this.listening?.reject(err);
       this.o.log.error({ err: err.message }, "the periodic jobs' worker failed; it is started again at the next job");
       lost(`failed: ${err.message}`);
     });
     worker.on('exit', (code) => lost(`exited (${code})`));
     this.worker = worker;
     return worker;
+  }
+
+  private onEvent(worker: Worker, e: WorkerEvent): void {
+    if (e.event === 'head') {
+      const answer = (m: HeadAnswer) => worker.postMessage(m satisfies ToWorker);
+      if (!this.o.head) return answer({ answer: e.ask, error: 'no registry here' });
+      this.o.head(e.reading).then(
+        (pieces) => answer({ answer: e.ask, text: Buffer.concat(pieces).toString() }),
+        (err: Error) => answer({ answer: e.ask, error: err.message }),
+      );
+      return;
+    }
+    const waiting = this.listening;
+    this.listening = undefined;
+    if (e.event === 'listening') return waiting?.resolve();
+    const err = new Error(`metrics listener: ${e.error}`);
+    if (waiting) waiting.reject(err);
+    else this.o.log.error({ err: err.message }, 'the restarted periodic jobs worker could not listen for metrics');
   }
 }

@@ -20,6 +20,10 @@ export interface WorkerSetup {
   /** Whether the controller runs (its limits then tighten what the pass wants). */
   controller: boolean;
   logLevel: LogLevel;
+  /** The Prometheus listener, served by the worker (metrics-listener.ts); undefined: none. */
+  metricsListen?: { host: string; port: number };
+  /** The exposition's content type (the registry's). */
+  metricsContentType: string;
   /** Test and benchmark fixtures in place of /proc: the disk counters and the mount table. */
   diskstatsFile?: string;
   mountinfoFile?: string;
@@ -46,6 +50,7 @@ export interface SweepFindings {
 export interface ScrapeFindings {
   pools: PoolView[];
   attached: number;
+  seconds: number;
   /** The per-volume families, rendered and encoded, in one buffer (transferred, not copied). */
   text: Uint8Array;
 }
@@ -58,3 +63,19 @@ export interface JobResults {
 }
 
 export type JobReply = { id: number; result: JobResults[JobName] } | { id: number; error: string };
+
+/**
+ * What the worker itself says: that its metrics listener is up (or could not listen), and, for
+ * each scrape it serves, a request for the registry's part (the daemon's counters and the pools'
+ * gauges, rendered on the daemon's thread from the worker's reading).
+ */
+export type WorkerEvent =
+  | { event: 'listening' }
+  | { event: 'listen-failed'; error: string }
+  | { event: 'head'; ask: number; reading: Omit<ScrapeFindings, 'text'> };
+
+/** The daemon's thread's answer to a `head` request. */
+export type HeadAnswer = { answer: number; text: string } | { answer: number; error: string };
+
+export type FromWorker = JobReply | WorkerEvent;
+export type ToWorker = JobRequest | HeadAnswer;

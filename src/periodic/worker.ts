@@ -26,7 +26,8 @@ import { mountSuspects } from '../service/mount-sweep';
 import { PoolService } from '../service/pools';
 import { Metrics } from '../metrics/registry';
 import { TimeSlice } from '../util/time-slice';
-import type { ScrapeFindings, JobName, JobReply, JobRequest, JobResults, PassFindings, SweepFindings, WorkerSetup } from './protocol';
+import { serveMetrics } from './metrics-listener';
+import type { ScrapeFindings, JobName, JobReply, JobRequest, JobResults, PassFindings, SweepFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
 const setup = workerData as WorkerSetup;
 const port = parentPort!;
@@ -68,19 +69,21 @@ async function sweep(slice: TimeSlice): Promise<SweepFindings> {
 }
 
 async function scrape(slice: TimeSlice): Promise<ScrapeFindings> {
+  const started = process.hrtime.bigint();
   const { attached, samples } = await sampleVolumes(
     { store, pools, blkio, view, limitsFor: (v) => policy.limitsFor(v), deviceShare: (v) => controlled?.shares.get(v.name) },
     slice,
   );
   if (slice.due()) await slice.yield();
   const poolViews = pools.list({ space: false });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const pieces: Buffer[] = [];
   for await (const p of familyPieces(samples, slice)) pieces.push(p);
   // One buffer of its own (never the shared pool's), so that it can be transferred.
   const text = Buffer.allocUnsafeSlow(pieces.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of pieces) at += p.copy(text, at);
-  return { pools: poolViews, attached, text };
+  return { pools: poolViews, attached, seconds, text };
 }
 
 const jobs: { [J in JobName]: (slice: TimeSlice) => Promise<JobResults[J]> } = {
@@ -90,7 +93,18 @@ const jobs: { [J in JobName]: (slice: TimeSlice) => Promise<JobResults[J]> } = {
   scrape,
 };
 
-port.on('message', (req: JobRequest) => {
+/** The registry's part of a scrape the listener serves, asked of the daemon's thread. */
+let nextAsk = 1;
+const asked = new Map<number, { resolve: (text: string) => void; reject: (err: Error) => void }>();
+function head(reading: Omit<ScrapeFindings, 'text'>): Promise<string> {
+  const ask = nextAsk++;
+  return new Promise((resolve, reject) => {
+    asked.set(ask, { resolve, reject });
+    port.postMessage({ event: 'head', ask, reading } satisfies WorkerEvent);
+  });
+}
+
+function run(req: JobRequest): void {
   jobs[req.job](new TimeSlice())
     .then((result) => {
       const reply: JobReply = { id: req.id, result };
@@ -98,4 +112,20 @@ port.on('message', (req: JobRequest) => {
       port.postMessage(reply, transfer);
     })
     .catch((err: Error) => port.postMessage({ id: req.id, error: err.message } satisfies JobReply));
+}
+
+port.on('message', (msg: ToWorker) => {
+  if ('job' in msg) return run(msg);
+  const waiting = asked.get(msg.answer);
+  asked.delete(msg.answer);
+  if ('error' in msg) waiting?.reject(new Error(msg.error));
+  else waiting?.resolve(msg.text);
 });
+
+if (setup.metricsListen) {
+  const { host, port: listenPort } = setup.metricsListen;
+  serveMetrics({ host, port: listenPort, contentType: setup.metricsContentType, scrape: () => scrape(new TimeSlice()), head }).then(
+    () => port.postMessage({ event: 'listening' } satisfies WorkerEvent),
+    (err: Error) => port.postMessage({ event: 'listen-failed', error: err.message } satisfies WorkerEvent),
+  );
+}

@@ -19,6 +19,8 @@ import { TimeSlice } from '../util/time-slice';
 export interface ScrapeReading {
   pools: PoolView[];
   attached: number;
+  /** How long reading the store and the kernel took. */
+  seconds: number;
   pieces: Iterable<Buffer> | AsyncIterable<Buffer>;
 }
 
@@ -84,11 +86,13 @@ export async function sampleVolumes(src: SampleSource, slice: TimeSlice = new Ti
 /** A scrape's reading done in this thread (the daemon's is done in the periodic jobs' worker). */
 export function readHere(src: SampleSource): (slice: TimeSlice) => Promise<ScrapeReading> {
   return async (slice) => {
+    const started = process.hrtime.bigint();
     const { attached, samples } = await sampleVolumes(src, slice);
     if (slice.due()) await slice.yield();
     // a GROUP BY over every volume per pool: 10,000 rows are milliseconds
     const pools = src.pools.list({ space: false });
-    return { pools, attached, pieces: familyPieces(samples, slice) };
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { pools, attached, seconds, pieces: familyPieces(samples, slice) };
   };
 }
 
@@ -101,12 +105,22 @@ export class MetricsCollector {
 
   /** A whole scrape: the pools' and the volumes' figures, then the exposition text, in pieces to write one after another. */
   async scrape(slice: TimeSlice = new TimeSlice()): Promise<Buffer[]> {
-    const started = process.hrtime.bigint();
+    const reading = await this.read(slice);
+    const head = await this.head(reading, slice);
+    for await (const p of reading.pieces) head.push(p);
+    return head;
+  }
+
+  /**
+   * The registry's part of a scrape whose reading was done elsewhere (the periodic jobs' worker,
+   * which serves the metrics listener and sends the per-volume families itself): the pools'
+   * gauges and the attachment count set from the reading, then the registry rendered.
+   */
+  async head(reading: Pick<ScrapeReading, 'pools' | 'attached' | 'seconds'>, slice: TimeSlice = new TimeSlice()): Promise<Buffer[]> {
     const m = this.m;
-    const { pools, attached, pieces } = await this.read(slice);
-    m.attachments.set(attached);
+    m.attachments.set(reading.attached);
     m.volumes.reset();
-    for (const p of pools) {
+    for (const p of reading.pools) {
       m.volumes.set({ pool: p.name }, p.volumes);
       m.poolPromisedShare.set({ pool: p.name }, p.share.promised);
       m.poolPromisableShare.set({ pool: p.name }, p.share.promisable);
@@ -122,12 +136,10 @@ export class MetricsCollector {
         if (f.writeBps !== undefined) bps.set({ pool: p.name, direction: 'write' }, f.writeBps);
       }
     }
-    m.scrapeDuration.set(Number(process.hrtime.bigint() - started) / 1e9);
-    // the per-volume families after the registry's own
-    return m.pieces(() => toAsync(pieces), () => slice.yield());
+    m.scrapeDuration.set(reading.seconds);
+    return m.pieces(() => none(), () => slice.yield());
   }
 }
 
-async function* toAsync(pieces: Iterable<Buffer> | AsyncIterable<Buffer>): AsyncIterable<Buffer> {
-  for await (const p of pieces) yield p;
-}
+async function* none(): AsyncIterable<Buffer> {}
+

@@ -1,0 +1,161 @@
+// The periodic jobs across the thread boundary, without root: the real worker thread (the built
+// dist/periodic/worker.js, as the daemon runs it) over a fixture cgroup v1 tree, a state file and
+// fixture /proc files, and this thread confirming and writing what it finds.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { blkioFor } from '../../src/host/blkio';
+import { Enforcer } from '../../src/enforce/enforcer';
+import { ControlledLimits } from '../../src/controller/controller';
+import { Metrics } from '../../src/metrics/registry';
+import { MetricsCollector } from '../../src/scrape/collect';
+import { AttachmentService } from '../../src/service/attachments';
+import { KeyedLock } from '../../src/service/locks';
+import type { VolumeService } from '../../src/service/volumes';
+import { PeriodicJobs } from '../../src/periodic/jobs';
+import { readMountinfoInPieces } from '../../src/host/mountinfo';
+import { Store, now } from '../../src/store/store';
+import { FIXTURE_PODS, addAttachment, addVolume, copyTree, quietLog } from '../helpers/fixtures';
+
+const WORKER = path.resolve(__dirname, '../../dist/periodic/worker.js');
+const V1_RIOPS = 'blkio.throttle.read_iops_device';
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function node(opts: { mounted: boolean; metricsPort?: number }) {
+  const tree = copyTree('v1-cgroupfs');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-periodic-'));
+  cleanups.push(() => {
+    fs.rmSync(tree, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const base = path.join(tree, 'blkio');
+  const layout = { version: 'v1' as const, base };
+  const blkio = blkioFor(layout);
+  const dbFile = path.join(dir, 'qosd.db');
+  const store = Store.open(dbFile);
+  const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', min: { readIops: 10 }, max: { readIops: 200 } });
+  const pod = `${base}/kubepods/burstable/pod${FIXTURE_PODS.burstable}`;
+  const att = addAttachment(store, vol, FIXTURE_PODS.burstable, pod, 'v1');
+  const diskstats = path.join(dir, 'diskstats');
+  fs.writeFileSync(diskstats, '   7       5 loop5 100 0 800 10 0 0 0 0 0 20 10 0 0 0 0 0 0\n');
+  const mountinfo = path.join(dir, 'mountinfo');
+  fs.writeFileSync(mountinfo, opts.mounted ? `100 1 7:5 / ${att.target} rw,relatime shared:1 - ext4 /dev/loop5 rw\n` : '');
+  const log = quietLog();
+  const metrics = new Metrics();
+  const policy = new ControlledLimits();
+  const kubelet = { cgroupRoot: '/', cgroupDriver: 'cgroupfs' as const };
+  const enforcer = new Enforcer({ blkio, kubelet, store, log, metrics, policy });
+  const attachments = new AttachmentService({
+    store, pools: new Map(), volumes: undefined as unknown as VolumeService, enforcer, locks: new KeyedLock(), log, metrics,
+    readMounts: (pause) => readMountinfoInPieces(pause, mountinfo),
+  });
+  const pools = [{ name: 'default', backend: 'file' as const, path: dir, capacity: { readIops: 1000, writeIops: 1000, readBps: 1e9, writeBps: 1e9 } }];
+  let collector: MetricsCollector | undefined;
+  const jobs = new PeriodicJobs({
+    setup: {
+      dbFile, layout, kubelet, pools, headroom: 0.1, controller: true, logLevel: 'silent', metricsContentType: metrics.contentType,
+      diskstatsFile: diskstats, mountinfoFile: mountinfo,
+      ...(opts.metricsPort ? { metricsListen: { host: '127.0.0.1', port: opts.metricsPort } } : {}),
+    },
+    store, enforcer, attachments, controlled: policy, metrics, log, reconcileIntervalMs: 60_000, controllerIntervalMs: 60_000,
+    head: (reading) => collector!.head(reading),
+    workerFile: WORKER,
+  });
+  collector = new MetricsCollector(metrics, (slice) => jobs.scrapeReading(slice));
+  cleanups.push(async () => {
+    await jobs.close();
+    enforcer.close();
+    store.close();
+  });
+  const rules = () => [pod, ...fs.readdirSync(pod, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(pod, e.name))].map((d) => fs.readFileSync(path.join(d, V1_RIOPS), 'utf8'));
+  return { store, jobs, collector, rules, vol, att, metrics, diskstats };
+}
+
+describe('periodic jobs: found in the worker thread, written on the daemon\'s', () => {
+  it('a pass the worker found is written here; a change this thread commits is seen by the worker\'s next pass', async () => {
+    const { store, jobs, rules, vol } = await node({ mounted: true });
+    expect(await jobs.pass()).toBeGreaterThan(0);
+    expect(rules().every((r) => r === '7:5 200')).toBe(true);
+    expect(await jobs.pass()).toBe(0);
+    // Written on this thread's connection: the worker reads it through its own (WAL, data_version).
+    store.volumes.update(vol.name, { qos: { min: { readIops: 10 }, max: { readIops: 300 } } }, now());
+    expect(await jobs.pass()).toBeGreaterThan(0);
+    expect(rules().every((r) => r === '7:5 300')).toBe(true);
+  });
+
+  it('the scrape\'s reading and per-volume families come from the worker', async () => {
+    const { collector } = await node({ mounted: true });
+    const text = Buffer.concat(await collector.scrape()).toString();
+    expect(text).toContain('qosd_volume_limit_iops{volume="db",pool="default",direction="read"} 200');
+    expect(text).toMatch(/^qosd_attachments 1$/m);
+    expect(text).toMatch(/^qosd_volumes\{pool="default"\} 1$/m);
+  });
+
+  it('the metrics listener is served by the worker, with this thread\'s registry in it', async () => {
+    const port = await freePort();
+    const { jobs } = await node({ mounted: true, metricsPort: port });
+    await jobs.open();
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toContain('qosd_volume_guaranteed_iops{volume="db",pool="default",direction="read"} 10');
+    expect(text).toMatch(/^qosd_attachments 1$/m);
+    expect(text).toContain('# TYPE qosd_reconcile_repairs_total counter');
+    expect((await fetch(`http://127.0.0.1:${port}/other`)).status).toBe(404);
+  });
+
+  it('a metrics port already taken fails the start, naming it', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => taken.close(() => r())));
+    const { jobs } = await node({ mounted: true, metricsPort: (taken.address() as net.AddressInfo).port });
+    await expect(jobs.open()).rejects.toThrow(/metrics listener: .*EADDRINUSE/);
+  });
+
+  it('the sweeps look at an attachment whose target does not hold its device, and leave the mounted alone', async () => {
+    const mounted = await node({ mounted: true });
+    await mounted.jobs.sweeps();
+    expect(mounted.store.events.list().filter((e) => e.kind.startsWith('mount-'))).toEqual([]);
+    const lost = await node({ mounted: false });
+    await lost.jobs.sweeps();
+    // Its pod lives (the fixture cgroup is there), so it is not closed; it cannot be mounted again here.
+    expect(lost.store.attachments.byId(lost.att.id)?.state).toBe('attached');
+    expect(lost.store.events.list().map((e) => e.kind)).toContain('mount-missing');
+  });
+
+  it('a controller tick is measured and decided in the worker, and what it saw is counted here', async () => {
+    const { jobs, metrics, diskstats } = await node({ mounted: true });
+    await jobs.tick();
+    // 400 more reads of 4 KiB on the volume's device since the first tick
+    fs.writeFileSync(diskstats, '   7       5 loop5 500 0 4000 50 0 0 0 0 0 100 50 0 0 0 0 0 0\n');
+    await new Promise((r) => setTimeout(r, 100));
+    await jobs.tick();
+    const text = await metrics.registry.getSingleMetricAsString('qosd_pool_utilisation');
+    const u = Number(/qosd_pool_utilisation\{pool="default"\} (\S+)/.exec(text)?.[1]);
+    expect(u).toBeGreaterThan(0);
+  });
+
+  it('a worker that dies fails its jobs and is replaced at the next one', async () => {
+    const { jobs, rules } = await node({ mounted: true });
+    expect(await jobs.pass()).toBeGreaterThan(0);
+    await (jobs as unknown as { worker: Worker }).worker.terminate();
+    expect(await jobs.pass()).toBe(0);
+    expect(rules().every((r) => r === '7:5 200')).toBe(true);
+  });
+});
