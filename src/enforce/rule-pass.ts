@@ -99,9 +99,11 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
 
   const repairs: Repair[] = [];
   let cgroups = 0;
+  // Asked only when there is something to write: a no-op pass over 20,000 cgroups asks never.
+  const stale = (): boolean => store.generation() !== snapshot.generation;
   const sync = (dir: string, wants: Wants): void => {
     try {
-      syncDir(ctx, dir, wants, ours, store.generation() !== snapshot.generation, repairs);
+      syncDir(ctx, dir, wants, ours, stale, repairs);
       cgroups++;
     } catch (err) {
       if (!isGone(err)) throw err; // exited between the listing and the read: nothing to keep
@@ -150,7 +152,7 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
   return { cgroups, repairs };
 }
 
-function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: boolean, repairs: Repair[]): void {
+function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: () => boolean, repairs: Repair[]): void {
   const { blkio } = ctx;
   const current = blkio.readRules(dir);
   const decide = (device: string, found: Figures): void => {
@@ -161,7 +163,7 @@ function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>,
     // Something to write. Found elsewhere (a worker's pass): the daemon's thread confirms it.
     if (ctx.findOnly) repairs.push({ dir, device, kind: want !== undefined ? 'differs' : 'stray', found, want: want ?? {} });
     // Checked against the store as it is now, if it moved meanwhile.
-    else if (stale) settle(ctx, dir, device, found, wantNow(ctx, dir, device), repairs);
+    else if (stale()) settle(ctx, dir, device, found, wantNow(ctx, dir, device), repairs);
     else settle(ctx, dir, device, found, { want, ours: mine }, repairs);
   };
   for (const device of wants.keys()) decide(device, current.get(device) ?? {});
