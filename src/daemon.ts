@@ -7,6 +7,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
 import { Store } from './store/store';
+import { StoreView } from './store/view';
 import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
@@ -78,10 +79,12 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
   // The cgroup version is decided here, once: everything below speaks the blkio face.
   const blkio = 'error' in layout ? layout : blkioFor(layout);
-  const enforcer = new Enforcer({ blkio, kubelet: config.kubelet, store, log, metrics, policy });
+  // One view of the store for start-up recovery's passes (the periodic jobs read in their worker).
+  const view = new StoreView(store);
+  const enforcer = new Enforcer({ blkio, kubelet: config.kubelet, store, view, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
-  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics, view });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir);
   const poolService = new PoolService(store, config, pools);
   // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
@@ -102,6 +105,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
+  view.forget();
 
   // Made before the services, so the status can show kubelet's answer; served below.
   const csiRegistration = config.csi ? new CsiRegistration(config.csi.socket, log, (ok) => metrics.csiRegistered.set(ok ? 1 : 0)) : undefined;
