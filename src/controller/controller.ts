@@ -3,7 +3,9 @@
 // (law.ts) per pool, and rewrites the cgroup rules of the volumes whose controller limit changed.
 // It only ever tightens a volume between its own guarantee and its configured max, so switching
 // it off (config `controller.enabled: false`) leaves exactly the static limits. Its state is in
-// memory: a restart starts from the configured limits and converges again.
+// memory: a restart starts from the configured limits and converges again. In the daemon it
+// measures and decides in the periodic jobs' worker thread (decide), and the daemon's thread
+// writes what it decided (applyTick); tests run both in one thread (tick).
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
 import { StoreView, type StoreSnapshot } from '../store/view';
@@ -67,6 +69,7 @@ export interface ControllerOptions {
   policy: ControlledLimits;
   metrics: Metrics;
   log: Logger;
+  /** The interval it is ticked at (the timer is periodic/jobs.ts's). */
   intervalMs: number;
   law?: LawParams;
   /** Now, in ns (tests replay recorded ticks); default the monotonic clock. */
@@ -79,8 +82,6 @@ export class Controller {
   private last = new Map<string, Counters>();
   private lastAt = 0n;
   private readonly memory = newLawMemory();
-  private timer: NodeJS.Timeout | undefined;
-  private running = false;
   private readonly view: StoreView;
   private attachedView: AttachedView | undefined;
 
@@ -104,22 +105,6 @@ export class Controller {
     }
     this.attachedView = { snapshot, volumes, devices, anyGuarantee };
     return this.attachedView;
-  }
-
-  start(): void {
-    this.timer = setInterval(() => {
-      // A tick that outlasts the interval (a very large node) makes the next one wait its turn.
-      if (this.running) return;
-      this.running = true;
-      this.tick()
-        .catch((err: Error) => this.o.log.error({ err: err.message }, 'controller tick failed'))
-        .finally(() => (this.running = false));
-    }, this.o.intervalMs);
-    this.timer.unref();
-  }
-
-  stop(): void {
-    if (this.timer) clearInterval(this.timer);
   }
 
   /** One control step: measure, decide, write, giving the event loop back as it goes. */
