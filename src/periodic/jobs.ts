@@ -66,9 +66,9 @@ export class PeriodicJobs {
       if (passing) return;
       passing = true;
       this.pass()
-        .catch((err: Error) => this.o.log.error({ err: err.message }, 'reconcile pass failed'))
+        .catch((err: Error) => this.failed(err, 'reconcile pass failed'))
         .then(() => this.sweeps())
-        .catch((err: Error) => this.o.log.error({ err: err.message }, 'closing vanished attachments or checking mounts failed'))
+        .catch((err: Error) => this.failed(err, 'closing vanished attachments or checking mounts failed'))
         .finally(() => (passing = false));
     }, this.o.reconcileIntervalMs);
     passTimer.unref();
@@ -80,7 +80,7 @@ export class PeriodicJobs {
       if (ticking) return;
       ticking = true;
       this.tick()
-        .catch((err: Error) => this.o.log.error({ err: err.message }, 'controller tick failed'))
+        .catch((err: Error) => this.failed(err, 'controller tick failed'))
         .finally(() => (ticking = false));
     }, this.o.controllerIntervalMs);
     tickTimer.unref();
@@ -118,6 +118,11 @@ export class PeriodicJobs {
   async scrapeReading(slice: TimeSlice = new TimeSlice()): Promise<ScrapeReading> {
     const { pools, attached, seconds, text } = await slice.wait(this.ask('scrape'));
     return { pools, attached, seconds, pieces: [Buffer.from(text.buffer, text.byteOffset, text.byteLength)] };
+  }
+
+  /** A periodic job's failure, logged; one cut short by the daemon's shutdown is not a failure. */
+  private failed(err: Error, what: string): void {
+    if (!this.closed) this.o.log.error({ err: err.message }, what);
   }
 
   async close(): Promise<void> {
