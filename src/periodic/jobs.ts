@@ -61,30 +61,28 @@ export class PeriodicJobs {
   }
 
   private startTimers(): void {
-    let passing = false;
-    const passTimer = setInterval(() => {
-      if (passing) return;
-      passing = true;
+    this.every(this.o.reconcileIntervalMs, () =>
       this.pass()
         .catch((err: Error) => this.failed(err, 'reconcile pass failed'))
         .then(() => this.sweeps())
-        .catch((err: Error) => this.failed(err, 'closing vanished attachments or checking mounts failed'))
-        .finally(() => (passing = false));
-    }, this.o.reconcileIntervalMs);
-    passTimer.unref();
-    this.timers.push(passTimer);
-    if (!this.o.controlled) return;
-    let ticking = false;
-    const tickTimer = setInterval(() => {
-      // A tick that outlasts the interval (a very large node) makes the next one wait its turn.
-      if (ticking) return;
-      ticking = true;
-      this.tick()
-        .catch((err: Error) => this.failed(err, 'controller tick failed'))
-        .finally(() => (ticking = false));
-    }, this.o.controllerIntervalMs);
-    tickTimer.unref();
-    this.timers.push(tickTimer);
+        .catch((err: Error) => this.failed(err, 'closing vanished attachments or checking mounts failed')),
+    );
+    if (this.o.controlled) this.every(this.o.controllerIntervalMs, () => this.tick().catch((err: Error) => this.failed(err, 'controller tick failed')));
+  }
+
+  /**
+   * Runs `job` every `ms`; a run that outlasts the interval (a very large node) makes the next
+   * one wait its turn instead of overlapping it.
+   */
+  private every(ms: number, job: () => Promise<unknown>): void {
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      void job().finally(() => (running = false));
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
   }
 
   /** One reconcile pass: found by the worker, confirmed and written here. Returns the repairs written. */
