@@ -11,11 +11,16 @@
 //     is the worst case), and Prometheus's scrape (a child process on the metrics listener) every 2 s.
 // The periodic jobs run as the daemon runs them (periodic/jobs.ts): found in the worker thread,
 // confirmed and written on this one; the holds reported are this thread's.
-// Quiet and loaded alternate, BENCH_ROUNDS (default 2) of each, 8 s a round, and each side's
-// requests are pooled (this machine is shared: one quiet round's p99 moved 0.9-3.9 ms).
+// One stream of requests runs throughout, and 2 s quiet and loaded windows alternate under it,
+// BENCH_WINDOWS (default 8) of each; each request counts for the window it started in. This
+// machine is shared and its noise comes in bursts of seconds (one 8 s quiet round's p99 moved
+// 1.2-13.8 ms in one run): short alternating windows let a burst weigh on both sides alike.
 // Reported: p50/p99 latency of both and their ratio; the longest time each job held the event
-// loop without yielding; the event loop delay seen by a timer; a no-op reconcile pass's CPU; the
-// controller's CPU per tick and its share of a core at 250 ms (controller alone, no requests).
+// loop without yielding, in wall time and without the time the thread waited for a core within
+// that slice (on 2 shared cores a slice's wall time also counts other threads' and processes'
+// turns); the event loop delay seen by a timer; a no-op reconcile pass's CPU beside its floor
+// measured in the same run (listing the same cgroups and reading the same rule files, nothing
+// else); the controller's CPU per tick and its share of a core at 250 ms (controller alone).
 // Writes bench/results/responsiveness.json. Run as root after `npm run build` (tmpfs mount).
 'use strict';
 const fs = require('node:fs');
@@ -29,15 +34,8 @@ const REPO = path.resolve(__dirname, '..');
 const dist = (p) => require(path.join(REPO, 'dist', p));
 const V1_RULES = ['read_iops_device', 'write_iops_device', 'read_bps_device', 'write_bps_device'].map((f) => `blkio.throttle.${f}`);
 const RATE = 400; // requests per second
-const SECONDS = 8;
-const ROUNDS = Number(process.env.BENCH_ROUNDS || 2);
-
-/** The p50/p99 of several rounds' requests taken together. */
-function pooled(rounds) {
-  const all = rounds.flatMap((r) => r.latencies).sort((a, b) => a - b);
-  const q = (p) => all[Math.min(all.length - 1, Math.floor(p * all.length))];
-  return { requests: all.length, errors: rounds.reduce((n, r) => n + r.errors, 0), p50Ms: q(0.5), p99Ms: q(0.99), maxMs: all[all.length - 1] };
-}
+const WINDOW_MS = 2000;
+const WINDOWS = Number(process.env.BENCH_WINDOWS || 8);
 
 function cgroup(dir) {
   fs.mkdirSync(dir, { recursive: true });
@@ -87,7 +85,24 @@ function layNode(n, root) {
   return { store, base, dbFile };
 }
 
-function assemble(n, root, metricsPort, onHead) {
+/**
+ * The floor of a no-op pass over this node: every cgroup under kubepods listed and its four rule
+ * files read, with the reads the pass uses and no logic. Returns its CPU in ms.
+ */
+function passFloorCpuMs(base) {
+  const { readSmall } = dist('host/read-small.js');
+  const c0 = process.cpuUsage();
+  const stack = [path.join(base, 'kubepods')];
+  while (stack.length > 0) {
+    const dir = stack.pop();
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) stack.push(`${dir}/${e.name}`);
+    for (const f of V1_RULES) readSmall(`${dir}/${f}`);
+  }
+  const c = process.cpuUsage(c0);
+  return (c.user + c.system) / 1000;
+}
+
+function assemble(n, root, metricsPort, onHead, Slice) {
   const pino = require('pino');
   const log = pino({ level: 'silent' });
   const { store, base, dbFile } = layNode(n, root);
@@ -103,7 +118,6 @@ function assemble(n, root, metricsPort, onHead) {
   const { readMountinfoInPieces } = dist('host/mountinfo.js');
   const { buildApi, listenOnSocket } = dist('api/server.js');
   const { notFound } = dist('model/errors.js');
-  const { TimeSlice } = dist('util/time-slice.js');
 
   const metrics = new Metrics();
   const layout = { version: 'v1', base };
@@ -128,7 +142,7 @@ function assemble(n, root, metricsPort, onHead) {
     store, enforcer, attachments, controlled: policy, metrics, log, reconcileIntervalMs: 10_000, controllerIntervalMs: 250,
     // the registry's part of each scrape the listener serves: the one part on this thread
     head: (reading) => {
-      const s = new TimeSlice();
+      const s = new Slice();
       return collector.head(reading, s).then((pieces) => (onHead(s), pieces));
     },
   });
@@ -140,7 +154,7 @@ function assemble(n, root, metricsPort, onHead) {
     doctor: () => [], status: () => ({}), scrapeMetrics: () => collector.scrape(),
   };
   const app = buildApi(services, log);
-  return { store, periodic, collector, app, listen: async (socket) => (await periodic.open(), listenOnSocket(app, socket)) };
+  return { store, base, periodic, collector, app, listen: async (socket) => (await periodic.open(), listenOnSocket(app, socket)) };
 }
 
 /** A TCP port nothing listens on now, for the metrics listener. */
@@ -155,45 +169,51 @@ function freePort() {
 }
 
 /**
- * GET /v1/volumes/<name> at RATE per second for SECONDS, from a child process (this file, run
- * with --load): an open-loop generator that starts each request on schedule, whether or not the
- * last one has answered, so a held event loop shows as latency instead of as fewer requests.
+ * GET /v1/volumes/<name> at RATE per second from a child process (this file, run with --load)
+ * until its stdin ends: an open-loop generator that starts each request on schedule, whether or
+ * not the last one has answered, so a held event loop shows as latency instead of as fewer
+ * requests. It reports each request's start on process.hrtime (CLOCK_MONOTONIC, the same clock in
+ * every process here) and its latency; the windows the starts fall in sort them afterwards.
  */
-function load(socket, name) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [__filename, '--load', socket, `/v1/volumes/${name}`], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (c) => (out += c));
+function startLoad(socket, name) {
+  const child = spawn(process.execPath, [__filename, '--load', socket, `/v1/volumes/${name}`], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  const done = new Promise((resolve, reject) => {
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator exited ${code}`))));
   });
+  return { stop: () => (child.stdin.end(), done) };
 }
 
 async function loadChild(socket, url) {
   const http = require('node:http');
   const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  const latencies = [];
-  let errors = 0;
+  const at = [];
+  const ms = [];
+  const failedAt = [];
+  let stopped = false;
+  process.stdin.resume();
+  process.stdin.on('end', () => (stopped = true));
   const one = () =>
     new Promise((resolve) => {
       const s = process.hrtime.bigint();
       const req = http.get({ socketPath: socket, path: url, agent }, (res) => {
         res.resume();
         res.on('end', () => {
-          if (res.statusCode !== 200) errors++;
-          latencies.push(Number(process.hrtime.bigint() - s) / 1e6);
+          if (res.statusCode === 200) (at.push(Number(s) / 1e6), ms.push(Number(process.hrtime.bigint() - s) / 1e6));
+          else failedAt.push(Number(s) / 1e6);
           resolve();
         });
       });
       req.on('error', () => {
-        errors++;
+        failedAt.push(Number(s) / 1e6);
         resolve();
       });
     });
   const start = process.hrtime.bigint();
-  const total = RATE * SECONDS;
   const pending = [];
-  for (let i = 0; i < total; i++) {
+  for (let i = 0; !stopped; i++) {
     const due = start + BigInt(Math.round((i * 1e9) / RATE));
     const wait = Number(due - process.hrtime.bigint()) / 1e6;
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -201,37 +221,63 @@ async function loadChild(socket, url) {
   }
   await Promise.all(pending);
   agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const q = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-  process.stdout.write(JSON.stringify({ requests: latencies.length, errors, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: latencies[latencies.length - 1], latencies }));
+  process.stdout.write(JSON.stringify({ at, ms, failedAt }));
+}
+
+/** The requests that started inside the windows: their p50/p99, and each window's p99. */
+function within(report, windows) {
+  const inside = (t) => windows.findIndex(([from, to]) => t >= from && t < to);
+  const per = windows.map(() => []);
+  report.at.forEach((t, i) => {
+    const w = inside(t);
+    if (w >= 0) per[w].push(report.ms[i]);
+  });
+  const q = (xs, p) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+  const all = per.flat().sort((x, y) => x - y);
+  for (const xs of per) xs.sort((x, y) => x - y);
+  return {
+    requests: all.length,
+    errors: report.failedAt.filter((t) => inside(t) >= 0).length,
+    p50Ms: q(all, 0.5),
+    p99Ms: q(all, 0.99),
+    maxMs: all[all.length - 1],
+    windowP99Ms: per.map((xs) => q(xs, 0.99)),
+  };
 }
 
 async function measure(n) {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `qosd-bench-resp-${n}-`));
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3G', 'tmpfs', root]);
   try {
-    const { TimeSlice } = dist('util/time-slice.js');
+    const { TimeSlice: Slice } = dist('util/time-slice.js');
+    const { threadWaitMs } = dist('host/thread-clock.js');
+    // Every slice measured here also tells its own time from the time its thread waited for a core.
+    const TimeSlice = class extends Slice {
+      constructor() {
+        super(1, threadWaitMs);
+      }
+    };
+    const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+    const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
     const metricsPort = await freePort();
     let onHead = () => {};
-    const d = assemble(n, root, metricsPort, (s) => onHead(s));
+    const d = assemble(n, root, metricsPort, (s) => onHead(s), TimeSlice);
     const socket = path.join(root, 'qosd.sock');
     await d.listen(socket);
     const name = `v${Math.floor(n / 2)}`;
     await d.periodic.pass(); // rules in place: the passes measured below find nothing to do
-    await load(socket, name); // warm-up: JIT and caches, not counted
 
-    const quietRounds = [await load(socket, name)];
-
-    // A no-op pass's CPU, alone.
+    // A no-op pass's CPU, alone, and its floor.
     const c0 = process.cpuUsage();
     const noop = new TimeSlice();
     const repairs = await d.periodic.pass(noop);
     const c1 = process.cpuUsage(c0);
     const noopPassCpuMs = (c1.user + c1.system) / 1000;
+    const passFloor = passFloorCpuMs(d.base);
 
     // The controller alone: its CPU per tick and share of a core at 250 ms, over 20 ticks, once
     // the collector threads have finished with the pass (process CPU counts every thread).
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     const ticks = [];
     for (let i = 0; i < 20; i++) {
       const s = new TimeSlice();
@@ -239,88 +285,111 @@ async function measure(n) {
       await d.periodic.tick(s);
       const u = process.cpuUsage(c);
       ticks.push({ cpu: (u.user + u.system) / 1000, hold: s.longestMs });
-      await new Promise((r) => setTimeout(r, 250));
+      await sleep(250);
     }
     const tickCpu = ticks.map((t) => t.cpu).sort((a, b) => a - b);
     const controllerCpuMsPerTick = tickCpu[Math.floor(tickCpu.length / 2)];
 
-    // Loaded: everything at once; rounds of quiet and loaded alternate (ROUNDS of each), so
-    // that a noisy neighbour on this shared machine weighs on both alike.
+    // Quiet and loaded windows alternate under one steady stream of requests; each request counts
+    // for the window it started in. The jobs a loaded window starts are let finish before the
+    // next quiet window opens (not counted), so none runs into it.
     const holds = { controller: 0, reconcile: 0, sweeps: 0, scrape: 0 };
+    const holdRuns = { ...holds };
     const runs = { reconcile: 0, scrape: 0 };
-    const track = (job, slice) => (holds[job] = Math.max(holds[job], slice.longestMs));
+    const track = (job, slice) => {
+      holds[job] = Math.max(holds[job], slice.longestMs);
+      holdRuns[job] = Math.max(holdRuns[job], slice.longestRunMs);
+    };
     onHead = (s) => track('scrape', s);
-    const delay = { p99: 0, max: 0 };
-    const loadedRounds = [];
+    // Prometheus: a process of its own, started before the requests (forking this process, with
+    // its store, holds its loop for tens of ms), scraping the metrics listener when told to. The
+    // worker serves it; the registry's part is rendered on this thread, and that hold is counted.
+    const scraper = startScraper(`http://127.0.0.1:${metricsPort}/metrics`);
+    const gen = startLoad(socket, name);
+    let counting = false;
+    const delay = { p99: 0, max: 0 }; // the worst loaded window's
     let cpuMs = 0;
     let wallMs = 0;
     let scrapeBytes;
-    for (let round = 0; round < ROUNDS; round++) {
-      if (round > 0) quietRounds.push(await load(socket, name));
+    // One loaded window: the jobs started, WINDOW_MS measured, the jobs let finish. Returns the window.
+    const loadedWindow = async () => {
       let stop = false;
+      const tracked = (job, s) => counting && track(job, s);
+      let ticking = Promise.resolve();
       const controllerTimer = setInterval(() => {
         const s = new TimeSlice();
-        d.periodic.tick(s).then(() => track('controller', s));
+        ticking = d.periodic.tick(s).then(() => tracked('controller', s));
       }, 250);
       const passes = (async () => {
         while (!stop) {
           const s1 = new TimeSlice();
           await d.periodic.pass(s1);
-          track('reconcile', s1);
+          tracked('reconcile', s1);
           const s2 = new TimeSlice();
           await d.periodic.sweeps(s2);
-          track('sweeps', s2);
-          runs.reconcile++;
+          tracked('sweeps', s2);
+          if (counting) runs.reconcile++;
           await new Promise((r) => setImmediate(r));
         }
       })();
-      // Scraped as Prometheus does, over the metrics listener, from a process of its own (started
-      // here, before the measured requests: forking this process, with its store, holds its loop
-      // for tens of ms). The worker serves it; the registry's part is rendered on this thread, and
-      // that is the hold counted.
-      const scraper = spawn(process.execPath, [__filename, '--scrape', `http://127.0.0.1:${metricsPort}/metrics`], { stdio: ['ignore', 'pipe', 'inherit'] });
-      let scraped = '';
-      scraper.stdout.on('data', (c) => (scraped += c));
-      const scrapes = new Promise((resolve) => scraper.on('exit', () => resolve()));
+      const scraped = scraper.scrape(); // one per window: every 2 s
+      const l0 = nowMs();
+      const cpu0 = process.cpuUsage();
       const monitor = monitorEventLoopDelay({ resolution: 1 });
       monitor.enable();
-      const cpu0 = process.cpuUsage();
-      const t0 = process.hrtime.bigint();
-      loadedRounds.push(await load(socket, name));
-      const cpu = process.cpuUsage(cpu0);
-      cpuMs += (cpu.user + cpu.system) / 1000;
-      wallMs += Number(process.hrtime.bigint() - t0) / 1e6;
+      await sleep(WINDOW_MS);
       monitor.disable();
-      delay.p99 = Math.max(delay.p99, monitor.percentile(99) / 1e6);
-      delay.max = Math.max(delay.max, monitor.max / 1e6);
+      const cpu = process.cpuUsage(cpu0);
+      const window = [l0, nowMs()];
+      if (counting) {
+        delay.p99 = Math.max(delay.p99, monitor.percentile(99) / 1e6);
+        delay.max = Math.max(delay.max, monitor.max / 1e6);
+        cpuMs += (cpu.user + cpu.system) / 1000;
+        wallMs += window[1] - l0;
+      }
       stop = true;
       clearInterval(controllerTimer);
-      scraper.kill('SIGTERM');
       await passes;
-      await scrapes;
-      const report = JSON.parse(scraped || '{}');
-      runs.scrape += report.scrapes ?? 0;
-      scrapeBytes = report.bytes;
+      await ticking;
+      scrapeBytes = await scraped;
+      if (counting) runs.scrape++;
+      return window;
+    };
+    // Warm-up, not counted: JIT and caches, quiet and loaded (the first scrapes and ticks).
+    await sleep(2000);
+    await loadedWindow();
+    await sleep(1000);
+    counting = true;
+    const windows = { quiet: [], loaded: [] };
+    for (let w = 0; w < WINDOWS; w++) {
+      const q0 = nowMs();
+      await sleep(WINDOW_MS);
+      windows.quiet.push([q0, nowMs()]);
+      windows.loaded.push(await loadedWindow());
     }
-    const quiet = pooled(quietRounds);
-    const loaded = pooled(loadedRounds);
+    const report = await gen.stop();
+    await scraper.stop();
+    const quiet = within(report, windows.quiet);
+    const loaded = within(report, windows.loaded);
     await d.app.close();
     await d.periodic.close();
     d.store.close();
     return {
       attachedVolumes: n,
       ratePerSecond: RATE,
-      seconds: SECONDS,
+      windows: WINDOWS,
+      windowSeconds: WINDOW_MS / 1000,
       quiet,
       loaded,
       p99Ratio: loaded.p99Ms / quiet.p99Ms,
       longestHoldMs: holds,
-      eventLoopDelayMs: delay, // the worst round's
+      longestHoldWithoutWaitingMs: holdRuns,
+      eventLoopDelayMs: delay,
       loadedRuns: runs,
-      rounds: { quietP99Ms: quietRounds.map((r) => r.p99Ms), loadedP99Ms: loadedRounds.map((r) => r.p99Ms) },
       scrapeBytes,
       daemonCoreShareLoaded: cpuMs / wallMs,
       noopPassCpuMs,
+      noopPassFloorCpuMs: passFloor,
       noopPassRepairs: repairs,
       noopPassLongestHoldMs: noop.longestMs,
       controllerCpuMsPerTick,
@@ -341,9 +410,9 @@ async function main() {
     const h = r.longestHoldMs;
     console.log(
       `${n} attached guaranteed volumes: GET /v1/volumes/:name at ${RATE}/s p99 ${r.quiet.p99Ms.toFixed(2)} ms quiet → ${r.loaded.p99Ms.toFixed(2)} ms with controller + reconcile + sweeps + scrape running (${r.p99Ratio.toFixed(2)}×; p50 ${r.quiet.p50Ms.toFixed(2)} → ${r.loaded.p50Ms.toFixed(2)} ms)\n` +
-        `  longest hold of the event loop: controller ${h.controller.toFixed(1)} ms, reconcile ${h.reconcile.toFixed(1)} ms, sweeps ${h.sweeps.toFixed(1)} ms, scrape ${h.scrape.toFixed(1)} ms; timer delay p99 ${r.eventLoopDelayMs.p99.toFixed(1)} ms, max ${r.eventLoopDelayMs.max.toFixed(1)} ms\n` +
-        `  p99 by round: quiet ${r.rounds.quietP99Ms.map((x) => x.toFixed(2)).join(', ')} ms; loaded ${r.rounds.loadedP99Ms.map((x) => x.toFixed(2)).join(', ')} ms\n` +
-        `  no-op reconcile pass ${r.noopPassCpuMs.toFixed(0)} ms CPU (${r.noopPassRepairs} repairs); controller ${r.controllerCpuMsPerTick.toFixed(2)} ms CPU per tick = ${(r.controllerCoreShareAt250ms * 100).toFixed(2)}% of a core at 250 ms`,
+        `  longest hold of the event loop (wall / without waiting for a core): ${Object.keys(h).map((j) => `${j} ${h[j].toFixed(1)} / ${r.longestHoldWithoutWaitingMs[j].toFixed(1)} ms`).join(', ')}; timer delay p99 ${r.eventLoopDelayMs.p99.toFixed(1)} ms, max ${r.eventLoopDelayMs.max.toFixed(1)} ms\n` +
+        `  p99 by window: quiet ${r.quiet.windowP99Ms.map((x) => x.toFixed(1)).join(', ')} ms; loaded ${r.loaded.windowP99Ms.map((x) => x.toFixed(1)).join(', ')} ms (${r.quiet.requests} and ${r.loaded.requests} requests, ${r.quiet.errors + r.loaded.errors} errors)\n` +
+        `  no-op reconcile pass ${r.noopPassCpuMs.toFixed(0)} ms CPU (${r.noopPassRepairs} repairs; its floor, listing and reading the same files: ${r.noopPassFloorCpuMs.toFixed(0)} ms); controller ${r.controllerCpuMsPerTick.toFixed(2)} ms CPU per tick = ${(r.controllerCoreShareAt250ms * 100).toFixed(2)}% of a core at 250 ms`,
     );
   }
   const out = path.join(REPO, 'bench', 'results', 'responsiveness.json');
@@ -356,26 +425,35 @@ const fail = (err) => {
   console.error(err);
   process.exit(1);
 };
-/** GET the metrics listener every 2 s until SIGTERM; prints how many scrapes and the last one's size. */
+/** The Prometheus stand-in: a process that GETs the metrics listener once per line on its stdin and answers each with the bytes it got. */
+function startScraper(url) {
+  const child = spawn(process.execPath, [__filename, '--scrape', url], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const answers = [];
+  let buffered = '';
+  child.stdout.on('data', (c) => {
+    buffered += c;
+    for (let nl = buffered.indexOf('\n'); nl >= 0; nl = buffered.indexOf('\n')) {
+      answers.shift()?.(Number(buffered.slice(0, nl)));
+      buffered = buffered.slice(nl + 1);
+    }
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  return {
+    scrape: () => new Promise((resolve) => (answers.push(resolve), child.stdin.write('scrape\n'))),
+    stop: () => (child.stdin.end(), exited),
+  };
+}
+
 function scrapeChild(url) {
   const http = require('node:http');
-  let scrapes = 0;
-  let bytes = 0;
-  let timer;
-  const one = () =>
+  const readline = require('node:readline');
+  readline.createInterface({ input: process.stdin }).on('line', () =>
     http.get(url, (res) => {
       let n = 0;
       res.on('data', (c) => (n += c.length));
-      res.on('end', () => {
-        if (res.statusCode === 200) (scrapes++, (bytes = n));
-        timer = setTimeout(one, 2000);
-      });
-    }).on('error', fail);
-  one();
-  process.on('SIGTERM', () => {
-    clearTimeout(timer);
-    process.stdout.write(JSON.stringify({ scrapes, bytes }), () => process.exit(0));
-  });
+      res.on('end', () => process.stdout.write(`${res.statusCode === 200 ? n : -1}\n`));
+    }).on('error', fail),
+  );
 }
 
 if (process.argv[2] === '--load') loadChild(process.argv[3], process.argv[4]).catch(fail);

@@ -9,6 +9,7 @@
 // and sends its findings back: the daemon's thread confirms each one against the store and the
 // node as they are then, and writes, under the same locks and in the same synchronous steps as
 // before, so the worker can never undo an attach or a detach that came in meanwhile.
+import * as os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import pino from 'pino';
 import { Store } from '../store/store';
@@ -29,7 +30,10 @@ import { TimeSlice } from '../util/time-slice';
 import { serveMetrics } from './metrics-listener';
 import type { ScrapeFindings, JobName, JobReply, JobRequest, JobResults, PassFindings, SweepFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
+/** How far below the daemon's thread this one runs (lowerThisThreadsPriority says why). */
+const WORKER_NICE = 10;
 const setup = workerData as WorkerSetup;
+lowerThisThreadsPriority();
 const port = parentPort!;
 const log = pino({ level: setup.logLevel });
 const store = Store.openReader(setup.dbFile);
@@ -51,6 +55,22 @@ const controller = controlled
   : undefined;
 /** The generation of the store the last pass's attached pods came from. */
 let podsGeneration: number | undefined;
+
+/**
+ * The periodic jobs are background work: this thread runs ten nice levels below the daemon's, so
+ * that where the daemon's threads contend for a core, an API request or a flex call (kubelet
+ * waits on those) runs before a slice of a pass or a scrape. Linux keeps nice per thread, so the
+ * daemon's thread keeps its own. It orders the daemon's threads only: the daemon's CPU against the
+ * pods' is its unit's cgroup weight. At worst (a node whose CPU is saturated) the jobs run late;
+ * the controller then ticks less often, and every() keeps its ticks from piling up.
+ */
+function lowerThisThreadsPriority(): void {
+  try {
+    os.setPriority(0, Math.min(19, os.getPriority(0) + WORKER_NICE));
+  } catch {
+    /* not allowed here (a seccomp filter): the jobs run at the daemon's priority */
+  }
+}
 
 async function pass(slice: TimeSlice): Promise<PassFindings> {
   if (!blkio) return { found: [], pods: undefined };

@@ -1,4 +1,5 @@
 // host/ parsers and writers against captured text and the fixture trees.
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -6,9 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { decodeRdev, deviceOf, encodeRdev, isWholeDisk } from '../../src/host/block-device';
 import { parseMountinfo } from '../../src/host/mountinfo';
 import { parseRuleFile, parseRwStat, syncRules } from '../../src/host/cgroup-v1';
-import { cgroupTree } from '../../src/host/cgroupfs';
+import { cgroupTree, childCgroups } from '../../src/host/cgroupfs';
 import { ioMaxLine, parseIoMax, parseIoStat, syncIoMax } from '../../src/host/cgroup-v2';
 import { detectCgroupLayout } from '../../src/host/cgroup-layout';
+import { threadWaitMs } from '../../src/host/thread-clock';
 import { findPodCgroup, podCgroupCandidates } from '../../src/host/pod-cgroup';
 
 const FIX = path.resolve(__dirname, '../../fixtures/cgroup');
@@ -78,6 +80,18 @@ describe('cgroup v1 files', () => {
     const root = copyFixture('v1-cgroupfs');
     const pod = path.join(root, 'blkio/kubepods/burstable', `pod${UID.burstable}`);
     expect(cgroupTree(pod).map((d) => path.relative(pod, d)).sort()).toEqual(['', expect.stringMatching(/^4f6b/), expect.stringMatching(/^9a8b/)].sort());
+  });
+
+  it('lists cgroups nested below a container, and lists no leaf', () => {
+    const pod = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-tree-'));
+    for (const d of ['a/b/c', 'a/d', 'e']) fs.mkdirSync(path.join(pod, d), { recursive: true });
+    fs.writeFileSync(path.join(pod, 'e', 'cgroup.procs'), '');
+    const listed: string[] = [];
+    const tree = cgroupTree(pod, (d) => (listed.push(path.relative(pod, d)), childCgroups(d)));
+    expect(tree.map((d) => path.relative(pod, d)).sort()).toEqual(['', 'a', 'a/b', 'a/b/c', 'a/d', 'e']);
+    // the leaves (link count 2) are stat'ed, not opened and listed
+    expect(listed.sort()).toEqual(['', 'a', 'a/b']);
+    fs.rmSync(pod, { recursive: true });
   });
 
   it('writes only what differs', () => {
@@ -180,5 +194,28 @@ describe('io.max on a cgroup that is gone', () => {
     expect(err?.code).toBe('ENOENT');
     fs.mkdirSync(path.join(dir, 'noio'));
     expect(() => syncIoMax(path.join(dir, 'noio'), '7:1', {})).toThrow(/io controller is not enabled/);
+  });
+});
+
+describe('thread clock', () => {
+  it('counts the time this thread waited for a core while another process ran on it', async () => {
+    // This thread and a busy process share one CPU; sleeping is not waiting.
+    const tid = fs.readlinkSync('/proc/thread-self').split('/')[2]!;
+    const mask = execFileSync('taskset', ['-p', tid], { encoding: 'utf8' }).trim().split(' ').pop()!;
+    execFileSync('taskset', ['-p', '-c', '0', tid], { stdio: 'ignore' });
+    const busy = spawn('taskset', ['-c', '0', process.execPath, '-e', 'for (;;);'], { stdio: 'ignore' });
+    try {
+      const t0 = threadWaitMs();
+      await new Promise((r) => setTimeout(r, 50));
+      const slept = threadWaitMs() - t0;
+      const until = Date.now() + 300;
+      while (Date.now() < until);
+      const waited = threadWaitMs() - t0 - slept;
+      expect(slept).toBeLessThan(30);
+      expect(waited).toBeGreaterThan(60);
+    } finally {
+      busy.kill('SIGKILL');
+      execFileSync('taskset', ['-p', mask, tid], { stdio: 'ignore' });
+    }
   });
 });

@@ -151,6 +151,20 @@ describe('periodic jobs: found in the worker thread, written on the daemon\'s', 
     expect(u).toBeGreaterThan(0);
   });
 
+  it('the worker\'s thread runs ten nice levels below the daemon\'s, which keeps its own', async () => {
+    const mine = os.getPriority(0);
+    const niced = () =>
+      fs.readdirSync('/proc/self/task').filter((tid) => {
+        const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) === Math.min(19, mine + 10);
+      }).length;
+    const before = niced();
+    const { jobs } = await node({ mounted: true });
+    await jobs.pass(); // the worker starts with its first job
+    expect(niced()).toBe(before + 1);
+    expect(os.getPriority(0)).toBe(mine);
+  });
+
   it('a worker that dies fails its jobs and is replaced at the next one', async () => {
     const { jobs, rules } = await node({ mounted: true });
     expect(await jobs.pass()).toBeGreaterThan(0);

@@ -1,0 +1,33 @@
+// TimeSlice: a slice's wall time and, given a run clock, the CPU its thread ran within it.
+import { describe, expect, it } from 'vitest';
+import { TimeSlice } from '../../src/util/time-slice';
+
+describe('time slices', () => {
+  it('counts the longest slice, and with a wait clock the longest without waiting for a core', async () => {
+    let waited = 0;
+    const spin = (ms: number) => {
+      const until = performance.now() + ms;
+      while (performance.now() < until);
+    };
+    const slice = new TimeSlice(1, () => waited);
+    spin(12); // the first slice: 12 ms, of which the thread waited 10 for a core
+    waited += 10;
+    await slice.yield();
+    spin(6); // the second: 6 ms, all its own
+    await slice.wait(new Promise((r) => setTimeout(r, 20)));
+    slice.end();
+    expect(slice.yields).toBe(1);
+    expect(slice.longestMs).toBeGreaterThanOrEqual(12);
+    expect(slice.longestRunMs).toBeGreaterThanOrEqual(6);
+    expect(slice.longestRunMs).toBeLessThan(slice.longestMs - 4);
+    // the wait's 20 ms are not a slice: the loop was free meanwhile
+    expect(slice.longestMs).toBeLessThan(20);
+  });
+
+  it('measures no run time without a clock', async () => {
+    const slice = new TimeSlice();
+    await slice.yield();
+    slice.end();
+    expect(slice.longestRunMs).toBe(0);
+  });
+});
