@@ -183,7 +183,12 @@ function startLoad(socket, name) {
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load generator exited ${code}`))));
   });
-  return { stop: () => (child.stdin.end(), done) };
+  return { pid: child.pid, stop: () => (child.stdin.end(), done) };
+}
+
+/** How long a process's main thread has waited for a core so far, in ms (its schedstat). */
+function waitedMs(pid) {
+  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
 }
 
 async function loadChild(socket, url) {
@@ -265,7 +270,10 @@ async function measure(n) {
     const socket = path.join(root, 'qosd.sock');
     await d.listen(socket);
     const name = `v${Math.floor(n / 2)}`;
-    await d.periodic.pass(); // rules in place: the passes measured below find nothing to do
+    // The first pass finds every rule missing and writes them all (as after rules were lost):
+    // its hold of this thread is counted too. Then the passes measured below find nothing to do.
+    const repairing = new TimeSlice();
+    const repaired = await d.periodic.pass(repairing);
 
     // A no-op pass's CPU, alone, and its floor.
     const c0 = process.cpuUsage();
@@ -341,6 +349,7 @@ async function measure(n) {
       monitor.disable();
       const cpu = process.cpuUsage(cpu0);
       const window = [l0, nowMs()];
+      window.waited = { daemon: threadWaitMs(), generator: waitedMs(gen.pid) };
       if (counting) {
         delay.p99 = Math.max(delay.p99, monitor.percentile(99) / 1e6);
         delay.max = Math.max(delay.max, monitor.max / 1e6);
@@ -361,11 +370,23 @@ async function measure(n) {
     await sleep(1000);
     counting = true;
     const windows = { quiet: [], loaded: [] };
+    // The share of each side's time the daemon's thread and the request generator waited for a core.
+    const waits = { quiet: { daemon: 0, generator: 0 }, loaded: { daemon: 0, generator: 0 } };
+    const waited = () => ({ daemon: threadWaitMs(), generator: waitedMs(gen.pid) });
+    const add = (side, from, to, ms) => {
+      waits[side].daemon += (to.daemon - from.daemon) / ms / WINDOWS;
+      waits[side].generator += (to.generator - from.generator) / ms / WINDOWS;
+    };
     for (let w = 0; w < WINDOWS; w++) {
       const q0 = nowMs();
+      const qw = waited();
       await sleep(WINDOW_MS);
       windows.quiet.push([q0, nowMs()]);
-      windows.loaded.push(await loadedWindow());
+      add('quiet', qw, waited(), nowMs() - q0);
+      const lw = waited();
+      const l = await loadedWindow();
+      windows.loaded.push(l);
+      add('loaded', lw, l.waited, l[1] - l[0]);
     }
     const report = await gen.stop();
     await scraper.stop();
@@ -386,8 +407,10 @@ async function measure(n) {
       longestHoldWithoutWaitingMs: holdRuns,
       eventLoopDelayMs: delay,
       loadedRuns: runs,
+      waitingForACoreShare: waits,
       scrapeBytes,
       daemonCoreShareLoaded: cpuMs / wallMs,
+      repairingPass: { repairs: repaired, longestHoldMs: repairing.longestMs, longestHoldWithoutWaitingMs: repairing.longestRunMs },
       noopPassCpuMs,
       noopPassFloorCpuMs: passFloor,
       noopPassRepairs: repairs,
@@ -412,6 +435,8 @@ async function main() {
       `${n} attached guaranteed volumes: GET /v1/volumes/:name at ${RATE}/s p99 ${r.quiet.p99Ms.toFixed(2)} ms quiet → ${r.loaded.p99Ms.toFixed(2)} ms with controller + reconcile + sweeps + scrape running (${r.p99Ratio.toFixed(2)}×; p50 ${r.quiet.p50Ms.toFixed(2)} → ${r.loaded.p50Ms.toFixed(2)} ms)\n` +
         `  longest hold of the event loop (wall / without waiting for a core): ${Object.keys(h).map((j) => `${j} ${h[j].toFixed(1)} / ${r.longestHoldWithoutWaitingMs[j].toFixed(1)} ms`).join(', ')}; timer delay p99 ${r.eventLoopDelayMs.p99.toFixed(1)} ms, max ${r.eventLoopDelayMs.max.toFixed(1)} ms\n` +
         `  p99 by window: quiet ${r.quiet.windowP99Ms.map((x) => x.toFixed(1)).join(', ')} ms; loaded ${r.loaded.windowP99Ms.map((x) => x.toFixed(1)).join(', ')} ms (${r.quiet.requests} and ${r.loaded.requests} requests, ${r.quiet.errors + r.loaded.errors} errors)\n` +
+        `  waiting for a core: the daemon's thread ${(r.waitingForACoreShare.quiet.daemon * 100).toFixed(1)}% of the quiet windows, ${(r.waitingForACoreShare.loaded.daemon * 100).toFixed(1)}% of the loaded; the request generator ${(r.waitingForACoreShare.quiet.generator * 100).toFixed(1)}% and ${(r.waitingForACoreShare.loaded.generator * 100).toFixed(1)}%\n` +
+        `  a pass writing every rule (${r.repairingPass.repairs} repairs) held this thread at most ${r.repairingPass.longestHoldMs.toFixed(1)} / ${r.repairingPass.longestHoldWithoutWaitingMs.toFixed(1)} ms\n` +
         `  no-op reconcile pass ${r.noopPassCpuMs.toFixed(0)} ms CPU (${r.noopPassRepairs} repairs; its floor, listing and reading the same files: ${r.noopPassFloorCpuMs.toFixed(0)} ms); controller ${r.controllerCpuMsPerTick.toFixed(2)} ms CPU per tick = ${(r.controllerCoreShareAt250ms * 100).toFixed(2)}% of a core at 250 ms`,
     );
   }

@@ -142,7 +142,7 @@ export class Enforcer {
     } finally {
       timer();
     }
-    this.report(blkio, repairs);
+    await this.report(blkio, repairs, slice);
     if (!blkio.leavesNeedRules) return repairs.length;
     const { attachments } = await this.view.read(slice);
     await this.watchPods(attachedPods(attachments), slice);
@@ -160,12 +160,12 @@ export class Enforcer {
     if ('error' in blkio) return 0;
     let repairs: Repair[];
     try {
-      repairs = confirmRepairs(this.passContext(blkio), found);
+      repairs = await confirmRepairs(this.passContext(blkio), found, slice);
     } catch (err) {
       this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
       throw err;
     }
-    this.report(blkio, repairs);
+    await this.report(blkio, repairs, slice);
     if (blkio.leavesNeedRules) await this.watchPods(pods, slice);
     else slice.end();
     return repairs.length;
@@ -176,8 +176,9 @@ export class Enforcer {
   }
 
   /** Each repair counted and logged with what was wrong. */
-  private report(blkio: Blkio, repairs: Repair[]): void {
+  private async report(blkio: Blkio, repairs: Repair[], slice: TimeSlice): Promise<void> {
     for (const r of repairs) {
+      if (slice.due()) await slice.yield();
       this.o.metrics.reconcileRepairs.inc({ kind: r.kind === 'stray' ? 'stray-rule' : 'cgroup-rule' });
       this.o.log.warn(
         { dir: r.dir, device: r.device, found: r.found, want: r.want },

@@ -153,11 +153,24 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     // Nothing written yet.
     for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 50\n');
-    const written = confirmRepairs(ctx, found);
+    const written = await confirmRepairs(ctx, found);
     expect(written.length).toBe(found.length);
     for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('7:5 200');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 0');
     expect((await reconcilePass({ ...ctx, findOnly: true })).repairs).toEqual([]);
+  });
+
+  it('gives the event loop back between the repairs it confirms', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    expect(found.length).toBeGreaterThan(1);
+    const slice = new TimeSlice(0); // every step is over budget: a turn of the loop before each
+    const written = await confirmRepairs(ctx, found, slice);
+    expect(written.length).toBe(found.length);
+    expect(slice.yields).toBe(found.length);
   });
 
   it('does not undo a detach or an attach that committed between the finding and the confirmation', async () => {
@@ -175,7 +188,7 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
     addAttachment(store, late, FIXTURE_PODS.besteffort, other, 'v1');
     for (const d of blkio.ruleDirs(other)) blkio.syncRules(d, '7:7', { readIops: 300 });
-    expect(confirmRepairs(ctx, found)).toEqual([]);
+    expect(await confirmRepairs(ctx, found)).toEqual([]);
     for (const d of blkio.ruleDirs(dir)) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).not.toContain('7:5 200');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:7 300');
   });
@@ -184,6 +197,6 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     const { ctx, store, pod } = node('v1-cgroupfs');
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     addAttachment(store, vol, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
-    expect(confirmRepairs(ctx, [{ dir: path.join(pod(FIXTURE_PODS.burstable), 'gone-container'), device: '7:5' }])).toEqual([]);
+    expect(await confirmRepairs(ctx, [{ dir: path.join(pod(FIXTURE_PODS.burstable), 'gone-container'), device: '7:5' }])).toEqual([]);
   });
 });
