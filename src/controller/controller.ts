@@ -39,19 +39,6 @@ export class ControlledLimits implements LimitPolicy {
   }
 }
 
-interface Counters {
-  readIops: number;
-  writeIops: number;
-  readBps: number;
-  writeBps: number;
-  /** The volume's device's time_in_queue (ms), when readable. */
-  timeInQueue: number | undefined;
-  /** Its IOs in flight at the read. */
-  inFlight: number | undefined;
-  /** Its device's time with IO in flight (ms). */
-  ioTicks: number | undefined;
-}
-
 /** The attached volumes of one store snapshot, worked out once per snapshot. */
 interface AttachedView {
   snapshot: StoreSnapshot;
@@ -79,7 +66,8 @@ export interface ControllerOptions {
 }
 
 export class Controller {
-  private last = new Map<string, Counters>();
+  /** Each measured volume's device counters at the last tick (the parsed ones, kept as they are). */
+  private last = new Map<string, DiskCounters>();
   private lastAt = 0n;
   private readonly memory = newLawMemory();
   private readonly view: StoreView;
@@ -133,25 +121,24 @@ export class Controller {
     const now = (this.o.clock ?? process.hrtime.bigint)();
     const pause = () => slice.check();
     const disks = await (this.o.readDisks ?? ((only, p) => readDiskstatsInPieces(p, undefined, only)))(devices, pause);
-    const counters = new Map<string, Counters>();
+    const counters = new Map<string, DiskCounters>();
     const samples: VolumeRates[] = [];
     const secs = Number(now - this.lastAt) / 1e9;
     for (const v of volumes.values()) {
       const d = v.deviceNumber ? disks.get(v.deviceNumber) : undefined;
       if (!d) continue;
-      const c: Counters = { readIops: d.readIos, writeIops: d.writeIos, readBps: d.readBytes, writeBps: d.writeBytes, timeInQueue: d.timeInQueueMs, inFlight: d.inFlight, ioTicks: d.ioTicksMs };
-      counters.set(v.name, c);
+      counters.set(v.name, d);
       const prev = this.last.get(v.name);
       if (!prev || secs <= 0) continue;
       const rate: Figures = {
-        readIops: Math.max(0, (c.readIops - prev.readIops) / secs),
-        writeIops: Math.max(0, (c.writeIops - prev.writeIops) / secs),
-        readBps: Math.max(0, (c.readBps - prev.readBps) / secs),
-        writeBps: Math.max(0, (c.writeBps - prev.writeBps) / secs),
+        readIops: Math.max(0, (d.readIos - prev.readIos) / secs),
+        writeIops: Math.max(0, (d.writeIos - prev.writeIos) / secs),
+        readBps: Math.max(0, (d.readBytes - prev.readBytes) / secs),
+        writeBps: Math.max(0, (d.writeBytes - prev.writeBytes) / secs),
       };
-      const queue = c.timeInQueue !== undefined && prev.timeInQueue !== undefined ? Math.max(0, c.timeInQueue - prev.timeInQueue) / 1000 / secs : undefined;
-      const busy = c.ioTicks !== undefined && prev.ioTicks !== undefined ? Math.max(0, c.ioTicks - prev.ioTicks) / 1000 / secs : undefined;
-      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: c.inFlight, busy });
+      const queue = Math.max(0, d.timeInQueueMs - prev.timeInQueueMs) / 1000 / secs;
+      const busy = Math.max(0, d.ioTicksMs - prev.ioTicksMs) / 1000 / secs;
+      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: d.inFlight, busy });
       if (slice.due()) await slice.yield();
     }
     this.last = counters;

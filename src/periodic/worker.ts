@@ -48,7 +48,8 @@ const controller = controlled
       // The worker decides only (Controller.decide); the daemon's thread applies.
       enforcer: { apply: () => { throw new Error('the worker does not write cgroups'); } },
       pools,
-      metrics: new Metrics(),
+      // used by tick() only, which runs on the daemon's thread: never exported from here
+      metrics: new Metrics({ processMetrics: false }),
       intervalMs: 0,
       ...(setup.diskstatsFile ? { readDisks: (only, pause) => readDiskstatsInPieces(pause, setup.diskstatsFile, only) } : {}),
     })
