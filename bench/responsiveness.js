@@ -287,6 +287,9 @@ async function measure(n) {
     // (every thread) over 20 ticks at the controller's interval, less its CPU over as long with no
     // tick just before: a tick's garbage is collected by V8's helper threads after the tick has
     // returned (measured at 1,000: as much again as the tick's own span), and that is its cost too.
+    // Warmed up first: the ticks measured are the controller's steady state, not the JIT compiling
+    // its code on V8's helper threads during the first ticks (the worker has run none before).
+    for (let i = 0; i < 40; i++) await d.periodic.tick();
     await sleep(1500);
     const cpuNow = () => {
       const u = process.cpuUsage();

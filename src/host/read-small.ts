@@ -7,21 +7,28 @@
 // of /proc/diskstats with 1,000 loop devices returned 55 of its 1,006 lines.
 import * as fs from 'node:fs';
 
-const buf = Buffer.allocUnsafe(64 * 1024);
+/** Reused for every read; grows to the largest file read (/proc/diskstats: ~1 MB at 10,000 devices). */
+let buf = Buffer.allocUnsafe(64 * 1024);
 /** Below this, a read() of a seq file has returned the whole rest of the file. */
 const SURELY_LAST = 2048;
 
 export function readSmall(file: string): string {
   const fd = fs.openSync(file, 'r');
   try {
-    const n = fs.readSync(fd, buf, 0, buf.length, null);
+    let n = fs.readSync(fd, buf, 0, buf.length, null);
     if (n === 0) return '';
     if (n < SURELY_LAST) return buf.toString('latin1', 0, n);
-    const parts = [buf.toString('latin1', 0, n)];
+    // Read on into the same buffer and make one string at the end: a string per read() and their
+    // join allocated the text three times over, four times a second, at 10,000 devices.
     for (;;) {
-      const more = fs.readSync(fd, buf, 0, buf.length, null);
-      if (more === 0) return parts.join('');
-      parts.push(buf.toString('latin1', 0, more));
+      if (n === buf.length) {
+        const bigger = Buffer.allocUnsafe(buf.length * 2);
+        buf.copy(bigger, 0, 0, n);
+        buf = bigger;
+      }
+      const more = fs.readSync(fd, buf, n, buf.length - n, null);
+      if (more === 0) return buf.toString('latin1', 0, n);
+      n += more;
     }
   } finally {
     fs.closeSync(fd);

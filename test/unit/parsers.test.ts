@@ -3,6 +3,8 @@
 // file's identity (util-linux 2.38, as on Debian 12).
 import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { parseDiskstats, readDiskstats } from '../../src/host/diskstats';
 import { readSmall } from '../../src/host/read-small';
 import { parseLoopIdentities } from '../../src/host/losetup';
@@ -48,6 +50,17 @@ describe('readSmall on kernel seq files', () => {
   it('gives every device of /proc/diskstats to the controller', () => {
     const lines = fs.readFileSync('/proc/diskstats', 'latin1').split('\n').filter((l) => l.trim().split(/\s+/).length >= 14);
     expect(readDiskstats().size).toBe(new Set(lines.map((l) => l.trim().split(/\s+/).slice(0, 2).join(':'))).size);
+  });
+
+  it('reads a regular file that fills its buffer several times, and a short one after it', () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-read-')), 'big');
+    const text = Array.from({ length: 20_000 }, (_, i) => `   7 ${String(i).padStart(7)} loop${i} ${i} 0 0 0 0 0 0 0 0 0 0`).join('\n');
+    fs.writeFileSync(file, text, 'latin1');
+    expect(text.length).toBeGreaterThan(4 * 64 * 1024);
+    expect(readSmall(file)).toBe(text);
+    fs.writeFileSync(file, '7:0 100\n');
+    expect(readSmall(file)).toBe('7:0 100\n');
+    fs.rmSync(path.dirname(file), { recursive: true });
   });
 
   it('reads a short file in one piece and an empty one as empty', () => {
