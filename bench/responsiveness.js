@@ -21,6 +21,7 @@
 // turns); the event loop delay seen by a timer; a no-op reconcile pass's CPU beside its floor
 // measured in the same run (listing the same cgroups and reading the same rule files, nothing
 // else); the controller's CPU per tick and its share of a core at 250 ms (controller alone).
+// BENCH_LOADED (default controller,reconcile,scrape) leaves jobs out of the loaded windows.
 // Writes bench/results/responsiveness.json. Run as root after `npm run build` (tmpfs mount).
 'use strict';
 const fs = require('node:fs');
@@ -36,6 +37,8 @@ const V1_RULES = ['read_iops_device', 'write_iops_device', 'read_bps_device', 'w
 const RATE = 400; // requests per second
 const WINDOW_MS = 2000;
 const WINDOWS = Number(process.env.BENCH_WINDOWS || 8);
+// The jobs a loaded window runs (default all): leaving one out tells what its share of the load is.
+const LOADED = new Set((process.env.BENCH_LOADED || 'controller,reconcile,scrape').split(','));
 
 function cgroup(dir) {
   fs.mkdirSync(dir, { recursive: true });
@@ -341,11 +344,12 @@ async function measure(n) {
       const tracked = (job, s) => counting && track(job, s);
       let ticking = Promise.resolve();
       const controllerTimer = setInterval(() => {
+        if (!LOADED.has('controller')) return;
         const s = new TimeSlice();
         ticking = d.periodic.tick(s).then(() => tracked('controller', s));
       }, 250);
       const passes = (async () => {
-        while (!stop) {
+        while (!stop && LOADED.has('reconcile')) {
           const s1 = new TimeSlice();
           await d.periodic.pass(s1);
           tracked('reconcile', s1);
@@ -356,7 +360,7 @@ async function measure(n) {
           await new Promise((r) => setImmediate(r));
         }
       })();
-      const scraped = scraper.scrape(); // one per window: every 2 s
+      const scraped = LOADED.has('scrape') ? scraper.scrape() : Promise.resolve(scrapeBytes); // one per window: every 2 s
       const l0 = nowMs();
       const cpu0 = process.cpuUsage();
       const monitor = monitorEventLoopDelay({ resolution: 1 });
@@ -377,7 +381,7 @@ async function measure(n) {
       await passes;
       await ticking;
       scrapeBytes = await scraped;
-      if (counting) runs.scrape++;
+      if (counting && LOADED.has('scrape')) runs.scrape++;
       return window;
     };
     // Warm-up, not counted: JIT and caches, quiet and loaded (the first scrapes and ticks).
@@ -422,6 +426,7 @@ async function measure(n) {
       longestHoldMs: holds,
       longestHoldWithoutWaitingMs: holdRuns,
       eventLoopDelayMs: delay,
+      loadedJobs: [...LOADED],
       loadedRuns: runs,
       waitingForACoreShare: waits,
       scrapeBytes,
