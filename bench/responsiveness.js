@@ -25,6 +25,15 @@
 // Writes bench/results/responsiveness.json. Run as root after `npm run build` (tmpfs mount).
 'use strict';
 const fs = require('node:fs');
+const { spawnSync: respawn } = require('node:child_process');
+// The daemon runs with its Node.js flags (src/cli/node-flags.ts), and so does this stand-in for
+// it: run again with them when they are missing.
+{
+  const { DAEMON_NODE_FLAGS } = require('../dist/cli/node-flags.js');
+  if (process.argv.length === 2 && !DAEMON_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
+    process.exit(respawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, __filename], { stdio: 'inherit' }).status ?? 1);
+  }
+}
 const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');

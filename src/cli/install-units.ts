@@ -1,10 +1,12 @@
 // Installs qosd's systemd units (qosd.socket, qosd.service) from the package's systemd/ folder.
-// ExecStart names the node binary this qosctl runs on and this package's qosd.js by absolute
-// path: the unit then starts the daemon with the Node.js it was installed with, wherever that
-// lives (a private prefix, /opt/node-v24), not whichever `node` systemd's PATH finds first.
+// ExecStart names the node binary this qosctl runs on, the daemon's Node.js flags (node-flags.ts)
+// and this package's qosd.js by absolute path: the unit then starts the daemon with the Node.js it
+// was installed with, wherever that lives (a private prefix, /opt/node-v24), not whichever `node`
+// systemd's PATH finds first.
 // Each file is written under a temporary name and renamed into place.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DAEMON_NODE_FLAGS } from './node-flags';
 
 export const DEFAULT_UNIT_DIR = '/etc/systemd/system';
 export const DEFAULT_CONFIG = '/etc/qosd/config.yaml';
@@ -16,7 +18,7 @@ export function serviceUnit(configFile: string, nodePath = process.execPath): st
   if (!SHIPPED_EXEC.test(shipped)) throw new Error('the packaged qosd.service has no ExecStart line to set');
   const daemon = path.join(__dirname, 'qosd.js');
   const quote = (s: string) => (/^[A-Za-z0-9_./:@+=-]+$/.test(s) ? s : JSON.stringify(s));
-  return shipped.replace(SHIPPED_EXEC, `ExecStart=${[nodePath, daemon, '--config', path.resolve(configFile)].map(quote).join(' ')}`);
+  return shipped.replace(SHIPPED_EXEC, `ExecStart=${[nodePath, ...DAEMON_NODE_FLAGS, daemon, '--config', path.resolve(configFile)].map(quote).join(' ')}`);
 }
 
 function writeAtomically(file: string, text: string): void {

@@ -1,6 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 // qosd: the node daemon. Flags override the config file; a bad config stops it at once with the
-// key path and the reason.
+// key path and the reason. The #! line carries the daemon's Node.js flags (node-flags.ts says why).
 import { earlyStop } from './early-signals'; // first: signals are caught from the first instant
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load';

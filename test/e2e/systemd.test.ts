@@ -66,7 +66,7 @@ describe.skipIf(missing)(`systemd units${missing ? ` (skipped: ${missing})` : ''
     const r = spawnSync(process.execPath, [QOSCTL, 'install-units', '--unit-dir', unitDir, '--config', config], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     const service = fs.readFileSync(path.join(unitDir, 'qosd.service'), 'utf8');
-    expect(service).toContain(`\nExecStart=${process.execPath} ${QOSD} --config ${config}\n`);
+    expect(service).toContain(`\nExecStart=${process.execPath} --single-threaded-gc ${QOSD} --config ${config}\n`);
     expect(fs.readFileSync(path.join(unitDir, 'qosd.socket'), 'utf8')).toBe(fs.readFileSync(path.join(REPO, 'systemd', 'qosd.socket'), 'utf8'));
     const v = spawnSync('systemd-analyze', ['verify', path.join(unitDir, 'qosd.socket'), path.join(unitDir, 'qosd.service')], { encoding: 'utf8' });
     expect(v.stdout + v.stderr).toBe('');

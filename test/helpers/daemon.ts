@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { request } from '../../src/cli/client';
+import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags';
 import { readMountinfo } from '../../src/host/mountinfo';
 import { removeCgroupTree } from './cgroup';
 import { afterAll, beforeAll } from 'vitest';
@@ -93,7 +94,7 @@ export async function waitForSocket(socket: string, timeoutMs = START_TIMEOUT_MS
 }
 
 export async function startDaemon(node: TestNode, extraArgs: string[] = [], env: Record<string, string> = {}): Promise<RunningDaemon> {
-  const child = spawn(process.execPath, [QOSD, '--config', node.configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, QOSD, '--config', node.configFile, ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   let out = '';
   child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   child.stderr!.on('data', (c: Buffer) => (out += c.toString()));

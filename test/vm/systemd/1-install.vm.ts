@@ -53,17 +53,18 @@ describe('qosd installed as the README says, under a real systemd', () => {
     expect(fs.lstatSync(INSTALLED).isSymbolicLink()).toBe(false);
     expect(fs.realpathSync(QOSCTL).startsWith(`${INSTALLED}/`)).toBe(true);
     const unit = fs.readFileSync('/etc/systemd/system/qosd.service', 'utf8');
-    expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath} ${INSTALLED}/dist/cli/qosd\\.js --config /etc/qosd/config\\.yaml$`, 'm'));
+    expect(unit).toMatch(new RegExp(`^ExecStart=${process.execPath} --single-threaded-gc ${INSTALLED}/dist/cli/qosd\\.js --config /etc/qosd/config\\.yaml$`, 'm'));
     expect(fs.existsSync(DRIVER)).toBe(true);
   }, 900_000);
 
-  it('runs the installed daemon in the host mount namespace, from the installed copy', async () => {
+  it('runs the installed daemon in the host mount namespace, from the installed copy, with its Node.js flags', async () => {
     await until('qosd to answer', async () => (await api('GET', '/v1/status').catch(() => ({ status: 0 }))).status === 200);
     const pid = qosdMainPid();
     expect(pid).toBeGreaterThan(0);
     expect(fs.readlinkSync(`/proc/${pid}/ns/mnt`)).toBe(fs.readlinkSync('/proc/1/ns/mnt'));
     const cmdline = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    expect(cmdline[1]).toBe(`${INSTALLED}/dist/cli/qosd.js`);
+    // node, the daemon's Node.js flags (src/cli/node-flags.ts), then the installed daemon
+    expect(cmdline.slice(1, 3)).toEqual(['--single-threaded-gc', `${INSTALLED}/dist/cli/qosd.js`]);
     const maps = fs.readFileSync(`/proc/${pid}/maps`, 'utf8');
     expect(maps).toContain(`${INSTALLED}/dist/native/better_sqlite3-abi`);
     expect(maps).not.toContain('/mnt/repo');
