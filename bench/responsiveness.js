@@ -25,19 +25,18 @@
 // Writes bench/results/responsiveness.json. Run as root after `npm run build` (tmpfs mount).
 'use strict';
 const fs = require('node:fs');
-const { spawnSync: respawn } = require('node:child_process');
+const { execFileSync, spawn, spawnSync } = require('node:child_process');
 // The daemon runs with its Node.js flags (src/cli/node-flags.ts), and so does this stand-in for
 // it: run again with them when they are missing.
 {
   const { DAEMON_NODE_FLAGS } = require('../dist/cli/node-flags.js');
   if (process.argv.length === 2 && !DAEMON_NODE_FLAGS.every((f) => process.execArgv.includes(f))) {
-    process.exit(respawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, __filename], { stdio: 'inherit' }).status ?? 1);
+    process.exit(spawnSync(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, __filename], { stdio: 'inherit' }).status ?? 1);
   }
 }
 const os = require('node:os');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { execFileSync, spawn } = require('node:child_process');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
 
 const REPO = path.resolve(__dirname, '..');
@@ -198,10 +197,6 @@ function startLoad(socket, name) {
   return { pid: child.pid, stop: () => (child.stdin.end(), done) };
 }
 
-/** How long a process's main thread has waited for a core so far, in ms (its schedstat). */
-function waitedMs(pid) {
-  return Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1e6;
-}
 
 async function loadChild(socket, url) {
   const http = require('node:http');
@@ -378,7 +373,7 @@ async function measure(n) {
       monitor.disable();
       const cpu = process.cpuUsage(cpu0);
       const window = [l0, nowMs()];
-      window.waited = { daemon: threadWaitMs(), generator: waitedMs(gen.pid) };
+      window.waited = { daemon: threadWaitMs(), generator: threadWaitMs(String(gen.pid)) };
       if (counting) {
         delay.p99 = Math.max(delay.p99, monitor.percentile(99) / 1e6);
         delay.max = Math.max(delay.max, monitor.max / 1e6);
@@ -401,7 +396,7 @@ async function measure(n) {
     const windows = { quiet: [], loaded: [] };
     // The share of each side's time the daemon's thread and the request generator waited for a core.
     const waits = { quiet: { daemon: 0, generator: 0 }, loaded: { daemon: 0, generator: 0 } };
-    const waited = () => ({ daemon: threadWaitMs(), generator: waitedMs(gen.pid) });
+    const waited = () => ({ daemon: threadWaitMs(), generator: threadWaitMs(String(gen.pid)) });
     const add = (side, from, to, ms) => {
       waits[side].daemon += (to.daemon - from.daemon) / ms / WINDOWS;
       waits[side].generator += (to.generator - from.generator) / ms / WINDOWS;

@@ -6,8 +6,8 @@
 // a slice from the time its thread waited while other threads and processes ran.
 import { readSmall } from './read-small';
 
-/** The time this thread has waited for a core so far, in ms. */
-export function threadWaitMs(): number {
-  const fields = readSmall('/proc/thread-self/schedstat').split(' ');
+/** The time this thread (or `task`: a thread or process id) has waited for a core so far, in ms. */
+export function threadWaitMs(task = 'thread-self'): number {
+  const fields = readSmall(`/proc/${task}/schedstat`).split(' ');
   return Number(fields[1]) / 1e6;
 }
