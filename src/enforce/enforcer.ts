@@ -14,6 +14,7 @@ import { now, type Store } from '../store/store';
 import { StoreView } from '../store/view';
 import type { Metrics } from '../metrics/registry';
 import { LeafWatcher } from './leaf-watcher';
+import type { RuleWatchNews } from './rule-watch';
 import { confirmRepairs, reconcilePass, type PassContext, type Repair } from './rule-pass';
 import { TimeSlice } from '../util/time-slice';
 import { staticLimits, type LimitPolicy } from './limit-policy';
@@ -117,6 +118,14 @@ export class Enforcer {
       }
     }
     if (writes) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'detach' }, writes);
+  }
+
+  /**
+   * What the leaf watches saw since the last call, for the next pass (rule-watch.ts); `resync`
+   * when that pass runs in a worker that knows nothing yet.
+   */
+  ruleWatchNews(resync: boolean): RuleWatchNews {
+    return this.watcher.log.take(resync ? () => this.watcher.watchedDirs() : undefined);
   }
 
   /** Stops watching everything (daemon shutdown; rules stay, the next start re-adopts them). */

@@ -1,9 +1,12 @@
 // Watches pod cgroups for new child cgroups (containers, the sandbox, crun's sub-groups). On cgroup
 // v1 the throttle hierarchy is flat, so every new leaf needs its own rules the moment it appears;
 // inotify on cgroupfs reports a mkdir as a "rename" event within a millisecond or so. The
-// periodic reconcile pass (rule-pass.ts) is the safety net for anything a watch misses.
+// periodic reconcile pass (rule-pass.ts) is the safety net for anything a watch misses. The same
+// watches report writes to the cgroups' rule files ("change"), which lets the pass skip reading
+// what nobody wrote (rule-watch.ts): each watch begun and ended, and each write, goes in the log.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { RuleWatchLog } from './rule-watch';
 
 export type NewCgroupHandler = (podCgroup: string, cgroupDir: string) => void;
 
@@ -16,7 +19,10 @@ interface PodWatch {
 export class LeafWatcher {
   private readonly pods = new Map<string, PodWatch>();
 
-  constructor(private readonly onNewCgroup: NewCgroupHandler) {}
+  constructor(
+    private readonly onNewCgroup: NewCgroupHandler,
+    readonly log: RuleWatchLog = new RuleWatchLog(),
+  ) {}
 
   /** Starts (or shares) a watch on a pod cgroup and everything below it, for `holder`. */
   watch(podCgroup: string, holder: number): void {
@@ -36,7 +42,7 @@ export class LeafWatcher {
     if (!pod) return;
     pod.holders.delete(holder);
     if (pod.holders.size > 0) return;
-    for (const w of pod.watchers.values()) w.close();
+    for (const dir of [...pod.watchers.keys()]) this.stop(pod, dir);
     this.pods.delete(podCgroup);
   }
 
@@ -49,9 +55,22 @@ export class LeafWatcher {
     return [...this.pods.keys()];
   }
 
+  /** Every cgroup watched now. */
+  watchedDirs(): string[] {
+    const out: string[] = [];
+    for (const pod of this.pods.values()) for (const dir of pod.watchers.keys()) out.push(dir);
+    return out;
+  }
+
   close(): void {
-    for (const pod of this.pods.values()) for (const w of pod.watchers.values()) w.close();
+    for (const pod of this.pods.values()) for (const dir of [...pod.watchers.keys()]) this.stop(pod, dir);
     this.pods.clear();
+  }
+
+  private stop(pod: PodWatch, dir: string): void {
+    pod.watchers.get(dir)?.close();
+    pod.watchers.delete(dir);
+    this.log.watchEnded(dir);
   }
 
   private watchDir(podCgroup: string, pod: PodWatch, dir: string): void {
@@ -59,12 +78,14 @@ export class LeafWatcher {
     let watcher: fs.FSWatcher;
     try {
       watcher = fs.watch(dir, { persistent: false }, (event, name) => {
-        if (event !== 'rename' || !name) return;
+        this.log.event();
+        // A write to a file in it: its rules, as far as this watch can tell.
+        if (event === 'change') return this.log.ruleWritten(dir);
+        if (!name) return;
         const child = path.join(dir, name.toString());
         if (!isDir(child)) {
           // Removed: stop watching it (its watcher also errors out on its own).
-          pod.watchers.get(child)?.close();
-          pod.watchers.delete(child);
+          if (pod.watchers.has(child)) this.stop(pod, child);
           return;
         }
         this.watchDir(podCgroup, pod, child);
@@ -74,10 +95,11 @@ export class LeafWatcher {
       return; // the directory went away before we could watch it
     }
     watcher.on('error', () => {
-      watcher.close();
-      pod.watchers.delete(dir);
+      if (pod.watchers.get(dir) === watcher) this.stop(pod, dir);
+      else watcher.close();
     });
     pod.watchers.set(dir, watcher);
+    this.log.watchStarted(dir);
     // Children that already exist get watched too (a restart, or a leaf that raced the watch).
     for (const e of readDirs(dir)) this.watchDir(podCgroup, pod, path.join(dir, e));
   }

@@ -18,6 +18,7 @@ import type { Store } from '../store/store';
 import { StoreView, type StoreSnapshot } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
 import type { LimitPolicy } from './limit-policy';
+import type { TrustedRules } from './rule-watch';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -31,7 +32,10 @@ export interface Repair {
 }
 
 export interface PassResult {
+  /** The cgroups checked: their rules read, or vouched for by a watch (`trusted`). */
   cgroups: number;
+  /** Of those, the ones vouched for and not read. */
+  vouched: number;
   repairs: Repair[];
 }
 
@@ -47,6 +51,11 @@ export interface PassContext {
    * the daemon's thread confirms and writes each repair (confirmRepairs).
    */
   findOnly?: boolean;
+  /**
+   * The cgroups whose rules need no reading: read right before and watched since with no write
+   * seen (rule-watch.ts). The worker's pass only; a pass without it reads every cgroup.
+   */
+  trusted?: TrustedRules;
 }
 
 type Wants = Map<string, Figures>; // device → limits
@@ -99,11 +108,20 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
 
   const repairs: Repair[] = [];
   let cgroups = 0;
+  let vouched = 0;
   // Asked only when there is something to write: a no-op pass over 20,000 cgroups asks never.
   const stale = (): boolean => store.generation() !== snapshot.generation;
+  const trusted = ctx.trusted;
   const sync = (dir: string, wants: Wants): void => {
     try {
-      syncDir(ctx, dir, wants, ours, stale, repairs);
+      if (trusted?.vouchesFor(dir, wants)) {
+        cgroups++;
+        vouched++;
+        return;
+      }
+      const before = repairs.length;
+      const current = syncDir(ctx, dir, wants, ours, stale, repairs);
+      trusted?.read(dir, wants, repairs.length === before && onlyWanted(current, wants));
       cgroups++;
     } catch (err) {
       if (!isGone(err)) throw err; // exited between the listing and the read: nothing to keep
@@ -149,10 +167,17 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
     if (slice.due()) await slice.yield();
   }
   slice.end();
-  return { cgroups, repairs };
+  return { cgroups, vouched, repairs };
 }
 
-function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: () => boolean, repairs: Repair[]): void {
+/** Whether a cgroup holds rules for wanted devices only. */
+function onlyWanted(current: ReadonlyMap<string, Figures>, wants: Wants): boolean {
+  for (const device of current.keys()) if (!wants.has(device)) return false;
+  return true;
+}
+
+/** Reads a cgroup's rules and settles what differs from `wants`; returns what it read. */
+function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: () => boolean, repairs: Repair[]): ReadonlyMap<string, Figures> {
   const { blkio } = ctx;
   const current = blkio.readRules(dir);
   const decide = (device: string, found: Figures): void => {
@@ -168,6 +193,7 @@ function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>,
   };
   for (const device of wants.keys()) decide(device, current.get(device) ?? {});
   for (const [device, found] of current) if (!wants.has(device)) decide(device, found);
+  return current;
 }
 
 /** Writes what the store wants of `device` in `dir`, or clears a rule of qosd's nobody wants. */

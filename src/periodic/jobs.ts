@@ -13,7 +13,8 @@ import { applyTick, type ControlledLimits } from '../controller/controller';
 import type { Metrics } from '../metrics/registry';
 import type { ScrapeReading } from '../scrape/collect';
 import { TimeSlice } from '../util/time-slice';
-import type { FromWorker, HeadAnswer, JobName, JobResults, ScrapeFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
+import type { RuleWatchNews } from '../enforce/rule-watch';
+import type { FromWorker, HeadAnswer, JobName, JobRequest, JobResults, ScrapeFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
 export interface PeriodicJobsOptions {
   setup: WorkerSetup;
@@ -39,6 +40,10 @@ export class PeriodicJobs {
   private timers: NodeJS.Timeout[] = [];
   private closed = false;
   private listening: { resolve: () => void; reject: (err: Error) => void } | undefined;
+  /** What the last pass checked: the cgroups, and those a watch vouched for (tests, benchmarks). */
+  lastPass: { cgroups: number; vouched: number } | undefined;
+  /** The next pass tells the worker every watched cgroup, not only the news (a new worker). */
+  private resyncRules = true;
 
   constructor(private readonly o: PeriodicJobsOptions) {}
 
@@ -89,7 +94,8 @@ export class PeriodicJobs {
   async pass(slice: TimeSlice = new TimeSlice()): Promise<number> {
     const timer = this.o.metrics.reconcileDuration.startTimer();
     try {
-      const { found, pods } = await slice.wait(this.ask('pass'));
+      const { found, pods, cgroups, vouched } = await slice.wait(this.ask('pass', (resync) => this.o.enforcer.ruleWatchNews(resync)));
+      this.lastPass = { cgroups, vouched };
       return await this.o.enforcer.finishPass(found, pods ?? [], slice);
     } catch (err) {
       this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
@@ -131,19 +137,26 @@ export class PeriodicJobs {
     if (w) await w.terminate();
   }
 
-  private ask<J extends JobName>(job: J): Promise<JobResults[J]> {
+  /** Asks the worker for a job; a pass carries the leaf watches' news (`rules`, built as it is sent). */
+  private ask<J extends JobName>(job: J, rules?: (resync: boolean) => RuleWatchNews): Promise<JobResults[J]> {
     if (this.closed) return Promise.reject(new Error('the periodic jobs are stopped'));
     const worker = this.worker ?? this.spawn();
     const id = this.nextId++;
+    const request: JobRequest = { id, job };
+    if (rules) {
+      request.rules = rules(this.resyncRules);
+      this.resyncRules = false;
+    }
     return new Promise<JobResults[J]>((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (r: unknown) => void, reject });
       worker.ref(); // a job in progress keeps the process alive; an idle worker does not
-      worker.postMessage({ id, job } satisfies ToWorker);
+      worker.postMessage(request satisfies ToWorker);
     });
   }
 
   private spawn(): Worker {
     const worker = new Worker(this.o.workerFile ?? path.join(__dirname, 'worker.js'), { workerData: this.o.setup });
+    this.resyncRules = true; // a new worker has verified nothing and knows no watch
     worker.unref();
     worker.on('message', (msg: FromWorker) => {
       if ('event' in msg) return this.onEvent(worker, msg);

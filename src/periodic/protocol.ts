@@ -5,6 +5,7 @@ import type { CgroupLayout } from '../host/cgroup-layout';
 import type { CgroupDriverSetting } from '../model/cgroup';
 import type { PoolConfig, LogLevel } from '../config/config';
 import type { Repair } from '../enforce/rule-pass';
+import type { RuleWatchNews } from '../enforce/rule-watch';
 import type { AttachedPod } from '../enforce/enforcer';
 import type { TickOutcome } from '../controller/controller';
 import type { PoolView } from '../service/pools';
@@ -34,11 +35,16 @@ export type JobName = 'pass' | 'tick' | 'sweep' | 'scrape';
 export interface JobRequest {
   id: number;
   job: JobName;
+  /** A pass's: what the daemon's leaf watches saw since the last pass (rule-watch.ts). */
+  rules?: RuleWatchNews;
 }
 
 /** A pass's findings: repairs to confirm, and (when the store changed since the last pass) the attached pods. */
 export interface PassFindings {
   found: Pick<Repair, 'dir' | 'device'>[];
+  /** The cgroups the pass checked, and how many of them a watch vouched for (not read). */
+  cgroups: number;
+  vouched: number;
   pods: AttachedPod[] | undefined;
 }
 

@@ -18,6 +18,7 @@ import { blkioFor } from '../host/blkio';
 import { readDiskstatsInPieces } from '../host/diskstats';
 import { byMountPoint, readMountinfoInPieces } from '../host/mountinfo';
 import { reconcilePass } from '../enforce/rule-pass';
+import { TrustedRules } from '../enforce/rule-watch';
 import { attachedPods } from '../enforce/enforcer';
 import { staticLimits } from '../enforce/limit-policy';
 import { Controller, ControlledLimits } from '../controller/controller';
@@ -54,6 +55,8 @@ const controller = controlled
       ...(setup.diskstatsFile ? { readDisks: (only, pause) => readDiskstatsInPieces(pause, setup.diskstatsFile, only) } : {}),
     })
   : undefined;
+/** The cgroups whose rules a pass read, found right, and no watch has seen written since. */
+const trusted = new TrustedRules();
 /** The generation of the store the last pass's attached pods came from. */
 let podsGeneration: number | undefined;
 
@@ -74,13 +77,13 @@ function lowerThisThreadsPriority(): void {
 }
 
 async function pass(slice: TimeSlice): Promise<PassFindings> {
-  if (!blkio) return { found: [], pods: undefined };
-  const { repairs } = await reconcilePass({ blkio, kubelet: setup.kubelet, store, view, policy, findOnly: true }, slice);
+  if (!blkio) return { found: [], pods: undefined, cgroups: 0, vouched: 0 };
+  const { repairs, cgroups, vouched } = await reconcilePass({ blkio, kubelet: setup.kubelet, store, view, policy, findOnly: true, trusted }, slice);
   const snapshot = await view.read(slice);
   const pods = blkio.leavesNeedRules && snapshot.generation !== podsGeneration ? attachedPods(snapshot.attachments) : undefined;
   podsGeneration = snapshot.generation;
   slice.end();
-  return { found: repairs.map((r) => ({ dir: r.dir, device: r.device })), pods };
+  return { found: repairs.map((r) => ({ dir: r.dir, device: r.device })), pods, cgroups, vouched };
 }
 
 async function sweep(slice: TimeSlice): Promise<SweepFindings> {
@@ -126,6 +129,7 @@ function head(reading: Omit<ScrapeFindings, 'text'>): Promise<string> {
 }
 
 function run(req: JobRequest): void {
+  if (req.rules) trusted.learn(req.rules);
   jobs[req.job](new TimeSlice())
     .then((result) => {
       const reply: JobReply = { id: req.id, result };

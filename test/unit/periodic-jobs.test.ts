@@ -84,7 +84,7 @@ async function node(opts: { mounted: boolean; metricsPort?: number }) {
     store.close();
   });
   const rules = () => [pod, ...fs.readdirSync(pod, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(pod, e.name))].map((d) => fs.readFileSync(path.join(d, V1_RIOPS), 'utf8'));
-  return { store, jobs, collector, rules, vol, att, metrics, diskstats };
+  return { store, jobs, collector, rules, vol, att, metrics, diskstats, pod };
 }
 
 describe('periodic jobs: found in the worker thread, written on the daemon\'s', () => {
@@ -163,6 +163,32 @@ describe('periodic jobs: found in the worker thread, written on the daemon\'s', 
     await jobs.pass(); // the worker starts with its first job
     expect(niced()).toBe(before + 1);
     expect(os.getPriority(0)).toBe(mine);
+  });
+
+  it('a steady pass reads only what a watch saw written; a write it saw is repaired at the next pass', async () => {
+    const { jobs, rules, pod } = await node({ mounted: true });
+    const dirs = [pod, ...fs.readdirSync(pod, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => path.join(pod, e.name))];
+    expect(await jobs.pass()).toBeGreaterThan(0); // rules written, the pod's cgroups watched after
+    const settle = async (): Promise<void> => {
+      // the watches' events for this thread's own writes, delivered before the next pass asks
+      for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 20));
+    };
+    await settle();
+    expect(await jobs.pass()).toBe(0); // watched now: read once more, found right
+    expect(await jobs.pass()).toBe(0);
+    expect(jobs.lastPass?.vouched).toBe(dirs.length); // nothing written since: none read
+    fs.writeFileSync(path.join(dirs[1]!, V1_RIOPS), '7:5 999'); // a hand edit
+    await settle();
+    expect(await jobs.pass()).toBe(1);
+    expect(jobs.lastPass?.vouched).toBe(dirs.length - 1);
+    expect(rules().every((r) => r === '7:5 200')).toBe(true);
+    // A new worker is told every watched cgroup, and vouches again once it has read them.
+    await (jobs as unknown as { worker: Worker }).worker.terminate();
+    await settle();
+    expect(await jobs.pass()).toBe(0);
+    expect(jobs.lastPass?.vouched).toBe(0);
+    expect(await jobs.pass()).toBe(0);
+    expect(jobs.lastPass?.vouched).toBe(dirs.length);
   });
 
   it('a worker that dies fails its jobs and is replaced at the next one', async () => {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { blkioFor, type Blkio } from '../../src/host/blkio';
 import { confirmRepairs, reconcilePass, type PassContext } from '../../src/enforce/rule-pass';
 import { staticLimits } from '../../src/enforce/limit-policy';
+import { TrustedRules, type RuleWatchNews } from '../../src/enforce/rule-watch';
 import { StoreView } from '../../src/store/view';
 import { TimeSlice } from '../../src/util/time-slice';
 import { now, type Store } from '../../src/store/store';
@@ -198,5 +199,80 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     addAttachment(store, vol, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
     expect(await confirmRepairs(ctx, [{ dir: path.join(pod(FIXTURE_PODS.burstable), 'gone-container'), device: '7:5' }])).toEqual([]);
+  });
+});
+
+describe('reconcile pass with what the leaf watches vouch for (rule-watch.ts)', () => {
+  const news = (n: Partial<RuleWatchNews>): RuleWatchNews => ({ resync: false, watched: [], unwatched: [], changed: [], full: false, ...n });
+
+  it('does not read a watched cgroup it found right until a write is reported, a full pass comes, or its wants change', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    await reconcilePass(ctx); // the rules written
+    const trusted = new TrustedRules();
+    const leaf = childDirs(dir)[0]!;
+    trusted.learn(news({ resync: true, watched: [dir, ...childDirs(dir)] }));
+    const findings = async () => (await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs.map((r) => r.dir);
+    expect(await findings()).toEqual([]);
+    expect(trusted.size).toBe(1 + childDirs(dir).length);
+    // Changed behind the watches' back (a fixture file, no event): not read, so not seen...
+    fs.writeFileSync(path.join(leaf, V1_RIOPS), '7:5 999\n');
+    expect(await findings()).toEqual([]);
+    // ...until the watch reports the write,
+    trusted.learn(news({ changed: [leaf] }));
+    expect(await findings()).toEqual([leaf]);
+    // and found wrong it is read at every pass until it is right.
+    expect(await findings()).toEqual([leaf]);
+    fs.writeFileSync(path.join(leaf, V1_RIOPS), '7:5 200\n');
+    expect(await findings()).toEqual([]);
+    // A full pass reads everything.
+    fs.writeFileSync(path.join(leaf, V1_RIOPS), '7:5 999\n');
+    expect(await findings()).toEqual([]);
+    trusted.learn(news({ full: true }));
+    expect(await findings()).toEqual([leaf]);
+    fs.writeFileSync(path.join(leaf, V1_RIOPS), '7:5 200\n');
+    expect(await findings()).toEqual([]);
+    // Wants that change are compared afresh even when nobody wrote the cgroup (a store change the
+    // daemon did not apply, a controller limit).
+    store.volumes.update(vol.name, { qos: { min: {}, max: { readIops: 300 } } }, now());
+    expect((await findings()).sort()).toEqual([dir, ...childDirs(dir)].sort());
+  });
+
+  it('trusts only cgroups watched since before the pass read them, and none whose watch ended', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    await reconcilePass(ctx);
+    const trusted = new TrustedRules();
+    const leaves = childDirs(dir);
+    await reconcilePass({ ...ctx, findOnly: true, trusted });
+    expect(trusted.size).toBe(0); // nothing watched: nothing verified
+    trusted.learn(news({ watched: [dir] }));
+    await reconcilePass({ ...ctx, findOnly: true, trusted });
+    expect(trusted.size).toBe(1);
+    trusted.learn(news({ watched: leaves }));
+    await reconcilePass({ ...ctx, findOnly: true, trusted });
+    expect(trusted.size).toBe(1 + leaves.length);
+    trusted.learn(news({ unwatched: [dir] }));
+    expect(trusted.size).toBe(leaves.length);
+    fs.writeFileSync(path.join(dir, V1_RIOPS), '7:5 999\n');
+    expect((await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs.map((r) => r.dir)).toEqual([dir]);
+  });
+
+  it('does not trust a cgroup holding a rule for a device it does not want', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    await reconcilePass(ctx);
+    fs.writeFileSync(path.join(dir, V1_RIOPS), '7:5 200\n8:0 100\n'); // 8:0 is not qosd's: left alone
+    const trusted = new TrustedRules();
+    trusted.learn(news({ resync: true, watched: [dir, ...childDirs(dir)] }));
+    expect((await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs).toEqual([]);
+    expect(trusted.vouchesFor(dir, new Map([['7:5', { readIops: 200 }]]))).toBe(false);
+    expect(trusted.size).toBe(childDirs(dir).length);
   });
 });

@@ -1,0 +1,95 @@
+// The leaf watches' news for the reconcile pass (enforce/rule-watch.ts), without root: what the
+// log hands over, when it asks for a full pass, and the leaf watcher reporting a rule file's write.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FULL_EVERY, RuleWatchLog, inotifyQueueLength } from '../../src/enforce/rule-watch';
+import { LeafWatcher } from '../../src/enforce/leaf-watcher';
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+const until = async (what: string, ok: () => boolean): Promise<void> => {
+  for (let i = 0; i < 200; i++) {
+    if (ok()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+};
+
+describe('rule watch log', () => {
+  it('hands over each watch begun and ended (the latest of each) and each write, once', () => {
+    const log = new RuleWatchLog(16384, 1000);
+    log.watchStarted('/a');
+    log.watchStarted('/b');
+    log.watchEnded('/b');
+    log.watchEnded('/c');
+    log.watchStarted('/c');
+    log.ruleWritten('/a');
+    log.ruleWritten('/a');
+    expect(log.take(undefined)).toEqual({ resync: false, watched: ['/a', '/c'], unwatched: ['/b'], changed: ['/a'], full: false });
+    expect(log.take(undefined)).toEqual({ resync: false, watched: [], unwatched: [], changed: [], full: false });
+  });
+
+  it('a new worker is told every watched cgroup', () => {
+    const log = new RuleWatchLog(16384, 1000);
+    log.watchStarted('/a');
+    expect(log.take(() => ['/a', '/old'])).toMatchObject({ resync: true, watched: ['/a', '/old'] });
+  });
+
+  it(`asks for a full pass every ${FULL_EVERY}th pass, and after as many events as could have overflowed the queue`, () => {
+    const log = new RuleWatchLog(100, FULL_EVERY);
+    const fulls: number[] = [];
+    for (let i = 1; i <= 2 * FULL_EVERY; i++) if (log.take(undefined).full) fulls.push(i);
+    expect(fulls).toEqual([FULL_EVERY, 2 * FULL_EVERY]);
+    for (let i = 0; i < 49; i++) log.event();
+    expect(log.take(undefined).full).toBe(false);
+    for (let i = 0; i < 50; i++) log.event();
+    expect(log.take(undefined).full).toBe(true);
+    expect(log.take(undefined).full).toBe(false);
+  });
+
+  it('reads the inotify queue length, or takes Linux\'s default', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-rule-watch-'));
+    dirs.push(dir);
+    fs.writeFileSync(path.join(dir, 'q'), '5000\n');
+    expect(inotifyQueueLength(path.join(dir, 'q'))).toBe(5000);
+    expect(inotifyQueueLength(path.join(dir, 'missing'))).toBe(16384);
+    fs.writeFileSync(path.join(dir, 'bad'), 'lots\n');
+    expect(inotifyQueueLength(path.join(dir, 'bad'))).toBe(16384);
+  });
+});
+
+describe('leaf watcher: rule writes in the watched cgroups', () => {
+  it('reports a write to a rule file, with or without truncating it, and a leaf that goes', async () => {
+    const pod = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-leaf-watch-'));
+    dirs.push(pod);
+    const leaf = path.join(pod, 'c1');
+    fs.mkdirSync(leaf);
+    const rule = path.join(leaf, 'blkio.throttle.read_iops_device');
+    fs.writeFileSync(rule, '');
+    const log = new RuleWatchLog(16384, 1000);
+    const watcher = new LeafWatcher(() => {}, log);
+    try {
+      watcher.watch(pod, 1);
+      expect(log.take(undefined)).toMatchObject({ watched: [pod, leaf], changed: [] });
+      let news = log.take(undefined);
+      const fd = fs.openSync(rule, 'r+'); // as a writer that does not truncate
+      fs.writeSync(fd, '7:5 999');
+      fs.closeSync(fd);
+      await until('the write reported', () => (news = log.take(undefined)).changed.length > 0);
+      expect(news.changed).toEqual([leaf]);
+      fs.writeFileSync(rule, '7:5 0'); // as most writers do (O_TRUNC)
+      await until('the second write reported', () => (news = log.take(undefined)).changed.length > 0);
+      expect(news.changed).toEqual([leaf]);
+      fs.rmSync(leaf, { recursive: true });
+      await until('the leaf gone', () => (news = log.take(undefined)).unwatched.length > 0);
+      expect(news.unwatched).toEqual([leaf]);
+      expect(watcher.watchedDirs()).toEqual([pod]);
+    } finally {
+      watcher.close();
+    }
+  });
+});
