@@ -167,6 +167,26 @@ describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, (
     await api('DELETE', '/v1/volumes/stray');
   });
 
+  it('rewrites a rule changed in an attached pod\'s watched cgroup after passes that found it right, by a writer that does not truncate', async () => {
+    // The steady pass skips a watched cgroup it found right (rule-watch.ts): the write must reach
+    // it through the watch, on this kernel's cgroupfs.
+    const p = pod();
+    const target = podVolumeDir(fx.node.kubeletRoot, p.podUid, 'watched');
+    fs.mkdirSync(target, { recursive: true });
+    expect((await callDriver(fx.driver, ['mount', target, mountOptions({ podUid: p.podUid, volumeName: 'watched', user: { size: '16Mi', maxReadIops: '321' } })])).reply.status).toBe('Success');
+    const vol = (await api<Vol>('GET', '/v1/volumes/watched')).body;
+    expectRules([p.podCgroup, p.leaf], vol.deviceNumber, 321);
+    await new Promise((r) => setTimeout(r, 5000)); // two reconcile intervals: read, then vouched for
+    const fd = fs.openSync(path.join(p.leaf, RIOPS), 'r+');
+    fs.writeSync(fd, `${vol.deviceNumber} 999`);
+    fs.closeSync(fd);
+    expect(ruleLines(p.leaf, RIOPS)).toBe(`${vol.deviceNumber} 999`);
+    const until = Date.now() + 7000;
+    while (Date.now() < until && ruleLines(p.leaf, RIOPS) !== `${vol.deviceNumber} 321`) await new Promise((r) => setTimeout(r, 50));
+    expectRules([p.podCgroup, p.leaf], vol.deviceNumber, 321);
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
+  }, 20_000);
+
   it('closes the attachment of a pod removed while the daemon was stopped, and deletes its ephemeral volume', async () => {
     const p = pod();
     const target = podVolumeDir(fx.node.kubeletRoot, p.podUid, 'gone');
