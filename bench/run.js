@@ -8,7 +8,8 @@
 //   3. leaf delay: mkdir of a new container cgroup under an attached pod → its blkio rule is
 //      visible, p50/p99 (cgroup v1);
 //   4. reconcile: one full pass over 1,000 and 10,000 attachments on a tmpfs cgroup tree, with
-//      everything and with nothing to repair; start-up to serving with 1,000 volumes
+//      everything and with nothing to repair; no-op passes on the real cgroup v1 hierarchy, reading
+//      every cgroup and steady (leaf watches vouching); start-up to serving with 1,000 volumes
 //      (bench/reconcile.js);
 //   5. scrape: one /metrics scrape with 1,000 attached volumes, and the longest the event loop
 //      is held meanwhile (bench/scrape.js). BENCH_ONLY=flex|reconcile|scrape runs one part.
@@ -68,6 +69,9 @@ async function main() {
     results.reconcile = await benchReconcile([1000, 10000]);
     for (const p of results.reconcile.passes) {
       console.log(`reconcile pass over ${p.attachments} attachments (${p.cgroups} cgroups): everything to repair ${p.everythingToRepairMs.toFixed(0)} ms (${p.repairsWritten} repairs), nothing to repair ${p.nothingToRepairMs.toFixed(0)} ms wall, ${p.nothingToRepairCpuMs.toFixed(0)} ms CPU; longest hold of the event loop ${p.longestHoldMs.toFixed(1)} ms`);
+    }
+    for (const p of results.reconcile.onCgroupfs) {
+      console.log(`no-op pass over ${p.attachments} attached pods on the real cgroup v1 hierarchy: reading every cgroup ${p.fullPass.cpuMs.toFixed(0)} ms CPU (without watches ${p.passWithoutWatchesCpuMs.toFixed(0)} ms), steady ${p.steadyPass.cpuMs.toFixed(0)} ms CPU (${p.steadyPass.vouched} of ${p.steadyPass.cgroups} cgroups vouched for by their watches); ${p.watchCpuMs.toFixed(0)} ms CPU to watch them all`);
     }
     results.startup = await benchStartup(1000);
     console.log(`start-up to serving with ${results.startup.volumes} volumes: ${results.startup.startToServingMs.toFixed(0)} ms (node -e 0: ${results.startup.nodeBareMs.toFixed(0)} ms)`);
