@@ -293,7 +293,7 @@ async function measure(n) {
       const c0 = process.cpuUsage();
       const repairs = await d.periodic.pass(slice);
       const c = process.cpuUsage(c0);
-      return { repairs, cpuMs: (c.user + c.system) / 1000, ...d.periodic.lastPass };
+      return { repairs, cpuMs: (c.user + c.system) / 1000, longestHoldMs: slice.longestMs, ...d.periodic.lastPass };
     };
     const fullPass = await cpuOf(new TimeSlice());
     const noop = new TimeSlice();
@@ -453,6 +453,7 @@ async function measure(n) {
       noopPassCgroups: steadyPass.cgroups,
       fullNoopPassCpuMs: fullPass.cpuMs,
       fullNoopPassVouched: fullPass.vouched,
+      fullNoopPassLongestHoldMs: fullPass.longestHoldMs,
       noopPassFloorCpuMs: passFloor,
       noopPassRepairs: repairs,
       noopPassLongestHoldMs: noop.longestMs,
@@ -479,7 +480,7 @@ async function main() {
         `  p99 by window: quiet ${r.quiet.windowP99Ms.map((x) => x.toFixed(1)).join(', ')} ms; loaded ${r.loaded.windowP99Ms.map((x) => x.toFixed(1)).join(', ')} ms (${r.quiet.requests} and ${r.loaded.requests} requests, ${r.quiet.errors + r.loaded.errors} errors)\n` +
         `  waiting for a core: the daemon's thread ${(r.waitingForACoreShare.quiet.daemon * 100).toFixed(1)}% of the quiet windows, ${(r.waitingForACoreShare.loaded.daemon * 100).toFixed(1)}% of the loaded; the request generator ${(r.waitingForACoreShare.quiet.generator * 100).toFixed(1)}% and ${(r.waitingForACoreShare.loaded.generator * 100).toFixed(1)}%\n` +
         `  a pass writing every rule (${r.repairingPass.repairs} repairs) held this thread at most ${r.repairingPass.longestHoldMs.toFixed(1)} / ${r.repairingPass.longestHoldWithoutWaitingMs.toFixed(1)} ms\n` +
-        `  no-op reconcile pass ${r.noopPassCpuMs.toFixed(0)} ms CPU (${r.noopPassVouched} of ${r.noopPassCgroups} cgroups vouched for by their watches, not read); reading every cgroup ${r.fullNoopPassCpuMs.toFixed(0)} ms (${r.noopPassRepairs} repairs in both; the floor of that, listing and reading the same files: ${r.noopPassFloorCpuMs.toFixed(0)} ms)\n  controller ${r.controllerCpuMsPerTick.toFixed(2)} ms CPU per tick with its garbage collection (${r.controllerCpuMsWithinTick.toFixed(2)} ms while the tick ran) = ${(r.controllerCoreShareAt250ms * 100).toFixed(2)}% of a core at 250 ms`,
+        `  no-op reconcile pass ${r.noopPassCpuMs.toFixed(0)} ms CPU (${r.noopPassVouched} of ${r.noopPassCgroups} cgroups vouched for by their watches, not read); reading every cgroup ${r.fullNoopPassCpuMs.toFixed(0)} ms (holding this thread at most ${r.noopPassLongestHoldMs.toFixed(1)} and ${r.fullNoopPassLongestHoldMs.toFixed(1)} ms; ${r.noopPassRepairs} repairs in both; the floor of that, listing and reading the same files: ${r.noopPassFloorCpuMs.toFixed(0)} ms)\n  controller ${r.controllerCpuMsPerTick.toFixed(2)} ms CPU per tick with its garbage collection (${r.controllerCpuMsWithinTick.toFixed(2)} ms while the tick ran) = ${(r.controllerCoreShareAt250ms * 100).toFixed(2)}% of a core at 250 ms`,
     );
   }
   const out = path.join(REPO, 'bench', 'results', 'responsiveness.json');

@@ -46,6 +46,31 @@ export function inotifyQueueLength(file = '/proc/sys/fs/inotify/max_queued_event
   }
 }
 
+/**
+ * The news in parts of at most `size` cgroups, in order, for the daemon's thread to send between
+ * slices: 20,000 paths in one message take 5-20 ms to copy (measured here). Learnt in order, the
+ * parts tell what the whole does: the first carries `resync` and `full`.
+ */
+export function newsInParts(news: RuleWatchNews, size: number): RuleWatchNews[] {
+  const parts: RuleWatchNews[] = [];
+  let part: RuleWatchNews = { ...news, watched: [], unwatched: [], changed: [] };
+  let count = 0;
+  const add = (list: 'watched' | 'unwatched' | 'changed', dir: string): void => {
+    if (count === size) {
+      parts.push(part);
+      part = { resync: false, watched: [], unwatched: [], changed: [], full: false };
+      count = 0;
+    }
+    part[list].push(dir);
+    count++;
+  };
+  for (const d of news.watched) add('watched', d);
+  for (const d of news.unwatched) add('unwatched', d);
+  for (const d of news.changed) add('changed', d);
+  parts.push(part);
+  return parts;
+}
+
 /** The daemon's thread's record of its watches, drained once per pass. */
 export class RuleWatchLog {
   /** Each cgroup's latest: watched (true) or no longer (false). */

@@ -35,8 +35,11 @@ export type JobName = 'pass' | 'tick' | 'sweep' | 'scrape';
 export interface JobRequest {
   id: number;
   job: JobName;
-  /** A pass's: what the daemon's leaf watches saw since the last pass (rule-watch.ts). */
-  rules?: RuleWatchNews;
+}
+
+/** Before a pass, in parts: what the daemon's leaf watches saw since the last pass (rule-watch.ts). */
+export interface RulesNews {
+  rules: RuleWatchNews;
 }
 
 /** A pass's findings: repairs to confirm, and (when the store changed since the last pass) the attached pods. */
@@ -84,4 +87,4 @@ export type WorkerEvent =
 export type HeadAnswer = { answer: number; text: string } | { answer: number; error: string };
 
 export type FromWorker = JobReply | WorkerEvent;
-export type ToWorker = JobRequest | HeadAnswer;
+export type ToWorker = JobRequest | RulesNews | HeadAnswer;

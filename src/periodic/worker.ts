@@ -129,7 +129,6 @@ function head(reading: Omit<ScrapeFindings, 'text'>): Promise<string> {
 }
 
 function run(req: JobRequest): void {
-  if (req.rules) trusted.learn(req.rules);
   jobs[req.job](new TimeSlice())
     .then((result) => {
       const reply: JobReply = { id: req.id, result };
@@ -141,6 +140,7 @@ function run(req: JobRequest): void {
 
 port.on('message', (msg: ToWorker) => {
   if ('job' in msg) return run(msg);
+  if ('rules' in msg) return trusted.learn(msg.rules);
   const waiting = asked.get(msg.answer);
   asked.delete(msg.answer);
   if ('error' in msg) waiting?.reject(new Error(msg.error));

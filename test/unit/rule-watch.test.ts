@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FULL_EVERY, RuleWatchLog, inotifyQueueLength } from '../../src/enforce/rule-watch';
+import { FULL_EVERY, RuleWatchLog, TrustedRules, inotifyQueueLength, newsInParts } from '../../src/enforce/rule-watch';
 import { LeafWatcher } from '../../src/enforce/leaf-watcher';
 
 const dirs: string[] = [];
@@ -49,6 +49,27 @@ describe('rule watch log', () => {
     for (let i = 0; i < 50; i++) log.event();
     expect(log.take(undefined).full).toBe(true);
     expect(log.take(undefined).full).toBe(false);
+  });
+
+  it('splits the news in parts that, learnt in order, tell what the whole does', () => {
+    const watched = Array.from({ length: 5 }, (_, i) => `/w${i}`);
+    const news = { resync: true, watched, unwatched: ['/u0', '/u1'], changed: ['/w1', '/w3'], full: false };
+    const parts = newsInParts(news, 3);
+    expect(parts.map((p) => [p.resync, p.watched.length + p.unwatched.length + p.changed.length])).toEqual([[true, 3], [false, 3], [false, 3]]);
+    expect(parts.flatMap((p) => p.watched)).toEqual(watched);
+    expect(parts.flatMap((p) => p.unwatched)).toEqual(['/u0', '/u1']);
+    expect(parts.flatMap((p) => p.changed)).toEqual(['/w1', '/w3']);
+    expect(newsInParts({ ...news, full: true }, 3)[0]!.full).toBe(true);
+    expect(newsInParts({ resync: false, watched: [], unwatched: [], changed: [], full: false }, 3)).toHaveLength(1);
+    // Learnt whole or in parts, the same cgroups are trusted once read right.
+    const wants = new Map([['7:5', { readIops: 1 }]]);
+    const whole = new TrustedRules();
+    const inParts = new TrustedRules();
+    whole.learn(news);
+    for (const p of parts) inParts.learn(p);
+    for (const t of [whole, inParts]) for (const d of [...watched, '/u0']) t.read(d, wants, true);
+    expect(inParts.size).toBe(whole.size);
+    expect(whole.size).toBe(5);
   });
 
   it('reads the inotify queue length, or takes Linux\'s default', () => {
