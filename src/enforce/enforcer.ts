@@ -14,7 +14,7 @@ import { now, type Store } from '../store/store';
 import { StoreView } from '../store/view';
 import type { Metrics } from '../metrics/registry';
 import { LeafWatcher } from './leaf-watcher';
-import type { RuleWatchNews } from './rule-watch';
+import type { RuleWatchBatch } from './rule-watch';
 import { confirmRepairs, reconcilePass, type PassContext, type Repair } from './rule-pass';
 import { TimeSlice } from '../util/time-slice';
 import { staticLimits, type LimitPolicy } from './limit-policy';
@@ -124,7 +124,7 @@ export class Enforcer {
    * What the leaf watches saw since the last call, for the next pass (rule-watch.ts); `resync`
    * when that pass runs in a worker that knows nothing yet.
    */
-  ruleWatchNews(resync: boolean): RuleWatchNews {
+  takeRuleWatches(resync: boolean): RuleWatchBatch {
     return this.watcher.log.take(resync ? () => this.watcher.watchedDirs() : undefined);
   }
 

@@ -55,11 +55,9 @@ export class LeafWatcher {
     return [...this.pods.keys()];
   }
 
-  /** Every cgroup watched now. */
-  watchedDirs(): string[] {
-    const out: string[] = [];
-    for (const pod of this.pods.values()) for (const dir of pod.watchers.keys()) out.push(dir);
-    return out;
+  /** Every cgroup watched now, as it is asked for. */
+  *watchedDirs(): Generator<string> {
+    for (const pod of this.pods.values()) yield* pod.watchers.keys();
   }
 
   close(): void {

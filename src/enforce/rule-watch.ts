@@ -47,35 +47,48 @@ export function inotifyQueueLength(file = '/proc/sys/fs/inotify/max_queued_event
 }
 
 /**
- * The news in parts of at most `size` cgroups, in order, for the daemon's thread to send between
- * slices: 20,000 paths in one message take 5-20 ms to copy (measured here). Learnt in order, the
- * parts tell what the whole does: the first carries `resync` and `full`.
+ * What the log held at a pass: handed over whole (the log starts afresh), turned into news in
+ * parts as they are sent (newsParts).
  */
-export function newsInParts(news: RuleWatchNews, size: number): RuleWatchNews[] {
-  const parts: RuleWatchNews[] = [];
-  let part: RuleWatchNews = { ...news, watched: [], unwatched: [], changed: [] };
+export interface RuleWatchBatch {
+  resync: boolean;
+  full: boolean;
+  /** Each cgroup's latest: watched (true) or no longer (false). */
+  watches: ReadonlyMap<string, boolean>;
+  changed: ReadonlySet<string>;
+  /** With `resync`: every cgroup watched now. */
+  all?: Iterable<string>;
+}
+
+/**
+ * The batch's news in parts of at most `size` cgroups, made as they are asked for, so that the
+ * daemon's thread can send them between slices: 20,000 paths in one message took 5-20 ms to copy,
+ * and as long again to gather (measured here). Learnt in order, the parts tell what the whole
+ * would: the first carries `resync` and `full`.
+ */
+export function* newsParts(batch: RuleWatchBatch, size: number): Generator<RuleWatchNews> {
+  let part: RuleWatchNews = { resync: batch.resync, watched: [], unwatched: [], changed: [], full: batch.full };
   let count = 0;
-  const add = (list: 'watched' | 'unwatched' | 'changed', dir: string): void => {
+  function* add(list: 'watched' | 'unwatched' | 'changed', dir: string): Generator<RuleWatchNews> {
     if (count === size) {
-      parts.push(part);
+      yield part;
       part = { resync: false, watched: [], unwatched: [], changed: [], full: false };
       count = 0;
     }
     part[list].push(dir);
     count++;
-  };
-  for (const d of news.watched) add('watched', d);
-  for (const d of news.unwatched) add('unwatched', d);
-  for (const d of news.changed) add('changed', d);
-  parts.push(part);
-  return parts;
+  }
+  if (batch.all) for (const d of batch.all) yield* add('watched', d);
+  else for (const [d, on] of batch.watches) if (on) yield* add('watched', d);
+  for (const [d, on] of batch.watches) if (!on) yield* add('unwatched', d);
+  for (const d of batch.changed) yield* add('changed', d);
+  yield part;
 }
 
 /** The daemon's thread's record of its watches, drained once per pass. */
 export class RuleWatchLog {
-  /** Each cgroup's latest: watched (true) or no longer (false). */
-  private readonly watches = new Map<string, boolean>();
-  private readonly changed = new Set<string>();
+  private watches = new Map<string, boolean>();
+  private changed = new Set<string>();
   private events = 0;
   private passesSinceFull = 0;
 
@@ -101,18 +114,16 @@ export class RuleWatchLog {
     this.changed.add(dir);
   }
 
-  /** The news for the next pass; `allWatched` when the worker is new. */
-  take(allWatched: (() => string[]) | undefined): RuleWatchNews {
+  /** What the log holds, for the next pass (it starts afresh); `allWatched` when the worker is new. */
+  take(allWatched?: () => Iterable<string>): RuleWatchBatch {
     const full = this.passesSinceFull + 1 >= this.fullEvery || this.events * 2 >= this.queueLength;
-    const news: RuleWatchNews = { resync: allWatched !== undefined, watched: [], unwatched: [], changed: [...this.changed], full };
-    for (const [dir, on] of this.watches) if (!on) news.unwatched.push(dir);
-    if (allWatched) news.watched = allWatched();
-    else for (const [dir, on] of this.watches) if (on) news.watched.push(dir);
-    this.watches.clear();
-    this.changed.clear();
+    const batch: RuleWatchBatch = { resync: allWatched !== undefined, full, watches: this.watches, changed: this.changed };
+    if (allWatched) batch.all = allWatched();
+    this.watches = new Map();
+    this.changed = new Set();
     this.events = 0;
     this.passesSinceFull = full ? 0 : this.passesSinceFull + 1;
-    return news;
+    return batch;
   }
 }
 

@@ -13,7 +13,7 @@ import { applyTick, type ControlledLimits } from '../controller/controller';
 import type { Metrics } from '../metrics/registry';
 import type { ScrapeReading } from '../scrape/collect';
 import { TimeSlice } from '../util/time-slice';
-import { newsInParts } from '../enforce/rule-watch';
+import { newsParts } from '../enforce/rule-watch';
 import type { FromWorker, HeadAnswer, JobName, JobResults, ScrapeFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
 /** Cgroups per message of the leaf watches' news (1,000 paths: ~0.2 ms to copy). */
@@ -148,9 +148,9 @@ export class PeriodicJobs {
   private async sendRuleNews(slice: TimeSlice): Promise<void> {
     if (this.closed) return;
     const worker = this.worker ?? this.spawn();
-    const news = this.o.enforcer.ruleWatchNews(this.resyncRules);
+    const news = this.o.enforcer.takeRuleWatches(this.resyncRules);
     this.resyncRules = false;
-    for (const rules of newsInParts(news, NEWS_PART)) {
+    for (const rules of newsParts(news, NEWS_PART)) {
       (this.worker ?? worker).postMessage({ rules } satisfies ToWorker);
       if (slice.due()) await slice.yield();
     }

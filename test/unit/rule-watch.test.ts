@@ -4,10 +4,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FULL_EVERY, RuleWatchLog, TrustedRules, inotifyQueueLength, newsInParts } from '../../src/enforce/rule-watch';
+import { FULL_EVERY, RuleWatchLog, TrustedRules, inotifyQueueLength, newsParts, type RuleWatchBatch, type RuleWatchNews } from '../../src/enforce/rule-watch';
 import { LeafWatcher } from '../../src/enforce/leaf-watcher';
 
 const dirs: string[] = [];
+/** A batch's news in one part. */
+const whole = (b: RuleWatchBatch): RuleWatchNews => [...newsParts(b, Number.MAX_SAFE_INTEGER)][0]!;
 afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
@@ -29,47 +31,48 @@ describe('rule watch log', () => {
     log.watchStarted('/c');
     log.ruleWritten('/a');
     log.ruleWritten('/a');
-    expect(log.take(undefined)).toEqual({ resync: false, watched: ['/a', '/c'], unwatched: ['/b'], changed: ['/a'], full: false });
-    expect(log.take(undefined)).toEqual({ resync: false, watched: [], unwatched: [], changed: [], full: false });
+    expect(whole(log.take())).toEqual({ resync: false, watched: ['/a', '/c'], unwatched: ['/b'], changed: ['/a'], full: false });
+    expect(whole(log.take())).toEqual({ resync: false, watched: [], unwatched: [], changed: [], full: false });
   });
 
   it('a new worker is told every watched cgroup', () => {
     const log = new RuleWatchLog(16384, 1000);
     log.watchStarted('/a');
-    expect(log.take(() => ['/a', '/old'])).toMatchObject({ resync: true, watched: ['/a', '/old'] });
+    expect(whole(log.take(() => ['/a', '/old']))).toMatchObject({ resync: true, watched: ['/a', '/old'] });
   });
 
   it(`asks for a full pass every ${FULL_EVERY}th pass, and after as many events as could have overflowed the queue`, () => {
     const log = new RuleWatchLog(100, FULL_EVERY);
     const fulls: number[] = [];
-    for (let i = 1; i <= 2 * FULL_EVERY; i++) if (log.take(undefined).full) fulls.push(i);
+    for (let i = 1; i <= 2 * FULL_EVERY; i++) if (log.take().full) fulls.push(i);
     expect(fulls).toEqual([FULL_EVERY, 2 * FULL_EVERY]);
     for (let i = 0; i < 49; i++) log.event();
-    expect(log.take(undefined).full).toBe(false);
+    expect(log.take().full).toBe(false);
     for (let i = 0; i < 50; i++) log.event();
-    expect(log.take(undefined).full).toBe(true);
-    expect(log.take(undefined).full).toBe(false);
+    expect(log.take().full).toBe(true);
+    expect(log.take().full).toBe(false);
   });
 
   it('splits the news in parts that, learnt in order, tell what the whole does', () => {
     const watched = Array.from({ length: 5 }, (_, i) => `/w${i}`);
-    const news = { resync: true, watched, unwatched: ['/u0', '/u1'], changed: ['/w1', '/w3'], full: false };
-    const parts = newsInParts(news, 3);
+    const batch: RuleWatchBatch = { resync: true, all: watched, watches: new Map([['/u0', false], ['/u1', false]]), changed: new Set(['/w1', '/w3']), full: false };
+    const news = whole(batch);
+    const parts = [...newsParts(batch, 3)];
     expect(parts.map((p) => [p.resync, p.watched.length + p.unwatched.length + p.changed.length])).toEqual([[true, 3], [false, 3], [false, 3]]);
     expect(parts.flatMap((p) => p.watched)).toEqual(watched);
     expect(parts.flatMap((p) => p.unwatched)).toEqual(['/u0', '/u1']);
     expect(parts.flatMap((p) => p.changed)).toEqual(['/w1', '/w3']);
-    expect(newsInParts({ ...news, full: true }, 3)[0]!.full).toBe(true);
-    expect(newsInParts({ resync: false, watched: [], unwatched: [], changed: [], full: false }, 3)).toHaveLength(1);
+    expect([...newsParts({ ...batch, full: true }, 3)][0]!.full).toBe(true);
+    expect([...newsParts({ resync: false, watches: new Map(), changed: new Set(), full: false }, 3)]).toHaveLength(1);
     // Learnt whole or in parts, the same cgroups are trusted once read right.
     const wants = new Map([['7:5', { readIops: 1 }]]);
-    const whole = new TrustedRules();
-    const inParts = new TrustedRules();
-    whole.learn(news);
-    for (const p of parts) inParts.learn(p);
-    for (const t of [whole, inParts]) for (const d of [...watched, '/u0']) t.read(d, wants, true);
-    expect(inParts.size).toBe(whole.size);
-    expect(whole.size).toBe(5);
+    const learntWhole = new TrustedRules();
+    const learntInParts = new TrustedRules();
+    learntWhole.learn(news);
+    for (const p of parts) learntInParts.learn(p);
+    for (const t of [learntWhole, learntInParts]) for (const d of [...watched, '/u0']) t.read(d, wants, true);
+    expect(learntInParts.size).toBe(learntWhole.size);
+    expect(learntWhole.size).toBe(5);
   });
 
   it('reads the inotify queue length, or takes Linux\'s default', () => {
@@ -95,20 +98,20 @@ describe('leaf watcher: rule writes in the watched cgroups', () => {
     const watcher = new LeafWatcher(() => {}, log);
     try {
       watcher.watch(pod, 1);
-      expect(log.take(undefined)).toMatchObject({ watched: [pod, leaf], changed: [] });
-      let news = log.take(undefined);
+      expect(whole(log.take())).toMatchObject({ watched: [pod, leaf], changed: [] });
+      let news = whole(log.take());
       const fd = fs.openSync(rule, 'r+'); // as a writer that does not truncate
       fs.writeSync(fd, '7:5 999');
       fs.closeSync(fd);
-      await until('the write reported', () => (news = log.take(undefined)).changed.length > 0);
+      await until('the write reported', () => (news = whole(log.take())).changed.length > 0);
       expect(news.changed).toEqual([leaf]);
       fs.writeFileSync(rule, '7:5 0'); // as most writers do (O_TRUNC)
-      await until('the second write reported', () => (news = log.take(undefined)).changed.length > 0);
+      await until('the second write reported', () => (news = whole(log.take())).changed.length > 0);
       expect(news.changed).toEqual([leaf]);
       fs.rmSync(leaf, { recursive: true });
-      await until('the leaf gone', () => (news = log.take(undefined)).unwatched.length > 0);
+      await until('the leaf gone', () => (news = whole(log.take())).unwatched.length > 0);
       expect(news.unwatched).toEqual([leaf]);
-      expect(watcher.watchedDirs()).toEqual([pod]);
+      expect([...watcher.watchedDirs()]).toEqual([pod]);
     } finally {
       watcher.close();
     }
