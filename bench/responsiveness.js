@@ -97,6 +97,16 @@ function layNode(n, root) {
   return { store, base, dbFile };
 }
 
+/** Every rule file under `top` emptied, as a writer outside qosd could. */
+function clearRules(top) {
+  const stack = [top];
+  while (stack.length > 0) {
+    const dir = stack.pop();
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) stack.push(`${dir}/${e.name}`);
+    for (const f of V1_RULES) fs.writeFileSync(`${dir}/${f}`, '');
+  }
+}
+
 /**
  * The floor of a no-op pass over this node: every cgroup under kubepods listed and its four rule
  * files read, with the reads the pass uses and no logic. Returns its CPU in ms.
@@ -166,7 +176,7 @@ function assemble(n, root, metricsPort, onHead, Slice) {
     doctor: () => [], status: () => ({}), scrapeMetrics: () => collector.scrape(),
   };
   const app = buildApi(services, log);
-  return { store, base, periodic, collector, app, listen: async (socket) => (await periodic.open(), listenOnSocket(app, socket)) };
+  return { store, base, enforcer, periodic, collector, app, listen: async (socket) => (await periodic.open(), listenOnSocket(app, socket)) };
 }
 
 /** A TCP port nothing listens on now, for the metrics listener. */
@@ -276,10 +286,16 @@ async function measure(n) {
     let onHead = () => {};
     const d = assemble(n, root, metricsPort, (s) => onHead(s), TimeSlice);
     const socket = path.join(root, 'qosd.sock');
+    // As the daemon starts: recovery's pass writes the rules and watches every attached pod's
+    // cgroups before the API serves (reconcile/recovery.ts).
+    await d.enforcer.reconcileAll();
     await d.listen(socket);
     const name = `v${Math.floor(n / 2)}`;
-    // The first pass finds every rule missing and writes them all (as after rules were lost):
-    // its hold of this thread is counted too. Then the passes measured below find nothing to do.
+    // Then the rules are lost (emptied by another writer, which the watches see), and the first
+    // periodic pass finds every rule missing and writes them all: its hold of this thread is
+    // counted too. Then the passes measured below find nothing to do.
+    clearRules(path.join(d.base, 'kubepods'));
+    await sleep(1000);
     const repairing = new TimeSlice();
     const repaired = await d.periodic.pass(repairing);
 

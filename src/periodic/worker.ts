@@ -27,7 +27,7 @@ import { familyPieces } from '../metrics/volume-families';
 import { mountSuspects } from '../service/mount-sweep';
 import { PoolService } from '../service/pools';
 import { Metrics } from '../metrics/registry';
-import { TimeSlice } from '../util/time-slice';
+import { restBetweenSlices, TimeSlice } from '../util/time-slice';
 import { serveMetrics } from './metrics-listener';
 import type { ScrapeFindings, JobName, JobReply, JobRequest, JobResults, PassFindings, SweepFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
@@ -35,6 +35,7 @@ import type { ScrapeFindings, JobName, JobReply, JobRequest, JobResults, PassFin
 const WORKER_NICE = 10;
 const setup = workerData as WorkerSetup;
 lowerThisThreadsPriority();
+restBetweenSlices();
 const port = parentPort!;
 const log = pino({ level: setup.logLevel });
 const store = Store.openReader(setup.dbFile);

@@ -1,6 +1,6 @@
 // TimeSlice: a slice's wall time and, given a run clock, the CPU its thread ran within it.
 import { describe, expect, it } from 'vitest';
-import { TimeSlice } from '../../src/util/time-slice';
+import { restBetweenSlices, TimeSlice } from '../../src/util/time-slice';
 
 describe('time slices', () => {
   it('counts the longest slice, and with a wait clock the longest without waiting for a core', async () => {
@@ -29,5 +29,18 @@ describe('time slices', () => {
     await slice.yield();
     slice.end();
     expect(slice.longestRunMs).toBe(0);
+  });
+
+  // Last in this file: the rest stays on for the thread (the worker's, in the daemon).
+  it('rests between slices once asked: the thread sleeps a timer\'s turn and gives its core up', async () => {
+    restBetweenSlices();
+    const slice = new TimeSlice();
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < 30; i++) await slice.yield();
+    const wallMs = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    expect(wallMs).toBeGreaterThanOrEqual(29); // a timer's turn is at least a millisecond
+    expect((c.user + c.system) / 1000).toBeLessThan(wallMs / 2);
   });
 });
