@@ -3,7 +3,8 @@
 // carry guarantees. The daemon's own parts are assembled in this process as daemon.ts assembles
 // them (store, blkio face, enforcer, controller, attachment sweeps, scrape collector, the fastify
 // API on a unix socket), over a cgroup v1 tree, a /proc/diskstats and a mountinfo laid out under
-// tmpfs as a node with that many volumes has them. Then, in the same run:
+// tmpfs as a node with that many volumes has them, and started as the daemon starts (recovery's
+// pass writes the rules and watches every pod's cgroups before the API serves). Then, in the same run:
 //   - quiet: GET /v1/volumes/:name at a fixed rate (an open-loop generator in a child process, so
 //     the load does not share the daemon's event loop) with every periodic job off;
 //   - loaded: the same requests while the controller ticks every 250 ms, the reconcile pass and
