@@ -39,7 +39,7 @@ const WORKER_NICE = 10;
  * (bench/responsiveness.js, 2026-12-04, 10,000 volumes, three alternating runs each): API p99
  * loaded/quiet 1.00-1.30× at 0.5 ms against 1.76-2.39× at 1 ms, the request generator waiting
  * for a core 0.6-0.7% of the loaded windows against 1.5%; the jobs' CPU the same, their wall time
- * about three times their CPU (a 10,000-volume controller tick ~0.14 s of its 0.25 s).
+ * longer (a controller tick's median 4 ms at 1,000 volumes, 51 ms of its 0.25 s at 10,000).
  */
 const SLICE_MS = 0.5;
 const setup = workerData as WorkerSetup;
