@@ -98,14 +98,19 @@ function layNode(n, root) {
   return { store, base, dbFile };
 }
 
-/** Every rule file under `top` emptied, as a writer outside qosd could. */
-function clearRules(top) {
+/** `visit` for each rule file of every cgroup under `top`, each cgroup listed once. */
+function eachRuleFile(top, visit) {
   const stack = [top];
   while (stack.length > 0) {
     const dir = stack.pop();
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) stack.push(`${dir}/${e.name}`);
-    for (const f of V1_RULES) fs.writeFileSync(`${dir}/${f}`, '');
+    for (const f of V1_RULES) visit(`${dir}/${f}`);
   }
+}
+
+/** Every rule file under `top` emptied, as a writer outside qosd could. */
+function clearRules(top) {
+  eachRuleFile(top, (file) => fs.writeFileSync(file, ''));
 }
 
 /**
@@ -115,12 +120,7 @@ function clearRules(top) {
 function passFloorCpuMs(base) {
   const { readSmall } = dist('host/read-small.js');
   const c0 = process.cpuUsage();
-  const stack = [path.join(base, 'kubepods')];
-  while (stack.length > 0) {
-    const dir = stack.pop();
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) stack.push(`${dir}/${e.name}`);
-    for (const f of V1_RULES) readSmall(`${dir}/${f}`);
-  }
+  eachRuleFile(path.join(base, 'kubepods'), readSmall);
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / 1000;
 }

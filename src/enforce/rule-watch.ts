@@ -56,7 +56,10 @@ export interface RuleWatchBatch {
   /** Each cgroup's latest: watched (true) or no longer (false). */
   watches: ReadonlyMap<string, boolean>;
   changed: ReadonlySet<string>;
-  /** With `resync`: every cgroup watched now. */
+  /**
+   * With `resync`: every cgroup watched now, read as the parts are made. A watch begun or ended
+   * meanwhile is also in the next batch, which the worker learns after this one.
+   */
   all?: Iterable<string>;
 }
 
