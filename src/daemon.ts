@@ -14,6 +14,8 @@ import type { VolumePool } from './pools/pool';
 import { detectCgroupLayout } from './host/cgroup-layout';
 import { blkioFor } from './host/blkio';
 import { sharesHostMountNamespace } from './host/mount-namespace';
+import { LockHeld, takeExclusiveLock, type HeldLock } from './host/exclusive-lock';
+import { nativeBinding } from './store/db';
 import { Enforcer } from './enforce/enforcer';
 import { KeyedLock } from './service/locks';
 import { VolumeService } from './service/volumes';
@@ -28,7 +30,8 @@ import { ControlledLimits } from './controller/controller';
 import { PeriodicJobs } from './periodic/jobs';
 import { staticLimits } from './enforce/limit-policy';
 import { Metrics } from './metrics/registry';
-import { buildApi, listenOnSocket } from './api/server';
+import { buildApi, inheritedSocketFd, listenOnSocket } from './api/server';
+import { refuseLiveSocket } from './util/unix-socket';
 import type { Services } from './api/services';
 import { CsiIdentity } from './csi/identity';
 import { CsiNode } from './csi/node';
@@ -58,15 +61,43 @@ function makePools(config: Config): Map<string, VolumePool> {
   return pools;
 }
 
+/**
+ * The state directory's lock (qosd.lock). A second daemon on the same state would share one
+ * database, one set of loop devices and two reconcile passes: it stops here, naming the first.
+ */
+function lockState(stateDir: string): HeldLock {
+  const file = path.join(stateDir, 'qosd.lock');
+  try {
+    return takeExclusiveLock(file, nativeBinding());
+  } catch (err) {
+    if (!(err instanceof LockHeld)) throw err;
+    const who = err.holder !== undefined ? `qosd (pid ${err.holder})` : 'another qosd';
+    throw new Error(`${who} already serves the state in ${stateDir} (${file} is locked); one daemon per state directory: stop it first, or give this one another --state-dir`);
+  }
+}
+
 export async function startDaemon(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Daemon> {
   const started = Date.now();
   // A mount made in a private namespace answers Success and reaches no pod: refuse to run there.
   if (sharesHostMountNamespace() === false) {
     throw new Error("qosd runs in a private mount namespace (its /proc/self/ns/mnt is not PID 1's): the volumes it mounts would be invisible to kubelet and the containers. Run it in the host's mount namespace: no ProtectSystem=, PrivateTmp=, ReadWritePaths= or other option that gives its systemd unit a namespace (see systemd/qosd.service)");
   }
+  // Over a daemon already serving this socket: say so before anything else.
+  if (inheritedSocketFd() === undefined) await refuseLiveSocket(config.socket);
+  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // One daemon per state: before anything is opened or touched, held until the process ends.
+  const stateLock = lockState(config.stateDir);
+  try {
+    return await serve(config, log, started, stateLock);
+  } catch (err) {
+    stateLock.release();
+    throw err;
+  }
+}
+
+async function serve(config: Config, log: Logger, started: number, stateLock: HeldLock): Promise<Daemon> {
   const pools = makePools(config);
   for (const p of pools.values()) await p.init();
-  fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   const dbFile = path.join(config.stateDir, 'qosd.db');
   const store = Store.open(dbFile);
   // One log line per state change, as the event log records it (inside a transaction the line
@@ -199,6 +230,7 @@ export async function startDaemon(config: Config, log: Logger = pino({ level: co
       await app.close();
       enforcer.close();
       store.close();
+      stateLock.release();
     },
   };
 }

@@ -68,6 +68,30 @@ describe('qosd start-up', () => {
     await second.stop();
   });
 
+  it('refuses a second daemon on the same state directory, naming the first one\'s pid, and leaves the first serving', async () => {
+    const n = makeTestNode();
+    nodes.push(n);
+    const first = await startDaemon(n);
+    try {
+      // Same state, another socket and CSI socket: only the state directory is shared.
+      const other = path.join(n.dir, 'other.yaml');
+      fs.writeFileSync(other, fs.readFileSync(n.configFile, 'utf8').replace(`socket: ${n.socket}`, `socket: ${path.join(n.dir, 'other.sock')}`).replace(`socket: ${n.csiSocket}`, `socket: ${path.join(n.dir, 'other-csi.sock')}`));
+      const r = qosd(['--config', other]);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toBe(`qosd: qosd (pid ${first.child.pid}) already serves the state in ${n.stateDir} (${path.join(n.stateDir, 'qosd.lock')} is locked); one daemon per state directory: stop it first, or give this one another --state-dir\n`);
+      expect(fs.existsSync(path.join(n.dir, 'other.sock'))).toBe(false);
+      expect((await request(n.socket, 'GET', '/v1/status')).status).toBe(200);
+    } finally {
+      await first.stop();
+    }
+    // The lock goes with its holder: a daemon killed outright leaves nothing that stops the next.
+    const killed = await startDaemon(n);
+    killed.child.kill('SIGKILL');
+    await killed.exited;
+    const next = await startDaemon(n);
+    await next.stop();
+  });
+
   it('serves Prometheus metrics on the socket and on metrics.listen', async () => {
     const n = makeTestNode();
     nodes.push(n);
