@@ -15,6 +15,7 @@ import { kubepodsDirs } from '../host/pod-cgroup';
 import type { CgroupDriver, CgroupDriverSetting } from '../model/cgroup';
 import { sameFigures, type Figures } from '../model/qos';
 import type { Store } from '../store/store';
+import type { Attachment } from '../store/attachments';
 import { StoreView, type StoreSnapshot } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
 import type { LimitPolicy } from './limit-policy';
@@ -60,12 +61,20 @@ export interface PassContext {
 
 type Wants = Map<string, Figures>; // device → limits
 
+/**
+ * Whether an attachment's rules must stay: attached, or detaching (a detach unmounts before it
+ * clears, so until the mount is gone, or if it cannot go, the pod keeps its limits).
+ */
+function holdsRules(att: Pick<Attachment, 'state'>): boolean {
+  return att.state === 'attached' || att.state === 'detaching';
+}
+
 /** What SQLite wants: each pod's limits per device, and qosd's devices. */
 async function wanted(snapshot: StoreSnapshot, policy: LimitPolicy, slice: TimeSlice): Promise<{ podWants: Map<string, Wants>; ours: Set<string> }> {
   const podWants = new Map<string, Wants>();
   for (const att of snapshot.attachments) {
     if (slice.due()) await slice.yield();
-    if (att.state !== 'attached' || !att.podCgroup) continue;
+    if (!holdsRules(att) || !att.podCgroup) continue;
     const vol = snapshot.volumes.get(att.volume);
     if (!vol?.deviceNumber) continue;
     const wants = podWants.get(att.podCgroup) ?? new Map<string, Figures>();
@@ -87,7 +96,7 @@ function wantNow(ctx: PassContext, dir: string, device: string): { ours: boolean
   const toward = (d: string): string[] => (dir.startsWith(d + '/') ? [`${d}/${dir.slice(d.length + 1).split('/')[0]}`] : []);
   for (const vol of vols) {
     for (const att of ctx.store.attachments.list(vol.name)) {
-      if (att.state !== 'attached' || !att.podCgroup) continue;
+      if (!holdsRules(att) || !att.podCgroup) continue;
       if (ctx.blkio.ruleDirs(att.podCgroup, toward).includes(dir)) return { ours: true, want: ctx.policy.limitsFor(vol) };
     }
   }

@@ -217,11 +217,11 @@ export class AttachmentService {
 
   private async undoAttach(held: Held, att: Attachment | undefined, mounted: boolean, req: AttachRequest, created: boolean, cause: unknown): Promise<void> {
     try {
+      if (mounted) await unmount(req.target);
       if (att) {
         const current = this.o.store.attachments.byId(att.id);
         if (current) this.o.enforcer.clear(current);
       }
-      if (mounted) await unmount(req.target);
       if (att) {
         this.o.store.tx(() => {
           this.o.store.attachments.delete(att.id);
@@ -272,10 +272,20 @@ export class AttachmentService {
       store.events.add({ time: now(), volume: att.volume, kind: 'detach-started', source, detail: { target: att.target } });
     });
     crashPoint('detach:intent');
+    // Unmounted first: a mount that cannot go (a process still holds it) keeps its rules.
+    try {
+      await this.unmountOurs(att);
+    } catch (err) {
+      const reason = (err as Error).message.trim();
+      store.tx(() => {
+        store.attachments.update(att.id, { state: 'attached' }, now());
+        store.events.add({ time: now(), volume: att.volume, kind: 'detach-failed', source, detail: { target: att.target, reason } });
+      });
+      throw new QosdError('FailedPrecondition', `${att.target} could not be unmounted, so volume ${att.volume} stays attached and its limits stay in place: ${reason}`);
+    }
+    crashPoint('detach:unmounted');
     this.o.enforcer.clear({ ...att, state: 'detaching' });
     crashPoint('detach:cleared');
-    await this.unmountOurs(att);
-    crashPoint('detach:unmounted');
     const vol = store.volumes.get(att.volume);
     store.tx(() => {
       store.attachments.delete(att.id);
@@ -301,8 +311,8 @@ export class AttachmentService {
     await this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
       if (att.state === 'detaching') return this.detachLocked(held, att, 'reconcile');
       if (att.state !== 'attaching') return;
-      this.o.enforcer.clear(att);
       await this.unmountOurs(att);
+      this.o.enforcer.clear(att);
       this.o.store.tx(() => {
         this.o.store.attachments.delete(att.id);
         this.o.store.events.add({ time: now(), volume: att.volume, kind: 'attach-rolled-back', source: 'reconcile', detail: { target: att.target } });

@@ -9,8 +9,8 @@ export const CRASH_POINTS = [
   'attach:mounted', // mounted, rules not written, row not "attached"
   'attach:attached', // all done, reply not sent
   'detach:intent', // attachment row "detaching" committed
-  'detach:cleared', // rules cleared, still mounted
-  'detach:unmounted', // unmounted, row not deleted
+  'detach:unmounted', // unmounted, rules still in place
+  'detach:cleared', // rules cleared, row not deleted
   'delete:intent', // volume row "deleting" committed
   'delete:removed', // storage released, row not deleted
 ] as const;

@@ -36,7 +36,7 @@ describe.skipIf(blocker)(`CSI publish and unpublish killed at every step${blocke
   }
 
   // Every step for a filesystem; for a raw-block volume the steps where its own code runs (the
-  // bind mount made but not recorded; the rules cleared but the bind mount still there).
+  // bind mount made but not recorded; the bind mount gone and the rules cleared, the row not yet deleted).
   const STEPS = CRASH_POINTS.filter((s) => s.startsWith('attach:') || s.startsWith('detach:'));
   for (const [kind, steps] of [['mount', STEPS], ['block', ['attach:mounted', 'detach:cleared']]] as const) {
     for (const step of steps) {

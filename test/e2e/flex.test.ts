@@ -2,7 +2,7 @@
 // devices, real mounts and the real cgroup v1 blkio throttle (measured with dd iflag=direct).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
 import { startDaemon, useTestDaemon } from '../helpers/daemon';
@@ -221,6 +221,38 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
     for (const t of targets) expect(mountsAt(t)).toHaveLength(1);
     const un = await Promise.all(targets.map((t) => callDriver(fx.driver, ['unmount', t])));
     for (const r of un) expect(r.reply.status).toBe('Success');
+  });
+
+  it('an unmount that the kernel refuses (a process holds the mount) keeps the mount, the rules and the attachment, and says why', async () => {
+    const podUid = newPodUid();
+    const podCgroup = makePodCgroup(fx.node.cgroupRoot, podUid);
+    const leaf = makeLeaf(podCgroup);
+    const { target, res } = await kubeletMount(podUid, 'held', { maxReadIops: '300', size: '16Mi' });
+    expect(res.reply.status, res.reply.message).toBe('Success');
+    const vol = (await getVolume('held')).body;
+    // A process whose working directory is inside the mount: umount(8) answers "target is busy".
+    const holder = spawn('sleep', ['600'], { cwd: target, stdio: 'ignore' });
+    try {
+      const refused = await callDriver(fx.driver, ['unmount', target]);
+      expect(refused.reply.status).toBe('Failure');
+      expect(refused.reply.message).toContain(`${target} could not be unmounted, so volume held stays attached and its limits stay in place`);
+      expect(refused.reply.message).toMatch(/busy/);
+      expect(mountsAt(target)).toHaveLength(1);
+      expect(ruleLines(leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 300`);
+      expect(ruleLines(podCgroup, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 300`);
+      const atts = (await request<{ attachments: { volume: string; state: string }[] }>(fx.node.socket, 'GET', '/v1/attachments')).body.attachments;
+      expect(atts.filter((a) => a.volume === 'held')).toEqual([expect.objectContaining({ state: 'attached' })]);
+      const events = (await request<{ events: { kind: string; detail: { reason?: string } }[] }>(fx.node.socket, 'GET', '/v1/volumes/held/events')).body.events;
+      expect(events.at(-1)).toMatchObject({ kind: 'detach-failed', detail: { reason: expect.stringMatching(/busy/) } });
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
+    // kubelet's retry, once the holder is gone: unmounted, then the rules cleared.
+    expect((await callDriver(fx.driver, ['unmount', target])).reply.status).toBe('Success');
+    expect(mountsAt(target)).toHaveLength(0);
+    expect(ruleLines(leaf, 'blkio.throttle.read_iops_device')).toBe('');
+    expect(ruleLines(podCgroup, 'blkio.throttle.read_iops_device')).toBe('');
   });
 
   describe('a Failure leaves nothing mounted and nothing created', () => {
