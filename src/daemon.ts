@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
 import { Store } from './store/store';
 import { StoreView } from './store/view';
+import { pruneEvents } from './store/event-retention';
 import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
@@ -131,6 +132,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
     reconcileIntervalMs: config.reconcileIntervalMs,
     controllerIntervalMs: config.controller.intervalMs,
     head: (reading): Promise<Buffer[]> => collector.head(reading),
+    pruneEvents: () => pruneEvents(store.events, config.events),
   });
   const collector: MetricsCollector = new MetricsCollector(metrics, (slice) => periodic.scrapeReading(slice));
   const calibrator = new Calibrator(store, pools, locks, log);

@@ -21,7 +21,7 @@ export interface Services {
   pools: PoolService;
   calibrator: Calibrator;
   metrics: Metrics;
-  doctor(): Check[];
+  doctor(): Promise<Check[]>;
   config: Pick<Config, 'pools'>;
   /** The limits in force for a volume now. */
   limitsFor(v: Volume): Figures;

@@ -44,6 +44,8 @@ export interface Config {
   reconcileIntervalMs: number;
   /** The work-conserving controller (controller/): on by default, every 250 ms. */
   controller: { enabled: boolean; intervalMs: number };
+  /** How long the event log keeps an event: by age and by count, whichever removes more. */
+  events: { maxAgeDays: number; maxRows: number };
   /** Fraction of each pool's capacity never promised as guarantees (default 0.1). */
   headroom: number;
   pools: PoolConfig[];
@@ -62,6 +64,8 @@ export const DEFAULTS = {
   cgroupMountPoint: '/sys/fs/cgroup',
   reconcileIntervalSeconds: 10,
   headroom: 0.1,
+  eventsMaxAgeDays: 90,
+  eventsMaxRows: 100_000,
   size: '10Gi',
   fsType: 'ext4' as FsType,
 } as const;

@@ -204,6 +204,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       },
       reconcileIntervalMs: Math.round((raw.reconcile?.intervalSeconds ?? DEFAULTS.reconcileIntervalSeconds) * 1000),
       headroom: raw.admission?.headroom ?? DEFAULTS.headroom,
+      events: { maxAgeDays: raw.events?.maxAgeDays ?? DEFAULTS.eventsMaxAgeDays, maxRows: raw.events?.maxRows ?? DEFAULTS.eventsMaxRows },
       controller: { enabled: raw.controller?.enabled ?? true, intervalMs: raw.controller?.intervalMs ?? 250 },
       pools,
       classes,

@@ -141,6 +141,15 @@ export const ConfigFileSchema = Type.Object(
         strict,
       ),
     ),
+    events: Type.Optional(
+      Type.Object(
+        {
+          maxAgeDays: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 36500, errorMessage: 'must be a number of days in (0, 36500]' })),
+          maxRows: Type.Optional(Type.Integer({ minimum: 1000, maximum: 100_000_000, errorMessage: 'must be an integer from 1000 to 100000000' })),
+        },
+        strict,
+      ),
+    ),
     admission: Type.Optional(
       Type.Object(
         {

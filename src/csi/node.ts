@@ -59,11 +59,11 @@ export class CsiNode {
     return {};
   }
 
-  getVolumeStats(req: NodeGetVolumeStatsRequest): NodeGetVolumeStatsResponse {
+  async getVolumeStats(req: NodeGetVolumeStatsRequest): Promise<NodeGetVolumeStatsResponse> {
     const att = this.publishedAt(req.volume_id, req.volume_path);
     const problem = this.d.attachments.problemOf(att);
     if (problem !== undefined) return { usage: [], volume_condition: { abnormal: true, message: problem } };
-    const usage: VolumeUsage[] = att.kind === 'block' ? [blockUsage(this.d.volumes.get(att.volume).sizeBytes)] : filesystemUsage(att.target);
+    const usage: VolumeUsage[] = att.kind === 'block' ? [blockUsage(this.d.volumes.get(att.volume).sizeBytes)] : await filesystemUsage(att.target);
     return { usage, volume_condition: { abnormal: false, message: 'mounted, on its own device' } };
   }
 
@@ -100,8 +100,9 @@ function blockUsage(sizeBytes: number): VolumeUsage {
   return { total: String(sizeBytes), available: '0', used: '0', unit: 'BYTES' };
 }
 
-function filesystemUsage(target: string): VolumeUsage[] {
-  const s = fs.statfsSync(target, { bigint: true });
+/** statfs off the daemon's thread: kubelet asks this of every volume every stats period. */
+async function filesystemUsage(target: string): Promise<VolumeUsage[]> {
+  const s = await fs.promises.statfs(target, { bigint: true });
   return [
     { total: String(s.blocks * s.bsize), available: String(s.bavail * s.bsize), used: String((s.blocks - s.bfree) * s.bsize), unit: 'BYTES' },
     { total: String(s.files), available: String(s.ffree), used: String(s.files - s.ffree), unit: 'INODES' },

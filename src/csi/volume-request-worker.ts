@@ -16,11 +16,23 @@ export interface WorkerState {
   /** The last reason it was not, or null. */
   error: string | null;
   carriedOut: number;
+  /** The most requests carried out at once so far (at most MAX_IN_FLIGHT). */
+  highestInFlight: number;
 }
+
+/**
+ * VolumeRequests carried out at once. A burst (a StatefulSet's claims resized together, a
+ * VolumeAttributesClass changed for many PVCs) must not start as many resize2fs or lvextend at once:
+ * the rest wait in order, each taken up as one finishes.
+ */
+export const MAX_IN_FLIGHT = 2;
 
 export class VolumeRequestWorker {
   readonly state: WorkerState;
+  /** Requests taken and not finished (queued or running), by name: a repeat event is ignored. */
   private readonly busy = new Set<string>();
+  private readonly queue: VolumeRequest[] = [];
+  private running = 0;
   private watch: Watch | undefined;
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -32,7 +44,7 @@ export class VolumeRequestWorker {
     private readonly controller: CsiController,
     private readonly log: Logger,
   ) {
-    this.state = { source: client.connection.source, watching: false, error: null, carriedOut: 0 };
+    this.state = { source: client.connection.source, watching: false, error: null, carriedOut: 0, highestInFlight: 0 };
   }
 
   start(): void {
@@ -83,7 +95,22 @@ export class VolumeRequestWorker {
   private consider(r: VolumeRequest): void {
     if (r.status?.phase || r.spec?.node !== this.nodeName || this.busy.has(r.metadata.name)) return;
     this.busy.add(r.metadata.name);
-    void this.carryOut(r).finally(() => this.busy.delete(r.metadata.name));
+    this.queue.push(r);
+    this.next();
+  }
+
+  /** Starts queued requests while fewer than MAX_IN_FLIGHT run (each may grow a filesystem). */
+  private next(): void {
+    while (this.running < MAX_IN_FLIGHT && this.queue.length > 0) {
+      const r = this.queue.shift()!;
+      this.running++;
+      this.state.highestInFlight = Math.max(this.state.highestInFlight, this.running);
+      void this.carryOut(r).finally(() => {
+        this.running--;
+        this.busy.delete(r.metadata.name);
+        this.next();
+      });
+    }
   }
 
   private async carryOut(r: VolumeRequest): Promise<void> {

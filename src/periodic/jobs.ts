@@ -16,6 +16,9 @@ import { TimeSlice } from '../util/time-slice';
 import { newsParts } from '../enforce/rule-watch';
 import type { FromWorker, HeadAnswer, JobName, JobResults, ScrapeFindings, ToWorker, WorkerEvent, WorkerSetup } from './protocol';
 
+/** How often the event log's retention runs. */
+const RETENTION_EVERY_MS = 3_600_000;
+
 /** Cgroups per message of the leaf watches' news (1,000 paths: ~0.2 ms to copy). */
 const NEWS_PART = 1000;
 
@@ -32,6 +35,8 @@ export interface PeriodicJobsOptions {
   controllerIntervalMs: number;
   /** The registry's part of a scrape the worker's metrics listener serves (MetricsCollector.head). */
   head?: (reading: Omit<ScrapeFindings, 'text'>) => Promise<Buffer[]>;
+  /** The event log's retention, run on this thread at start and every hour (store/event-retention.ts). */
+  pruneEvents?: () => Promise<number>;
   /** The worker's script (default: worker.js beside this file, as built). */
   workerFile?: string;
 }
@@ -76,6 +81,14 @@ export class PeriodicJobs {
         .catch((err: Error) => this.failed(err, 'closing vanished attachments or checking mounts failed')),
     );
     if (this.o.controlled) this.every(this.o.controllerIntervalMs, () => this.tick().catch((err: Error) => this.failed(err, 'controller tick failed')));
+    const prune = this.o.pruneEvents;
+    if (prune) {
+      const run = () => prune()
+        .then((removed) => { if (removed > 0) this.o.log.info({ removed }, 'event log: removed events past their retention'); })
+        .catch((err: Error) => this.failed(err, 'pruning the event log failed'));
+      void run();
+      this.every(RETENTION_EVERY_MS, run);
+    }
   }
 
   /**

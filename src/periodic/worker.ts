@@ -109,7 +109,7 @@ async function scrape(slice: TimeSlice): Promise<ScrapeFindings> {
     slice,
   );
   if (slice.due()) await slice.yield();
-  const poolViews = pools.list({ space: false });
+  const poolViews = pools.list();
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const pieces: Buffer[] = [];
   for await (const p of familyPieces(samples, slice)) pieces.push(p);

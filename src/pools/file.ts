@@ -25,17 +25,18 @@ export class FilePool implements VolumePool {
   }
 
   async freeBytes(): Promise<number> {
-    const st = fs.statfsSync(this.dir);
-    let promised = 0;
-    for (const f of fs.readdirSync(this.dir)) {
-      if (!f.endsWith('.img')) continue;
-      try {
-        const s = fs.statSync(path.join(this.dir, f));
-        promised += Math.max(0, s.size - s.blocks * 512);
-      } catch {
-        /* removed meanwhile */
-      }
-    }
+    // Off the daemon's thread: a pool of thousands of volumes is as many stats.
+    const st = await fs.promises.statfs(this.dir);
+    const images = (await fs.promises.readdir(this.dir)).filter((f) => f.endsWith('.img'));
+    const unwritten = await Promise.all(
+      images.map((f) =>
+        fs.promises.stat(path.join(this.dir, f)).then(
+          (s) => Math.max(0, s.size - s.blocks * 512),
+          () => 0, // removed meanwhile
+        ),
+      ),
+    );
+    const promised = unwritten.reduce((a, b) => a + b, 0);
     return Math.max(0, st.bavail * st.bsize - promised);
   }
 

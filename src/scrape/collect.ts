@@ -90,7 +90,7 @@ export function readHere(src: SampleSource): (slice: TimeSlice) => Promise<Scrap
     const { attached, samples } = await sampleVolumes(src, slice);
     if (slice.due()) await slice.yield();
     // a GROUP BY over every volume per pool: 10,000 rows are milliseconds
-    const pools = src.pools.list({ space: false });
+    const pools = src.pools.list();
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     return { pools, attached, seconds, pieces: familyPieces(samples, slice) };
   };

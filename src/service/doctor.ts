@@ -29,7 +29,7 @@ const OPTIONAL_TOOLS: [string, string, string][] = [
   ['lvm', 'lvm2', 'lvm pools cannot be used'],
 ];
 
-export function runChecks(config: Config, layout: CgroupLayout | { error: string }, pools: PoolService): Check[] {
+export async function runChecks(config: Config, layout: CgroupLayout | { error: string }, pools: PoolService): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: Check['status'], detail: string, fix: string | null = null) => checks.push({ name, status, detail, fix });
 
@@ -83,7 +83,7 @@ export function runChecks(config: Config, layout: CgroupLayout | { error: string
     add('API socket', 'warn', `${config.socket} is not on disk (socket activation, or another mount namespace)`);
   }
 
-  for (const p of pools.list()) {
+  for (const p of await pools.listWithSpace()) {
     if (p.path !== null) {
       try {
         fs.accessSync(p.path, fs.constants.W_OK);

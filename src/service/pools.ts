@@ -33,17 +33,20 @@ export interface PoolView {
   freeBytes: number | null;
 }
 
-function allocatedBytes(files: (string | null)[]): number {
-  let total = 0;
-  for (const f of files) {
-    if (!f) continue;
-    try {
-      total += fs.statSync(f).blocks * 512;
-    } catch {
-      /* gone: counts as nothing */
-    }
+/** The blocks the volumes' files hold, stat'ed off the daemon's thread (a pool may have thousands). */
+async function allocatedBytes(files: (string | null)[]): Promise<number> {
+  const sizes = await Promise.all(files.map((f) => (f ? fs.promises.stat(f).then((st) => st.blocks * 512, () => 0) : 0)));
+  return sizes.reduce((a, b) => a + b, 0);
+}
+
+/** The bytes free for the pool's files (statfs off the daemon's thread), or null when unknown. */
+async function freeBytesAt(dir: string): Promise<number | null> {
+  try {
+    const st = await fs.promises.statfs(dir);
+    return st.bavail * st.bsize;
+  } catch {
+    return null;
   }
-  return total;
 }
 
 export class PoolService {
@@ -75,9 +78,17 @@ export class PoolService {
     return p;
   }
 
-  /** Every pool; `space: false` skips the per-volume file stats (the metrics scrape has them). */
-  list(opts: { space?: boolean } = {}): PoolView[] {
-    return this.config.pools.map((p) => this.view(p, opts.space ?? true));
+  /**
+   * Every pool without its space (freeBytes null, allocatedBytes 0): the figures, read from the
+   * store alone (the metrics scrape and the status; the scrape reads the files' space itself).
+   */
+  list(): PoolView[] {
+    return this.config.pools.map((p) => this.view(p));
+  }
+
+  /** Every pool with its space: the free bytes and each volume's allocated blocks, read off the loop. */
+  async listWithSpace(): Promise<PoolView[]> {
+    return Promise.all(this.config.pools.map((p) => this.withSpace(this.view(p))));
   }
 
   /** Every pool's capacity figures (a calibration's over the config's), without the rest of the
@@ -87,11 +98,19 @@ export class PoolService {
     return new Map(this.config.pools.map((p) => [p.name, poolCapacity(p, calibrations.get(p.name)).figures]));
   }
 
-  get(name: string): PoolView {
-    return this.view(this.poolConfig(name));
+  /** One pool with its space; NotFound for a pool the config does not name. */
+  async get(name: string): Promise<PoolView> {
+    return this.withSpace(this.view(this.poolConfig(name)));
   }
 
-  private view(p: PoolConfig, space = true): PoolView {
+  private async withSpace(v: PoolView): Promise<PoolView> {
+    if (v.path === null) return v;
+    const backing = this.store.volumes.list().filter((x) => x.pool === v.name).map((x) => x.backing);
+    const [freeBytes, allocated] = await Promise.all([freeBytesAt(v.path), allocatedBytes(backing)]);
+    return { ...v, freeBytes, allocatedBytes: allocated };
+  }
+
+  private view(p: PoolConfig): PoolView {
     const cal = this.store.calibrations.latestDone().get(p.name);
     const cap = poolCapacity(p, cal);
     const totals = this.store.volumes.poolTotals().get(p.name);
@@ -110,16 +129,6 @@ export class PoolService {
       }
     }
     const path = p.backend === 'file' ? p.path : null;
-    let freeBytes: number | null = null;
-    if (path && space) {
-      try {
-        const st = fs.statfsSync(path);
-        freeBytes = st.bavail * st.bsize;
-      } catch {
-        freeBytes = null;
-      }
-    }
-    const backing = space ? this.store.volumes.list().filter((v) => v.pool === p.name).map((v) => v.backing) : [];
     return {
       name: p.name,
       backend: p.backend,
@@ -134,8 +143,8 @@ export class PoolService {
       share: { promised, promisable, available: left },
       volumes: totals?.volumes ?? 0,
       provisionedBytes: totals?.sizeBytes ?? 0,
-      allocatedBytes: allocatedBytes(backing),
-      freeBytes,
+      allocatedBytes: 0,
+      freeBytes: null,
     };
   }
 }

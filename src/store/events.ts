@@ -1,5 +1,6 @@
-// The append-only event log (triggers in the schema refuse UPDATE and DELETE): every change to a
-// volume, its QoS or its attachments, with when, what and who asked.
+// The append-only event log (triggers in the schema refuse UPDATE, and DELETE but of the oldest rows
+// the retention marks): every change to a volume, its QoS or its attachments, with when, what and
+// who asked.
 import { statementCache, type Db } from './db';
 import type { Source } from './attachments';
 
@@ -19,7 +20,7 @@ export class EventLog {
   onAdd: ((e: Omit<VolumeEvent, 'id'>) => void) | undefined;
   private readonly q: ReturnType<typeof statementCache>;
 
-  constructor(db: Db) {
+  constructor(private readonly db: Db) {
     this.q = statementCache(db);
   }
 
@@ -28,6 +29,23 @@ export class EventLog {
       .q('INSERT INTO events (time, volume, kind, source, detail) VALUES (?, ?, ?, ?, ?)')
       .run(e.time, e.volume, e.kind, e.source, JSON.stringify(e.detail));
     this.onAdd?.(e);
+  }
+
+  /**
+   * Removes, oldest first, the events older than `before` (an ISO time) and those beyond the
+   * newest `keep`, at most `batch` of them: the caller repeats until it returns 0, so a large
+   * backlog is removed a batch per turn of the loop, not in one long transaction.
+   */
+  prune(before: string, keep: number, batch: number): number {
+    return this.db.transaction(() => {
+      const byAge = (this.q('SELECT max(id) FROM events WHERE time < ?').pluck().get(before) as number | null) ?? 0;
+      const newest = (this.q('SELECT max(id) FROM events').pluck().get() as number | null) ?? 0;
+      const from = (this.q('SELECT pruned_through FROM event_retention WHERE id = 1').pluck().get() as number | null) ?? 0;
+      const through = Math.min(Math.max(byAge, newest - keep), from + batch);
+      if (through <= from) return 0;
+      this.q('UPDATE event_retention SET pruned_through = ? WHERE id = 1').run(through);
+      return this.q('DELETE FROM events WHERE id <= ? AND id > ?').run(through, from).changes;
+    }).immediate();
   }
 
   list(volume?: string, limit = 1000): VolumeEvent[] {

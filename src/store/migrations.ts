@@ -93,4 +93,20 @@ export const MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX volumes_device ON volumes(dev_major, dev_minor);
   `,
+  // 6: the event log is kept for a while, not for ever (events.maxAgeDays, events.maxRows). Still no
+  // UPDATE; a DELETE only of the oldest rows, up to the mark the retention sets in the same
+  // transaction, which only ever rises: nothing can take a recent event out of the middle.
+  `
+  CREATE INDEX events_time ON events(time);
+  CREATE TABLE event_retention (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    pruned_through INTEGER NOT NULL
+  );
+  INSERT INTO event_retention (id, pruned_through) VALUES (1, 0);
+  CREATE TRIGGER event_retention_rises BEFORE UPDATE ON event_retention WHEN NEW.pruned_through < OLD.pruned_through
+    BEGIN SELECT RAISE(ABORT, 'the event retention mark only rises'); END;
+  DROP TRIGGER events_no_delete;
+  CREATE TRIGGER events_no_delete BEFORE DELETE ON events WHEN OLD.id > (SELECT pruned_through FROM event_retention)
+    BEGIN SELECT RAISE(ABORT, 'events are append-only: only the retention removes them, oldest first'); END;
+  `,
 ];

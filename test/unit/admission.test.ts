@@ -82,14 +82,14 @@ describe('admission', () => {
 });
 
 describe('a pool over-promised under the per-dimension rule of earlier versions', () => {
-  it('keeps its volumes, shows the promised share, lets guarantees be lowered and refuses raises; doctor says so', () => {
+  it('keeps its volumes, shows the promised share, lets guarantees be lowered and refuses raises; doctor says so', async () => {
     const store = memoryStore();
     const p = pool({ readIops: 1000, writeIops: 1000 });
     // 80% of the reads and 80% of the writes: both fitted their own dimension before
     addVolume(store, { name: 'reader', deviceNumber: '7:1', min: { readIops: 800 } });
     addVolume(store, { name: 'writer', deviceNumber: '7:2', min: { writeIops: 800 } });
     const pools = new PoolService(store, { pools: [p], headroom: 0.1 });
-    const view = pools.get('default');
+    const view = await pools.get('default');
     expect(view.share.promised).toBeCloseTo(1.6);
     expect(view.share).toMatchObject({ promisable: 0.9, available: 0 });
     expect(view.available).toEqual({ readIops: 0, writeIops: 0 });
@@ -98,7 +98,7 @@ describe('a pool over-promised under the per-dimension rule of earlier versions'
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-admission-'));
     fs.writeFileSync(path.join(dir, 'config.yaml'), 'csi: { socket: "off" }\n');
     const config = { ...loadConfig({ config: path.join(dir, 'config.yaml') }), pools: [p] };
-    const check = runChecks(config, { error: 'not needed here' }, pools).find((c) => c.name === 'pool default guarantees');
+    const check = (await runChecks(config, { error: 'not needed here' }, pools)).find((c) => c.name === 'pool default guarantees');
     expect(check).toMatchObject({ status: 'warn', detail: 'over-promised: the guarantees take 160% of the device, more than the 90% that may be promised; they stay, but under contention not all can be held' });
     expect(check?.fix).toContain('qosctl volume set');
   });

@@ -10,5 +10,5 @@ export const doctorRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
     devices: await listDevices(s.config),
   }));
 
-  app.get('/v1/doctor', { schema: { querystring: NoQuery, response: { 200: DoctorOut, ...errorReplies } } }, async () => ({ checks: s.doctor() }));
+  app.get('/v1/doctor', { schema: { querystring: NoQuery, response: { 200: DoctorOut, ...errorReplies } } }, async () => ({ checks: await s.doctor() }));
 };

@@ -9,7 +9,7 @@ import { quantity } from '../../util/quantity';
 import { asQosdError } from '../../model/errors';
 
 export const poolRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app) => {
-  app.get('/v1/pools', { schema: { querystring: NoQuery, response: { 200: PoolList, ...errorReplies } } }, async () => ({ pools: s.pools.list() }));
+  app.get('/v1/pools', { schema: { querystring: NoQuery, response: { 200: PoolList, ...errorReplies } } }, async () => ({ pools: await s.pools.listWithSpace() }));
 
   app.get('/v1/pools/:name', { schema: { querystring: NoQuery, params: PoolNameParams, response: { 200: PoolOut, ...errorReplies } } }, async (req) =>
     s.pools.get(req.params.name),
@@ -25,7 +25,7 @@ export const poolRoutes = (s: Services): FastifyPluginAsyncTypebox => async (app
     '/v1/pools/:name/calibrate',
     { schema: { querystring: NoQuery, headers: SourceHeaders, params: PoolNameParams, body: CalibrateBody, response: { 200: Type.Unknown(), ...errorReplies } } },
     async (req, reply) => {
-      s.pools.get(req.params.name); // 404 as a plain error, before the stream starts
+      s.pools.poolConfig(req.params.name); // 404 as a plain error, before the stream starts
       const opts = {
         seconds: req.body.seconds ?? 3,
         method: req.body.method ?? 'auto',
