@@ -40,8 +40,11 @@ function yieldToLoop(): Promise<void> {
   });
 }
 
+/** The monotonic clock slices are measured on, in ms. */
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
 export class TimeSlice {
-  private sliceStarted = process.hrtime.bigint();
+  private sliceStarted: number;
   private waitedBefore: number;
   /** The longest time the job held the loop without yielding, in ms. */
   longestMs = 0;
@@ -61,7 +64,10 @@ export class TimeSlice {
     private readonly budgetMs = 1,
     /** The time this thread has waited for a core so far, in ms (host/thread-clock.ts); undefined: not measured. */
     private readonly waitClock?: () => number,
+    /** The clock, in ms (tests give one of their own). */
+    private readonly clock: () => number = monotonicMs,
   ) {
+    this.sliceStarted = clock();
     this.waitedBefore = waitClock?.() ?? 0;
   }
 
@@ -70,7 +76,7 @@ export class TimeSlice {
    * when it is true: an await per step costs microseconds, thousands of them a tick.
    */
   due(): boolean {
-    return Number(process.hrtime.bigint() - this.sliceStarted) / 1e6 >= this.budgetMs;
+    return this.clock() - this.sliceStarted >= this.budgetMs;
   }
 
   /** Yields when the current slice has used its budget; otherwise returns at once. */
@@ -103,13 +109,13 @@ export class TimeSlice {
 
   /** Closes the current slice, so `longestMs` covers the whole job. */
   end(): void {
-    const held = Number(process.hrtime.bigint() - this.sliceStarted) / 1e6;
+    const held = this.clock() - this.sliceStarted;
     if (held > this.longestMs) this.longestMs = held;
     if (this.waitClock) this.longestRunMs = Math.max(this.longestRunMs, held - (this.waitClock() - this.waitedBefore));
   }
 
   private start(): void {
-    this.sliceStarted = process.hrtime.bigint();
+    this.sliceStarted = this.clock();
     if (this.waitClock) this.waitedBefore = this.waitClock();
   }
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasXfs, nodeTestBlocker } from '../helpers/host';
 import { useTestDaemon, VERSION_OF_PACKAGE } from '../helpers/daemon';
 import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
+import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { blockCapability, csiBlockTarget, csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
 import { deviceOf, formatDevice } from '../../src/host/block-device';
@@ -91,8 +92,7 @@ describe.skipIf(blocker)(`CSI node service on the socket${blocker ? ` (skipped: 
       expect(ruleLines(p.podCgroup, RIOPS)).toBe(`${vol.deviceNumber} 200`);
       expect(ruleLines(p.leaf, RIOPS)).toBe(`${vol.deviceNumber} 200`);
       const seconds = await ddRead(p.leaf, vol.device, '4k', 600);
-      expect(600 / seconds).toBeGreaterThan(200 * 0.85);
-      expect(600 / seconds).toBeLessThan(200 * 1.15);
+      await expectThrottled({ rate: 600 / seconds, limit: 200, baseline: () => unthrottledReads(vol.device, '4k', 600) });
       const atts = (await fx.api<{ attachments: { volume: string; target: string; source: string; podUid: string }[] }>('GET', '/v1/attachments')).body.attachments;
       expect(atts.filter((a) => a.volume === 'fsvol')).toMatchObject([{ target, source: 'csi', podUid: p.podUid }]);
       const events = (await fx.api<{ events: { kind: string; source: string }[] }>('GET', '/v1/volumes/fsvol/events')).body.events;
@@ -231,8 +231,7 @@ describe.skipIf(blocker)(`CSI node service on the socket${blocker ? ` (skipped: 
       expect(await csi.code('Node', 'NodePublishVolume', { ...req, volume_capability: mountCapability() })).toBe('ALREADY_EXISTS');
       expect(ruleLines(p.leaf, RIOPS)).toBe(`${vol.deviceNumber} 250`);
       const seconds = await ddRead(p.leaf, target, '4k', 750);
-      expect(750 / seconds).toBeGreaterThan(250 * 0.85);
-      expect(750 / seconds).toBeLessThan(250 * 1.15);
+      await expectThrottled({ rate: 750 / seconds, limit: 250, baseline: () => unthrottledReads(target, '4k', 750) });
       const stats = await csi.call<Stats>('Node', 'NodeGetVolumeStats', { volume_id: 'blockvol', volume_path: target });
       expect(stats.volume_condition.abnormal).toBe(false);
       expect(stats.usage).toMatchObject([{ unit: 'BYTES', total: String(vol.sizeBytes) }]);

@@ -100,7 +100,7 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     await sleep(600);
     expect(ruleLines(noisy.leaf, WIOPS)).toBe(''); // the victim idle: nothing to protect
     const v = reader(victim.leaf, victim.device, 200);
-    expect(await until(() => ruleLines(noisy.leaf, WIOPS).startsWith(`${noisy.deviceNumber} `), 5000)).toBe(true);
+    expect(await until(() => ruleLines(noisy.leaf, WIOPS).startsWith(`${noisy.deviceNumber} `), 20_000)).toBe(true);
     const limit = Number(ruleLines(noisy.leaf, WIOPS).split(' ')[1]);
     expect(limit).toBeLessThan(1000);
     expect(limit).toBeGreaterThanOrEqual(10);
@@ -111,7 +111,7 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     expect(Number(/^qosd_pool_utilisation\{pool="default"\} ([\d.e+-]+)$/m.exec(metrics)?.[1])).toBeGreaterThan(0.9);
     expect(metrics).toMatch(/^qosd_volume_device_share\{volume="wnoisy",pool="default"\} [\d.e+-]+$/m);
     stopReader(v);
-    expect(await until(() => ruleLines(noisy.leaf, WIOPS) === '', 5000)).toBe(true);
+    expect(await until(() => ruleLines(noisy.leaf, WIOPS) === '', 20_000)).toBe(true);
     stopReader(w);
   }, 60_000);
 
@@ -126,7 +126,7 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     expect(ruleLines(noisy.leaf, RIOPS)).toBe(''); // the victim idle: nothing to protect
     const v = reader(victim.leaf, victim.device, 200);
 
-    const capped = await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 5000);
+    const capped = await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 20_000);
     expect(capped).toBe(true);
     const limit = Number(ruleLines(noisy.leaf, RIOPS).split(' ')[1]);
     expect(limit).toBeLessThan(1000);
@@ -140,7 +140,7 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     expect(Number(/^qosd_controller_adjustments_total\{direction="down"\} (\d+)$/m.exec(metrics)![1])).toBeGreaterThan(0);
 
     stopReader(v);
-    const lifted = await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000);
+    const lifted = await until(() => ruleLines(noisy.leaf, RIOPS) === '', 20_000);
     expect(lifted).toBe(true);
     expect((await request<{ effective: { max: object } }>(ctx.node.socket, 'GET', '/v1/volumes/noisy')).body.effective.max).toEqual({});
   }, 60_000);
@@ -150,7 +150,7 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     const noisy = await mount('noisy2', { size: '32Mi' });
     const n = reader(noisy.leaf, noisy.device);
     const v = reader(victim.leaf, victim.device, 200);
-    expect(await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 5000)).toBe(true);
+    expect(await until(() => ruleLines(noisy.leaf, RIOPS).startsWith(`${noisy.deviceNumber} `), 20_000)).toBe(true);
 
     await ctx.daemon.stop();
     ctx.daemon = await startDaemon(ctx.node);
@@ -170,7 +170,7 @@ describe.skipIf(blocker)(`work-conserving controller on cgroup v1${blocker ? ` (
     const seen = (await request<{ effective: { max: { readIops?: number } } }>(ctx.node.socket, 'GET', '/v1/volumes/noisy2')).body;
     expect(seen.effective.max.readIops).toBeGreaterThanOrEqual(10);
     for (const p of [v, n]) stopReader(p);
-    expect(await until(() => ruleLines(noisy.leaf, RIOPS) === '', 5000)).toBe(true);
+    expect(await until(() => ruleLines(noisy.leaf, RIOPS) === '', 20_000)).toBe(true);
   }, 60_000);
 });
 

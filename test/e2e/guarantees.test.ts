@@ -9,6 +9,7 @@ import { nodeTestBlocker } from '../helpers/host';
 import { QOSCTL, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
+import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
 import { which } from '../../src/host/exec';
@@ -107,15 +108,13 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     const vol = (await api<Vol>('GET', '/v1/volumes/live')).body;
     const mountId = readMountinfo().find((e) => e.mountPoint === target)!.id;
     const rate1 = 450 / (await ddRead(leaf, vol.device, '4k', 450));
-    expect(rate1).toBeGreaterThan(150 * 0.85);
-    expect(rate1).toBeLessThan(150 * 1.15);
+    await expectThrottled({ rate: rate1, limit: 150, baseline: () => unthrottledReads(vol.device, '4k', 450) });
 
     const r = spawnSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'volume', 'set', 'live', '--max-read-iops', '400'], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
     expect(ruleLines(leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 400`);
     const rate2 = 1200 / (await ddRead(leaf, vol.device, '4k', 1200));
-    expect(rate2).toBeGreaterThan(400 * 0.85);
-    expect(rate2).toBeLessThan(400 * 1.15);
+    await expectThrottled({ rate: rate2, limit: 400, baseline: () => unthrottledReads(vol.device, '4k', 1200) });
     expect(readMountinfo().find((e) => e.mountPoint === target)!.id).toBe(mountId);
 
     const { events } = (await api<{ events: { kind: string; source: string; time: string; detail: { old: { qos: Vol['qos'] }; new: { qos: Vol['qos'] } } }[] }>('GET', '/v1/volumes/live/events')).body;

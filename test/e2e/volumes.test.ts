@@ -163,7 +163,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     it('repairs a rule removed behind its back within the reconcile interval', async () => {
       fs.writeFileSync(path.join(pod.leaf, 'blkio.throttle.read_iops_device'), `${vol.deviceNumber} 0`);
       expect(ruleLines(pod.leaf, 'blkio.throttle.read_iops_device')).toBe('');
-      const repaired = await waitFor(() => ruleLines(pod.leaf, 'blkio.throttle.read_iops_device') === `${vol.deviceNumber} 250`, 5000);
+      const repaired = await waitFor(() => ruleLines(pod.leaf, 'blkio.throttle.read_iops_device') === `${vol.deviceNumber} 250`, 20_000);
       expect(repaired).toBe(true);
     });
 
@@ -171,8 +171,14 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
       await fx.daemon.stop();
       fx.daemon = await startDaemon(fx.node);
       expect(ruleLines(pod.leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 250`);
+      const byWatch = async () => {
+        const text = (await api<string>('GET', '/metrics')).body;
+        return Number(/^qosd_cgroup_rule_writes_total\{[^}]*reason="new-cgroup"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+      };
       const late = makeLeaf(pod.podCgroup);
-      expect(await waitFor(() => ruleLines(late, 'blkio.throttle.read_iops_device') === `${vol.deviceNumber} 250`, 1000)).toBe(true);
+      // Written by the new daemon's leaf watch, not left to its next pass (the bound is for a stuck daemon only).
+      expect(await waitFor(() => ruleLines(late, 'blkio.throttle.read_iops_device') === `${vol.deviceNumber} 250`, 20_000)).toBe(true);
+      expect(await byWatch()).toBeGreaterThan(0);
     });
 
     it('deletes it once unmounted: storage and loop device gone', async () => {
