@@ -113,7 +113,12 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const blkio = 'error' in layout ? layout : blkioFor(layout);
   // One view of the store for start-up recovery's passes (the periodic jobs read in their worker).
   const view = new StoreView(store);
-  const enforcer = new Enforcer({ blkio, kubelet: config.kubelet, store, view, log, metrics, policy });
+  const enforcer = new Enforcer({
+    blkio, kubelet: config.kubelet, store, view, log, metrics, policy,
+    // Before a rule is written or cleared: is the recorded device still the volume's?
+    identify: (vol, device) => pools.get(vol.pool)?.identify(vol, device) ?? { is: 'ours' },
+    refind: (name) => void volumes.refind(name).catch((err: Error) => log.error({ volume: name, err: err.message }, 'finding the device of a volume again failed')),
+  });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics, view });

@@ -18,6 +18,7 @@ import type { RuleWatchBatch } from './rule-watch';
 import { confirmRepairs, reconcilePass, type PassContext, type Repair } from './rule-pass';
 import { TimeSlice } from '../util/time-slice';
 import { staticLimits, type LimitPolicy } from './limit-policy';
+import type { Identify, OnMismatch } from './device-owner';
 import * as fs from 'node:fs';
 
 export interface EnforcerOptions {
@@ -31,6 +32,13 @@ export interface EnforcerOptions {
   view?: StoreView;
   /** What to write for a volume (default: its max, statically). */
   policy?: LimitPolicy;
+  /**
+   * Whose a device is now (the volume's pool's identify), asked before any rule for it is written
+   * or cleared; undefined: a recorded device is taken as its volume's (fixture trees).
+   */
+  identify?: Identify;
+  /** Told, once per volume and device, when a volume's recorded device is another's or gone: find it again. */
+  refind?: (volume: string) => void;
 }
 
 /** An attached pod's cgroup, as the leaf watches need it. */
@@ -52,10 +60,45 @@ export class Enforcer {
   private readonly policy: LimitPolicy;
   private readonly view: StoreView;
 
+  /** Volume → the device number reported as not its own (each mismatch is recorded once). */
+  private readonly mismatched = new Map<string, string>();
+
   constructor(private readonly o: EnforcerOptions) {
     this.view = o.view ?? new StoreView(o.store);
     this.watcher = new LeafWatcher((pod, dir) => this.onNewCgroup(pod, dir));
     this.policy = o.policy ?? staticLimits;
+  }
+
+  /**
+   * Whether `device` is the volume's own now; when it is not, the mismatch is recorded (an event
+   * and a log line, once) and the volume's device is found again (refind).
+   */
+  private owns(vol: Volume, device: string): boolean {
+    const id = this.o.identify?.(vol, device) ?? { is: 'ours' as const };
+    if (id.is === 'ours') {
+      if (this.mismatched.get(vol.name) !== undefined && vol.deviceNumber === device) this.mismatched.delete(vol.name);
+      return true;
+    }
+    this.mismatch(vol, device, id);
+    return false;
+  }
+
+  private readonly mismatch: OnMismatch = (vol, device, id) => {
+    if (this.mismatched.get(vol.name) === device) return;
+    this.mismatched.set(vol.name, device);
+    this.o.metrics.deviceMismatches.inc({ found: id.is });
+    this.o.log.error({ volume: vol.name, device, found: id.is, why: id.why }, 'the device recorded for a volume is not its own any more: no rule is written or cleared for it; finding the volume\'s device again');
+    this.o.store.events.add({ time: now(), volume: vol.name, kind: 'device-mismatch', source: 'reconcile', detail: { device, found: id.is, why: id.why } });
+    this.o.refind?.(vol.name);
+  };
+
+  /**
+   * Throws FailedPrecondition when the volume's recorded device is not its own now (recording
+   * why and finding it again): an attach checks before it mounts.
+   */
+  confirmDevice(vol: Volume): void {
+    if (!vol.deviceNumber || this.owns(vol, vol.deviceNumber)) return;
+    throw new QosdError('FailedPrecondition', `device ${vol.deviceNumber} recorded for volume ${vol.name} is not its own any more; qosd is finding its device again: retry`);
   }
 
   get blkio(): Blkio | { error: string } {
@@ -81,9 +124,10 @@ export class Enforcer {
   }
 
   /** Writes the volume's limits for the attachment and keeps new v1 leaves covered. */
-  apply(att: Attachment, vol: Volume, reason: WriteReason): { attachment: Attachment; writes: number } {
+  apply(att: Attachment, vol: Volume, reason: WriteReason): { attachment: Attachment; writes: number; refused?: string } {
     const blkio = this.o.blkio;
     if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber || 'error' in blkio) return { attachment: att, writes: 0 };
+    if (!this.owns(vol, vol.deviceNumber)) return { attachment: att, writes: 0, refused: `device ${vol.deviceNumber} recorded for volume ${vol.name} is not its own any more` };
     let result: { dirs: string[]; writes: number };
     try {
       result = this.sync(blkio, att, vol, reason);
@@ -101,6 +145,12 @@ export class Enforcer {
     const blkio = this.o.blkio;
     if (!att.podCgroup || !att.cgroupVersion || !att.device || 'error' in blkio) return;
     this.watcher.unwatch(att.podCgroup, att.id);
+    // A number the kernel has given to another's device is not cleared: its rules are not ours now.
+    const vol = this.o.store.volumes.get(att.volume);
+    if (vol && this.o.identify?.(vol, att.device).is === 'other') {
+      this.owns(vol, att.device);
+      return;
+    }
     // Another attachment of the same device in the same pod still wants the rules.
     const shared = this.o.store.attachments
       .inPod(att.podCgroup)
@@ -181,7 +231,7 @@ export class Enforcer {
   }
 
   private passContext(blkio: Blkio): PassContext {
-    return { blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy };
+    return { blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy, identify: this.o.identify, onMismatch: this.mismatch };
   }
 
   /** Each repair counted and logged with what was wrong. */
@@ -242,7 +292,7 @@ export class Enforcer {
     for (const att of this.o.store.attachments.inPod(podCgroup)) {
       if (att.state !== 'attached') continue;
       const vol = this.o.store.volumes.get(att.volume);
-      if (!vol?.deviceNumber) continue;
+      if (!vol?.deviceNumber || !this.owns(vol, vol.deviceNumber)) continue;
       try {
         const writes = blkio.syncRules(dir, vol.deviceNumber, this.policy.limitsFor(vol));
         if (writes) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'new-cgroup' }, writes);

@@ -20,6 +20,7 @@ import { StoreView, type StoreSnapshot } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
 import type { LimitPolicy } from './limit-policy';
 import type { TrustedRules } from './rule-watch';
+import { DeviceOwners, type DeviceOwner, type Identify, type OnMismatch } from './device-owner';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -52,6 +53,10 @@ export interface PassContext {
    * the daemon's thread confirms and writes each repair (confirmRepairs).
    */
   findOnly?: boolean;
+  /** Whose a device is now (the pools' identify); undefined: a recorded number is its volume's. */
+  identify?: Identify;
+  /** Told of a volume whose recorded device is another's or gone (found before a write). */
+  onMismatch?: OnMismatch;
   /**
    * The cgroups whose rules need no reading: read right before and watched since with no write
    * seen (rule-watch.ts). The worker's pass only; a pass without it reads every cgroup.
@@ -87,20 +92,20 @@ async function wanted(snapshot: StoreSnapshot, policy: LimitPolicy, slice: TimeS
 }
 
 /**
- * What the store wants on `device` in `dir` right now (undefined: nothing), and whether the device
- * is qosd's. Used only when the store changed during the pass.
+ * What the store wants on `device` in `dir` right now (undefined: nothing), from the device's
+ * confirmed owner, and whether a rule of ours on it may be cleared (the owner's, or nobody's).
  */
-function wantNow(ctx: PassContext, dir: string, device: string): { ours: boolean; want: Figures | undefined } {
-  const vols = ctx.store.volumes.byDeviceNumber(device);
-  // Only the path from a pod cgroup down to `dir`: enough to ask whether the pod's rules cover it.
-  const toward = (d: string): string[] => (dir.startsWith(d + '/') ? [`${d}/${dir.slice(d.length + 1).split('/')[0]}`] : []);
-  for (const vol of vols) {
+function wantNow(ctx: PassContext, dir: string, owner: DeviceOwner): { ours: boolean; want: Figures | undefined } {
+  const vol = owner.volume;
+  if (vol) {
+    // Only the path from a pod cgroup down to `dir`: enough to ask whether the pod's rules cover it.
+    const toward = (d: string): string[] => (dir.startsWith(d + '/') ? [`${d}/${dir.slice(d.length + 1).split('/')[0]}`] : []);
     for (const att of ctx.store.attachments.list(vol.name)) {
       if (!holdsRules(att) || !att.podCgroup) continue;
       if (ctx.blkio.ruleDirs(att.podCgroup, toward).includes(dir)) return { ours: true, want: ctx.policy.limitsFor(vol) };
     }
   }
-  return { ours: vols.length > 0, want: undefined };
+  return { ours: vol !== undefined || owner.free, want: undefined };
 }
 
 export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new TimeSlice()): Promise<PassResult> {
@@ -120,6 +125,7 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
   let vouched = 0;
   // Asked only when there is something to write: a no-op pass over 20,000 cgroups asks never.
   const stale = (): boolean => store.generation() !== snapshot.generation;
+  const owners = ctx.findOnly ? undefined : ownersFor(ctx);
   const trusted = ctx.trusted;
   const sync = (dir: string, wants: Wants): void => {
     try {
@@ -129,7 +135,7 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
         return;
       }
       const before = repairs.length;
-      const current = syncDir(ctx, dir, wants, ours, stale, repairs);
+      const current = syncDir(ctx, dir, wants, ours, stale, repairs, owners);
       trusted?.read(dir, wants, repairs.length === before && onlyWanted(current, wants));
       cgroups++;
     } catch (err) {
@@ -186,7 +192,7 @@ function onlyWanted(current: ReadonlyMap<string, Figures>, wants: Wants): boolea
 }
 
 /** Reads a cgroup's rules and settles what differs from `wants`; returns what it read. */
-function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: () => boolean, repairs: Repair[]): ReadonlyMap<string, Figures> {
+function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: () => boolean, repairs: Repair[], owners: DeviceOwners | undefined): ReadonlyMap<string, Figures> {
   const { blkio } = ctx;
   const current = blkio.readRules(dir);
   const decide = (device: string, found: Figures): void => {
@@ -195,10 +201,16 @@ function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>,
     if (want !== undefined && sameFigures(found, want)) return;
     if (want === undefined && (!mine || Object.keys(found).length === 0)) return;
     // Something to write. Found elsewhere (a worker's pass): the daemon's thread confirms it.
-    if (ctx.findOnly) repairs.push({ dir, device, kind: want !== undefined ? 'differs' : 'stray', found, want: want ?? {} });
-    // Checked against the store as it is now, if it moved meanwhile.
-    else if (stale()) settle(ctx, dir, device, found, wantNow(ctx, dir, device), repairs);
-    else settle(ctx, dir, device, found, { want, ours: mine }, repairs);
+    if (ctx.findOnly || !owners) {
+      repairs.push({ dir, device, kind: want !== undefined ? 'differs' : 'stray', found, want: want ?? {} });
+      return;
+    }
+    // The device confirmed as its recorded volume's first. Then, with one volume recording it and
+    // the store as the pass read it, the pass's wants are the owner's; otherwise the store is asked
+    // again, as it is now.
+    const owner = owners.of(device);
+    if (!stale() && owner.claimants === 1 && owner.volume) settle(ctx, dir, device, found, { want, ours: mine }, repairs);
+    else settle(ctx, dir, device, found, wantNow(ctx, dir, owner), repairs);
   };
   for (const device of wants.keys()) decide(device, current.get(device) ?? {});
   for (const [device, found] of current) if (!wants.has(device)) decide(device, found);
@@ -227,6 +239,7 @@ function settle(ctx: PassContext, dir: string, device: string, found: Figures, n
  */
 export async function confirmRepairs(ctx: PassContext, found: readonly Pick<Repair, 'dir' | 'device'>[], slice: TimeSlice = new TimeSlice()): Promise<Repair[]> {
   const repairs: Repair[] = [];
+  const owners = ownersFor(ctx);
   for (const { dir, device } of found) {
     if (slice.due()) await slice.yield();
     let current: Figures;
@@ -236,7 +249,11 @@ export async function confirmRepairs(ctx: PassContext, found: readonly Pick<Repa
       if (isGone(err)) continue; // the cgroup went away meanwhile: nothing to repair
       throw err;
     }
-    settle(ctx, dir, device, current, wantNow(ctx, dir, device), repairs);
+    settle(ctx, dir, device, current, wantNow(ctx, dir, owners.of(device)), repairs);
   }
   return repairs;
+}
+
+function ownersFor(ctx: PassContext): DeviceOwners {
+  return new DeviceOwners(ctx.store, ctx.identify, ctx.onMismatch);
 }

@@ -28,7 +28,9 @@ export interface ExecOptions {
   okExitCodes?: readonly number[];
 }
 
-const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** The PATH every node tool runs with. */
+export const TOOL_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const PATH = TOOL_PATH;
 
 /** Where `command` would be found on the PATH qosd runs tools with, or undefined. */
 export function which(command: string): string | undefined {

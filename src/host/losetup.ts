@@ -3,7 +3,8 @@
 // so reads and writes are charged where the cgroup throttle sees them.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { run } from './exec';
+import { execFileSync } from 'node:child_process';
+import { TOOL_PATH, run } from './exec';
 import { decodeRdev, formatDevice } from './block-device';
 
 export async function attachLoop(file: string): Promise<string> {
@@ -20,15 +21,6 @@ export async function detachLoop(device: string): Promise<void> {
 /** Makes the loop device see the backing file's new size after a grow. */
 export async function refreshLoopCapacity(device: string): Promise<void> {
   await run('losetup', ['--set-capacity', device], { timeoutMs: 30_000 });
-}
-
-/** The backing file of one loop device (/dev/loopN), or undefined when it is not attached. */
-export function loopBacking(device: string, sysRoot = '/sys'): string | undefined {
-  try {
-    return fs.readFileSync(path.join(sysRoot, 'block', path.basename(device), 'loop', 'backing_file'), 'utf8').trim();
-  } catch {
-    return undefined;
-  }
 }
 
 /** Every attached loop device by backing file, from one pass over /sys/block. */
@@ -95,6 +87,21 @@ export async function findLoopsByInode(file: string): Promise<string[]> {
   const id = fileIdentity(file);
   if (!id) return [];
   return [...(await loopIdentities())].filter(([, v]) => v === id).map(([dev]) => dev).sort();
+}
+
+/**
+ * The identity of the file behind one loop device (/dev/loopN), from the kernel (LOOP_GET_STATUS64,
+ * through losetup), waiting for it: for the rare loop whose backing_file names a path that exists
+ * nowhere (attached from a mount namespace that is gone). undefined: not attached.
+ */
+export function loopIdentitySync(device: string): string | undefined {
+  let stdout: string;
+  try {
+    stdout = execFileSync('losetup', ['--list', '--json', '--output', 'NAME,BACK-INO,BACK-MAJ:MIN', device], { timeout: 5000, killSignal: 'SIGKILL', env: { PATH: TOOL_PATH, LC_ALL: 'C' }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+  return parseLoopIdentities(stdout).get(device);
 }
 
 /** Every attached loop device with its backing file's identity (see parseLoopIdentities). */

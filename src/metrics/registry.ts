@@ -56,6 +56,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly deviceMismatches = new Counter({
+    name: 'qosd_device_mismatches_total',
+    help: "Times a volume's recorded device turned out not to be its own (found: other, another's device now; gone, no device): no rule was written or cleared for it, and its device was found again.",
+    labelNames: ['found'] as const,
+    registers: [this.registry],
+  });
+
   readonly reconcileRepairs = new Counter({
     name: 'qosd_reconcile_repairs_total',
     help: 'Differences between SQLite and the kernel that the periodic pass repaired.',

@@ -7,9 +7,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
-import { attachLoop, detachLoop, fileIdentity, findLoops, findLoopsByFile, loopBacking, loopIdentities, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
+import { attachLoop, detachLoop, fileIdentity, findLoops, findLoopsByFile, findLoopsByInode, loopIdentities, loopIdentitySync, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { QosdError } from '../model/errors';
+import type { DeviceIdentity } from '../model/device-identity';
 
 export class FilePool implements VolumePool {
   readonly backend = 'file' as const;
@@ -18,7 +19,52 @@ export class FilePool implements VolumePool {
   constructor(
     readonly name: string,
     readonly dir: string,
+    private readonly sysRoot = '/sys',
+    /** The kernel's identity of a loop's file (losetup); tests over fixture trees give their own. */
+    private readonly loopIdentity: (device: string) => string | undefined = loopIdentitySync,
   ) {}
+
+  /** Loop identities asked of the kernel, by device number and the path its sysfs shows. */
+  private readonly byKernel = new Map<string, string | undefined>();
+
+  private identityByKernel(device: string, deviceNumber: string, backing: string): string | undefined {
+    const key = `${deviceNumber}\0${backing}`;
+    if (!this.byKernel.has(key)) {
+      if (this.byKernel.size > 1000) this.byKernel.clear();
+      this.byKernel.set(key, this.loopIdentity(device));
+    }
+    return this.byKernel.get(key);
+  }
+
+  /**
+   * A loop device is the volume's when the file behind it (sysfs names it; its device and inode
+   * tell) is the volume's file: a path alone could be a new file under the old name.
+   */
+  identify(volume: Pick<Volume, 'name' | 'backing'>, deviceNumber: string): DeviceIdentity {
+    const sys = path.join(this.sysRoot, 'dev', 'block', deviceNumber);
+    let name: string;
+    try {
+      name = path.basename(fs.realpathSync(sys));
+    } catch {
+      return { is: 'gone', why: `there is no block device ${deviceNumber}` };
+    }
+    let backing: string;
+    try {
+      backing = fs.readFileSync(path.join(sys, 'loop', 'backing_file'), 'utf8').trim();
+    } catch {
+      return name.startsWith('loop')
+        ? { is: 'gone', why: `loop device ${deviceNumber} (${name}) has no file attached` }
+        : { is: 'other', why: `${deviceNumber} (${name}) is not a loop device` };
+    }
+    const file = volume.backing ?? this.fileOf(volume.name);
+    const want = fileIdentity(file);
+    // A path that exists nowhere here (a loop attached from a mount namespace that is gone): the
+    // kernel's own record of the file's device and inode, asked once per loop and path.
+    const atPath = fileIdentity(backing);
+    const got = atPath ?? this.identityByKernel(`/dev/${name}`, deviceNumber, backing);
+    if (want !== undefined && got === want) return { is: 'ours' };
+    return { is: 'other', why: `loop device ${deviceNumber} (${name}) is backed by ${backing}${atPath === undefined ? ' (not found)' : ''}, not by ${file}${want === undefined ? ' (missing)' : ''}` };
+  }
 
   async init(): Promise<void> {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
@@ -84,13 +130,13 @@ export class FilePool implements VolumePool {
   }
 
   async openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>> {
-    const byPath = loopsByBackingFile();
+    const byPath = loopsByBackingFile(this.sysRoot);
     let byInode: Map<string, string> | undefined; // identity → loop, listed once if needed
     const out = new Map<string, PoolDevice>();
     for (const v of volumes) {
       const file = v.backing ?? this.fileOf(v.name);
       if (!fs.existsSync(file)) continue;
-      let known = byPath.get(file)?.[0];
+      let known = byPath.get(file)?.find((d) => this.isLoopOf(d, file));
       if (!known) {
         byInode ??= new Map([...(await loopIdentities())].map(([dev, id]) => [id, dev]));
         known = byInode.get(fileIdentity(file) ?? '');
@@ -117,12 +163,27 @@ export class FilePool implements VolumePool {
 
   /**
    * The loop device backed by `file`, attaching one if there is none. The device SQLite last
-   * recorded is checked first (one sysfs read): scanning every loop device costs a read each,
-   * and a node with a thousand volumes has a thousand of them.
+   * recorded is checked first (one sysfs read and two stats): scanning every loop device costs a
+   * read each, and a node with a thousand volumes has a thousand of them. A loop found by path is
+   * taken only when the file behind it is this file (a path can name a new file now).
    */
   private async attach(file: string, recorded?: string | null): Promise<PoolDevice> {
-    const device = (recorded && loopBacking(recorded) === file ? recorded : undefined) ?? (await findLoops(file))[0] ?? (await attachLoop(file));
+    const device = (recorded && this.isLoopOf(recorded, file) ? recorded : undefined) ?? (await this.loopsOf(file))[0] ?? (await attachLoop(file));
     return this.device(device, file);
+  }
+
+  /** Whether the loop device node `dev` has `file` behind it now (its device and inode). */
+  private isLoopOf(dev: string, file: string): boolean {
+    try {
+      return this.identify({ name: '', backing: file }, formatDevice(deviceOf(dev))).is === 'ours';
+    } catch {
+      return false; // no such device node
+    }
+  }
+
+  /** The loop devices of `file`: found by path and confirmed, or found by inode (losetup). */
+  private async loopsOf(file: string): Promise<string[]> {
+    return [...new Set([...findLoopsByFile(file, this.sysRoot).filter((d) => this.isLoopOf(d, file)), ...(await findLoopsByInode(file))])].sort();
   }
 
   private device(device: string, file: string): PoolDevice {

@@ -2,6 +2,7 @@
 // (linear, or striped across the PVs when the pool says `stripes`). Cgroup rules target the LV's
 // device-mapper device, the device the pod's filesystem actually sits on.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
 import * as lvm from '../host/lvm';
@@ -9,6 +10,7 @@ import { deviceOf, formatDevice } from '../host/block-device';
 import { probeSignature } from '../host/filesystem';
 import { readMountinfo } from '../host/mountinfo';
 import { QosdError } from '../model/errors';
+import type { DeviceIdentity } from '../model/device-identity';
 
 export class LvmPool implements VolumePool {
   readonly backend = 'lvm' as const;
@@ -19,7 +21,28 @@ export class LvmPool implements VolumePool {
     readonly volumeGroup: string,
     readonly devices: string[],
     readonly stripes = 1,
+    private readonly sysRoot = '/sys',
   ) {}
+
+  /**
+   * A dm device is the volume's LV when device-mapper names it so (`vg-lv`, each dash in the names
+   * doubled, as LVM names its dm devices) and LVM made it (its uuid starts with LVM-).
+   */
+  identify(volume: Pick<Volume, 'name' | 'backing'>, deviceNumber: string): DeviceIdentity {
+    const dm = path.join(this.sysRoot, 'dev', 'block', deviceNumber, 'dm');
+    if (!fs.existsSync(path.join(this.sysRoot, 'dev', 'block', deviceNumber))) return { is: 'gone', why: `there is no block device ${deviceNumber}` };
+    let name: string;
+    let uuid: string;
+    try {
+      name = fs.readFileSync(path.join(dm, 'name'), 'utf8').trim();
+      uuid = fs.readFileSync(path.join(dm, 'uuid'), 'utf8').trim();
+    } catch {
+      return { is: 'other', why: `${deviceNumber} is not a device-mapper device` };
+    }
+    const want = `${this.volumeGroup.replace(/-/g, '--')}-${volume.name.replace(/-/g, '--')}`;
+    if (name === want && uuid.startsWith('LVM-')) return { is: 'ours' };
+    return { is: 'other', why: `${deviceNumber} is device-mapper device ${name}, not LV ${this.backingFor(volume.name)}` };
+  }
 
   async init(): Promise<void> {
     // Nothing to do: an uninitialized pool starts fine and says so on first use (qosctl pool init).

@@ -1,6 +1,7 @@
 // A volume pool: where volumes' blocks come from. The service records intent before calling any
 // of these, and each call is idempotent so an interrupted operation can simply be run again.
 import type { Volume } from '../store/volumes';
+import type { DeviceIdentity } from '../model/device-identity';
 
 export interface PoolDevice {
   /** Device node, e.g. /dev/loop3 or /dev/qosd-nvme/vol. */
@@ -43,6 +44,11 @@ export interface VolumePool {
    * promised and have not written yet, so the pool never promises the same bytes twice.
    */
   freeBytes(): Promise<number>;
+  /**
+   * Whether the block device `deviceNumber` (MAJ:MIN) is the volume's now, from the kernel's own
+   * record of what backs it (sysfs and stat only: asked before rules are written or cleared).
+   */
+  identify(volume: Pick<Volume, 'name' | 'backing'>, deviceNumber: string): DeviceIdentity;
   /** Releases everything the volume held. Succeeds when there is nothing left to release. */
   remove(volume: Pick<Volume, 'name' | 'backing'>): Promise<void>;
 }

@@ -183,6 +183,7 @@ export class AttachmentService {
     let mounted = false;
     try {
       const { dev, volume } = await this.openDevice(held, found);
+      enforcer.confirmDevice(volume);
 
       attachment = store.tx(() => {
         const a = store.attachments.insert(
@@ -203,7 +204,9 @@ export class AttachmentService {
       // rules fails, the row stays "attaching" and the undo below takes the mount away again.
       const attaching = attachment;
       attachment = store.tx(() => {
-        const a = enforcer.apply(store.attachments.update(attaching.id, { state: 'attached' }, now()), volume, 'attach').attachment;
+        const applied = enforcer.apply(store.attachments.update(attaching.id, { state: 'attached' }, now()), volume, 'attach');
+        if (applied.refused) throw new QosdError('FailedPrecondition', `${applied.refused}; qosd is finding its device again: retry`);
+        const a = applied.attachment;
         store.events.add({ time: now(), volume: volume.name, kind: 'attached', source: req.source, detail: { target: req.target, podCgroup: a.podCgroup, cgroupPaths: a.cgroupPaths } });
         return a;
       });

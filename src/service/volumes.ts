@@ -387,6 +387,43 @@ export class VolumeService {
     return this.o.store.volumes.update(v.name, { backing: dev.backing, device: dev.device, deviceNumber: dev.deviceNumber }, now());
   }
 
+  /**
+   * Finds a volume's device again once its recorded one turned out another's or gone (a loop
+   * detached under qosd and its number given to another file): under the volume's lock its pool
+   * opens it (a loop attached again when its file has none), and the new number is recorded on the
+   * volume and its attachments, whose rules are then written for it. A volume that cannot be
+   * opened (its file gone) is reported, and left for the operator.
+   */
+  async refind(name: string): Promise<void> {
+    await this.o.locks.run([lockKey.volume(name)], async (held) => {
+      const v = this.o.store.volumes.get(name);
+      if (!v || v.state !== 'ready') return;
+      const pool = this.o.pools.get(v.pool);
+      if (!pool) return;
+      if (v.deviceNumber && pool.identify(v, v.deviceNumber).is === 'ours') return; // found again meanwhile
+      let dev: PoolDevice;
+      try {
+        dev = await pool.open(v);
+      } catch (err) {
+        this.o.store.events.add({ time: now(), volume: name, kind: 'device-refind-failed', source: 'reconcile', detail: { device: v.deviceNumber, reason: (err as Error).message } });
+        this.o.log.error({ volume: name, err: (err as Error).message }, 'could not find the device of a volume again');
+        return;
+      }
+      const updated = this.o.store.tx(() => {
+        const out = this.recordDevice(held, v, dev);
+        for (const att of this.o.store.attachments.list(name)) {
+          if (att.device !== out.deviceNumber) this.o.store.attachments.update(att.id, { device: out.deviceNumber }, now());
+        }
+        this.o.store.events.add({ time: now(), volume: name, kind: 'device-refound', source: 'reconcile', detail: { from: v.deviceNumber, to: out.deviceNumber, device: out.device } });
+        return out;
+      });
+      this.o.log.warn({ volume: name, from: v.deviceNumber, to: updated.deviceNumber, device: updated.device }, 'found the device of a volume again');
+      for (const att of this.o.store.attachments.list(name)) {
+        if (att.state === 'attached') this.o.enforcer.apply(att, updated, 'reconcile');
+      }
+    });
+  }
+
   /** recordDevice under the volume's own lock (start-up recovery, which holds none). */
   async refreshDevice(name: string, dev: PoolDevice): Promise<boolean> {
     return this.o.locks.run([lockKey.volume(name)], async (held) => {

@@ -119,9 +119,10 @@ describe('reconcile pass while the store changes under it', () => {
     const att = addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
     ctx.view = new StoreView(store);
     await reconcilePass(ctx); // rules in place, snapshot taken
+    // A detach clears the rules once the volume is unmounted, and deletes the row in the same step.
     setImmediate(() => {
-      store.attachments.update(att.id, { state: 'detaching' }, now());
       for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
+      store.attachments.delete(att.id);
     });
     const { repairs } = await reconcilePass(ctx, everyStep());
     expect(repairs).toEqual([]);
@@ -184,9 +185,9 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     fs.writeFileSync(path.join(other, V1_RIOPS), '7:7 1\n'); // stray now: nothing wants 7:7 there
     const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
     expect(found.length).toBeGreaterThan(0);
-    // Meanwhile the detach of db commits (and clears), and an attach of late to the other pod writes its rule.
-    store.attachments.update(att.id, { state: 'detaching' }, now());
+    // Meanwhile the detach of db commits (clears, then deletes the row), and an attach of late to the other pod writes its rule.
     for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
+    store.attachments.delete(att.id);
     addAttachment(store, late, FIXTURE_PODS.besteffort, other, 'v1');
     for (const d of blkio.ruleDirs(other)) blkio.syncRules(d, '7:7', { readIops: 300 });
     expect(await confirmRepairs(ctx, found)).toEqual([]);
@@ -274,5 +275,58 @@ describe('reconcile pass with what the leaf watches vouch for (rule-watch.ts)', 
     expect((await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs).toEqual([]);
     expect(trusted.vouchesFor(dir, new Map([['7:5', { readIops: 200 }]]))).toBe(false);
     expect(trusted.size).toBe(childDirs(dir).length);
+  });
+});
+
+describe('reconcile pass: a device is confirmed as its volume\'s before any rule for it is written or cleared', () => {
+  // identify stands in for the pools' (sysfs and stat): which numbers are whose now.
+  function withIdentity(is: Record<string, 'ours' | 'gone' | 'other'>) {
+    const n = node('v1-cgroupfs');
+    const told: { volume: string; device: string; is: string }[] = [];
+    n.ctx.identify = (_vol, device) => (is[device] === 'ours' || is[device] === undefined ? { is: 'ours' } : { is: is[device]!, why: `${device} is ${is[device]}` });
+    n.ctx.onMismatch = (vol, device, id) => told.push({ volume: vol.name, device, is: id.is });
+    return { ...n, told };
+  }
+
+  it("leaves a rule on a number the kernel gave to another's device, and says which volume's record is stale", async () => {
+    const { ctx, store, pod, told } = withIdentity({ '7:6': 'other' });
+    addVolume(store, { name: 'stale', deviceNumber: '7:6' }); // its loop detached; 7:6 is another file's now
+    const foreign = pod(FIXTURE_PODS.besteffort);
+    fs.writeFileSync(path.join(foreign, V1_RIOPS), '7:6 55\n'); // the other device's owner wrote it
+    expect((await reconcilePass(ctx)).repairs).toEqual([]);
+    expect(fs.readFileSync(path.join(foreign, V1_RIOPS), 'utf8')).toBe('7:6 55\n');
+    expect(told).toEqual([{ volume: 'stale', device: '7:6', is: 'other' }]);
+    // The same through the worker's path: found there, confirmed (and refused) here.
+    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    expect(found.map((r) => [r.dir, r.device, r.kind])).toEqual([[foreign, '7:6', 'stray']]);
+    expect(await confirmRepairs(ctx, found)).toEqual([]);
+    expect(fs.readFileSync(path.join(foreign, V1_RIOPS), 'utf8')).toBe('7:6 55\n');
+  });
+
+  it('writes no rule for an attached volume whose number is another\'s now, and clears a rule of ours on a number that is nobody\'s', async () => {
+    const { ctx, store, pod, told } = withIdentity({ '7:5': 'other', '7:6': 'gone' });
+    const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
+    const dir = pod(FIXTURE_PODS.burstable);
+    addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
+    addVolume(store, { name: 'idle', deviceNumber: '7:6' });
+    const other = pod(FIXTURE_PODS.besteffort);
+    fs.writeFileSync(path.join(other, V1_RIOPS), '7:6 50\n');
+    const { repairs } = await reconcilePass(ctx);
+    expect(repairs.map((r) => [r.dir, r.device, r.kind])).toEqual([[other, '7:6', 'stray']]);
+    expect(fs.readFileSync(path.join(dir, V1_RIOPS), 'utf8')).toBe('');
+    expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 0');
+    expect(told.map((t) => `${t.volume} ${t.device} ${t.is}`).sort()).toEqual(['db 7:5 other', 'idle 7:6 gone']);
+  });
+
+  it('takes the confirmed one where two volumes record one number (a stale record beside the volume that has it now)', async () => {
+    const { ctx, store, pod } = node('v1-cgroupfs');
+    ctx.identify = (vol) => (vol.name === 'now' ? { is: 'ours' } : { is: 'other', why: 'another file' });
+    const old = addVolume(store, { name: 'old', deviceNumber: '7:5', max: { readIops: 111 } });
+    const cur = addVolume(store, { name: 'now', deviceNumber: '7:5', max: { readIops: 222 } });
+    addAttachment(store, old, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
+    addAttachment(store, cur, FIXTURE_PODS.besteffort, pod(FIXTURE_PODS.besteffort), 'v1');
+    await reconcilePass(ctx);
+    expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.besteffort), V1_RIOPS), 'utf8')).toBe('7:5 222');
+    expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.burstable), V1_RIOPS), 'utf8')).toBe('');
   });
 });
