@@ -42,7 +42,7 @@ import { serveCsi, type CsiServers } from './csi/server';
 import { DRIVER_NAME } from './csi/names';
 import { VolumeRequestWorker } from './csi/volume-request-worker';
 import { KubeClient } from './kube/client';
-import { connectionFor } from './kube/connection';
+import { connectionFor, weaknesses } from './kube/connection';
 
 export const VERSION: string = (JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version;
 
@@ -122,7 +122,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
   const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics, view });
-  const flex = new FlexHandler(attachments, config.kubelet.rootDir);
+  const flex = new FlexHandler(attachments, config.kubelet.rootDir, config.flex.allowedNamespaces ? new Set(config.flex.allowedNamespaces) : undefined);
   const poolService = new PoolService(store, config, pools);
   // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
   // in a worker thread and write here (periodic/jobs.ts).
@@ -130,7 +130,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
     setup: {
       dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
       controller: policy instanceof ControlledLimits, logLevel: config.logLevel,
-      metricsListen: config.metricsListen, metricsContentType: metrics.contentType,
+      metricsListen: config.metricsListen, metricsPerVolume: config.metricsPerVolume, metricsContentType: metrics.contentType,
     },
     store, enforcer, attachments, metrics, log,
     controlled: policy instanceof ControlledLimits ? policy : undefined,
@@ -215,7 +215,9 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
     });
     // The central controller's expansions and QoS changes (VolumeAttributesClass) for this node.
     if (c.kubeconfig) {
-      volumeRequests = new VolumeRequestWorker(new KubeClient(connectionFor(c.kubeconfig)), c.nodeName, controller, log.child({ component: 'volume-requests' }));
+      const connection = connectionFor(c.kubeconfig);
+      for (const weak of weaknesses(connection)) log.warn({ kubeconfig: connection.source }, `API server access: ${weak}`);
+      volumeRequests = new VolumeRequestWorker(new KubeClient(connection), c.nodeName, controller, log.child({ component: 'volume-requests' }), store);
       volumeRequests.start();
     }
   }

@@ -46,6 +46,8 @@ export const VolumeNameParams = Type.Object(
   closed,
 );
 
+const Namespace = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', errorMessage: 'must be a Kubernetes namespace name (a DNS label)' });
+
 export const CreateVolumeBody = Type.Object(
   {
     name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }),
@@ -55,6 +57,8 @@ export const CreateVolumeBody = Type.Object(
     class: Type.Optional(SafeName),
     ephemeral: Type.Optional(Type.Boolean()),
     qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresIn), max: Type.Optional(FiguresIn) }, closed)),
+    /** The namespace whose pods may mount it through flex (none: the first to mount it claims it). */
+    namespace: Type.Optional(Namespace),
   },
   closed,
 );
@@ -65,6 +69,8 @@ export const PatchVolumeBody = Type.Object(
     size: Type.Optional(Bytes),
     class: Type.Optional(SafeName),
     qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresPatch), max: Type.Optional(FiguresPatch) }, closed)),
+    /** Gives the volume to a namespace (flex mounts from it alone). */
+    namespace: Type.Optional(Namespace),
   },
   { ...closed, minProperties: 1 },
 );
@@ -106,6 +112,8 @@ export const VolumeOut = Type.Object({
   backing: Type.Union([Type.String(), Type.Null()]),
   qos: Type.Object({ min: FiguresOut, max: FiguresOut }),
   overrides: Type.Object({ min: FiguresOut, max: FiguresOut }),
+  /** Whose it is: "ns:<namespace>", "csi", or null (nobody's yet). */
+  owner: Type.Union([Type.String(), Type.Null()]),
   /** The limits written now: max, tightened by the work-conserving controller when it acts. */
   effective: Type.Object({ max: FiguresOut }),
   attachments: Type.Array(AttachmentOut),

@@ -3,7 +3,7 @@
 import * as path from 'node:path';
 import pino from 'pino';
 import { KubeClient } from '../kube/client';
-import { KubeconfigError, connectionFor } from '../kube/connection';
+import { KubeconfigError, connectionFor, weaknesses } from '../kube/connection';
 import { CsiCentralController } from '../csi/central';
 import { serveCentral } from '../csi/central-server';
 import { CsiIdentity } from '../csi/identity';
@@ -40,6 +40,7 @@ export async function runCentral(flags: CentralFlags, version: string): Promise<
     process.exit(2);
   }
   const log = pino({ level: o.logLevel }).child({ component: 'csi-controller' });
+  for (const weak of weaknesses(client.connection)) log.warn({ kubeconfig: client.connection.source }, `API server access: ${weak}`);
   let closing = false;
   const identity = new CsiIdentity({ version, problem: () => (closing ? 'it is shutting down' : undefined) });
   const central = new CsiCentralController({ client, log, waitMs: o.waitMs });

@@ -31,6 +31,8 @@ export interface Config {
   socket: string;
   stateDir: string;
   logLevel: LogLevel;
+  /** Whether the TCP metrics listener serves the per-volume families (volume names, pod UIDs). */
+  metricsPerVolume: boolean;
   /** undefined: no TCP metrics listener. */
   metricsListen: { host: string; port: number } | undefined;
   kubelet: { rootDir: string; cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
@@ -44,6 +46,8 @@ export interface Config {
   reconcileIntervalMs: number;
   /** The work-conserving controller (controller/): on by default, every 250 ms. */
   controller: { enabled: boolean; intervalMs: number };
+  /** The flex door: the namespaces whose pods may use it (undefined: every namespace). */
+  flex: { allowedNamespaces: string[] | undefined };
   /** How long the event log keeps an event: by age and by count, whichever removes more. */
   events: { maxAgeDays: number; maxRows: number };
   /** Fraction of each pool's capacity never promised as guarantees (default 0.1). */
@@ -56,7 +60,8 @@ export interface Config {
 export const DEFAULTS = {
   config: '/etc/qosd/config.yaml',
   socket: '/run/qosd/qosd.sock',
-  csiSocket: '/run/qosd/csi.sock',
+  // A directory of its own: the sidecars mount it, and nothing else of /run/qosd (the API socket).
+  csiSocket: '/run/qosd/csi/csi.sock',
   stateDir: '/var/lib/qosd',
   metricsListen: '127.0.0.1:9567',
   kubeletRootDir: '/var/lib/kubelet',

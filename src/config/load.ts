@@ -192,6 +192,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       stateDir,
       logLevel,
       metricsListen,
+      metricsPerVolume: raw.metrics?.perVolume ?? true,
       csi: csiConfig(raw.csi, abs),
       kubelet: {
         rootDir: abs(raw.kubelet?.rootDir ?? DEFAULTS.kubeletRootDir),
@@ -204,6 +205,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       },
       reconcileIntervalMs: Math.round((raw.reconcile?.intervalSeconds ?? DEFAULTS.reconcileIntervalSeconds) * 1000),
       headroom: raw.admission?.headroom ?? DEFAULTS.headroom,
+      flex: { allowedNamespaces: raw.flex?.allowedNamespaces },
       events: { maxAgeDays: raw.events?.maxAgeDays ?? DEFAULTS.eventsMaxAgeDays, maxRows: raw.events?.maxRows ?? DEFAULTS.eventsMaxRows },
       controller: { enabled: raw.controller?.enabled ?? true, intervalMs: raw.controller?.intervalMs ?? 250 },
       pools,

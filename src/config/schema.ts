@@ -68,10 +68,23 @@ export const ConfigFileSchema = Type.Object(
     metrics: Type.Optional(
       Type.Object(
         {
-          listen: Type.String({
-            pattern: '^(off|[^:]+:[0-9]{1,5}|\\[[0-9a-fA-F:]+\\]:[0-9]{1,5})$',
-            errorMessage: 'must be HOST:PORT or "off"',
-          }),
+          listen: Type.Optional(
+            Type.String({
+              pattern: '^(off|[^:]+:[0-9]{1,5}|\\[[0-9a-fA-F:]+\\]:[0-9]{1,5})$',
+              errorMessage: 'must be HOST:PORT or "off"',
+            }),
+          ),
+          // Whether the listener serves the per-volume families (volume names, pod UIDs).
+          perVolume: Type.Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
+        },
+        strict,
+      ),
+    ),
+    flex: Type.Optional(
+      Type.Object(
+        {
+          // The namespaces whose pods may use the qosd/nvme flex driver; absent: every namespace.
+          allowedNamespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', errorMessage: 'must be a Kubernetes namespace name' }))),
         },
         strict,
       ),

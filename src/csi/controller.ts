@@ -8,6 +8,7 @@ import type { Volume } from '../store/volumes';
 import type { Store } from '../store/store';
 import type { VolumeService } from '../service/volumes';
 import { sameSpec } from '../model/qos';
+import { CSI_OWNER } from '../model/owner';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
 import { volumeId } from './node-requests';
@@ -36,7 +37,7 @@ export class CsiController {
     const name = volumeNameFor(volumeId(req.name, 'name'));
     const fsType = capabilitiesFsType(req.volume_capabilities);
     if (req.volume_content_source) throw invalid('volume_content_source: qosd makes no volume from a snapshot or another volume');
-    const want = classRequest(name, req.parameters, req.mutable_parameters);
+    const want = { ...classRequest(name, req.parameters, req.mutable_parameters), owner: CSI_OWNER };
     if (fsType) {
       if (want.fsType !== undefined && want.fsType !== fsType) throw invalid(`volume_capabilities: fs_type ${fsType} differs from parameters["fsType"] ${want.fsType}`);
       want.fsType = fsType as 'ext4' | 'xfs';

@@ -8,6 +8,11 @@
 // clients send over a unix socket), and the block is sent on re-encoded as literals that never
 // enter the server's dynamic table, so the two HPACK contexts cannot drift. Every other frame, and
 // everything the server sends, passes untouched.
+//
+// Standing in front of the server, it keeps the limits the server would have kept: a frame longer
+// than the frame size the server allows, or a header block beyond nghttp2's default cap, ends the
+// connection before its bytes are held (without them, one connection could make the daemon hold
+// hundreds of megabytes of CONTINUATION frames).
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -29,8 +34,13 @@ const END_STREAM = 0x1;
 const END_HEADERS = 0x4;
 const PADDED = 0x8;
 const PRIORITY = 0x20;
-/** The default SETTINGS_MAX_FRAME_SIZE: blocks re-encoded larger are split into CONTINUATION. */
+/** The default SETTINGS_MAX_FRAME_SIZE (the server's): a longer frame is a connection error. */
 const MAX_FRAME = 16384;
+/** The most a header block (HEADERS and its CONTINUATION frames) may carry: nghttp2's default cap, 64 KiB. */
+export const MAX_HEADER_BLOCK = 65536;
+
+/** A client that broke HTTP/2's limits: its connection is closed. */
+export class FrameLimitError extends Error {}
 /** What RFC 3986 allows in an authority (host, port, userinfo, IP literals). */
 const AUTHORITY = /^[A-Za-z0-9\-._~!$&'()*+,;=:@[\]%]*$/;
 
@@ -40,7 +50,7 @@ export class AuthorityRewriter {
   private prefaceSeen = false;
   private readonly hpack = hpack.decompressor.create({ table: { size: 4096 } });
   /** A header block spread over HEADERS + CONTINUATION frames, until END_HEADERS. */
-  private block: { stream: number; endStream: boolean; fragments: Buffer[] } | undefined;
+  private block: { stream: number; endStream: boolean; fragments: Buffer[]; bytes: number } | undefined;
   /** How many :authority values were rewritten (for the log and the tests). */
   rewritten = 0;
 
@@ -56,6 +66,7 @@ export class AuthorityRewriter {
     }
     while (this.pending.length >= 9) {
       const length = this.pending.readUIntBE(0, 3);
+      if (length > MAX_FRAME) throw new FrameLimitError(`a frame of ${length} bytes, over the ${MAX_FRAME} allowed`);
       if (this.pending.length < 9 + length) break;
       const frame = this.pending.subarray(0, 9 + length);
       this.pending = this.pending.subarray(9 + length);
@@ -78,13 +89,16 @@ export class AuthorityRewriter {
         start = 1;
       }
       if (flags & PRIORITY) start += 5; // the priority is advice only; it is not passed on
-      this.block = { stream, endStream: (flags & END_STREAM) !== 0, fragments: [payload.subarray(start, Math.max(start, end))] };
+      const first = payload.subarray(start, Math.max(start, end));
+      this.block = { stream, endStream: (flags & END_STREAM) !== 0, fragments: [first], bytes: first.length };
     } else if (this.block) {
       this.block.fragments.push(payload);
+      this.block.bytes += payload.length;
     } else {
       // A CONTINUATION with no HEADERS before it: the server's own checks reject it.
       return [frameOf(type, flags, stream, payload)];
     }
+    if (this.block.bytes > MAX_HEADER_BLOCK) throw new FrameLimitError(`a header block of more than ${MAX_HEADER_BLOCK} bytes`);
     if (!(flags & END_HEADERS)) return [];
     const { stream: id, endStream, fragments } = this.block;
     this.block = undefined;
@@ -171,7 +185,8 @@ export function withAcceptableAuthority(socket: Socket, onRewrite?: () => void):
       for (const b of rewriter.push(chunk)) more = front.push(b) && more;
       if (rewriter.rewritten > before) onRewrite?.();
     } catch (err) {
-      // An undecodable header block: the connection is broken for both sides.
+      // An undecodable header block, or a client past the limits: the connection is broken for both sides.
+      socket.destroy();
       front.destroy(err as Error);
       return;
     }

@@ -14,7 +14,8 @@ import type { Store } from '../store/store';
 import type { Attachment } from '../store/attachments';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
-import { publishRequest, requiredPath, volumeId } from './node-requests';
+import { publishDirs, publishRequest, requiredPath, volumeId } from './node-requests';
+import { canonicalPath, checkTargetIn, removeMadeTarget } from '../service/targets';
 import { bytes } from './controller-requests';
 import type {
   NodeExpandVolumeRequest, NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodeUnpublishVolumeRequest, VolumeUsage,
@@ -48,14 +49,24 @@ export class CsiNode {
     return {};
   }
 
+  /**
+   * Only a target qosd published, inside kubelet's directories, is unmounted and removed; one it
+   * has no record of is left alone and answered OK (the spec's idempotent repeat).
+   */
   async unpublish(req: NodeUnpublishVolumeRequest): Promise<Record<string, never>> {
     const name = volumeId(req.volume_id);
-    const target = requiredPath(req.target_path, 'target_path');
+    const target = checkTargetIn(requiredPath(req.target_path, 'target_path'), publishDirs(this.d.kubeletRootDir), 'target_path', ` (kubelet.rootDir is ${this.d.kubeletRootDir})`);
     const att = this.d.store.attachments.byTarget(target);
     if (att && att.volume !== name) throw notFound(`volume ${name} is not published at ${target} (volume ${att.volume} is)`);
     if (!att && !this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
+    if (!att) return {};
     await this.d.attachments.detach(target, 'csi');
-    removeTarget(target);
+    if (mountsAt(target).length > 0) throw new QosdError('FailedPrecondition', `target_path ${target} is still a mount point`);
+    try {
+      removeMadeTarget(target);
+    } catch (err) {
+      throw new QosdError('FailedPrecondition', `target_path ${target}: not removed (${(err as Error).message}); qosd removes only the empty directory or file it made`);
+    }
     return {};
   }
 
@@ -90,7 +101,7 @@ export class CsiNode {
     if (!volumePath) throw invalid('volume_path: missing');
     if (volumePath.includes('\0')) throw invalid('volume_path: contains a NUL byte');
     if (!this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
-    const att = path.isAbsolute(volumePath) ? this.d.store.attachments.byTarget(path.resolve(volumePath)) : undefined;
+    const att = path.isAbsolute(volumePath) ? this.d.store.attachments.byTarget(canonicalPath(path.resolve(volumePath))) : undefined;
     if (!att || att.volume !== name) throw notFound(`volume ${name} is not published at ${volumePath}`);
     return att;
   }
@@ -107,25 +118,4 @@ async function filesystemUsage(target: string): Promise<VolumeUsage[]> {
     { total: String(s.blocks * s.bsize), available: String(s.bavail * s.bsize), used: String((s.blocks - s.bfree) * s.bsize), unit: 'BYTES' },
     { total: String(s.files), available: String(s.ffree), used: String(s.files - s.ffree), unit: 'INODES' },
   ];
-}
-
-/**
- * Removes what publish made at the target (the spec: the SP deletes the file or directory it
- * created): an empty directory or an empty file, never anything with content in it.
- */
-function removeTarget(target: string): void {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(target);
-  } catch {
-    return;
-  }
-  if (mountsAt(target).length > 0) throw new QosdError('FailedPrecondition', `target_path ${target} is still a mount point`);
-  try {
-    if (st.isDirectory()) fs.rmdirSync(target);
-    else if (st.isFile() && st.size === 0) fs.unlinkSync(target);
-    else throw new Error('not an empty directory or an empty file');
-  } catch (err) {
-    throw new QosdError('FailedPrecondition', `target_path ${target}: not removed (${(err as Error).message}); qosd removes only the empty directory or file it made`);
-  }
 }

@@ -12,6 +12,7 @@ const CODES: Record<ErrorCode, status> = {
   InUse: status.FAILED_PRECONDITION,
   FailedPrecondition: status.FAILED_PRECONDITION,
   ResourceExhausted: status.RESOURCE_EXHAUSTED,
+  PermissionDenied: status.PERMISSION_DENIED,
   Internal: status.INTERNAL,
 };
 

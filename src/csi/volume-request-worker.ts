@@ -7,6 +7,9 @@ import { KubeApiError, MERGE_PATCH, type KubeClient, type Watch } from '../kube/
 import { toServiceError } from './status';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import type { CsiController } from './controller';
+import type { Store } from '../store/store';
+import { CSI_OWNER } from '../model/owner';
+import { QosdError } from '../model/errors';
 import { COLLECTION, NODE_LABEL, type VolumeRequest, type VolumeRequestList, type VolumeRequestStatus } from './volume-request';
 
 export interface WorkerState {
@@ -43,6 +46,8 @@ export class VolumeRequestWorker {
     private readonly nodeName: string,
     private readonly controller: CsiController,
     private readonly log: Logger,
+    /** The node's volumes: a VolumeRequest acts only on one provisioned for a PersistentVolume (CSI's). */
+    private readonly store?: Pick<Store, 'volumes'>,
   ) {
     this.state = { source: client.connection.source, watching: false, error: null, carriedOut: 0, highestInFlight: 0 };
   }
@@ -118,6 +123,12 @@ export class VolumeRequestWorker {
     let outcome: VolumeRequestStatus;
     try {
       let capacityBytes: string | undefined;
+      // The central side asks only for PersistentVolumes' volumes; a request for any other (a
+      // tenant's flex volume, the operator's) is refused, whoever could write it.
+      const owner = this.store?.volumes.get(s.volumeId)?.owner;
+      if (this.store && owner !== undefined && owner !== CSI_OWNER) {
+        throw new QosdError('PermissionDenied', `volume ${s.volumeId} was not provisioned for a PersistentVolume; a VolumeRequest cannot change it`);
+      }
       if (s.operation === 'Modify') {
         await this.controller.modifyVolume({ volume_id: s.volumeId, mutable_parameters: s.mutableParameters ?? {} });
       } else if (s.operation === 'Expand') {

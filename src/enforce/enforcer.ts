@@ -148,7 +148,8 @@ export class Enforcer {
     // A number the kernel has given to another's device is not cleared: its rules are not ours now.
     const vol = this.o.store.volumes.get(att.volume);
     if (vol && this.o.identify?.(vol, att.device).is === 'other') {
-      this.owns(vol, att.device);
+      if (att.device === vol.deviceNumber) this.owns(vol, att.device); // the volume's own record is stale: say so, find it again
+      else this.o.log.info({ volume: att.volume, target: att.target, device: att.device, now: vol.deviceNumber }, "detach: the volume has another device since this attachment was made (a reboot), and its old number is another's now: the rules there are left alone");
       return;
     }
     // Another attachment of the same device in the same pod still wants the rules.

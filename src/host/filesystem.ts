@@ -27,6 +27,17 @@ export async function probeSignature(device: string): Promise<string | undefined
  * them with one BLKZEROOUT, which a drive does in its own time; on a sparse file it would allocate
  * them (1.6% of the volume), so thin pools keep the lazy init.
  */
+/**
+ * Writes zeros over the whole device (BLKZEROOUT, through blkdiscard): the kernel asks the drive to
+ * write zeroes where it can (NVMe Write Zeroes: no data moves) and writes zero pages where it
+ * cannot. A new LV takes extents an earlier volume, another tenant's, left full of its data.
+ */
+export async function zeroDevice(device: string, sizeBytes: number): Promise<void> {
+  // The slowest path writes every byte: allow for 50 MB/s, and never less than two minutes.
+  const timeoutMs = Math.max(120_000, Math.ceil(sizeBytes / 50e6) * 1000);
+  await run('blkdiscard', ['--zeroout', device], { timeoutMs });
+}
+
 export async function makeFilesystem(device: string, fsType: FsType, opts: { zeroInodeTables: boolean }): Promise<void> {
   if (fsType === 'ext4') {
     // nodiscard: a discard of a whole big device can take minutes on some drives, and mke2fs

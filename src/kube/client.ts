@@ -30,6 +30,9 @@ export interface Watch {
 
 export const MERGE_PATCH = 'application/merge-patch+json';
 
+/** How long one watch lasts before the server ends it (and the caller watches again). */
+export const WATCH_SECONDS = 300;
+
 export class KubeClient {
   private readonly agent: http.Agent;
 
@@ -61,7 +64,12 @@ export class KubeClient {
     let stopped = false;
     const done = (async () => {
       const sep = path.includes('?') ? '&' : '?';
-      const res = await this.send('GET', `${path}${sep}watch=1&allowWatchBookmarks=true`, undefined, 'application/json', 0, (r) => (req = r));
+      // The server ends the watch after WATCH_SECONDS (the caller lists and watches again); a
+      // connection silent for longer than that and a margin is taken for dead and closed here.
+      const res = await this.send('GET', `${path}${sep}watch=1&allowWatchBookmarks=true&timeoutSeconds=${WATCH_SECONDS}`, undefined, 'application/json', 0, (r) => {
+        req = r;
+        r.setTimeout((WATCH_SECONDS + 60) * 1000, () => r.destroy(new Error(`watch ${path}: nothing from the API server for ${WATCH_SECONDS + 60} s`)));
+      });
       if ((res.statusCode ?? 0) !== 200) throw apiError(res.statusCode ?? 0, await readAll(res), `watch ${path}`);
       let rest = '';
       res.setEncoding('utf8');

@@ -16,6 +16,21 @@ export interface KubeConnection {
   insecureSkipTlsVerify: boolean;
   /** Where this came from, for logs and the status. */
   source: string;
+  /** A kubeconfig file any user on the node can read (its credentials with it). */
+  worldReadable?: boolean;
+}
+
+/**
+ * What is weak about a connection, each a sentence for the log at start (loud, not fatal: a test
+ * cluster may have a reason): a bearer token sent in clear, a server whose certificate is not
+ * checked.
+ */
+export function weaknesses(c: KubeConnection): string[] {
+  const out: string[] = [];
+  if (c.server.protocol === 'http:') out.push(`the API server ${c.server.origin} is plain http: qosd's credentials cross the network in clear; use https`);
+  if (c.worldReadable) out.push(`${c.source} can be read by every user on the node, and its credentials with it; chmod 600 it`);
+  if (c.insecureSkipTlsVerify) out.push(`insecure-skip-tls-verify is set for ${c.server.origin}: any server answering there is trusted with qosd's credentials; give the cluster's CA instead`);
+  return out;
 }
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -51,6 +66,14 @@ export function fromKubeconfig(file: string): KubeConnection {
   const fail = (why: string): never => {
     throw new KubeconfigError(`kubeconfig ${file}: ${why}`);
   };
+  // It says where qosd's credentials go: one that any user can change is refused.
+  let mode = 0;
+  try {
+    mode = fs.statSync(file).mode;
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (mode & 0o002) fail(`mode 0${(mode & 0o777).toString(8)} lets every user on the node change it (and so where qosd's credentials go); chmod 600 it`);
   let doc: KubeconfigFile;
   try {
     doc = (parse(fs.readFileSync(file, 'utf8')) ?? {}) as KubeconfigFile;
@@ -78,7 +101,7 @@ export function fromKubeconfig(file: string): KubeConnection {
       return fail((err as Error).message);
     }
   };
-  const c: KubeConnection = { server: url, insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true, source: file };
+  const c: KubeConnection = { server: url, insecureSkipTlsVerify: cluster['insecure-skip-tls-verify'] === true, source: file, worldReadable: (mode & 0o004) !== 0 };
   const ca = read(cluster['certificate-authority-data'], cluster['certificate-authority']);
   const cert = read(user['client-certificate-data'], user['client-certificate']);
   const key = read(user['client-key-data'], user['client-key']);

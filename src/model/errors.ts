@@ -7,6 +7,7 @@ export type ErrorCode =
   | 'InUse' // the volume is attached; refusing to delete it
   | 'FailedPrecondition' // the node is not in a state that allows this (no pod cgroup, a foreign mount)
   | 'ResourceExhausted' // admission refused: the pool cannot deliver the guarantee
+  | 'PermissionDenied' // the caller may not reach this volume (another namespace's, a CSI volume through flex)
   | 'Internal';
 
 const STATUS: Record<ErrorCode, number> = {
@@ -16,6 +17,7 @@ const STATUS: Record<ErrorCode, number> = {
   InUse: 409,
   FailedPrecondition: 412,
   ResourceExhausted: 507,
+  PermissionDenied: 403,
   Internal: 500,
 };
 

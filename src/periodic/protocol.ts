@@ -23,6 +23,8 @@ export interface WorkerSetup {
   logLevel: LogLevel;
   /** The Prometheus listener, served by the worker (metrics-listener.ts); undefined: none. */
   metricsListen?: { host: string; port: number };
+  /** Whether the listener serves the per-volume families (metrics.perVolume). */
+  metricsPerVolume?: boolean;
   /** The exposition's content type (the registry's). */
   metricsContentType: string;
   /** Test and benchmark fixtures in place of /proc: the disk counters and the mount table. */

@@ -159,7 +159,7 @@ port.on('message', (msg: ToWorker) => {
 
 if (setup.metricsListen) {
   const { host, port: listenPort } = setup.metricsListen;
-  serveMetrics({ host, port: listenPort, contentType: setup.metricsContentType, scrape: () => scrape(new TimeSlice(SLICE_MS)), head }).then(
+  serveMetrics({ host, port: listenPort, contentType: setup.metricsContentType, scrape: () => scrape(new TimeSlice(SLICE_MS)), head, perVolume: setup.metricsPerVolume ?? true }).then(
     () => port.postMessage({ event: 'listening' } satisfies WorkerEvent),
     (err: Error) => port.postMessage({ event: 'listen-failed', error: err.message } satisfies WorkerEvent),
   );

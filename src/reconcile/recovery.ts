@@ -12,6 +12,8 @@ import type { VolumeService } from '../service/volumes';
 import type { AttachmentService } from '../service/attachments';
 import type { Enforcer } from '../enforce/enforcer';
 import type { Calibrator } from '../service/calibrate';
+import { canonicalPath } from '../service/targets';
+import { now } from '../store/store';
 
 export interface RecoveryContext {
   store: Store;
@@ -39,6 +41,11 @@ export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport
   const started = Date.now();
   const report: RecoveryReport = { volumes: 0, createsRecovered: 0, deletesFinished: 0, attachmentsRecovered: 0, loopsReattached: 0, vanishedClosed: 0, mountsRepaired: 0, ruleRepairs: 0, ms: 0 };
   await c.calibrator.cleanUpInterrupted();
+  // Targets are stored and compared canonically (symlinks resolved): rows from before are made so.
+  for (const att of c.store.attachments.list()) {
+    const real = canonicalPath(att.target);
+    if (real !== att.target && !c.store.attachments.byTarget(real)) c.store.attachments.update(att.id, { target: real }, now());
+  }
 
   const all = c.store.volumes.list();
   report.volumes = all.length;

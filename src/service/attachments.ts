@@ -2,19 +2,20 @@
 // idempotent, as kubelet retries every call, and an attach that fails part-way undoes itself so
 // nothing is left mounted (kubelet would otherwise take the leftover mount for success).
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Logger } from 'pino';
 import type { Attachment, AttachmentKind, Source } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
 import type { PoolDevice, VolumePool } from '../pools/pool';
-import { bindDevice, mountDevice, unmount } from '../host/mount';
+import { bindDevice, mountDevice, remountReadOnly, unmount } from '../host/mount';
+import { makeTarget, pinTarget, refuseSymlinkOn, removeMadeTarget } from './targets';
 import { byMountPoint, mountsAt, readMountinfo, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
 import { QosdError, notFound } from '../model/errors';
 import { deviceAt, deviceOf, formatDevice } from '../host/block-device';
 import { holdsDevice } from './mount-sweep';
-import { crashPoint } from './crash-points';
+import { crashPoint, holdPoint } from './crash-points';
 import { hasLimits } from '../model/qos';
+import { checkTenantMount } from './tenancy';
 import { lockKey, type Held, type KeyedLock } from './locks';
 import type { Enforcer } from '../enforce/enforcer';
 import type { Metrics } from '../metrics/registry';
@@ -32,6 +33,11 @@ export interface AttachRequest {
   kind?: AttachmentKind;
   /** Create the volume when it does not exist (flex, the default); false: NotFound instead (CSI). */
   create?: boolean;
+  /**
+   * The namespace of a tenant's mount (flex): the volume must be that namespace's (or nobody's,
+   * then claimed), and the mount never changes its QoS (service/tenancy.ts).
+   */
+  tenant?: string;
 }
 
 export interface AttachmentServiceOptions {
@@ -166,7 +172,8 @@ export class AttachmentService {
     const known = store.volumes.get(req.volume.name);
     if (!known && req.create === false) throw notFound(`volume ${req.volume.name} does not exist`);
     const namesQos = req.volume.qos !== undefined || req.volume.class !== undefined;
-    const qos = known && !namesQos ? known.qos : this.o.volumes.resolve(req.volume).qos;
+    if (known && req.tenant !== undefined) checkTenantMount(known, req.tenant, namesQos ? this.o.volumes.resolve(req.volume) : undefined);
+    const qos = known && (!namesQos || req.tenant !== undefined) ? known.qos : this.o.volumes.resolve(req.volume).qos;
     let pod: ReturnType<Enforcer['locatePod']> | undefined;
     if (req.podUid !== undefined) {
       try {
@@ -178,7 +185,7 @@ export class AttachmentService {
       throw new QosdError('InvalidArgument', `volume ${req.volume.name} has limits, but no pod uid was given to apply them to`);
     }
 
-    const { volume: found, created } = await this.o.volumes.ensure(held, req.volume, req.source);
+    const { volume: found, created } = await this.o.volumes.ensure(held, req.volume, req.source, req.tenant);
     let attachment: Attachment | undefined;
     let mounted = false;
     try {
@@ -196,9 +203,8 @@ export class AttachmentService {
 
       crashPoint('attach:intent');
       makeTarget(req.target, kind);
-      if (kind === 'block') await bindDevice(dev.device, req.target, req.readOnly);
-      else await mountDevice(dev.device, req.target, volume.fsType, req.readOnly);
-      mounted = true;
+      await holdPoint('attach:target-made');
+      mounted = await mountPinned(dev.device, req.target, kind, volume.fsType, req.readOnly);
       crashPoint('attach:mounted');
       // One commit for the outcome: attached, the cgroups written, the event. If writing the
       // rules fails, the row stays "attaching" and the undo below takes the mount away again.
@@ -220,7 +226,10 @@ export class AttachmentService {
 
   private async undoAttach(held: Held, att: Attachment | undefined, mounted: boolean, req: AttachRequest, created: boolean, cause: unknown): Promise<void> {
     try {
-      if (mounted) await unmount(req.target);
+      if (mounted) {
+        refuseSymlinkOn(req.target);
+        await unmount(req.target);
+      }
       if (att) {
         const current = this.o.store.attachments.byId(att.id);
         if (current) this.o.enforcer.clear(current);
@@ -256,6 +265,7 @@ export class AttachmentService {
         if (mounts.length === 0) return true;
         const ours = new Set(this.o.store.volumes.list().map((v) => v.deviceNumber));
         if (mounts.every((m) => ours.has(m.device))) {
+          refuseSymlinkOn(target);
           for (let i = 0; i < mounts.length; i++) await unmount(target);
           return true;
         }
@@ -302,6 +312,7 @@ export class AttachmentService {
   /** A target can carry the same device more than once if something mounted it again; take all. */
   private async unmountOurs(att: Attachment): Promise<void> {
     while (holdsDevice(att, readMountinfo().filter((m) => m.mountPoint === att.target), att.device)) {
+      refuseSymlinkOn(att.target); // umount(8) would follow it to another mount
       await unmount(att.target);
     }
   }
@@ -312,7 +323,12 @@ export class AttachmentService {
    */
   async recover(att: Attachment): Promise<void> {
     await this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
-      if (att.state === 'detaching') return this.detachLocked(held, att, 'reconcile');
+      if (att.state === 'detaching') {
+        await this.detachLocked(held, att, 'reconcile');
+        // A CSI target is the driver's to remove (the spec); the unpublish that would have is done.
+        if (att.source === 'csi') removeMadeTarget(att.target);
+        return;
+      }
       if (att.state !== 'attaching') return;
       await this.unmountOurs(att);
       this.o.enforcer.clear(att);
@@ -414,8 +430,7 @@ export class AttachmentService {
           throw new Error(`target ${current.target} is not a ${wanted} any more`);
         }
         const { dev, volume } = await this.openDevice(held, found);
-        if (current.kind === 'block') await bindDevice(dev.device, current.target, current.readOnly);
-        else await mountDevice(dev.device, current.target, volume.fsType, current.readOnly);
+        await mountPinned(dev.device, current.target, current.kind, volume.fsType, current.readOnly);
         const att2 = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
         this.o.enforcer.apply(att2, volume, 'reconcile');
         store.events.add({ time: now(), volume: volume.name, kind: 'mount-repaired', source: 'reconcile', detail: { target: current.target, device: dev.device, deviceNumber: volume.deviceNumber } });
@@ -450,22 +465,31 @@ export class AttachmentService {
 }
 
 /**
- * Makes the target a mount needs: a directory for a filesystem, an empty file for a block
- * device's bind mount. Checked after it exists: mount follows symlinks, and one may have appeared.
+ * Mounts the volume's device on the target through its pinned descriptor (service/targets.ts):
+ * on the very directory (or file) checked, whatever its path says meanwhile. Returns true once
+ * mounted (a read-only bind that fails its second step is mounted, and the caller's undo takes it).
  */
-function makeTarget(target: string, kind: AttachmentKind): void {
-  if (kind === 'mount') {
-    fs.mkdirSync(target, { recursive: true, mode: 0o750 });
-    if (!fs.lstatSync(target).isDirectory()) {
-      throw new QosdError('InvalidArgument', `mount directory ${target} is not a directory (a symlink?); refusing to mount on it`);
+async function mountPinned(device: string, target: string, kind: AttachmentKind, fsType: string, readOnly: boolean): Promise<true> {
+  const pinned = pinTarget(target, kind);
+  try {
+    if (kind === 'mount') {
+      await mountDevice(device, pinned.procPath, fsType, readOnly);
+      return true;
     }
-    return;
+    await bindDevice(device, pinned.procPath);
+  } finally {
+    pinned.close();
   }
-  fs.mkdirSync(path.dirname(target), { recursive: true, mode: 0o750 });
-  if (!fs.existsSync(target)) fs.closeSync(fs.openSync(target, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW, 0o640));
-  if (!fs.lstatSync(target).isFile()) {
-    throw new QosdError('InvalidArgument', `block target ${target} is not a regular file (a symlink or a directory?); refusing to bind a device on it`);
+  if (readOnly) {
+    try {
+      refuseSymlinkOn(target);
+      await remountReadOnly(target);
+    } catch (err) {
+      await unmount(target).catch(() => undefined);
+      throw err;
+    }
   }
+  return true;
 }
 
 /**

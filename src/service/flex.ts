@@ -5,7 +5,8 @@
 import * as path from 'node:path';
 import { parseQuantity } from '../util/quantity';
 import { POD_UID } from '../host/pod-cgroup';
-import { asQosdError, invalid } from '../model/errors';
+import { QosdError, asQosdError, invalid } from '../model/errors';
+import { NAMESPACE, namespaceOwner } from '../model/owner';
 import type { AttachmentService } from './attachments';
 import type { VolumeRequest } from './volumes';
 import { checkTargetIn } from './targets';
@@ -54,6 +55,8 @@ export function parseOptions(json: string | undefined): Map<string, string> {
 export interface MountOptions {
   volume: VolumeRequest;
   podUid: string | undefined;
+  /** The pod's namespace (kubelet's kubernetes.io/pod.namespace, which a user's options cannot override). */
+  namespace?: string;
   readOnly: boolean;
 }
 
@@ -65,6 +68,8 @@ export function mountOptions(opts: Map<string, string>): MountOptions {
   }
   const podUid = opts.get('kubernetes.io/pod.uid') || undefined;
   if (podUid !== undefined && !POD_UID.test(podUid)) throw invalid(`option kubernetes.io/pod.uid: "${podUid}" is not a pod UID`);
+  const namespace = opts.get('kubernetes.io/pod.namespace') || undefined;
+  if (namespace !== undefined && !NAMESPACE.test(namespace)) throw invalid(`option kubernetes.io/pod.namespace: "${namespace}" is not a namespace name`);
 
   const ephemeralText = opts.get('ephemeral');
   if (ephemeralText !== undefined && ephemeralText !== 'true' && ephemeralText !== 'false') {
@@ -99,7 +104,8 @@ export function mountOptions(opts: Map<string, string>): MountOptions {
   }
   const qos = limitsFromOptions(opts, (k) => `option ${k}`);
   if (qos) volume.qos = qos;
-  return { volume, podUid, readOnly: rw === 'ro' };
+  if (namespace !== undefined) volume.owner = namespaceOwner(namespace);
+  return { volume, podUid, namespace, readOnly: rw === 'ro' };
 }
 
 /** The absolute target, or InvalidArgument when it is not inside <rootDir>/pods/. */
@@ -112,6 +118,8 @@ export class FlexHandler {
   constructor(
     private readonly attachments: AttachmentService,
     private readonly kubeletRootDir: string,
+    /** flex.allowedNamespaces: the namespaces whose pods may use the driver; undefined: every one. */
+    private readonly allowedNamespaces?: ReadonlySet<string>,
   ) {}
 
   async handle(argv: string[]): Promise<FlexReply> {
@@ -137,7 +145,12 @@ export class FlexHandler {
   private async mount(args: string[]): Promise<FlexReply> {
     const target = checkTarget(args[0], this.kubeletRootDir);
     const m = mountOptions(parseOptions(args[1]));
-    const { volume, attachment } = await this.attachments.attach({ volume: m.volume, target, podUid: m.podUid, readOnly: m.readOnly, source: 'flex' });
+    // The tenant is the pod's namespace: what a pod there may reach (service/tenancy.ts).
+    if (m.namespace === undefined) throw invalid('option kubernetes.io/pod.namespace: missing (kubelet passes the pod\'s namespace with every mount)');
+    if (this.allowedNamespaces && !this.allowedNamespaces.has(m.namespace)) {
+      throw new QosdError('PermissionDenied', `namespace ${m.namespace} may not use the qosd/nvme flex driver (flex.allowedNamespaces: ${[...this.allowedNamespaces].join(', ') || 'none'})`);
+    }
+    const { volume, attachment } = await this.attachments.attach({ volume: m.volume, target, podUid: m.podUid, readOnly: m.readOnly, source: 'flex', tenant: m.namespace });
     const where = attachment.podCgroup ? `, rules in ${attachment.podCgroup}` : '';
     return { status: 'Success', message: `volume ${volume.name} (${volume.device}) mounted at ${target}${where}` };
   }

@@ -67,6 +67,11 @@ export class PoolService {
       throw new QosdError('InvalidArgument', `pool ${name} is a ${cfg.backend} pool; only lvm pools are initialized`);
     }
     const use = devices ?? cfg.devices;
+    // Only what the node's config names: the API socket must not be a way to wipe any disk.
+    const unnamed = use.filter((d) => !cfg.devices.includes(d));
+    if (unnamed.length > 0) {
+      throw new QosdError('InvalidArgument', `devices: ${unnamed.join(', ')} ${unnamed.length > 1 ? 'are' : 'is'} not among pool ${name}'s devices in the config (pools[].devices: ${cfg.devices.join(', ') || 'none'}); qosd initializes only those`);
+    }
     const vg = await pool.initialize(use, force);
     this.store.events.add({ time: now(), volume: null, kind: 'pool-initialized', source, detail: { pool: name, volumeGroup: vg.name, devices: use, force, sizeBytes: vg.sizeBytes } });
     return this.get(name);

@@ -10,7 +10,7 @@ import type { VolumePool } from '../pools/pool';
 import { now, type Store } from '../store/store';
 import type { Volume } from '../store/volumes';
 import type { Source } from '../store/attachments';
-import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignature } from '../host/filesystem';
+import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignature, zeroDevice } from '../host/filesystem';
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
 import { DIMENSIONS, checkSpec, sameSpec, type Figures, type QosSpec } from '../model/qos';
@@ -20,6 +20,8 @@ import { QosdError, invalid, notFound } from '../model/errors';
 import { lockKey, type Held, type KeyedLock } from './locks';
 import type { PoolDevice } from '../pools/pool';
 import type { Enforcer } from '../enforce/enforcer';
+import { checkTenantMount } from './tenancy';
+import { CSI_OWNER, namespaceOwner } from '../model/owner';
 
 /** Volume names become file names and LV names: DNS-label-like, at most 200 characters. */
 export const VOLUME_NAME = /^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$/;
@@ -32,6 +34,8 @@ export interface VolumeRequest {
   class?: string;
   qos?: { min?: Figures; max?: Figures };
   ephemeral?: boolean;
+  /** Whose the volume is when this request creates it (model/owner.ts); absent: nobody's yet. */
+  owner?: string;
 }
 
 /**
@@ -78,7 +82,7 @@ export class VolumeService {
   }
 
   /** Checks a request and fills in defaults; throws InvalidArgument naming the field. */
-  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos'>> & { qos: QosSpec; overrides: QosSpec } {
+  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos' | 'owner'>> & { qos: QosSpec; overrides: QosSpec; owner: string | null } {
     if (!VOLUME_NAME.test(req.name)) {
       throw invalid(`name: "${req.name}" must be lowercase letters, digits, '.', '_' or '-', start and end with a letter or digit, at most 200 characters`);
     }
@@ -90,7 +94,7 @@ export class VolumeService {
     const qos = this.effectiveQos(cls, overrides);
     const size = req.size ?? d.size;
     if (size < 1024 * 1024) throw invalid(`size: ${size} bytes is below the 1Mi minimum`);
-    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, overrides, ephemeral: req.ephemeral ?? false };
+    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, overrides, ephemeral: req.ephemeral ?? false, owner: req.owner ?? null };
   }
 
   /**
@@ -125,10 +129,15 @@ export class VolumeService {
    * use), under the volume's lock. `created` tells the caller to undo the create if its own
    * later steps fail.
    */
-  async ensure(held: Held, req: VolumeRequest, source: Source): Promise<{ volume: Volume; created: boolean }> {
+  async ensure(held: Held, req: VolumeRequest, source: Source, tenant?: string): Promise<{ volume: Volume; created: boolean }> {
     held.volume(req.name);
     const existing = this.o.store.volumes.get(req.name);
     if (!existing) return { volume: await this.createLocked(held, this.resolve(req), source), created: true };
+    const namesQos = req.qos !== undefined || req.class !== undefined;
+    // A tenant's mount (flex): its namespace's volume or nobody's (then claimed), its QoS as it is.
+    if (tenant !== undefined) {
+      checkTenantMount(existing, tenant, namesQos ? this.resolve(req) : undefined);
+    }
     if (existing.state !== 'ready') {
       throw new QosdError('FailedPrecondition', `volume ${req.name} is ${existing.state}; retry once that finishes`);
     }
@@ -144,13 +153,38 @@ export class VolumeService {
     if (req.size !== undefined && req.size < existing.sizeBytes) {
       throw invalid(`size: volume ${req.name} is ${existing.sizeBytes} bytes; it cannot shrink to ${req.size}`);
     }
-    // A request that names QoS (a class or figures) states what the volume should have now: a
-    // PV whose options were edited changes the volume's QoS at its next mount.
-    if (req.qos !== undefined || req.class !== undefined) {
+    if (tenant !== undefined) return { volume: existing.owner === null ? this.claim(existing, tenant, source) : existing, created: false };
+    // A CSI publish that names QoS (a PersistentVolume's volumeAttributes, which only the cluster's
+    // admin writes) states what the volume should have now: an edited PV changes it at its next mount.
+    if (namesQos) {
       const want = this.resolve(req);
       return { volume: this.commitQos(held, existing, want.class, want.overrides, source), created: false };
     }
     return { volume: existing, created: false };
+  }
+
+  /** The operator gives a volume to a namespace: flex mounts reach it from there alone. */
+  async giveTo(name: string, namespace: string, source: Source): Promise<Volume> {
+    return this.o.locks.run([lockKey.volume(name)], async () => {
+      const v = this.get(name);
+      if (v.owner === CSI_OWNER) throw new QosdError('FailedPrecondition', `volume ${name} belongs to its CSI PersistentVolume; it cannot be given to a namespace`);
+      const owner = namespaceOwner(namespace);
+      if (v.owner === owner) return v;
+      return this.o.store.tx(() => {
+        const out = this.o.store.volumes.update(name, { owner }, now());
+        this.o.store.events.add({ time: now(), volume: name, kind: 'owner-changed', source, detail: { from: v.owner, to: owner } });
+        return out;
+      });
+    });
+  }
+
+  /** A volume nobody owned, claimed by the namespace whose pod mounts it first. */
+  private claim(v: Volume, namespace: string, source: Source): Volume {
+    return this.o.store.tx(() => {
+      const out = this.o.store.volumes.update(v.name, { owner: namespaceOwner(namespace) }, now());
+      this.o.store.events.add({ time: now(), volume: v.name, kind: 'owner-claimed', source, detail: { namespace } });
+      return out;
+    });
   }
 
   private async createLocked(held: Held, r: ReturnType<VolumeService['resolve']>, source: Source): Promise<Volume> {
@@ -162,11 +196,11 @@ export class VolumeService {
       const v = this.o.store.volumes.insert(
         {
           name: r.name, pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, ephemeral: r.ephemeral,
-          state: 'creating', formatted: false, backing: null, device: null, deviceNumber: null, qos: r.qos, overrides: r.overrides,
+          state: 'creating', formatted: false, backing: null, device: null, deviceNumber: null, qos: r.qos, overrides: r.overrides, owner: r.owner,
         },
         t,
       );
-      this.o.store.events.add({ time: t, volume: r.name, kind: 'volume-create-started', source, detail: { pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, qos: r.qos, ephemeral: r.ephemeral } });
+      this.o.store.events.add({ time: t, volume: r.name, kind: 'volume-create-started', source, detail: { pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, qos: r.qos, ephemeral: r.ephemeral, owner: r.owner } });
       return v;
     });
     crashPoint('create:intent');
@@ -244,8 +278,16 @@ export class VolumeService {
     if (found !== undefined) {
       throw new QosdError('FailedPrecondition', `device ${device} of new volume ${name} already holds ${found}; refusing to format it`);
     }
-    // A thin pool (sparse files) stays lazy; see makeFilesystem.
-    await makeFilesystem(device, fsType, { zeroInodeTables: !this.o.pools.get(volume.pool)!.thin });
+    // A thick pool hands out blocks an earlier volume wrote: they are zeroed before anything else,
+    // so no pod ever reads another's old data (through the filesystem's free space, or raw). A
+    // thin one (sparse files) has never-written blocks only, which read as zeros, and stays lazy.
+    const thin = this.o.pools.get(volume.pool)!.thin;
+    if (!thin) {
+      const started = Date.now();
+      await zeroDevice(device, volume.sizeBytes);
+      this.o.log.info({ volume: name, device, sizeBytes: volume.sizeBytes, ms: Date.now() - started }, 'zeroed the new volume\'s device');
+    }
+    await makeFilesystem(device, fsType, { zeroInodeTables: !thin });
   }
 
   /** Takes back a failed create: the storage only if this create allocated it, then the row. */

@@ -40,7 +40,7 @@ function fromRow(r: Row): Attachment {
   };
 }
 
-export type AttachmentChanges = Partial<Pick<Attachment, 'state' | 'cgroupVersion' | 'podCgroup' | 'device' | 'cgroupPaths'>>;
+export type AttachmentChanges = Partial<Pick<Attachment, 'state' | 'cgroupVersion' | 'podCgroup' | 'device' | 'cgroupPaths' | 'target'>>;
 
 export class AttachmentTable {
   private readonly q: ReturnType<typeof statementCache>;
@@ -101,6 +101,7 @@ export class AttachmentTable {
     if (c.podCgroup !== undefined) { sets.push('pod_cgroup = @pc'); params.pc = c.podCgroup; }
     if (c.device !== undefined) { sets.push('device = @device'); params.device = c.device; }
     if (c.cgroupPaths !== undefined) { sets.push('cgroup_paths = @paths'); params.paths = JSON.stringify(c.cgroupPaths); }
+    if (c.target !== undefined) { sets.push('target = @target'); params.target = c.target; }
     this.q(`UPDATE attachments SET ${sets.join(', ')} WHERE id = @id`).run(params);
     return this.byId(id)!;
   }

@@ -109,4 +109,13 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER events_no_delete BEFORE DELETE ON events WHEN OLD.id > (SELECT pruned_through FROM event_retention)
     BEGIN SELECT RAISE(ABORT, 'events are append-only: only the retention removes them, oldest first'); END;
   `,
+  // 7: a volume belongs to someone: "ns:<namespace>" (made by a flex mount in that namespace, or
+  // given one by the operator), "csi" (provisioned for a PersistentVolume); NULL: nobody yet
+  // (made before owners, or by the operator without one), claimed by the first flex mount.
+  // Volumes the event log shows were created through CSI are CSI's.
+  `
+  ALTER TABLE volumes ADD COLUMN owner TEXT;
+  UPDATE volumes SET owner = 'csi'
+    WHERE name IN (SELECT volume FROM events WHERE kind = 'volume-create-started' AND source = 'csi');
+  `,
 ];

@@ -24,6 +24,8 @@ export interface Volume {
   qos: QosSpec;
   /** The figures given explicitly for this volume (they survive a class change). */
   overrides: QosSpec;
+  /** Whose it is (model/owner.ts): "ns:<namespace>", "csi", or null (nobody's yet). */
+  owner: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -35,7 +37,7 @@ const COLUMN: Record<Dimension, string> = {
 interface Row {
   name: string; pool: string; size_bytes: number; fs_type: FsType; class: string; ephemeral: number;
   state: VolumeState; formatted: number; backing: string | null; device: string | null;
-  dev_major: number | null; dev_minor: number | null; qos_overrides: string; created_at: string; updated_at: string;
+  dev_major: number | null; dev_minor: number | null; qos_overrides: string; owner: string | null; created_at: string; updated_at: string;
   [qosColumn: string]: unknown;
 }
 
@@ -68,7 +70,7 @@ function fromRow(r: Row): Volume {
     name: r.name, pool: r.pool, sizeBytes: r.size_bytes, fsType: r.fs_type, class: r.class,
     ephemeral: r.ephemeral === 1, state: r.state, formatted: r.formatted === 1, backing: r.backing,
     device: r.device, deviceNumber: r.dev_major === null || r.dev_minor === null ? null : `${r.dev_major}:${r.dev_minor}`,
-    qos, overrides: r.qos_overrides === NO_OVERRIDES ? { min: {}, max: {} } : parseOverrides(r.qos_overrides),
+    qos, overrides: r.qos_overrides === NO_OVERRIDES ? { min: {}, max: {} } : parseOverrides(r.qos_overrides), owner: r.owner,
     createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
@@ -88,7 +90,7 @@ function deviceColumns(deviceNumber: string | null): { dev_major: number | null;
   return { dev_major: ma!, dev_minor: mi! };
 }
 
-export type VolumeChanges = Partial<Pick<Volume, 'sizeBytes' | 'class' | 'state' | 'formatted' | 'backing' | 'device' | 'deviceNumber' | 'qos' | 'overrides'>>;
+export type VolumeChanges = Partial<Pick<Volume, 'sizeBytes' | 'class' | 'state' | 'formatted' | 'backing' | 'device' | 'deviceNumber' | 'qos' | 'overrides' | 'owner'>>;
 
 export class VolumeTable {
   private readonly q: ReturnType<typeof statementCache>;
@@ -141,20 +143,20 @@ export class VolumeTable {
     return new Map(rows.map((r) => [r.pool, r.n]));
   }
 
-  insert(v: Omit<Volume, 'createdAt' | 'updatedAt'>, now: string): Volume {
+  insert(v: Omit<Volume, 'createdAt' | 'updatedAt' | 'owner'> & { owner?: string | null }, now: string): Volume {
     this
       .q(
         `INSERT INTO volumes (name, pool, size_bytes, fs_type, class, ephemeral, state, formatted, backing, device,
            dev_major, dev_minor, ${DIMENSIONS.flatMap((d) => [`min_${COLUMN[d]}`, `max_${COLUMN[d]}`]).join(', ')},
-           qos_overrides, created_at, updated_at)
+           qos_overrides, owner, created_at, updated_at)
          VALUES (@name, @pool, @size_bytes, @fs_type, @class, @ephemeral, @state, @formatted, @backing, @device,
            @dev_major, @dev_minor, ${DIMENSIONS.flatMap((d) => [`@min_${COLUMN[d]}`, `@max_${COLUMN[d]}`]).join(', ')},
-           @overrides, @now, @now)`,
+           @overrides, @owner, @now, @now)`,
       )
       .run({
         name: v.name, pool: v.pool, size_bytes: v.sizeBytes, fs_type: v.fsType, class: v.class,
         ephemeral: v.ephemeral ? 1 : 0, state: v.state, formatted: v.formatted ? 1 : 0, backing: v.backing,
-        device: v.device, ...deviceColumns(v.deviceNumber), ...qosColumns(v.qos), overrides: JSON.stringify(v.overrides), now,
+        device: v.device, ...deviceColumns(v.deviceNumber), ...qosColumns(v.qos), overrides: JSON.stringify(v.overrides), owner: v.owner ?? null, now,
       });
     return this.get(v.name)!;
   }
@@ -169,6 +171,7 @@ export class VolumeTable {
       ['formatted', 'formatted', (v: boolean) => (v ? 1 : 0)],
       ['backing', 'backing', (v: string | null) => v],
       ['device', 'device', (v: string | null) => v],
+      ['owner', 'owner', (v: string | null) => v],
     ];
     for (const [key, col, conv] of simple) {
       if (changes[key] !== undefined) {

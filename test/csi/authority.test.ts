@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { csiClient } from '../helpers/csi';
 import { request } from '../../src/cli/client';
-import { withAcceptableAuthority } from '../../src/csi/h2-authority';
+import { AuthorityRewriter, FrameLimitError, MAX_HEADER_BLOCK, withAcceptableAuthority } from '../../src/csi/h2-authority';
 
 describe('an HTTP/2 :authority that is the socket path', () => {
   let node: TestNode;
@@ -93,4 +93,72 @@ describe('the :authority rewriter in front of a plain Node HTTP/2 server', () =>
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('the rewriter keeps HTTP/2 limits (frame size, header block) before it holds a byte', () => {
+  const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+  const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(payload.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(stream, 5);
+    return Buffer.concat([head, payload]);
+  };
+
+  it('refuses a frame longer than 16 KiB from its header alone, and a header block past 64 KiB', () => {
+    const huge = new AuthorityRewriter();
+    huge.push(PREFACE);
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(16 * 1024 * 1024 - 1, 0, 3); // announces 16 MiB; nothing more sent
+    head[3] = 0x1;
+    expect(() => huge.push(head)).toThrow(FrameLimitError);
+
+    const block = new AuthorityRewriter();
+    block.push(PREFACE);
+    block.push(frame(0x1, 0, 1, Buffer.alloc(16_000))); // HEADERS without END_HEADERS
+    let sent = 16_000;
+    expect(() => {
+      for (;;) {
+        block.push(frame(0x9, 0, 1, Buffer.alloc(16_000))); // CONTINUATION, and again
+        sent += 16_000;
+        if (sent > 400 * 1024 * 1024) break;
+      }
+    }).toThrow(`a header block of more than ${MAX_HEADER_BLOCK} bytes`);
+    expect(sent).toBeLessThanOrEqual(MAX_HEADER_BLOCK + 16_000);
+  });
+
+  it('closes the connection of a client that streams CONTINUATION frames at the daemon, which keeps serving', async () => {
+    const node = makeTestNode();
+    const daemon = await startDaemon(node);
+    try {
+      const sock = net.connect(node.csiSocket);
+      await new Promise((r) => sock.once('connect', r));
+      sock.write(PREFACE);
+      sock.write(frame(0x4, 0, 0, Buffer.alloc(0))); // SETTINGS
+      sock.write(frame(0x1, 0, 1, Buffer.alloc(1000)));
+      let written = 0;
+      const closed = new Promise<void>((r) => sock.once('close', () => r()));
+      sock.on('error', () => undefined);
+      let open = true;
+      void closed.then(() => (open = false));
+      const piece = frame(0x9, 0, 1, Buffer.alloc(16_000));
+      while (open && written < 400 * 1024 * 1024) {
+        if (!sock.write(piece)) await Promise.race([new Promise((r) => sock.once('drain', r)), closed]);
+        written += piece.length;
+      }
+      await closed;
+      // Closed once past the cap, not after 400 MiB (the socket's buffers let a few MiB through).
+      expect(written).toBeLessThan(32 * 1024 * 1024);
+      const csi = csiClient(node.csiSocket, 10_000);
+      try {
+        expect(await csi.call('Identity', 'GetPluginInfo')).toMatchObject({ name: 'nvme.qosd.io' });
+      } finally {
+        csi.close();
+      }
+    } finally {
+      await daemon.stop();
+      removeTestNode(node);
+    }
+  }, 60_000);
 });

@@ -10,6 +10,7 @@ import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { request } from '../../src/cli/client';
+import { csiClient, mountCapability } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
 
 const blocker = nodeTestBlocker();
@@ -351,5 +352,78 @@ describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped:
       }
       expect(await volumeNames()).not.toContain('down');
     });
+  });
+});
+
+describe.skipIf(blocker)(`flex tenants: a pod reaches only its own namespace's volumes${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
+  const fx = useTestDaemon('flex: { allowedNamespaces: [tenant-a, tenant-b, tenant-c] }');
+  const api = <T>(method: string, url: string, body?: unknown) => request<T>(fx.node.socket, method, url, body);
+
+  async function mountIn(namespace: string, volumeName: string, user: Record<string, string>) {
+    const podUid = newPodUid();
+    const leaf = makeLeaf(makePodCgroup(fx.node.cgroupRoot, podUid));
+    const target = podVolumeDir(fx.node.kubeletRoot, podUid, volumeName);
+    fs.mkdirSync(target, { recursive: true, mode: 0o750 });
+    const res = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName, namespace, user })]);
+    return { target, leaf, res };
+  }
+  const mounted = (target: string) => readMountinfo().some((m) => m.mountPoint === target);
+
+  it("refuses another namespace's pod, and a mount that names other QoS, with the reason; the owner's data stays its own", async () => {
+    const a = await mountIn('tenant-a', 'data', { size: '16Mi', maxReadIops: '300' });
+    expect(a.res.reply.status, a.res.reply.message).toBe('Success');
+    fs.writeFileSync(path.join(a.target, 'secret'), "tenant a's");
+    expect((await api<{ owner: string }>('GET', '/v1/volumes/data')).body.owner).toBe('ns:tenant-a');
+
+    const b = await mountIn('tenant-b', 'data', { size: '16Mi' });
+    expect(b.res.reply).toEqual({ status: 'Failure', message: 'volume data belongs to namespace tenant-a; a pod in namespace tenant-b cannot mount it' });
+    expect(mounted(b.target)).toBe(false);
+    expect(fs.readdirSync(b.target)).toEqual([]);
+
+    // The owner's own namespace may not re-class it through a mount either.
+    const again = await mountIn('tenant-a', 'data', { volumeId: 'data', class: 'medium' });
+    expect(again.res.reply.status).toBe('Failure');
+    expect(again.res.reply.message).toContain('a mount never changes a volume\'s QoS');
+    const throttled = await mountIn('tenant-a', 'data', { volumeId: 'data', maxReadIops: '1' });
+    expect(throttled.res.reply.status).toBe('Failure');
+    const v = (await api<{ class: string; qos: { max: { readIops?: number } }; attachments: unknown[] }>('GET', '/v1/volumes/data')).body;
+    expect(v.class).toBe('best-effort');
+    expect(v.qos.max.readIops).toBe(300);
+    expect(v.attachments).toHaveLength(1);
+    expect(ruleLines(a.leaf, 'blkio.throttle.read_iops_device')).toMatch(/ 300$/);
+    // The same options (or none) mount it again in its own namespace.
+    const same = await mountIn('tenant-a', 'data', { maxReadIops: '300' });
+    expect(same.res.reply.status, same.res.reply.message).toBe('Success');
+    for (const t of [same.target, a.target]) expect((await callDriver(fx.driver, ['unmount', t])).reply.status).toBe('Success');
+  });
+
+  it('refuses a flex mount of a volume provisioned through CSI, and a namespace the config does not allow', async () => {
+    const csi = csiClient(fx.node.csiSocket);
+    try {
+      await csi.call('Controller', 'CreateVolume', { name: 'pvc-0b1c2d3e-1111-4000-8000-000000000001', capacity_range: { required_bytes: String(16 << 20) }, volume_capabilities: [mountCapability()], parameters: {} });
+    } finally {
+      csi.close();
+    }
+    const r = await mountIn('tenant-a', 'pvc-0b1c2d3e-1111-4000-8000-000000000001', {});
+    expect(r.res.reply).toEqual({ status: 'Failure', message: 'volume pvc-0b1c2d3e-1111-4000-8000-000000000001 was provisioned through CSI for a PersistentVolume; a flex mount cannot reach it (mount it through its PersistentVolumeClaim)' });
+    expect(mounted(r.target)).toBe(false);
+    const other = await mountIn('kube-system', 'sys', { size: '16Mi' });
+    expect(other.res.reply).toEqual({ status: 'Failure', message: 'namespace kube-system may not use the qosd/nvme flex driver (flex.allowedNamespaces: tenant-a, tenant-b, tenant-c)' });
+    expect((await api('GET', '/v1/volumes/sys')).status).toBe(404);
+  });
+
+  it("a volume nobody owns yet is claimed by the first namespace to mount it; the operator can give it to another", async () => {
+    expect((await api('POST', '/v1/volumes', { name: 'shared', size: '16Mi' })).status).toBe(201);
+    const c = await mountIn('tenant-c', 'shared', {});
+    expect(c.res.reply.status, c.res.reply.message).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', c.target])).reply.status).toBe('Success');
+    const events = (await api<{ events: { kind: string; detail: unknown }[] }>('GET', '/v1/volumes/shared/events')).body.events;
+    expect(events.filter((e) => e.kind === 'owner-claimed')).toEqual([expect.objectContaining({ detail: { namespace: 'tenant-c' } })]);
+    expect((await mountIn('tenant-b', 'shared', {})).res.reply.status).toBe('Failure');
+    expect((await api('PATCH', '/v1/volumes/shared', { namespace: 'tenant-b' })).status).toBe(200);
+    const b = await mountIn('tenant-b', 'shared', {});
+    expect(b.res.reply.status, b.res.reply.message).toBe('Success');
+    expect((await callDriver(fx.driver, ['unmount', b.target])).reply.status).toBe('Success');
+    expect((await mountIn('tenant-c', 'shared', {})).res.reply.status).toBe('Failure');
   });
 });

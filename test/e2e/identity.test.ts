@@ -30,7 +30,7 @@ describe.skipIf(blocker)(`device identity before rules${blocker ? ` (skipped: ${
   }
 
   it("a volume whose loop number went to another file: the other pod's rule is kept, the mismatch recorded, the volume's loop attached again", async () => {
-    const created = await api<Vol>('POST', '/v1/volumes', { name: 'moved', size: '16Mi' });
+    const created = await api<Vol>('POST', '/v1/volumes', { name: 'moved', size: '16Mi', qos: { max: { readIops: 123 } } });
     expect(created.status).toBe(201);
     const vol = created.body;
     // The loop device goes (an operator's losetup -d), and the kernel's next attach of another

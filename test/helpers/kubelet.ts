@@ -44,11 +44,11 @@ export function podVolumeDir(kubeletRoot: string, podUid: string, name: string):
 }
 
 /** The JSON options kubelet builds for mount (keys sorted, as Go's json.Marshal writes them). */
-export function mountOptions(o: { podUid: string; volumeName: string; fsType?: string; readwrite?: string; user?: Record<string, string> }): string {
+export function mountOptions(o: { podUid: string; volumeName: string; fsType?: string; readwrite?: string; namespace?: string; user?: Record<string, string> }): string {
   const opts: Record<string, string> = {
     'kubernetes.io/fsType': o.fsType ?? '',
     'kubernetes.io/pod.name': 'db-0',
-    'kubernetes.io/pod.namespace': 'default',
+    'kubernetes.io/pod.namespace': o.namespace ?? 'default',
     'kubernetes.io/pod.uid': o.podUid,
     'kubernetes.io/pvOrVolumeName': o.volumeName,
     'kubernetes.io/readwrite': o.readwrite ?? 'rw',

@@ -43,9 +43,12 @@ export async function checkThrottledRead(r: ThrottledRead, expect: (ok: boolean,
   return { upper, lower, baseline, note: undefined };
 }
 
-/** `count` direct reads of `bs` from `device` in the blkio root (no throttle rule): units per second. */
-export async function unthrottledReads(device: string, bs: string, count: number, unitsPerRead = 1): Promise<number> {
-  return (count * unitsPerRead) / (await ddRead(BLKIO, device, bs, count));
+/**
+ * `count` direct reads of `bs` from `device` in a cgroup with no throttle rule (the hierarchy's
+ * root: v1's blkio by default, the unified root on v2): units per second.
+ */
+export async function unthrottledReads(device: string, bs: string, count: number, unitsPerRead = 1, root = BLKIO): Promise<number> {
+  return (count * unitsPerRead) / (await ddRead(root, device, bs, count));
 }
 
 /** checkThrottledRead with vitest's expect. */

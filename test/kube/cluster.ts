@@ -41,6 +41,8 @@ export interface FlexPod {
   script: string;
   options: Record<string, string>;
   fsType?: string;
+  /** default: "default" */
+  namespace?: string;
 }
 
 /** A hostNetwork pod of the local busybox image with one qosd/nvme flexVolume at /data. */
@@ -48,7 +50,7 @@ export function podManifest(p: FlexPod): string {
   return JSON.stringify({
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: p.name, namespace: 'default' },
+    metadata: { name: p.name, namespace: p.namespace ?? 'default' },
     spec: {
       hostNetwork: true,
       restartPolicy: 'Never',
@@ -78,8 +80,8 @@ interface PodStatus {
   status: { phase: string; containerStatuses?: { state: { waiting?: { reason: string }; running?: unknown; terminated?: { exitCode: number } } }[] };
 }
 
-export async function pod(name: string): Promise<PodStatus> {
-  return JSON.parse(await kubectl(['get', 'pod', name, '-o', 'json'])) as PodStatus;
+export async function pod(name: string, namespace = 'default'): Promise<PodStatus> {
+  return JSON.parse(await kubectl(['-n', namespace, 'get', 'pod', name, '-o', 'json'])) as PodStatus;
 }
 
 export async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -98,15 +100,15 @@ export async function until<T>(what: string, timeoutMs: number, probe: () => Pro
 }
 
 /** The container's log once it printed `marker` (a line of its own). */
-export async function logsUntil(name: string, marker: string, timeoutMs = 120_000): Promise<string> {
+export async function logsUntil(name: string, marker: string, timeoutMs = 120_000, namespace = 'default'): Promise<string> {
   return until(`"${marker}" in the log of pod ${name}`, timeoutMs, async () => {
-    const text = await kubectl(['logs', name]);
+    const text = await kubectl(['-n', namespace, 'logs', name]);
     return text.split('\n').includes(marker) ? text : undefined;
   });
 }
 
-export async function deletePod(name: string): Promise<void> {
-  await kubectl(['delete', 'pod', name, '--ignore-not-found', '--wait=true', '--timeout=90s'], undefined, 120_000);
+export async function deletePod(name: string, namespace = 'default'): Promise<void> {
+  await kubectl(['-n', namespace, 'delete', 'pod', name, '--ignore-not-found', '--wait=true', '--timeout=90s'], undefined, 120_000);
 }
 
 export interface KubeEvent {
@@ -116,9 +118,9 @@ export interface KubeEvent {
 }
 
 /** A pod's events; with its uid, only this pod's (not those of an earlier pod of the same name). */
-export async function events(name: string, uid?: string): Promise<KubeEvent[]> {
+export async function events(name: string, uid?: string, namespace = 'default'): Promise<KubeEvent[]> {
   const selector = `involvedObject.name=${name}${uid ? `,involvedObject.uid=${uid}` : ''}`;
-  const out = JSON.parse(await kubectl(['get', 'events', '--field-selector', selector, '-o', 'json'])) as { items: KubeEvent[] };
+  const out = JSON.parse(await kubectl(['-n', namespace, 'get', 'events', '--field-selector', selector, '-o', 'json'])) as { items: KubeEvent[] };
   return out.items;
 }
 

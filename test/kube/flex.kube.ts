@@ -114,6 +114,28 @@ describe('a real kubelet with the qosd/nvme flex driver', () => {
     await deletePod(p.name);
   });
 
+  it("keeps tenants apart: a pod in another namespace naming the same volumeId is refused, its event says whose the volume is, and reads nothing of it", async () => {
+    for (const ns of ['tenant-a', 'tenant-b']) {
+      await kubectl(['create', 'namespace', ns]).catch(() => undefined);
+      // a pod is admitted once its namespace has its default service account
+      await until(`the default service account of ${ns}`, 60_000, async () => ((await kubectl(['-n', ns, 'get', 'serviceaccount', 'default', '-o', 'name'])).trim() ? true : undefined));
+    }
+    const a: FlexPod = { name: 'owner', namespace: 'tenant-a', options: { volumeId: 'kube-tenant', size: '16Mi' }, script: `echo secret-of-a > /data/secret; sync; echo DONE; ${IDLE}` };
+    await createPod(a);
+    await logsUntil(a.name, 'DONE', 120_000, 'tenant-a');
+    expect((await qosd<{ owner: string }>('GET', '/v1/volumes/kube-tenant')).body.owner).toBe('ns:tenant-a');
+    const b: FlexPod = { name: 'intruder', namespace: 'tenant-b', options: { volumeId: 'kube-tenant' }, script: `cat /data/secret; echo DONE; ${IDLE}` };
+    await createPod(b);
+    const uid = (await pod(b.name, 'tenant-b')).metadata.uid;
+    const refusal = await until('a FailedMount event', 90_000, async () => (await events(b.name, uid, 'tenant-b')).find((e) => e.reason === 'FailedMount'));
+    expect(refusal.message).toContain('volume kube-tenant belongs to namespace tenant-a; a pod in namespace tenant-b cannot mount it');
+    expect((await pod(b.name, 'tenant-b')).status.containerStatuses?.[0]?.state.waiting?.reason).toBe('ContainerCreating');
+    expect(podMounts().filter((m) => m.includes(uid))).toEqual([]);
+    expect((await attachments()).filter((x) => x.volume === 'kube-tenant').map((x) => x.podUid)).toEqual([(await pod(a.name, 'tenant-a')).metadata.uid]);
+    await deletePod(b.name, 'tenant-b');
+    await deletePod(a.name, 'tenant-a');
+  });
+
   it('shows a misspelt option as an event naming it', async () => {
     const p = await run({ name: 'typo', options: { volumeId: 'kube-typo', maxReadIOPS: '200' }, script: `echo DONE; ${IDLE}` });
     const e = await until('a FailedMount event', 90_000, async () => (await events(p.name)).find((x) => x.reason === 'FailedMount'));

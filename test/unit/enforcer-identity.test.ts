@@ -61,4 +61,15 @@ describe('enforcer: a device confirmed as the volume\'s before its rules are tou
     expect(rule()).toBe('7:5 0');
     expect(fs.existsSync(pod)).toBe(true);
   });
+
+  it("an attachment from before the volume's device moved (a reboot): its old number, now another's, is left alone without calling the volume mismatched", () => {
+    const { store, enforcer, vol, att, rule, refound, set } = setup({ is: 'ours' });
+    enforcer.apply(att, vol, 'attach');
+    store.volumes.update(vol.name, { deviceNumber: '7:9' }, new Date().toISOString()); // recovery found it at 7:9
+    set({ is: 'other', why: 'another file' });
+    enforcer.clear(att);
+    expect(rule()).toBe('7:5 200');
+    expect(store.events.list('db').filter((e) => e.kind === 'device-mismatch')).toEqual([]);
+    expect(refound).toEqual([]);
+  });
 });

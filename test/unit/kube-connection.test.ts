@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { fromKubeconfig, inCluster } from '../../src/kube/connection';
+import { fromKubeconfig, inCluster, weaknesses } from '../../src/kube/connection';
 import { ConfigError, loadConfig } from '../../src/config/load';
 
 function dir(): string {
@@ -59,6 +59,28 @@ describe('a kubeconfig', () => {
     expect(() => fromKubeconfig(path.join(d, 'config'))).toThrow('user "admin" has neither a token nor a client certificate and key');
     fs.writeFileSync(path.join(d, 'config'), 'apiVersion: v1\nkind: Config\n');
     expect(() => fromKubeconfig(path.join(d, 'config'))).toThrow('no current-context');
+  });
+});
+
+describe('weak access to the API server', () => {
+  it('refuses a kubeconfig any user may change, and names what is weak: world-readable, plain http, an unchecked certificate', () => {
+    const d = dir();
+    fs.mkdirSync(path.join(d, 'pki'));
+    fs.writeFileSync(path.join(d, 'pki', 'ca.crt'), 'CA');
+    const file = path.join(d, 'config');
+    fs.writeFileSync(file, KUBECONFIG('{token: abc}'));
+    fs.chmodSync(file, 0o666);
+    expect(() => fromKubeconfig(file)).toThrow(`kubeconfig ${file}: mode 0666 lets every user on the node change it (and so where qosd's credentials go); chmod 600 it`);
+    fs.chmodSync(file, 0o600);
+    expect(weaknesses(fromKubeconfig(file))).toEqual([]);
+    fs.chmodSync(file, 0o644);
+    expect(weaknesses(fromKubeconfig(file))).toEqual([`${file} can be read by every user on the node, and its credentials with it; chmod 600 it`]);
+    fs.writeFileSync(file, KUBECONFIG('{token: abc}').replace('server: "https://127.0.0.1:6443", certificate-authority: pki/ca.crt', 'server: "http://10.0.0.5:8080", insecure-skip-tls-verify: true'));
+    fs.chmodSync(file, 0o600);
+    expect(weaknesses(fromKubeconfig(file))).toEqual([
+      'the API server http://10.0.0.5:8080 is plain http: qosd\'s credentials cross the network in clear; use https',
+      'insecure-skip-tls-verify is set for http://10.0.0.5:8080: any server answering there is trusted with qosd\'s credentials; give the cluster\'s CA instead',
+    ]);
   });
 });
 

@@ -5,6 +5,7 @@ import {
   CreateVolumeBody, EventList, NoQuery, PatchVolumeBody, SourceHeaders, VolumeList, VolumeNameParams, VolumeOut, errorReplies,
 } from '../schemas';
 import { volumeView } from '../views';
+import { namespaceOwner } from '../../model/owner';
 import { quantity } from '../../util/quantity';
 import type { Services } from '../services';
 import type { Figures } from '../../model/qos';
@@ -49,6 +50,7 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
           ...(b.fsType !== undefined && { fsType: b.fsType }),
           ...(b.class !== undefined && { class: b.class }),
           ...(b.ephemeral !== undefined && { ephemeral: b.ephemeral }),
+          ...(b.namespace !== undefined && { owner: namespaceOwner(b.namespace) }),
           ...(b.qos !== undefined && {
             qos: {
               min: toFigures(b.qos.min, 'body.qos.min') as Figures,
@@ -85,6 +87,7 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
         await s.volumes.changeQos(name, change, source);
       }
       if (b.size !== undefined) await s.volumes.resize(name, quantity(b.size, 'body.size'), source);
+      if (b.namespace !== undefined) await s.volumes.giveTo(name, b.namespace, source);
       return view(name);
     },
   );

@@ -94,7 +94,7 @@ export function registerNodeCommands(program: Command): void {
         const g = globals(this);
         // The service would only fail at its start: say so now.
         if (!fs.existsSync(o.config)) throw new UsageError(`--config: ${o.config} does not exist; write the node's config first (see the README's install steps)`);
-        const installed = installUnits(o.unitDir, o.config);
+        const installed = await installUnits(o.unitDir, o.config);
         emit(g, { installed, node: process.execPath }, () =>
           process.stdout.write(`installed ${installed.join(' and ')} (node ${process.execPath}); now: systemctl daemon-reload && systemctl enable --now qosd.socket qosd.service\n`));
       }),

@@ -100,9 +100,10 @@ export function registerVolumeCommands(program: Command): void {
       .option('--pool <pool>', 'pool to carve it from')
       .option('--size <q>', 'size (10Gi, 500M)', positive('--size'))
       .addOption(new Option('--fs-type <fs>', 'filesystem').choices(['ext4', 'xfs']))
-      .option('--class <class>', 'QoS class'),
+      .option('--class <class>', 'QoS class')
+      .option('--namespace <ns>', 'the Kubernetes namespace whose pods may mount it through flex (default: the first to mount it)'),
   ).action(
-    action(async function (this: Command, name: string, o: QosOpts & { pool?: string; size?: number; fsType?: string; class?: string }) {
+    action(async function (this: Command, name: string, o: QosOpts & { pool?: string; size?: number; fsType?: string; class?: string; namespace?: string }) {
       const g = globals(this);
       const qos = qosBody(o);
       const body = {
@@ -112,6 +113,7 @@ export function registerVolumeCommands(program: Command): void {
         ...(o.fsType !== undefined && { fsType: o.fsType }),
         ...(o.class !== undefined && { class: o.class }),
         ...(qos && { qos }),
+        ...(o.namespace !== undefined && { namespace: o.namespace }),
       };
       const v = await call<VolumeOut>(g.socket, 'POST', '/v1/volumes', body);
       emit(g, v, () => process.stdout.write(`volume ${v.name} created: ${formatBytes(v.sizeBytes)} ${v.fsType} on ${v.device}, limits ${figures(v.qos.max)}, guarantees ${figures(v.qos.min)}\n`));
@@ -124,9 +126,10 @@ export function registerVolumeCommands(program: Command): void {
       .description('change a volume: class or QoS figures (applied to its pods at once, re-admitted), size (grow only)')
       .option('--size <q>', 'new size, larger than the current one', positive('--size'))
       .option('--class <class>', 'new QoS class (explicit figures still override it)')
-      .option('--unset <figures>', 'drop explicit figures, e.g. max-read-iops,min-write-bps (the class figure applies again)'),
+      .option('--unset <figures>', 'drop explicit figures, e.g. max-read-iops,min-write-bps (the class figure applies again)')
+      .option('--namespace <ns>', 'give it to a Kubernetes namespace: flex mounts reach it from there alone'),
   ).action(
-    action(async function (this: Command, name: string, o: QosOpts & { size?: number; class?: string; unset?: string }) {
+    action(async function (this: Command, name: string, o: QosOpts & { size?: number; class?: string; unset?: string; namespace?: string }) {
       const g = globals(this);
       const qos: { min?: Record<string, number | null>; max?: Record<string, number | null> } = qosBody(o) ?? {};
       for (const item of o.unset ? o.unset.split(',') : []) {
@@ -139,8 +142,9 @@ export function registerVolumeCommands(program: Command): void {
         ...(o.size !== undefined && { size: o.size }),
         ...(o.class !== undefined && { class: o.class }),
         ...((qos.min || qos.max) && { qos }),
+        ...(o.namespace !== undefined && { namespace: o.namespace }),
       };
-      if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --size, --class, --unset or a --max-*/--min-* flag');
+      if (Object.keys(body).length === 0) throw new UsageError('nothing to change: give --size, --class, --namespace, --unset or a --max-*/--min-* flag');
       const v = await call<VolumeOut>(g.socket, 'PATCH', `/v1/volumes/${encodeURIComponent(name)}`, body);
       emit(g, v, () => process.stdout.write(`volume ${v.name}: ${formatBytes(v.sizeBytes)}, class ${v.class}, limits ${figures(v.qos.max)}, guarantees ${figures(v.qos.min)}\n`));
     }),
