@@ -7,14 +7,16 @@ const SUFFIX: Record<string, number> = {
   Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
 };
 
-const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+const QUANTITY = /^([0-9]+)(?:\.([0-9]+))?(k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
 /** The JSON-schema pattern that matches what parseQuantity accepts (for API and config schemas). */
 export const QUANTITY_PATTERN = QUANTITY.source;
 
 /**
- * Parses a positive quantity into an integer. Returns a reason string on bad input so that the
- * caller can name the field it came from.
+ * Parses a positive quantity into an integer, exactly: "2.01G" is 2,010,000,000 (decimal digits
+ * and the suffix multiplied as integers, never through a binary fraction, which made 2.01 × 10⁹
+ * 2009999999.9999998). Returns a reason string on bad input so that the caller can name the
+ * field it came from.
  */
 export function parseQuantity(input: string | number): number | { error: string } {
   if (typeof input === 'number') {
@@ -23,10 +25,14 @@ export function parseQuantity(input: string | number): number | { error: string 
   }
   const m = QUANTITY.exec(input.trim());
   if (!m) return { error: `"${input}" is not a quantity (examples: 1000, 500M, 10Gi)` };
-  const value = Number(m[1]) * SUFFIX[m[2] ?? '']!;
-  if (!Number.isSafeInteger(value)) return { error: `"${input}" is not a whole number or is too large` };
-  if (value <= 0) return { error: 'must be a positive integer' };
-  return value;
+  const [, whole, fraction = '', suffix = ''] = m;
+  const scaled = BigInt(whole! + fraction) * BigInt(SUFFIX[suffix]!);
+  const unit = 10n ** BigInt(fraction.length);
+  if (scaled % unit !== 0n) return { error: `"${input}" is not a whole number` };
+  const value = scaled / unit;
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) return { error: `"${input}" is too large` };
+  if (value <= 0n) return { error: 'must be a positive integer' };
+  return Number(value);
 }
 
 /** A quantity that has the right shape but no usable value ("99999999Ei"): bad input, a 400. */

@@ -29,3 +29,25 @@ describe('formatBytes', () => {
     expect(formatBytes(1234567)).toBe('1234567');
   });
 });
+
+describe('parseQuantity, exactly', () => {
+  it('takes every two-decimal k, M and G value from 0.01 to 9.99 (2,997 of them) as the whole number it names', () => {
+    const wrong: string[] = [];
+    for (const [suffix, factor] of [['k', 1000n], ['M', 1000_000n], ['G', 1000_000_000n]] as const) {
+      for (let hundredths = 1; hundredths < 1000; hundredths++) {
+        const text = `${Math.floor(hundredths / 100)}.${String(hundredths % 100).padStart(2, '0')}${suffix}`;
+        const want = Number((BigInt(hundredths) * factor) / 100n);
+        if (parseQuantity(text) !== want) wrong.push(`${text} → ${JSON.stringify(parseQuantity(text))}, not ${want}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('still refuses a fraction of a byte, and what does not fit a safe integer, saying which', () => {
+    expect(parseQuantity('1.5')).toEqual({ error: '"1.5" is not a whole number' });
+    expect(parseQuantity('0.001k')).toEqual({ error: '"0.001k" is not a whole number' });
+    expect(parseQuantity('1.001Ki')).toEqual({ error: '"1.001Ki" is not a whole number' });
+    expect(parseQuantity('99999Pi')).toEqual({ error: '"99999Pi" is too large' });
+    expect(parseQuantity('1.5Ki')).toBe(1536);
+  });
+});
