@@ -51,24 +51,23 @@ function describeEvent(e: EventOut): string {
   return '';
 }
 
+/** The volume list (`qosctl volumes`, and `qosctl volume list`). */
+const listVolumes = action(async function (this: Command) {
+  const g = globals(this);
+  const { volumes } = await call<{ volumes: VolumeOut[] }>(g.socket, 'GET', '/v1/volumes');
+  emit(g, { volumes }, () =>
+    printTable(
+      ['NAME', 'POOL', 'SIZE', 'FS', 'CLASS', 'STATE', 'DEVICE', 'LIMITS', 'GUARANTEES', 'ATTACHED'],
+      volumes.map((v) => [v.name, v.pool, formatBytes(v.sizeBytes), v.fsType, v.class, v.state, v.device ?? '-', figures(v.qos.max), figures(v.qos.min), String(v.attachments.length)]),
+    ),
+  );
+});
+
 export function registerVolumeCommands(program: Command): void {
-  program
-    .command('volumes')
-    .description('list volumes')
-    .action(
-      action(async function (this: Command) {
-        const g = globals(this);
-        const { volumes } = await call<{ volumes: VolumeOut[] }>(g.socket, 'GET', '/v1/volumes');
-        emit(g, { volumes }, () =>
-          printTable(
-            ['NAME', 'POOL', 'SIZE', 'FS', 'CLASS', 'STATE', 'DEVICE', 'LIMITS', 'GUARANTEES', 'ATTACHED'],
-            volumes.map((v) => [v.name, v.pool, formatBytes(v.sizeBytes), v.fsType, v.class, v.state, v.device ?? '-', figures(v.qos.max), figures(v.qos.min), String(v.attachments.length)]),
-          ),
-        );
-      }),
-    );
+  program.command('volumes').description('list volumes').action(listVolumes);
 
   const volume = program.command('volume').description('create, show, change, delete one volume, or show its history');
+  volume.command('list').description('list volumes (as qosctl volumes)').action(listVolumes);
 
   volume
     .command('show <name>')
