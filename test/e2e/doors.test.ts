@@ -178,9 +178,10 @@ describe.skipIf(blocker)(`doors${blocker ? ` (skipped: ${blocker})` : ''}`, () =
       } finally {
         csi.close();
       }
-      // Past the cap, connections are closed at once; the idle ones left are closed within seconds.
-      expect(last.closed).toBeGreaterThanOrEqual(1100 - 32);
-      const idle = Date.now() + 20_000;
+      // Past the cap, connections are closed as they come; the idle ones left, after the idle
+      // timeout. (The bounds below are guards for a stuck daemon: what is asserted is that every
+      // connection is closed by qosd, not how soon the flooder hears of it.)
+      const idle = Date.now() + 60_000;
       while (last.closed < 1100 && Date.now() < idle) await sleep(200);
       expect(last.closed).toBe(1100);
       const fds = fs.readdirSync(`/proc/${daemon.child.pid}/fd`).length;
@@ -190,5 +191,5 @@ describe.skipIf(blocker)(`doors${blocker ? ` (skipped: ${blocker})` : ''}`, () =
     } finally {
       flood.kill('SIGKILL');
     }
-  }, 90_000);
+  }, 180_000);
 });
