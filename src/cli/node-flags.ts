@@ -5,8 +5,7 @@
 // threads the whole process shares. The periodic jobs' worker makes most of the daemon's garbage
 // (a scrape's 10 MB exposition at 10,000 volumes, a pass's paths, a tick's samples); its
 // collection ran on those helpers, at the daemon's priority, and took cores from the API's thread
-// while the worker itself ran ten nice levels lower. Measured (bench/responsiveness.js,
-// 2026-12-04, 10,000 attached volumes): API p99 loaded/quiet 2.2-2.5× without, 1.4-1.6× with; the
-// daemon's thread waited for a core 9.6-10.4% of the loaded windows without, 6.5-8.0% with. The
-// flag cannot be set from inside the process (V8 aborts) nor through NODE_OPTIONS.
+// while the worker itself ran ten nice levels lower (bench/responsiveness.js measures the API's
+// latency under the jobs with and without it; the figures are in the README). The flag cannot be
+// set from inside the process (V8 aborts) nor through NODE_OPTIONS.
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--single-threaded-gc'];

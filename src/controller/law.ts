@@ -50,8 +50,8 @@
 //   - a limit that reaches the volume's configured max, or the pool's capacity, is dropped: the
 //     volume is back on its configured limits.
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
-// the smaller of the two). With one dimension in play this is exactly the per-dimension law of
-// earlier versions (the unit tests of that law pass unchanged).
+// the smaller of the two). With one dimension in play it cuts and lifts exactly as a law of that
+// dimension alone would (test/unit/controller-law.test.ts holds it to that).
 import type { Dimension, Figures } from '../model/qos';
 import { SMALL_IO_BYTES, costOf, deviceCost, shareOf, type DeviceCost } from '../model/device-cost';
 

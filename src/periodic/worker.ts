@@ -1,8 +1,8 @@
 // The periodic jobs' worker thread: the reconcile pass, the controller's measuring and deciding,
 // the mount sweep and the scrape's per-volume families run here, on a heap and an event loop of
 // their own, so that neither their CPU nor their garbage collection holds up an API request or a
-// flex call on the daemon's thread (measured at 10,000 attachments with everything on one thread:
-// API p50 4× and p99 6-10× the quiet figure, bench/responsiveness.js).
+// flex call on the daemon's thread (with everything on one thread, a large node's API latency
+// under the jobs was several times the quiet figure: bench/responsiveness.js, the README).
 //
 // The worker reads and finds; it does not write. It reads the state through its own read-only
 // SQLite connection (WAL lets it read beside the daemon's writer), reads the cgroups and /proc,
@@ -35,11 +35,9 @@ import type { ScrapeFindings, JobName, JobReply, JobRequest, JobResults, PassFin
 const WORKER_NICE = 10;
 /**
  * The longest this thread works before it rests (restBetweenSlices): half a millisecond, so that
- * a request waiting for the core this thread holds waits at most that long. Measured
- * (bench/responsiveness.js, 2026-12-04, 10,000 volumes, three alternating runs each): API p99
- * loaded/quiet 1.00-1.30× at 0.5 ms against 1.76-2.39× at 1 ms, the request generator waiting
- * for a core 0.6-0.7% of the loaded windows against 1.5%; the jobs' CPU the same, their wall time
- * longer (a controller tick's median 4 ms at 1,000 volumes, 51 ms of its 0.25 s at 10,000).
+ * a request waiting for the core this thread holds waits at most that long. The jobs' CPU is the
+ * same as with longer slices, their wall time longer (bench/responsiveness.js; figures in the
+ * README and bench/results/responsiveness.json).
  */
 const SLICE_MS = 0.5;
 const setup = workerData as WorkerSetup;

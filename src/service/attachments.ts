@@ -491,9 +491,3 @@ async function mountPinned(device: string, target: string, kind: AttachmentKind,
   }
   return true;
 }
-
-/**
- * Whether the mounts at an attachment's target hold the volume's device (want, MAJ:MIN; null: any
- * mount counts). A filesystem mount names the device in mountinfo; a device node bind-mounted
- * on a file shows devtmpfs there, so a block target is judged by the node it now resolves to.
- */

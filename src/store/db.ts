@@ -63,7 +63,7 @@ export function migrate(db: Db): void {
 }
 
 /**
- * A statement cache for one connection: preparing is most of the cost of a point query (measured:
+ * A statement cache for one connection: preparing is most of the cost of a point query (it was
  * ~20% of the daemon's CPU under API load before caching), and the set of SQL strings is small.
  */
 export function statementCache(db: Db): (sql: string) => Database.Statement {

@@ -5,7 +5,7 @@
 // Jobs that yield wait in one queue, and one of them resumes per turn of the event loop: with
 // the reconcile pass, the sweeps, a scrape and a controller tick all running, a plain
 // setImmediate each would run all four slices back to back before the loop polled for requests
-// again (measured: an API p99 of 17 ms against 2 ms quiet, with 5 ms slices).
+// again, and a request would wait for all four (README, "Benchmarks": bench/responsiveness.js).
 const waiting: (() => void)[] = [];
 let pumping = false;
 let nextTurn: (f: () => void) => void = setImmediate;
@@ -15,10 +15,8 @@ let nextTurn: (f: () => void) => void = setImmediate;
  * so the thread sleeps and gives its core up, where a setImmediate keeps it running. For a
  * background thread (the periodic jobs' worker): a lower nice alone did not keep it from delaying
  * the daemon's thread, since Linux's scheduler (EEVDF, 6.6 on) lets a running thread finish its
- * time slice before a waking one runs. Measured (bench/responsiveness.js, 2026-12-04, three
- * alternating runs each, passes back to back): API p99 loaded/quiet at 10,000 volumes 1.5-2.1×
- * against 1.7-2.7× without the rest, at 1,000 1.0-1.2× against 1.3-2.3×; the jobs' CPU the same,
- * their wall time up to twice as long.
+ * time slice before a waking one runs. The jobs' CPU stays the same and their wall time grows
+ * (the figures: bench/results/responsiveness.json and the README).
  */
 export function restBetweenSlices(): void {
   nextTurn = (f) => setTimeout(f, 0);
@@ -58,8 +56,8 @@ export class TimeSlice {
   yields = 0;
 
   // 1 ms: with the reconcile pass, sweeps, a scrape and the controller all running, a request
-  // waits for the slice in progress; measured (bench/responsiveness.js), the API's p50 under
-  // that load went from 2.1 ms at 2 ms slices to 1.1 ms, at no measurable cost in the jobs' CPU.
+  // waits for the slice in progress, so the slice is kept short; shorter slices cost the jobs no
+  // CPU worth measuring (bench/responsiveness.js).
   constructor(
     private readonly budgetMs = 1,
     /** The time this thread has waited for a core so far, in ms (host/thread-clock.ts); undefined: not measured. */
