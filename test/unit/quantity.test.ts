@@ -45,7 +45,7 @@ describe('parseQuantity, exactly', () => {
 
   it('still refuses a fraction of a byte, and what does not fit a safe integer, saying which', () => {
     expect(parseQuantity('1.5')).toEqual({ error: '"1.5" is not a whole number' });
-    expect(parseQuantity('0.001k')).toEqual({ error: '"0.001k" is not a whole number' });
+    expect(parseQuantity('0.0005k')).toEqual({ error: '"0.0005k" is not a whole number' });
     expect(parseQuantity('1.001Ki')).toEqual({ error: '"1.001Ki" is not a whole number' });
     expect(parseQuantity('99999Pi')).toEqual({ error: '"99999Pi" is too large' });
     expect(parseQuantity('1.5Ki')).toBe(1536);
