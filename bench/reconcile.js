@@ -21,7 +21,7 @@ function makeCgroup(dir) {
 
 async function passOver(n, mountPoint) {
   const { Store } = dist('store/store.js');
-  const { reconcilePass } = dist('enforce/rule-pass.js');
+  const { reconcilePass } = dist('reconcile/rule-pass.js');
   const { blkioFor } = dist('host/blkio.js');
   const { staticLimits } = dist('enforce/limit-policy.js');
   const base = path.join(mountPoint, `n${n}`, 'blkio');
@@ -102,7 +102,8 @@ async function benchReconcile(sizes = [1000, 10000]) {
  */
 async function passOnCgroupfs(n) {
   const { Store } = dist('store/store.js');
-  const { reconcilePass } = dist('enforce/rule-pass.js');
+  const { findRepairs } = dist('reconcile/rule-pass.js');
+  const { TimeSlice } = dist('util/time-slice.js');
   const { blkioFor } = dist('host/blkio.js');
   const { staticLimits } = dist('enforce/limit-policy.js');
   const { StoreView } = dist('store/view.js');
@@ -136,12 +137,12 @@ async function passOnCgroupfs(n) {
     pods.forEach((p, i) => watcher.watch(p, i + 1));
     const w = process.cpuUsage(w0);
     const trusted = new TrustedRules();
-    const ctx = { blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, view: new StoreView(store), policy: staticLimits, findOnly: true };
+    const ctx = { blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, view: new StoreView(store), policy: staticLimits };
     const time = async (withTrust) => {
       await new Promise((r) => setTimeout(r, 200)); // the watches' events, if any, taken in
       trusted.learn(watcher.log.take(undefined));
       const c = process.cpuUsage();
-      const r = await reconcilePass(withTrust ? { ...ctx, trusted } : ctx);
+      const r = await findRepairs(withTrust ? { ...ctx, trusted } : ctx, new TimeSlice());
       const d = process.cpuUsage(c);
       return { cpuMs: (d.user + d.system) / 1000, cgroups: r.cgroups, vouched: r.vouched, repairs: r.repairs.length };
     };
@@ -197,7 +198,7 @@ async function benchStartup(count = 1000) {
     fs.writeFileSync(path.join(dir, 'c.yaml'), [
       `socket: ${socket}`, `stateDir: ${dir}/state`, 'logLevel: warn', 'metrics: { listen: "off" }',
       `kubelet: { rootDir: ${dir}/kubelet, cgroupRoot: /qosd-bench-start, cgroupDriver: cgroupfs }`,
-      `pools:\n  - { name: default, backend: file, path: ${poolDir} }`,
+      `pools:\n  - { name: default, backend: file, path: ${poolDir}, create: true }`,
     ].join('\n'));
     const samples = [];
     for (let run = 0; run < 3; run++) {

@@ -138,6 +138,10 @@ function assemble(n, root, metricsPort, onHead, Slice) {
   const { AttachmentService } = dist('service/attachments.js');
   const { KeyedLock } = dist('service/locks.js');
   const { PeriodicJobs } = dist('periodic/jobs.js');
+  const { RuleRepair } = dist('reconcile/rule-repair.js');
+  const { MountRepair } = dist('reconcile/mount-repair.js');
+  const { repairInThread } = dist('reconcile/repair-job.js');
+  const { StoreView } = dist('store/view.js');
   const { readMountinfoInPieces } = dist('host/mountinfo.js');
   const { buildApi, listenOnSocket } = dist('api/server.js');
   const { notFound } = dist('model/errors.js');
@@ -151,8 +155,11 @@ function assemble(n, root, metricsPort, onHead, Slice) {
   const poolConfig = { pools: [{ name: 'default', backend: 'file', path: path.join(root, 'pool'), capacity: { readIops: 1e7, writeIops: 1e7, readBps: 1e12, writeBps: 1e12 } }], headroom: 0.1 };
   const pools = new PoolService(store, poolConfig);
   const mountinfo = path.join(root, 'mountinfo');
-  const attachments = new AttachmentService({
-    store, pools: new Map(), volumes: undefined, enforcer, locks: new KeyedLock(), log, metrics,
+  const locks = new KeyedLock();
+  const attachments = new AttachmentService({ store, pools: new Map(), volumes: undefined, enforcer, locks, log });
+  const ruleRepair = new RuleRepair({ enforcer, metrics, log });
+  const mountRepair = new MountRepair({
+    store, view: new StoreView(store), volumes: undefined, attachments, enforcer, locks, log, metrics,
     readMounts: (pause) => readMountinfoInPieces(pause, mountinfo),
   });
   // As daemon.ts runs them: found in the worker thread, confirmed and written on this one.
@@ -162,7 +169,7 @@ function assemble(n, root, metricsPort, onHead, Slice) {
       diskstatsFile: path.join(root, 'diskstats'), mountinfoFile: mountinfo,
       metricsListen: { host: '127.0.0.1', port: metricsPort }, metricsContentType: metrics.contentType,
     },
-    store, enforcer, attachments, controlled: policy, metrics, log, reconcileIntervalMs: 10_000, controllerIntervalMs: 250,
+    store, enforcer, ruleRepair, mountRepair, controlled: policy, metrics, log, reconcileIntervalMs: 10_000, controllerIntervalMs: 250,
     // the registry's part of each scrape the listener serves: the one part on this thread
     head: (reading) => {
       const s = new Slice();
@@ -177,7 +184,7 @@ function assemble(n, root, metricsPort, onHead, Slice) {
     doctor: () => [], status: () => ({}), scrapeMetrics: () => collector.scrape(),
   };
   const app = buildApi(services, log);
-  return { store, base, enforcer, periodic, collector, app, listen: async (socket) => (await periodic.open(), listenOnSocket(app, socket)) };
+  return { store, base, enforcer, periodic, collector, app, repairRulesInThread: () => repairInThread(ruleRepair, new Slice()), listen: async (socket) => (await periodic.open(), listenOnSocket(app, socket)) };
 }
 
 /** A TCP port nothing listens on now, for the metrics listener. */
@@ -289,7 +296,7 @@ async function measure(n) {
     const socket = path.join(root, 'qosd.sock');
     // As the daemon starts: recovery's pass writes the rules and watches every attached pod's
     // cgroups before the API serves (reconcile/recovery.ts).
-    await d.enforcer.reconcileAll();
+    await d.repairRulesInThread();
     await d.listen(socket);
     const name = `v${Math.floor(n / 2)}`;
     // Then the rules are lost (emptied by another writer, which the watches see), and the first

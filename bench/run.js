@@ -98,7 +98,7 @@ async function benchFlexApiLeaf(results) {
   fs.writeFileSync(config, [
     `socket: ${socket}`, `stateDir: ${dir}/state`, 'logLevel: warn', 'metrics: { listen: "off" }',
     `kubelet: { rootDir: ${kubeletRoot}, cgroupRoot: ${cgroupRoot}, cgroupDriver: cgroupfs }`,
-    `pools:\n  - { name: default, backend: file, path: ${dir}/volumes }`, 'defaults: { size: 64Mi }',
+    `pools:\n  - { name: default, backend: file, path: ${dir}/volumes, create: true }`, 'defaults: { size: 64Mi }',
   ].join('\n'));
   const daemon = spawn(process.execPath, [QOSD, '--config', config], { stdio: ['ignore', 'inherit', 'inherit'] });
   const cleanup = [];

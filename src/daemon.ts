@@ -3,7 +3,8 @@
 // which start real daemons on temporary configs.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
+import { makeLogger } from './util/log-output';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/config';
 import { Store } from './store/store';
@@ -26,6 +27,8 @@ import { PoolService } from './service/pools';
 import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
 import { recoverAtStart } from './reconcile/recovery';
+import { RuleRepair } from './reconcile/rule-repair';
+import { MountRepair } from './reconcile/mount-repair';
 import { MetricsCollector } from './scrape/collect';
 import { ControlledLimits } from './controller/controller';
 import { PeriodicJobs } from './periodic/jobs';
@@ -57,7 +60,7 @@ export interface Daemon {
 function makePools(config: Config): Map<string, VolumePool> {
   const pools = new Map<string, VolumePool>();
   for (const p of config.pools) {
-    pools.set(p.name, p.backend === 'lvm' ? new LvmPool(p.name, p.volumeGroup, p.devices, p.stripes) : new FilePool(p.name, p.path));
+    pools.set(p.name, p.backend === 'lvm' ? new LvmPool(p.name, p.volumeGroup, p.devices, p.stripes) : new FilePool(p.name, p.path, { create: p.create, overcommit: p.overcommit }));
   }
   return pools;
 }
@@ -77,7 +80,7 @@ function lockState(stateDir: string): HeldLock {
   }
 }
 
-export async function startDaemon(config: Config, log: Logger = pino({ level: config.logLevel })): Promise<Daemon> {
+export async function startDaemon(config: Config, log: Logger = makeLogger(config.logLevel, config.logFormat)): Promise<Daemon> {
   const started = Date.now();
   // A mount made in a private namespace answers Success and reaches no pod: refuse to run there.
   if (sharesHostMountNamespace() === false) {
@@ -106,11 +109,11 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   store.events.onAdd = (e) => log.info({ event: e.kind, volume: e.volume, source: e.source, detail: e.detail }, `${e.kind}${e.volume ? ` ${e.volume}` : ''}`);
   const metrics = new Metrics();
   const layout = detectCgroupLayout(config.cgroup.mountPoint, config.cgroup.version);
-  if ('error' in layout) log.warn({ reason: layout.error }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
+  // The cgroup version is decided here, once: everything below speaks the blkio face.
+  const blkio = blkioFor(layout);
+  if (blkio.unavailable) log.warn({ reason: blkio.unavailable }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
   // With the controller on, what is written is the configured max tightened by the controller.
   const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
-  // The cgroup version is decided here, once: everything below speaks the blkio face.
-  const blkio = 'error' in layout ? layout : blkioFor(layout);
   // One view of the store for start-up recovery's passes (the periodic jobs read in their worker).
   const view = new StoreView(store);
   const enforcer = new Enforcer({
@@ -121,7 +124,11 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   });
   const locks = new KeyedLock();
   const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
-  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, metrics, view });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
+  // The two repair jobs (src/reconcile/): found off this thread by the periodic jobs' worker (or
+  // in-thread at start), confirmed and repaired here under the locks.
+  const ruleRepair = new RuleRepair({ enforcer, metrics, log });
+  const mountRepair = new MountRepair({ store, view, volumes, attachments, enforcer, locks, log, metrics });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir, config.flex.allowedNamespaces ? new Set(config.flex.allowedNamespaces) : undefined);
   const poolService = new PoolService(store, config, pools);
   // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
@@ -129,10 +136,10 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const periodic = new PeriodicJobs({
     setup: {
       dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
-      controller: policy instanceof ControlledLimits, logLevel: config.logLevel,
+      controller: policy instanceof ControlledLimits, logLevel: config.logLevel, logFormat: config.logFormat,
       metricsListen: config.metricsListen, metricsPerVolume: config.metricsPerVolume, metricsContentType: metrics.contentType,
     },
-    store, enforcer, attachments, metrics, log,
+    store, enforcer, ruleRepair, mountRepair, metrics, log,
     controlled: policy instanceof ControlledLimits ? policy : undefined,
     reconcileIntervalMs: config.reconcileIntervalMs,
     controllerIntervalMs: config.controller.intervalMs,
@@ -142,7 +149,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const collector: MetricsCollector = new MetricsCollector(metrics, (slice) => periodic.scrapeReading(slice));
   const calibrator = new Calibrator(store, pools, locks, log);
   // Before serving: finish or undo what the last run left half done, and put every rule back.
-  const recovery = await recoverAtStart({ store, pools, volumes, attachments, enforcer, calibrator, log });
+  const recovery = await recoverAtStart({ store, pools, volumes, attachments, ruleRepair, mountRepair, calibrator, metrics, log });
   view.forget();
 
   // Made before the services, so the status can show kubelet's answer; served below.
@@ -150,7 +157,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
 
   const services: Services = {
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
-    doctor: () => runChecks(config, layout, poolService),
+    doctor: () => runChecks(config, blkio, poolService, () => csiRegistration?.last),
     config,
     limitsFor: (v) => policy.limitsFor(v),
     status: () => {
@@ -163,9 +170,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
         socket: config.socket,
         stateDir: config.stateDir,
         config: config.source ?? null,
-        cgroup: 'error' in layout
-          ? { version: null, base: null, error: layout.error }
-          : { version: layout.version, base: layout.base, error: null },
+        cgroup: { version: blkio.unavailable ? null : blkio.version, base: blkio.base ?? null, error: blkio.unavailable ?? null },
         kubelet: config.kubelet,
         csi: config.csi
           ? {
@@ -227,7 +232,8 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   // The metrics listener is served by the periodic jobs' worker (periodic/metrics-listener.ts).
   await periodic.start();
 
-  log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
+  const metricsAt = config.metricsListen ? `http://${config.metricsListen.host.includes(':') ? `[${config.metricsListen.host}]` : config.metricsListen.host}:${config.metricsListen.port}/metrics` : 'off';
+  log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', metrics: metricsAt, listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
   return {
     config, app, store, enforcer,

@@ -39,10 +39,12 @@ export const FiguresOut = Type.Object({
 export const NoQuery = Type.Object({}, closed);
 
 /** Pool and class names: lowercase letters, digits and '-', at most 63 characters. */
-const SafeName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63 });
+// The patterns said in words: a user should not have to read a regular expression.
+const SafeName = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$', maxLength: 63, errorMessage: "must match pattern: lowercase letters, digits or '-', starting and ending with a letter or digit, at most 63 characters" });
+const VOLUME_NAME_WORDS = "must match pattern: lowercase letters, digits, '.', '_' or '-', starting and ending with a letter or digit, at most 200 characters";
 
 export const VolumeNameParams = Type.Object(
-  { name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }) },
+  { name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$', errorMessage: VOLUME_NAME_WORDS }) },
   closed,
 );
 
@@ -50,7 +52,7 @@ const Namespace = Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
 
 export const CreateVolumeBody = Type.Object(
   {
-    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$' }),
+    name: Type.String({ pattern: '^[a-z0-9]([a-z0-9._-]{0,198}[a-z0-9])?$', errorMessage: VOLUME_NAME_WORDS }),
     pool: Type.Optional(SafeName),
     size: Type.Optional(Bytes),
     fsType: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')], { errorMessage: 'must be "ext4" or "xfs"' })),
@@ -163,9 +165,10 @@ export const PoolOut = Type.Object({
   provisionedBytes: Type.Integer(),
   allocatedBytes: Type.Integer(),
   freeBytes: Type.Union([Type.Integer(), Type.Null()]),
+  overcommit: Type.Union([Type.Number(), Type.Null()]),
 });
 export const PoolList = Type.Object({ pools: Type.Array(PoolOut) });
-export const PoolNameParams = Type.Object({ name: Type.String({ pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$' }) }, closed);
+export const PoolNameParams = Type.Object({ name: SafeName }, closed);
 export const CalibrateBody = Type.Object(
   {
     seconds: Type.Optional(Type.Number({ minimum: 0.2, maximum: 120 })),

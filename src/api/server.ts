@@ -43,7 +43,7 @@ export function buildApi(s: Services, log: Logger): FastifyInstance {
     s.metrics.apiDuration.observe({ method: req.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000);
     // Reads are too frequent to log; every change request gets one line with its id and time.
     if (req.method !== 'GET') {
-      req.log.info({ reqId: req.id, method: req.method, route, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
+      req.log.info({ method: req.method, route, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
     }
     done();
   });

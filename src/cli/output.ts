@@ -3,10 +3,12 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { ApiError } from './client';
 import { formatBytes, parseQuantity } from '../util/quantity';
+import { humanCount, humanRate } from '../util/human';
 
 export interface Globals {
   socket: string;
-  output: 'table' | 'json';
+  /** table: what fits 120 columns; wide: every column; json: the API's JSON. */
+  output: 'table' | 'wide' | 'json';
 }
 
 export type Figures = Partial<Record<'readIops' | 'writeIops' | 'readBps' | 'writeBps', number>>;
@@ -15,18 +17,31 @@ export function globals(cmd: Command): Globals {
   return cmd.optsWithGlobals<Globals>();
 }
 
-export function emit(g: Globals, json: unknown, table: () => void): void {
+export function emit(g: Globals, json: unknown, table: (wide: boolean) => void): void {
   if (g.output === 'json') process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-  else table();
+  else table(g.output === 'wide');
+}
+
+/** A byte rate as given (10M, 4Mi) where it has a short exact form, else three digits (1.61G). */
+function bps(n: number): string {
+  const exact = formatBytes(n);
+  return exact === String(n) && n >= 1000 ? humanRate(n).slice(0, -2) : exact;
 }
 
 export function figures(f: Figures): string {
   const parts: string[] = [];
   if (f.readIops !== undefined) parts.push(`rIOPS=${f.readIops}`);
   if (f.writeIops !== undefined) parts.push(`wIOPS=${f.writeIops}`);
-  if (f.readBps !== undefined) parts.push(`rBps=${formatBytes(f.readBps)}`);
-  if (f.writeBps !== undefined) parts.push(`wBps=${formatBytes(f.writeBps)}`);
+  if (f.readBps !== undefined) parts.push(`rBps=${bps(f.readBps)}`);
+  if (f.writeBps !== undefined) parts.push(`wBps=${bps(f.writeBps)}`);
   return parts.join(' ') || '-';
+}
+
+/** A pool's four corner figures, short: "200k/100k IOPS 2G/1G B/s" (read/write). */
+export function corners(f: Figures): string {
+  const pair = (r: number | undefined, w: number | undefined, fmt: (n: number) => string) => `${r === undefined ? '-' : fmt(r)}/${w === undefined ? '-' : fmt(w)}`;
+  if (Object.keys(f).length === 0) return '-';
+  return `${pair(f.readIops, f.writeIops, humanCount)} IOPS ${pair(f.readBps, f.writeBps, (n) => humanRate(n).slice(0, -2))} B/s`;
 }
 
 /** A commander argument parser for a positive integer or quantity, naming the flag on error. */

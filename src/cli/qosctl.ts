@@ -23,7 +23,7 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const program = new Command('qosctl')
   .description('Operate qosd, the node storage QoS daemon')
   .addOption(new Option('--socket <path>', 'qosd API socket').env('QOSD_SOCKET').default(DEFAULTS.socket))
-  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'json']).default('table'))
+  .addOption(new Option('-o, --output <format>', 'output format').choices(['table', 'wide', 'json']).default('table'))
   // A mistake gets one line and a hint, not the whole help.
   .showHelpAfterError('(qosctl --help lists the commands; qosctl COMMAND --help their options)')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));

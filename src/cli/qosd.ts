@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load';
 import { DEFAULTS } from '../config/config';
 import { VERSION, startDaemon } from '../daemon';
+import { AddonAbiMismatch } from '../store/db';
 import { CENTRAL_DEFAULTS, runCentral, type CentralFlags } from './csi-controller';
 
 const program = new Command('qosd')
@@ -16,6 +17,7 @@ const program = new Command('qosd')
   .option('--state-dir <dir>', `state directory holding qosd.db (default ${DEFAULTS.stateDir})`)
   .option('--metrics-listen <host:port|off>', `Prometheus listener (default ${DEFAULTS.metricsListen})`)
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)')
+  .option('--log-format <json|pretty>', 'JSON lines (default; journald), or readable lines (default when stdout is a terminal)')
   .option('--check-config', 'validate the config, print the resolved result and exit')
   .allowExcessArguments(false)
   .showHelpAfterError()
@@ -32,12 +34,12 @@ program
   .allowExcessArguments(false)
   .action((flags: CentralFlags) => runCentral(flags, VERSION).catch(fatal));
 
-const opts = program.opts<{ config?: string; socket?: string; stateDir?: string; metricsListen?: string; logLevel?: string; checkConfig?: boolean }>();
+const opts = program.opts<{ config?: string; socket?: string; stateDir?: string; metricsListen?: string; logLevel?: string; logFormat?: string; checkConfig?: boolean }>();
 
 async function main(): Promise<void> {
   let config;
   try {
-    config = loadConfig(opts);
+    config = loadConfig({ ...opts, logFormat: opts.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json') });
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`qosd: invalid configuration: ${err.message}\n`);
@@ -68,9 +70,17 @@ async function main(): Promise<void> {
   if (earlyStop.signal) stop(earlyStop.signal);
 }
 
+/**
+ * The exit status of a start that no retry can mend: the unit's RestartPreventExitStatus names
+ * it, so systemd stops restarting (the socket stays up; a caller's connection tries once more).
+ */
+const EXIT_NEEDS_REINSTALL = 78;
+
 function fatal(err: Error): never {
   process.stderr.write(`qosd: ${err.message}\n`);
-  process.exit(1);
+  // better-sqlite3's own words for an addon of another Node.js, where the package staged none.
+  const wrongAbi = err instanceof AddonAbiMismatch || /NODE_MODULE_VERSION/.test(err.message);
+  process.exit(wrongAbi ? EXIT_NEEDS_REINSTALL : 1);
 }
 
 program.parse();

@@ -5,11 +5,16 @@ import type { CgroupDriverSetting, CgroupVersionSetting } from '../model/cgroup'
 import type { FsType } from '../model/filesystem';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type LogFormat = 'json' | 'pretty';
 
 export interface FilePoolConfig {
   name: string;
   backend: 'file';
   path: string;
+  /** Whether qosd may make `path` when it does not exist (always, under stateDir). */
+  create: boolean;
+  /** How far the volumes' sizes may exceed the filesystem's free space (sparse files): 1 = not at all. */
+  overcommit: number;
   capacity: QosSpec['max'];
 }
 
@@ -31,6 +36,8 @@ export interface Config {
   socket: string;
   stateDir: string;
   logLevel: LogLevel;
+  /** JSON lines (journald), or readable lines for a terminal. */
+  logFormat: LogFormat;
   /** Whether the TCP metrics listener serves the per-volume families (volume names, pod UIDs). */
   metricsPerVolume: boolean;
   /** undefined: no TCP metrics listener. */

@@ -30,6 +30,8 @@ export interface ConfigFlags {
   stateDir?: string;
   metricsListen?: string;
   logLevel?: string;
+  /** json or pretty; qosd.ts picks pretty for a terminal when not given. */
+  logFormat?: string;
 }
 
 /** JSON pointer "/pools/0/capacity/readIops" → "pools[0].capacity.readIops". */
@@ -137,6 +139,8 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       }
       logLevel = flags.logLevel as LogLevel;
     }
+    const logFormat = flags.logFormat ?? 'json';
+    if (logFormat !== 'json' && logFormat !== 'pretty') throw new ConfigError('--log-format', 'must be json or pretty');
 
     const metricsListen =
       flags.metricsListen !== undefined
@@ -150,10 +154,18 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
         if (p.volumeGroup !== undefined || p.devices !== undefined || p.stripes !== undefined) {
           throw new ConfigError(`${key}`, 'volumeGroup, devices and stripes belong to the lvm backend, not file');
         }
-        return { name: p.name, backend: 'file', path: p.path ? abs(p.path) : path.join(stateDir, 'volumes', p.name), capacity };
+        const poolPath = p.path ? abs(p.path) : path.join(stateDir, 'volumes', p.name);
+        // A path that is not there may be a filesystem that is not mounted: qosd would fill the root
+        // filesystem instead. It makes one only under its own state directory, or when told to.
+        const create = p.create ?? (poolPath === stateDir || poolPath.startsWith(stateDir + path.sep));
+        if (!create && !fs.existsSync(poolPath)) {
+          throw new ConfigError(`${key}.path`, `${poolPath} does not exist (is its filesystem mounted?); make it, or set ${key}.create: true for qosd to`);
+        }
+        return { name: p.name, backend: 'file', path: poolPath, create, overcommit: p.overcommit ?? 1, capacity };
       }
       if (!p.volumeGroup) throw new ConfigError(`${key}.volumeGroup`, 'is required for the lvm backend');
       if (p.path !== undefined) throw new ConfigError(`${key}.path`, 'belongs to the file backend, not lvm');
+      if (p.create !== undefined || p.overcommit !== undefined) throw new ConfigError(`${key}`, 'create and overcommit belong to the file backend, not lvm');
       const stripes = p.stripes ?? 1;
       if (p.devices && stripes > p.devices.length) throw new ConfigError(`${key}.stripes`, `${stripes} stripes need at least ${stripes} devices, not ${p.devices.length}`);
       return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], stripes, capacity };
@@ -191,6 +203,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       socket,
       stateDir,
       logLevel,
+      logFormat,
       metricsListen,
       metricsPerVolume: raw.metrics?.perVolume ?? true,
       csi: csiConfig(raw.csi, abs),

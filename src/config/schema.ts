@@ -42,6 +42,9 @@ export const PoolSchema = Type.Object(
     volumeGroup: Type.Optional(Type.String({ minLength: 1 })),
     devices: Type.Optional(Type.Array(AbsPath)),
     stripes: Type.Optional(Type.Integer({ minimum: 1, maximum: 32, errorMessage: 'must be an integer from 1 to 32' })),
+    // file pools: make the path when it does not exist; provision beyond the free space by this factor
+    create: Type.Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
+    overcommit: Type.Optional(Type.Number({ minimum: 1, maximum: 100, errorMessage: 'must be a number from 1 (no overcommit) to 100' })),
     capacity: Type.Optional(FiguresSchema),
   },
   strict,

@@ -106,7 +106,7 @@ export class Controller {
    * thread must write and count is returned (applyTick). The periodic jobs' worker runs this; the
    * daemon's thread applies it.
    */
-  async decide(slice: TimeSlice = new TimeSlice()): Promise<TickOutcome> {
+  async decide(slice: TimeSlice): Promise<TickOutcome> {
     const { policy } = this.o;
     const snapshot = await this.view.read(slice);
     const { volumes, devices, anyGuarantee } = this.attachedOf(snapshot);
@@ -192,7 +192,7 @@ export interface ApplyContext {
  * store as it is now (the tick gave the loop back, or ran in another thread, since it read it:
  * a detach may have come in between).
  */
-export async function applyTick(c: ApplyContext, outcome: TickOutcome, slice: TimeSlice = new TimeSlice()): Promise<void> {
+export async function applyTick(c: ApplyContext, outcome: TickOutcome, slice: TimeSlice): Promise<void> {
   if (outcome.trace) c.log.trace(outcome.trace, 'controller tick');
   for (const [pool, u] of outcome.utilisations) c.metrics.poolUtilisation.set({ pool }, u);
   if (outcome.limits) c.policy.limits = outcome.limits;

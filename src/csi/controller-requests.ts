@@ -95,6 +95,11 @@ export function qosChange(mutable: Record<string, string>): QosChange {
 }
 
 /** The filesystem the capabilities ask for ('' for none named), each capability checked. */
+/** Whether every capability asks for a raw block device (then the volume gets no filesystem). */
+export function onlyBlock(caps: VolumeCapability[]): boolean {
+  return caps.length > 0 && caps.every((c) => c?.access_type === 'block');
+}
+
 export function capabilitiesFsType(caps: VolumeCapability[], field = 'volume_capabilities'): string {
   if (caps.length === 0) throw invalid(`${field}: missing`);
   const named = new Set<string>();

@@ -12,7 +12,7 @@ import { CSI_OWNER } from '../model/owner';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
 import { volumeId } from './node-requests';
-import { capabilitiesFsType, classRequest, inParameters, qosChange, reachesNode, sizeOf, volumeNameFor } from './controller-requests';
+import { capabilitiesFsType, classRequest, inParameters, onlyBlock, qosChange, reachesNode, sizeOf, volumeNameFor } from './controller-requests';
 import type {
   ControllerExpandVolumeRequest, ControllerModifyVolumeRequest, CreateVolumeRequest, GetCapacityRequest, ValidateVolumeCapabilitiesRequest, VolumeMsg,
 } from './types';
@@ -37,7 +37,8 @@ export class CsiController {
     const name = volumeNameFor(volumeId(req.name, 'name'));
     const fsType = capabilitiesFsType(req.volume_capabilities);
     if (req.volume_content_source) throw invalid('volume_content_source: qosd makes no volume from a snapshot or another volume');
-    const want = { ...classRequest(name, req.parameters, req.mutable_parameters), owner: CSI_OWNER };
+    // A claim for a raw block device gets one: no filesystem is made on it.
+    const want = { ...classRequest(name, req.parameters, req.mutable_parameters), owner: CSI_OWNER, ...(onlyBlock(req.volume_capabilities) ? { raw: true } : {}) };
     if (fsType) {
       if (want.fsType !== undefined && want.fsType !== fsType) throw invalid(`volume_capabilities: fs_type ${fsType} differs from parameters["fsType"] ${want.fsType}`);
       want.fsType = fsType as 'ext4' | 'xfs';

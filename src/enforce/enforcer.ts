@@ -5,8 +5,7 @@
 import type { Logger } from 'pino';
 import type { Blkio } from '../host/blkio';
 import { isGone } from '../host/cgroupfs';
-import { findPodCgroup } from '../host/pod-cgroup';
-import type { CgroupDriverSetting } from '../model/cgroup';
+import type { CgroupDriverSetting, CgroupVersion } from '../model/cgroup';
 import { QosdError } from '../model/errors';
 import type { Attachment } from '../store/attachments';
 import type { Volume } from '../store/volumes';
@@ -15,15 +14,14 @@ import { StoreView } from '../store/view';
 import type { Metrics } from '../metrics/registry';
 import { LeafWatcher } from './leaf-watcher';
 import type { RuleWatchBatch } from './rule-watch';
-import { confirmRepairs, reconcilePass, type PassContext, type Repair } from './rule-pass';
-import { TimeSlice } from '../util/time-slice';
+import type { TimeSlice } from '../util/time-slice';
 import { staticLimits, type LimitPolicy } from './limit-policy';
 import type { Identify, OnMismatch } from './device-owner';
 import * as fs from 'node:fs';
 
 export interface EnforcerOptions {
-  /** The node's block-IO cgroup face, or why there is none. */
-  blkio: Blkio | { error: string };
+  /** The node's block-IO cgroup face (one that refuses every write when the node has none). */
+  blkio: Blkio;
   kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
   store: Store;
   log: Logger;
@@ -101,32 +99,16 @@ export class Enforcer {
     throw new QosdError('FailedPrecondition', `device ${vol.deviceNumber} recorded for volume ${vol.name} is not its own any more; qosd is finding its device again: retry`);
   }
 
-  get blkio(): Blkio | { error: string } {
-    return this.o.blkio;
-  }
-
-  /**
-   * The pod's cgroup, or a FailedPrecondition explaining why it cannot be found. Kubelet creates
-   * the pod cgroup before it calls flex mount, so "not found" means the config (cgroupRoot,
-   * cgroupDriver, cgroup.mountPoint) does not match the node.
-   */
-  locatePod(podUid: string): { version: Blkio['version']; podCgroup: string } {
-    const blkio = this.o.blkio;
-    if ('error' in blkio) throw new QosdError('FailedPrecondition', blkio.error);
-    const found = findPodCgroup(blkio.base, podUid, this.o.kubelet.cgroupRoot, this.o.kubelet.cgroupDriver);
-    if ('tried' in found) {
-      throw new QosdError(
-        'FailedPrecondition',
-        `cgroup of pod ${podUid} not found (tried ${found.tried.join(', ')}); check kubelet.cgroupRoot and kubelet.cgroupDriver`,
-      );
-    }
-    return { version: blkio.version, podCgroup: found.dir };
+  /** The pod's cgroup, or a FailedPrecondition saying why it cannot be found (or there is no controller). */
+  locatePod(podUid: string): { version: CgroupVersion; podCgroup: string } {
+    const found = this.o.blkio.findPod(podUid, this.o.kubelet);
+    return { version: found.version, podCgroup: found.dir };
   }
 
   /** Writes the volume's limits for the attachment and keeps new v1 leaves covered. */
   apply(att: Attachment, vol: Volume, reason: WriteReason): { attachment: Attachment; writes: number; refused?: string } {
     const blkio = this.o.blkio;
-    if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber || 'error' in blkio) return { attachment: att, writes: 0 };
+    if (!att.podCgroup || !att.cgroupVersion || !vol.deviceNumber) return { attachment: att, writes: 0 };
     if (!this.owns(vol, vol.deviceNumber)) return { attachment: att, writes: 0, refused: `device ${vol.deviceNumber} recorded for volume ${vol.name} is not its own any more` };
     let result: { dirs: string[]; writes: number };
     try {
@@ -143,7 +125,7 @@ export class Enforcer {
   /** Removes the rules qosd wrote for this attachment. */
   clear(att: Attachment): void {
     const blkio = this.o.blkio;
-    if (!att.podCgroup || !att.cgroupVersion || !att.device || 'error' in blkio) return;
+    if (!att.podCgroup || !att.cgroupVersion || !att.device) return;
     this.watcher.unwatch(att.podCgroup, att.id);
     // A number the kernel has given to another's device is not cleared: its rules are not ours now.
     const vol = this.o.store.volumes.get(att.volume);
@@ -185,71 +167,15 @@ export class Enforcer {
   }
 
   /**
-   * One full reconcile pass (rule-pass.ts), then the leaf watches every attached pod needs. It
-   * yields to the event loop as it goes. Each repair is counted and logged with what was wrong.
-   * Returns the number of repairs.
+   * What the reconcile pass (reconcile/rule-pass.ts) reads and writes through: the blkio face, the
+   * store and the limits policy, and the device checks asked before each write.
    */
-  async reconcileAll(slice: TimeSlice = new TimeSlice()): Promise<number> {
-    const blkio = this.o.blkio;
-    if ('error' in blkio) return 0;
-    const timer = this.o.metrics.reconcileDuration.startTimer();
-    let repairs: Repair[];
-    try {
-      repairs = (await reconcilePass(this.passContext(blkio), slice)).repairs;
-    } catch (err) {
-      this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
-      throw err;
-    } finally {
-      timer();
-    }
-    await this.report(blkio, repairs, slice);
-    if (!blkio.leavesNeedRules) return repairs.length;
-    const { attachments } = await this.view.read(slice);
-    await this.watchPods(attachedPods(attachments), slice);
-    return repairs.length;
-  }
-
-  /**
-   * The end of a pass that ran in the periodic jobs' worker (reconcilePass with `findOnly`): each
-   * repair it found confirmed against the node and the store as they are now and written, then
-   * the leaf watches of the attached pods it saw (when it saw the store change). Returns the
-   * number of repairs written.
-   */
-  async finishPass(found: readonly Pick<Repair, 'dir' | 'device'>[], pods: readonly AttachedPod[], slice: TimeSlice = new TimeSlice()): Promise<number> {
-    const blkio = this.o.blkio;
-    if ('error' in blkio) return 0;
-    let repairs: Repair[];
-    try {
-      repairs = await confirmRepairs(this.passContext(blkio), found, slice);
-    } catch (err) {
-      this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
-      throw err;
-    }
-    await this.report(blkio, repairs, slice);
-    if (blkio.leavesNeedRules) await this.watchPods(pods, slice);
-    else slice.end();
-    return repairs.length;
-  }
-
-  private passContext(blkio: Blkio): PassContext {
-    return { blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy, identify: this.o.identify, onMismatch: this.mismatch };
-  }
-
-  /** Each repair counted and logged with what was wrong. */
-  private async report(blkio: Blkio, repairs: Repair[], slice: TimeSlice): Promise<void> {
-    for (const r of repairs) {
-      if (slice.due()) await slice.yield();
-      this.o.metrics.reconcileRepairs.inc({ kind: r.kind === 'stray' ? 'stray-rule' : 'cgroup-rule' });
-      this.o.log.warn(
-        { dir: r.dir, device: r.device, found: r.found, want: r.want },
-        r.kind === 'stray' ? 'reconcile: cleared a rule that no attachment wants' : 'reconcile: cgroup rules differed from SQLite and were rewritten',
-      );
-    }
-    if (repairs.length) this.o.metrics.ruleWrites.inc({ version: blkio.version, reason: 'reconcile' }, repairs.length);
+  repairParts(): { blkio: Blkio; kubelet: EnforcerOptions['kubelet']; store: Store; view: StoreView; policy: LimitPolicy; identify: Identify | undefined; onMismatch: OnMismatch } {
+    return { blkio: this.o.blkio, kubelet: this.o.kubelet, store: this.o.store, view: this.view, policy: this.policy, identify: this.o.identify, onMismatch: this.mismatch };
   }
 
   /** v1: the attached pods whose cgroups exist and that have no leaf watch get one. */
-  private async watchPods(pods: readonly AttachedPod[], slice: TimeSlice): Promise<void> {
+  async watchPods(pods: readonly AttachedPod[], slice: TimeSlice): Promise<void> {
     for (const p of pods) {
       if (!this.watcher.watching(p.podCgroup, p.id) && fs.existsSync(p.podCgroup) && this.o.store.attachments.byId(p.id)?.state === 'attached') {
         this.watcher.watch(p.podCgroup, p.id);
@@ -288,7 +214,6 @@ export class Enforcer {
 
   private onNewCgroup(podCgroup: string, dir: string): void {
     const blkio = this.o.blkio;
-    if ('error' in blkio) return;
     const started = process.hrtime.bigint();
     for (const att of this.o.store.attachments.inPod(podCgroup)) {
       if (att.state !== 'attached') continue;

@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
 import { readSmall } from './read-small';
+import type { Blkio, KubeletCgroups, PodIo } from './blkio-face';
+import { kubepodsRootsUnder, locatePodCgroup } from './pod-cgroup';
 import { cgroupTree, childCgroups } from './cgroupfs';
 
 export const V1_FILES: Record<Dimension, string> = {
@@ -107,12 +109,21 @@ export function parseRwStat(text: string): Map<string, { read: number; write: nu
   return out;
 }
 
-/** cgroup v1 behind the blkio interface (host/blkio.ts). */
-export class V1Blkio {
+/** cgroup v1 behind the blkio interface (host/blkio-face.ts). */
+export class V1Blkio implements Blkio {
   readonly version = 'v1' as const;
+  readonly unavailable = undefined;
   readonly leavesNeedRules = true;
 
   constructor(readonly base: string) {}
+
+  findPod(podUid: string, kubelet: KubeletCgroups): { version: 'v1'; dir: string } {
+    return { version: this.version, dir: locatePodCgroup(this.base, podUid, kubelet) };
+  }
+
+  kubepodsRoots(kubelet: KubeletCgroups): string[] {
+    return kubepodsRootsUnder(this.base, kubelet);
+  }
 
   /** The pod cgroup and every cgroup below it: the v1 throttle hierarchy is flat. */
   ruleDirs(podCgroup: string, children: (dir: string) => string[] = childCgroups): string[] {
@@ -132,7 +143,7 @@ export class V1Blkio {
   }
 
   /** Recursive stats: the pod cgroup's own would miss its containers. */
-  podIo(podCgroup: string, device: string): { readOps: number; writeOps: number; readBytes: number; writeBytes: number } | undefined {
+  podIo(podCgroup: string, device: string): PodIo | undefined {
     try {
       const ops = parseRwStat(readSmall(path.join(podCgroup, 'blkio.throttle.io_serviced_recursive'))).get(device);
       const bytes = parseRwStat(readSmall(path.join(podCgroup, 'blkio.throttle.io_service_bytes_recursive'))).get(device);

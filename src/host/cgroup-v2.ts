@@ -6,6 +6,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DIMENSIONS, type Dimension, type Figures } from '../model/qos';
 import { readSmall } from './read-small';
+import type { Blkio, KubeletCgroups, PodIo } from './blkio-face';
+import { kubepodsRootsUnder, locatePodCgroup } from './pod-cgroup';
 
 export const V2_KEYS: Record<Dimension, string> = { readBps: 'rbps', writeBps: 'wbps', readIops: 'riops', writeIops: 'wiops' };
 const KEY_ORDER: Dimension[] = ['readBps', 'writeBps', 'readIops', 'writeIops'];
@@ -72,12 +74,21 @@ export function parseIoStat(text: string): Map<string, Record<string, number>> {
   return out;
 }
 
-/** cgroup v2 behind the blkio interface (host/blkio.ts). */
-export class V2Blkio {
+/** cgroup v2 behind the blkio interface (host/blkio-face.ts). */
+export class V2Blkio implements Blkio {
   readonly version = 'v2' as const;
+  readonly unavailable = undefined;
   readonly leavesNeedRules = false;
 
   constructor(readonly base: string) {}
+
+  findPod(podUid: string, kubelet: KubeletCgroups): { version: 'v2'; dir: string } {
+    return { version: this.version, dir: locatePodCgroup(this.base, podUid, kubelet) };
+  }
+
+  kubepodsRoots(kubelet: KubeletCgroups): string[] {
+    return kubepodsRootsUnder(this.base, kubelet);
+  }
 
   /** The pod cgroup alone: io.max is hierarchical and covers every container, later ones too. */
   ruleDirs(podCgroup: string): string[] {
@@ -96,7 +107,7 @@ export class V2Blkio {
     return clearIoMax(dir, device);
   }
 
-  podIo(podCgroup: string, device: string): { readOps: number; writeOps: number; readBytes: number; writeBytes: number } | undefined {
+  podIo(podCgroup: string, device: string): PodIo | undefined {
     try {
       const s = parseIoStat(readSmall(path.join(podCgroup, 'io.stat'))).get(device) ?? {};
       return { readOps: s.rios ?? 0, writeOps: s.wios ?? 0, readBytes: s.rbytes ?? 0, writeBytes: s.wbytes ?? 0 };

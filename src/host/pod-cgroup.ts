@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CgroupDriver, CgroupDriverSetting } from '../model/cgroup';
+import { QosdError } from '../model/errors';
 
 const QOS_PARTS: string[][] = [[], ['burstable'], ['besteffort']]; // Guaranteed, Burstable, BestEffort
 
@@ -55,4 +56,22 @@ export function findPodCgroup(
   const candidates = podCgroupCandidates(uid, cgroupRoot, driver).map((rel) => path.join(base, rel));
   for (const dir of candidates) if (fs.existsSync(dir)) return { dir };
   return { tried: candidates };
+}
+
+/**
+ * The pod's cgroup under `base`, or a FailedPrecondition naming the paths tried. Kubelet creates
+ * the pod cgroup before it calls flex mount or NodePublish, so "not found" means the config
+ * (kubelet.cgroupRoot, kubelet.cgroupDriver, cgroup.mountPoint) does not match the node.
+ */
+export function locatePodCgroup(base: string, uid: string, kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting }): string {
+  const found = findPodCgroup(base, uid, kubelet.cgroupRoot, kubelet.cgroupDriver);
+  if ('dir' in found) return found.dir;
+  throw new QosdError('FailedPrecondition', `cgroup of pod ${uid} not found (tried ${found.tried.join(', ')}); check kubelet.cgroupRoot and kubelet.cgroupDriver`);
+}
+
+/** The kubepods cgroups under `base` that exist, for the driver setting (both spellings for auto). */
+export function kubepodsRootsUnder(base: string, kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting }): string[] {
+  const drivers: CgroupDriver[] = kubelet.cgroupDriver === 'auto' ? ['cgroupfs', 'systemd'] : [kubelet.cgroupDriver];
+  const dirs = kubepodsDirs(kubelet.cgroupRoot);
+  return drivers.map((d) => path.join(base, dirs[d])).filter((r) => fs.existsSync(r));
 }

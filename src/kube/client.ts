@@ -98,10 +98,10 @@ export class KubeClient {
     this.agent.destroy();
   }
 
-  private send(method: string, path: string, body: unknown, contentType: string, timeoutMs: number, onRequest?: (r: http.ClientRequest) => void): Promise<http.IncomingMessage> {
+  private async send(method: string, path: string, body: unknown, contentType: string, timeoutMs: number, onRequest?: (r: http.ClientRequest) => void): Promise<http.IncomingMessage> {
     const c = this.connection;
     const headers: Record<string, string> = { Accept: 'application/json' };
-    const token = c.tokenFile ? fs.readFileSync(c.tokenFile, 'utf8').trim() : c.token;
+    const token = c.tokenSource ? await c.tokenSource() : c.tokenFile ? fs.readFileSync(c.tokenFile, 'utf8').trim() : c.token;
     if (token) headers.Authorization = `Bearer ${token}`;
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
     if (payload) {

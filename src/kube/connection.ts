@@ -4,6 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parse } from 'yaml';
+import { execTokenSource, type ExecConfig } from './exec-credential';
 
 export interface KubeConnection {
   server: URL;
@@ -13,6 +14,8 @@ export interface KubeConnection {
   /** A fixed bearer token, or a file re-read at each request (bound service account tokens rotate). */
   token?: string;
   tokenFile?: string;
+  /** A token from an exec credential plugin, run again when it expires (exec-credential.ts). */
+  tokenSource?: () => Promise<string>;
   insecureSkipTlsVerify: boolean;
   /** Where this came from, for logs and the status. */
   source: string;
@@ -58,7 +61,7 @@ interface KubeconfigFile {
   'current-context'?: string;
   contexts?: Named<{ context?: { cluster?: string; user?: string } }>[];
   clusters?: Named<{ cluster?: { server?: string; 'certificate-authority'?: string; 'certificate-authority-data'?: string; 'insecure-skip-tls-verify'?: boolean } }>[];
-  users?: Named<{ user?: { token?: string; tokenFile?: string; 'client-certificate'?: string; 'client-certificate-data'?: string; 'client-key'?: string; 'client-key-data'?: string } }>[];
+  users?: Named<{ user?: { token?: string; tokenFile?: string; 'client-certificate'?: string; 'client-certificate-data'?: string; 'client-key'?: string; 'client-key-data'?: string; exec?: ExecConfig } }>[];
 }
 
 /** A kubeconfig file's current context. Relative file paths in it are relative to the file. */
@@ -110,7 +113,11 @@ export function fromKubeconfig(file: string): KubeConnection {
   if (key) c.key = key;
   if (user.token) c.token = user.token;
   if (user.tokenFile) c.tokenFile = path.resolve(dir, user.tokenFile);
-  if (!c.token && !c.tokenFile && !(c.cert && c.key)) fail(`user "${context.user}" has neither a token nor a client certificate and key`);
+  if (user.exec) {
+    if (typeof user.exec.command !== 'string' || !user.exec.command) fail(`user "${context.user}": exec.command is missing`);
+    c.tokenSource = execTokenSource(user.exec, dir);
+  }
+  if (!c.token && !c.tokenFile && !c.tokenSource && !(c.cert && c.key)) fail(`user "${context.user}" has neither a token nor a client certificate and key (nor an exec credential plugin)`);
   return c;
 }
 

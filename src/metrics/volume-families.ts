@@ -3,7 +3,7 @@
 // scrape for them (measured, bench/scrape.js), this ~10 ms. Label values need no escaping: volume
 // and pool names are [a-z0-9._-], pod uids hex and dashes, directions fixed words.
 import type { Figures } from '../model/qos';
-import { TimeSlice } from '../util/time-slice';
+import type { TimeSlice } from '../util/time-slice';
 
 export interface IoSample {
   podUid: string;
@@ -96,7 +96,7 @@ const PIECE_LINES = 1000;
  * one family joined into one string, or the whole text encoded at once for the socket, held the
  * loop for 5-13 ms.
  */
-export async function* familyPieces(samples: readonly VolumeSample[], slice: TimeSlice = new TimeSlice()): AsyncIterable<Buffer> {
+export async function* familyPieces(samples: readonly VolumeSample[], slice: TimeSlice): AsyncIterable<Buffer> {
   for (const f of VOLUME_FAMILIES) {
     let lines = familyHeader(f);
     for (const v of samples) {

@@ -8,7 +8,8 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store';
 import type { Enforcer } from '../enforce/enforcer';
-import type { AttachmentService } from '../service/attachments';
+import type { RuleRepair } from '../reconcile/rule-repair';
+import type { MountRepair } from '../reconcile/mount-repair';
 import { applyTick, type ControlledLimits } from '../controller/controller';
 import type { Metrics } from '../metrics/registry';
 import type { ScrapeReading } from '../scrape/collect';
@@ -26,7 +27,9 @@ export interface PeriodicJobsOptions {
   setup: WorkerSetup;
   store: Store;
   enforcer: Enforcer;
-  attachments: Pick<AttachmentService, 'sweepSuspects'>;
+  /** The repair jobs whose findings the worker makes and this thread confirms. */
+  ruleRepair: Pick<RuleRepair, 'confirm'>;
+  mountRepair: Pick<MountRepair, 'confirm'>;
   /** The controller's limits as the daemon's thread writes them (undefined: the controller is off). */
   controlled: ControlledLimits | undefined;
   metrics: Metrics;
@@ -111,21 +114,23 @@ export class PeriodicJobs {
     const timer = this.o.metrics.reconcileDuration.startTimer();
     try {
       await this.sendRuleNews(slice);
-      const { found, pods, cgroups, vouched } = await slice.wait(this.ask('pass'));
-      this.lastPass = { cgroups, vouched };
-      return await this.o.enforcer.finishPass(found, pods ?? [], slice);
-    } catch (err) {
-      this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
-      throw err;
+      let findings;
+      try {
+        findings = await slice.wait(this.ask('pass'));
+      } catch (err) {
+        this.o.metrics.enforcementErrors.inc({ reason: 'reconcile' });
+        throw err;
+      }
+      this.lastPass = { cgroups: findings.cgroups, vouched: findings.vouched };
+      return await this.o.ruleRepair.confirm(findings, slice);
     } finally {
       timer();
     }
   }
 
-  /** The vanished-pod and mount sweeps, over the attachments the worker found not holding their device. */
+  /** Mount repair, over the attachments the worker found not holding their device. */
   async sweeps(slice: TimeSlice = new TimeSlice()): Promise<void> {
-    const { suspects, mounted } = await slice.wait(this.ask('sweep'));
-    await this.o.attachments.sweepSuspects(suspects, mounted, slice);
+    await this.o.mountRepair.confirm(await slice.wait(this.ask('sweep')), slice);
   }
 
   /** One controller tick: measured and decided by the worker, written here. */

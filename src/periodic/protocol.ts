@@ -1,10 +1,11 @@
 // What the daemon's thread and the periodic jobs' worker thread say to each other. The daemon's
 // thread asks for one job at a time by name and gets its findings back; the worker never writes
 // the store or a cgroup (periodic/worker.ts says why).
+import type { MountSuspects } from '../reconcile/mount-suspects';
 import type { CgroupLayout } from '../host/cgroup-layout';
 import type { CgroupDriverSetting } from '../model/cgroup';
-import type { PoolConfig, LogLevel } from '../config/config';
-import type { Repair } from '../enforce/rule-pass';
+import type { PoolConfig, LogFormat, LogLevel } from '../config/config';
+import type { Repair } from '../reconcile/rule-pass';
 import type { RuleWatchNews } from '../enforce/rule-watch';
 import type { AttachedPod } from '../enforce/enforcer';
 import type { TickOutcome } from '../controller/controller';
@@ -21,6 +22,8 @@ export interface WorkerSetup {
   /** Whether the controller runs (its limits then tighten what the pass wants). */
   controller: boolean;
   logLevel: LogLevel;
+  /** The daemon's log format (json when not given). */
+  logFormat?: LogFormat;
   /** The Prometheus listener, served by the worker (metrics-listener.ts); undefined: none. */
   metricsListen?: { host: string; port: number };
   /** Whether the listener serves the per-volume families (metrics.perVolume). */
@@ -53,10 +56,7 @@ export interface PassFindings {
   pods: AttachedPod[] | undefined;
 }
 
-export interface SweepFindings {
-  suspects: number[];
-  mounted: number;
-}
+export type SweepFindings = MountSuspects;
 
 export interface ScrapeFindings {
   pools: PoolView[];

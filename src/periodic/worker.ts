@@ -11,20 +11,20 @@
 // before, so the worker can never undo an attach or a detach that came in meanwhile.
 import * as os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import pino from 'pino';
+import { makeLogger } from '../util/log-output';
 import { Store } from '../store/store';
 import { StoreView } from '../store/view';
 import { blkioFor } from '../host/blkio';
 import { readDiskstatsInPieces } from '../host/diskstats';
 import { byMountPoint, readMountinfoInPieces } from '../host/mountinfo';
-import { reconcilePass } from '../enforce/rule-pass';
+import { findRepairs } from '../reconcile/rule-pass';
 import { TrustedRules } from '../enforce/rule-watch';
 import { attachedPods } from '../enforce/enforcer';
 import { staticLimits } from '../enforce/limit-policy';
 import { Controller, ControlledLimits } from '../controller/controller';
 import { sampleVolumes } from '../scrape/collect';
 import { familyPieces } from '../metrics/volume-families';
-import { mountSuspects } from '../service/mount-sweep';
+import { mountSuspects } from '../reconcile/mount-suspects';
 import { PoolService } from '../service/pools';
 import { Metrics } from '../metrics/registry';
 import { restBetweenSlices, TimeSlice } from '../util/time-slice';
@@ -44,10 +44,10 @@ const setup = workerData as WorkerSetup;
 lowerThisThreadsPriority();
 restBetweenSlices();
 const port = parentPort!;
-const log = pino({ level: setup.logLevel });
+const log = makeLogger(setup.logLevel, setup.logFormat ?? 'json');
 const store = Store.openReader(setup.dbFile);
 const view = new StoreView(store);
-const blkio = 'error' in setup.layout ? undefined : blkioFor(setup.layout);
+const blkio = blkioFor(setup.layout);
 const pools = new PoolService(store, { pools: setup.pools, headroom: setup.headroom });
 const controlled = setup.controller ? new ControlledLimits() : undefined;
 const policy = controlled ?? staticLimits;
@@ -85,8 +85,7 @@ function lowerThisThreadsPriority(): void {
 }
 
 async function pass(slice: TimeSlice): Promise<PassFindings> {
-  if (!blkio) return { found: [], pods: undefined, cgroups: 0, vouched: 0 };
-  const { repairs, cgroups, vouched } = await reconcilePass({ blkio, kubelet: setup.kubelet, store, view, policy, findOnly: true, trusted }, slice);
+  const { repairs, cgroups, vouched } = await findRepairs({ blkio, kubelet: setup.kubelet, store, view, policy, trusted }, slice);
   const snapshot = await view.read(slice);
   const pods = blkio.leavesNeedRules && snapshot.generation !== podsGeneration ? attachedPods(snapshot.attachments) : undefined;
   podsGeneration = snapshot.generation;

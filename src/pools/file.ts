@@ -11,6 +11,7 @@ import { attachLoop, detachLoop, fileIdentity, findLoops, findLoopsByFile, findL
 import { deviceOf, formatDevice } from '../host/block-device';
 import { QosdError } from '../model/errors';
 import type { DeviceIdentity } from '../model/device-identity';
+import { humanBytes } from '../util/human';
 
 export class FilePool implements VolumePool {
   readonly backend = 'file' as const;
@@ -19,6 +20,8 @@ export class FilePool implements VolumePool {
   constructor(
     readonly name: string,
     readonly dir: string,
+    /** How the config may grow the pool: make its directory, overcommit its free space. */
+    private readonly limits: { create: boolean; overcommit: number } = { create: true, overcommit: 1 },
     private readonly sysRoot = '/sys',
     /** The kernel's identity of a loop's file (losetup); tests over fixture trees give their own. */
     private readonly loopIdentity: (device: string) => string | undefined = loopIdentitySync,
@@ -67,7 +70,26 @@ export class FilePool implements VolumePool {
   }
 
   async init(): Promise<void> {
+    if (!this.limits.create && !fs.existsSync(this.dir)) throw new Error(`pool ${this.name}: ${this.dir} does not exist (is its filesystem mounted?)`);
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * Refuses a new volume of `sizeBytes` that the pool cannot give: more than its filesystem
+   * holds at all (InvalidArgument, naming size and the limit), or more than its free space, times
+   * the overcommit, less what the other volumes were promised and have not written
+   * (ResourceExhausted).
+   */
+  async checkRoom(sizeBytes: number): Promise<void> {
+    const st = await fs.promises.statfs(this.dir);
+    const total = st.blocks * st.bsize;
+    if (sizeBytes > total * this.limits.overcommit) {
+      throw new QosdError('InvalidArgument', `size: ${humanBytes(sizeBytes)} is more than pool ${this.name} can ever hold (its filesystem at ${this.dir} is ${humanBytes(total)}${this.limits.overcommit > 1 ? `, overcommitted ${this.limits.overcommit}×` : ''})`);
+    }
+    const room = await this.freeBytes();
+    if (sizeBytes > room) {
+      throw new QosdError('ResourceExhausted', `size: ${humanBytes(sizeBytes)} does not fit pool ${this.name}: ${humanBytes(room)} can still be given (free space${this.limits.overcommit > 1 ? ` × ${this.limits.overcommit}` : ''}, less what its volumes were promised and have not written)`);
+    }
   }
 
   async freeBytes(): Promise<number> {
@@ -83,7 +105,7 @@ export class FilePool implements VolumePool {
       ),
     );
     const promised = unwritten.reduce((a, b) => a + b, 0);
-    return Math.max(0, st.bavail * st.bsize - promised);
+    return Math.max(0, Math.floor(st.bavail * st.bsize * this.limits.overcommit) - promised);
   }
 
   fileOf(name: string): string {

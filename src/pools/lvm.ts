@@ -11,6 +11,7 @@ import { probeSignature } from '../host/filesystem';
 import { readMountinfo } from '../host/mountinfo';
 import { QosdError } from '../model/errors';
 import type { DeviceIdentity } from '../model/device-identity';
+import { humanBytes } from '../util/human';
 
 export class LvmPool implements VolumePool {
   readonly backend = 'lvm' as const;
@@ -59,6 +60,13 @@ export class LvmPool implements VolumePool {
   /** The volume group's free extents (LVs are thick: what is allocated is taken). 0 before pool init. */
   async freeBytes(): Promise<number> {
     return (await lvm.getVG(this.volumeGroup))?.freeBytes ?? 0;
+  }
+
+  async checkRoom(sizeBytes: number): Promise<void> {
+    const vg = await lvm.getVG(this.volumeGroup);
+    if (!vg) return; // create says how to build it
+    if (sizeBytes > vg.sizeBytes) throw new QosdError('InvalidArgument', `size: ${humanBytes(sizeBytes)} is more than pool ${this.name} can ever hold (volume group ${this.volumeGroup} is ${humanBytes(vg.sizeBytes)})`);
+    if (sizeBytes > vg.freeBytes) throw new QosdError('ResourceExhausted', `size: ${humanBytes(sizeBytes)} does not fit pool ${this.name}: ${humanBytes(vg.freeBytes)} of volume group ${this.volumeGroup} is free`);
   }
 
   async initialized(): Promise<boolean> {

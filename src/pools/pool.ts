@@ -49,6 +49,11 @@ export interface VolumePool {
    * record of what backs it (sysfs and stat only: asked before rules are written or cleared).
    */
   identify(volume: Pick<Volume, 'name' | 'backing'>, deviceNumber: string): DeviceIdentity;
+  /**
+   * Refuses a new volume of `sizeBytes` the pool cannot give, naming size and the limit: more than
+   * it can ever hold (InvalidArgument), or more than it has left (ResourceExhausted).
+   */
+  checkRoom(sizeBytes: number): Promise<void>;
   /** Releases everything the volume held. Succeeds when there is nothing left to release. */
   remove(volume: Pick<Volume, 'name' | 'backing'>): Promise<void>;
 }

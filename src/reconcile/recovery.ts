@@ -10,8 +10,12 @@ import type { Store } from '../store/store';
 import type { VolumePool } from '../pools/pool';
 import type { VolumeService } from '../service/volumes';
 import type { AttachmentService } from '../service/attachments';
-import type { Enforcer } from '../enforce/enforcer';
 import type { Calibrator } from '../service/calibrate';
+import type { Metrics } from '../metrics/registry';
+import { TimeSlice } from '../util/time-slice';
+import { repairInThread } from './repair-job';
+import type { RuleRepair } from './rule-repair';
+import type { MountRepair } from './mount-repair';
 import { canonicalPath } from '../service/targets';
 import { now } from '../store/store';
 
@@ -20,8 +24,10 @@ export interface RecoveryContext {
   pools: Map<string, VolumePool>;
   volumes: VolumeService;
   attachments: AttachmentService;
-  enforcer: Enforcer;
+  ruleRepair: RuleRepair;
+  mountRepair: MountRepair;
   calibrator: Calibrator;
+  metrics: Metrics;
   log: Logger;
 }
 
@@ -86,9 +92,16 @@ export async function recoverAtStart(c: RecoveryContext): Promise<RecoveryReport
       c.log.error({ target: att.target, state: att.state, err: (err as Error).message }, 'recovery: could not finish an interrupted attach or detach');
     }
   }
-  report.vanishedClosed = await c.attachments.closeVanished();
-  report.mountsRepaired = (await c.attachments.checkMounts()).remounted;
-  report.ruleRepairs = await c.enforcer.reconcileAll();
+  // The periodic repair jobs, found and confirmed here in-thread.
+  const mounts = await repairInThread(c.mountRepair, new TimeSlice());
+  report.vanishedClosed = mounts.closed;
+  report.mountsRepaired = mounts.mounts.remounted;
+  const timer = c.metrics.reconcileDuration.startTimer();
+  try {
+    report.ruleRepairs = await repairInThread(c.ruleRepair, new TimeSlice());
+  } finally {
+    timer();
+  }
   report.ms = Date.now() - started;
   return report;
 }

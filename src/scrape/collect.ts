@@ -27,7 +27,7 @@ export interface ScrapeReading {
 export interface SampleSource {
   store: Store;
   pools: Pick<PoolService, 'list'>;
-  blkio: Blkio | undefined;
+  blkio: Blkio;
   /** The limits written now for a volume (default its max). */
   limitsFor?: (v: Volume) => Figures;
   /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
@@ -37,7 +37,7 @@ export interface SampleSource {
 }
 
 /** Every volume's figures, read from the store and the kernel. */
-export async function sampleVolumes(src: SampleSource, slice: TimeSlice = new TimeSlice()): Promise<{ attached: number; samples: VolumeSample[] }> {
+export async function sampleVolumes(src: SampleSource, slice: TimeSlice): Promise<{ attached: number; samples: VolumeSample[] }> {
   const { blkio } = src;
   const limitsFor = src.limitsFor ?? ((v: Volume) => v.qos.max);
   const deviceShare = src.deviceShare ?? (() => undefined);
@@ -74,7 +74,7 @@ export async function sampleVolumes(src: SampleSource, slice: TimeSlice = new Ti
     }
     const io: IoSample[] = [];
     for (const a of atts) {
-      if (!v.deviceNumber || !a.podCgroup || !blkio) continue;
+      if (!v.deviceNumber || !a.podCgroup) continue;
       const counts = blkio.podIo(a.podCgroup, v.deviceNumber);
       if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
     }

@@ -73,13 +73,28 @@ export function admit(store: Store, headroom: number, req: AdmissionRequest): vo
   const held = promisedShare(cap.figures, store.volumes.poolTotals().get(req.pool.name)?.guaranteed) - shareOf(cap.figures, req.before).total;
   const need = shareOf(cap.figures, req.after);
   const left = Math.max(0, promisable - held);
-  if (need.total > left + 1e-9) {
+  if (!fits(need.total, left)) {
     const parts = need.parts.map((p) => `${optionName(p.dimension)} ${BYTE_DIMENSIONS.has(p.dimension) ? formatBytes(p.figure) : p.figure} = ${percent(p.share)}`).join(', ');
     throw new QosdError(
       'ResourceExhausted',
       `pool ${req.pool.name}: this guarantee needs ${apart(need.total, left)} of the device (${parts}); ${apart(left, need.total)} of the ${percent(promisable)} promisable is left`,
     );
   }
+}
+
+/** Admission's one test: a need fits what is left (a rounding's worth of slack, never more). */
+function fits(need: number, left: number): boolean {
+  return need <= left + 1e-9;
+}
+
+/**
+ * The largest guarantee of one dimension alone that `left` (a share of the device) still admits,
+ * for a corner figure `capacity`: by the same test as admit, so the two never disagree.
+ */
+export function largestAdmissible(left: number, capacity: number): number {
+  let m = Math.floor((left + 1e-9) * capacity);
+  while (m > 0 && !fits(m / capacity, left)) m--;
+  return m;
 }
 
 /** The share of the device a pool's guarantees take together (their per-dimension sums priced at the corners). */

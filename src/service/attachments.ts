@@ -6,22 +6,19 @@ import type { Logger } from 'pino';
 import type { Attachment, AttachmentKind, Source } from '../store/attachments';
 import type { Volume } from '../store/volumes';
 import { now, type Store } from '../store/store';
-import type { PoolDevice, VolumePool } from '../pools/pool';
-import { bindDevice, mountDevice, remountReadOnly, unmount } from '../host/mount';
-import { makeTarget, pinTarget, refuseSymlinkOn, removeMadeTarget } from './targets';
-import { byMountPoint, mountsAt, readMountinfo, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
+import type { VolumePool } from '../pools/pool';
+import { unmount } from '../host/mount';
+import { holdsDevice, makeTarget, refuseSymlinkOn, removeMadeTarget } from './targets';
+import { mountPinned } from './mount-pinned';
+import { mountsAt, readMountinfo } from '../host/mountinfo';
 import { QosdError, notFound } from '../model/errors';
 import { deviceAt, deviceOf, formatDevice } from '../host/block-device';
-import { holdsDevice } from './mount-sweep';
 import { crashPoint, holdPoint } from './crash-points';
 import { hasLimits } from '../model/qos';
 import { checkTenantMount } from './tenancy';
 import { lockKey, type Held, type KeyedLock } from './locks';
 import type { Enforcer } from '../enforce/enforcer';
-import type { Metrics } from '../metrics/registry';
 import type { VolumeRequest, VolumeService } from './volumes';
-import { StoreView } from '../store/view';
-import { TimeSlice } from '../util/time-slice';
 
 export interface AttachRequest {
   volume: VolumeRequest;
@@ -47,65 +44,10 @@ export interface AttachmentServiceOptions {
   enforcer: Enforcer;
   locks: KeyedLock;
   log: Logger;
-  metrics?: Metrics;
-  /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
-  view?: StoreView;
-  /** The mount table, given the pause between pieces (tests and benchmarks give fixtures). */
-  readMounts?: (pause: () => Promise<void>) => Promise<MountEntry[]>;
-}
-
-/** What a sweep looks at: attachments, and the mount table by mount point. */
-export interface SweepInputs {
-  attachments: readonly Attachment[];
-  mounts: Map<string, MountEntry[]>;
-}
-
-export interface MountCheck {
-  /** Attached volumes mounted at their target with their own device. */
-  mounted: number;
-  /** Found unmounted while their pod lives, and mounted again. */
-  remounted: number;
-  /** Unmounted and could not be mounted again, or their target holds another device. */
-  notMounted: number;
 }
 
 export class AttachmentService {
-  /** Problems already put in the event log, so a lasting one is recorded once, not every pass. */
-  private readonly reported = new Set<number>();
-
-  private readonly view: StoreView;
-
-  constructor(private readonly o: AttachmentServiceOptions) {
-    this.view = o.view ?? new StoreView(o.store);
-  }
-
-  /** The store and the mount table for a periodic sweep, read giving the loop back as they go. */
-  private async sweepInputs(slice: TimeSlice): Promise<SweepInputs> {
-    const { attachments } = await this.view.read(slice);
-    const mounts = byMountPoint(await (this.o.readMounts ?? readMountinfoInPieces)(() => slice.check()));
-    return { attachments, mounts };
-  }
-
-  /**
-   * Both sweeps over what the periodic jobs' worker found (mountSuspects): only the attachments
-   * whose target did not hold their device there, read again from the store, against the mount
-   * table as it is now (read only when there is something to look at).
-   */
-  async sweepSuspects(suspects: readonly number[], mountedElsewhere: number, slice: TimeSlice = new TimeSlice()): Promise<{ closed: number; mounts: MountCheck }> {
-    const attachments: Attachment[] = [];
-    for (const id of suspects) {
-      const a = this.o.store.attachments.byId(id);
-      if (a) attachments.push(a);
-    }
-    const inputs: SweepInputs = {
-      attachments,
-      mounts: attachments.length > 0 ? byMountPoint(await (this.o.readMounts ?? readMountinfoInPieces)(() => slice.check())) : new Map(),
-    };
-    const closed = await this.closeVanished(slice, inputs);
-    const mounts = await this.checkMounts(slice, inputs);
-    mounts.mounted += mountedElsewhere;
-    return { closed, mounts };
-  }
+  constructor(private readonly o: AttachmentServiceOptions) {}
 
   list(): Attachment[] {
     return this.o.store.attachments.list();
@@ -160,7 +102,7 @@ export class AttachmentService {
         return { attachment: enforcer.apply(existing, volume, 'attach').attachment, volume };
       }
       // An earlier attempt stopped part-way: take it apart and start again.
-      await this.detachLocked(held, existing, req.source);
+      await this.detachHeld(held, existing, req.source);
     }
     const foreign = mountsAt(req.target);
     if (foreign.length > 0) {
@@ -189,7 +131,9 @@ export class AttachmentService {
     let attachment: Attachment | undefined;
     let mounted = false;
     try {
-      const { dev, volume } = await this.openDevice(held, found);
+      const opened = await this.o.volumes.openDevice(held, found);
+      const dev = opened.dev;
+      const volume = kind === 'mount' ? await this.o.volumes.formatForMount(held, opened.volume, dev.device) : opened.volume;
       enforcer.confirmDevice(volume);
 
       attachment = store.tx(() => {
@@ -257,7 +201,7 @@ export class AttachmentService {
         const current = this.o.store.attachments.byTarget(target);
         if (current && current.volume !== att?.volume) return false;
         if (current) {
-          await this.detachLocked(held, current, source);
+          await this.detachHeld(held, current, source);
           return true;
         }
         // No record: unmount only a mount of a device qosd knows; leave anything else alone.
@@ -275,7 +219,8 @@ export class AttachmentService {
     }
   }
 
-  private async detachLocked(held: Held, att: Attachment, source: Source): Promise<void> {
+  /** Detaches under locks the caller holds (the target's and the volume's); mount repair closes with it. */
+  async detachHeld(held: Held, att: Attachment, source: Source): Promise<void> {
     // The row may have moved to another volume's target since the keys were chosen: check both.
     held.volume(att.volume);
     held.require(lockKey.target(att.target));
@@ -324,7 +269,7 @@ export class AttachmentService {
   async recover(att: Attachment): Promise<void> {
     await this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
       if (att.state === 'detaching') {
-        await this.detachLocked(held, att, 'reconcile');
+        await this.detachHeld(held, att, 'reconcile');
         // A CSI target is the driver's to remove (the spec); the unpublish that would have is done.
         if (att.source === 'csi') removeMadeTarget(att.target);
         return;
@@ -338,156 +283,4 @@ export class AttachmentService {
       });
     });
   }
-
-  /**
-   * Attachments whose pod is gone: not mounted any more, and the pod cgroup (or, without one, the
-   * target directory) has disappeared: the pod was deleted while qosd was down, or kubelet never
-   * called unmount. They are closed: rules forgotten, row removed, an ephemeral volume deleted,
-   * a persistent one kept.
-   */
-  async closeVanished(slice: TimeSlice = new TimeSlice(), inputs?: SweepInputs): Promise<number> {
-    let closed = 0;
-    const { attachments, mounts } = inputs ?? (await this.sweepInputs(slice));
-    for (const att of attachments) {
-      if (slice.due()) await slice.yield();
-      if (att.state !== 'attached' || mounts.has(att.target)) continue;
-      const podGone = att.podCgroup ? !fs.existsSync(att.podCgroup) : !fs.existsSync(att.target);
-      if (!podGone) continue;
-      try {
-        await this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
-          const current = this.o.store.attachments.byId(att.id);
-          if (!current || current.state !== 'attached') return;
-          this.o.store.events.add({ time: now(), volume: att.volume, kind: 'pod-vanished', source: 'reconcile', detail: { target: att.target, podUid: att.podUid, podCgroup: att.podCgroup } });
-          this.o.log.warn({ volume: att.volume, target: att.target, pod: att.podUid }, 'reconcile: pod is gone without an unmount; closing its attachment');
-          await this.detachLocked(held, current, 'reconcile');
-          closed++;
-        });
-      } catch (err) {
-        // One attachment that cannot be closed must not stop the others, or the daemon's start.
-        this.o.log.error({ volume: att.volume, target: att.target, err: (err as Error).message }, 'reconcile: could not close the attachment of a vanished pod; it is tried again (at the next pass, or at the next start if it was left detaching)');
-      }
-    }
-    slice.end();
-    return closed;
-  }
-
-  /**
-   * Attached means mounted. Every attached volume must be mounted at its target, in the host's
-   * mount namespace (qosd refuses to run in another), with the volume's own device. A volume
-   * whose mount was lost while its pod lives (a reboot, an umount by hand, a daemon that once
-   * mounted in a private namespace) is mounted again, on the device its pool opens now; a target
-   * that holds another device is reported and left alone. Pods that are gone are left to
-   * closeVanished. Each problem is an event (once) and a log line; the counts are metrics.
-   */
-  async checkMounts(slice: TimeSlice = new TimeSlice(), inputs?: SweepInputs): Promise<MountCheck> {
-    const out: MountCheck = { mounted: 0, remounted: 0, notMounted: 0 };
-    const { attachments, mounts } = inputs ?? (await this.sweepInputs(slice));
-    const seen = new Set<number>();
-    for (const att of attachments) {
-      if (slice.due()) await slice.yield();
-      if (att.state !== 'attached') continue;
-      const here = mounts.get(att.target) ?? [];
-      const want = att.device ?? this.o.store.volumes.get(att.volume)?.deviceNumber ?? null;
-      if (here.length > 0 && holdsDevice(att, here, want)) {
-        out.mounted++;
-        this.reported.delete(att.id);
-        continue;
-      }
-      if (here.length > 0) {
-        out.notMounted++;
-        seen.add(att.id);
-        this.reportOnce(att, 'mount-wrong-device', { target: att.target, want, found: here.map((m) => `${m.device} (${m.source})`) },
-          'reconcile: the target of an attached volume holds another device; leaving it alone');
-        continue;
-      }
-      const podAlive = att.podCgroup ? fs.existsSync(att.podCgroup) : fs.existsSync(att.target);
-      if (!podAlive) continue; // closeVanished closes it
-      const outcome = await this.remount(att);
-      if (outcome === 'remounted') out.remounted++;
-      if (outcome === 'failed') {
-        out.notMounted++;
-        seen.add(att.id);
-      }
-    }
-    for (const id of this.reported) if (!seen.has(id)) this.reported.delete(id);
-    this.o.metrics?.attachmentsNotMounted.set(out.notMounted);
-    slice.end();
-    return out;
-  }
-
-  private async remount(att: Attachment): Promise<'remounted' | 'failed' | 'skipped'> {
-    return this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
-      // Looked at again under the lock: a flex call may have changed it meanwhile.
-      const current = this.o.store.attachments.byId(att.id);
-      if (!current || current.state !== 'attached' || mountsAt(current.target).length > 0) return 'skipped';
-      const { store } = this.o;
-      const found = store.volumes.get(current.volume);
-      try {
-        if (!found) throw new Error(`volume ${current.volume} is not in the store`);
-        const wanted = current.kind === 'block' ? 'file' : 'directory';
-        const st = fs.existsSync(current.target) ? fs.lstatSync(current.target) : undefined;
-        if (!st || (current.kind === 'block' ? !st.isFile() : !st.isDirectory())) {
-          throw new Error(`target ${current.target} is not a ${wanted} any more`);
-        }
-        const { dev, volume } = await this.openDevice(held, found);
-        await mountPinned(dev.device, current.target, current.kind, volume.fsType, current.readOnly);
-        const att2 = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
-        this.o.enforcer.apply(att2, volume, 'reconcile');
-        store.events.add({ time: now(), volume: volume.name, kind: 'mount-repaired', source: 'reconcile', detail: { target: current.target, device: dev.device, deviceNumber: volume.deviceNumber } });
-        this.o.log.warn({ volume: volume.name, target: current.target, device: dev.device }, 'reconcile: an attached volume was not mounted at its target; mounted it again');
-        this.o.metrics?.mountRepairs.inc({ outcome: 'remounted' });
-        this.reported.delete(current.id);
-        return 'remounted';
-      } catch (err) {
-        this.o.metrics?.mountRepairs.inc({ outcome: 'failed' });
-        this.reportOnce(current, 'mount-missing', { target: current.target, reason: (err as Error).message },
-          'reconcile: an attached volume is not mounted at its target and could not be mounted again');
-        return 'failed';
-      }
-    });
-  }
-
-  /**
-   * The volume's device as its pool opens it now, recorded when it changed since the volume was
-   * last seen (a reboot re-attaches loop devices under other numbers).
-   */
-  private async openDevice(held: Held, found: Volume): Promise<{ dev: PoolDevice; volume: Volume }> {
-    const dev = await this.o.pools.get(found.pool)!.open(found);
-    return { dev, volume: this.o.volumes.recordDevice(held, found, dev) };
-  }
-
-  private reportOnce(att: Attachment, kind: string, detail: Record<string, unknown>, message: string): void {
-    if (this.reported.has(att.id)) return;
-    this.reported.add(att.id);
-    this.o.log.error({ volume: att.volume, target: att.target, ...detail }, message);
-    this.o.store.events.add({ time: now(), volume: att.volume, kind, source: 'reconcile', detail });
-  }
-}
-
-/**
- * Mounts the volume's device on the target through its pinned descriptor (service/targets.ts):
- * on the very directory (or file) checked, whatever its path says meanwhile. Returns true once
- * mounted (a read-only bind that fails its second step is mounted, and the caller's undo takes it).
- */
-async function mountPinned(device: string, target: string, kind: AttachmentKind, fsType: string, readOnly: boolean): Promise<true> {
-  const pinned = pinTarget(target, kind);
-  try {
-    if (kind === 'mount') {
-      await mountDevice(device, pinned.procPath, fsType, readOnly);
-      return true;
-    }
-    await bindDevice(device, pinned.procPath);
-  } finally {
-    pinned.close();
-  }
-  if (readOnly) {
-    try {
-      refuseSymlinkOn(target);
-      await remountReadOnly(target);
-    } catch (err) {
-      await unmount(target).catch(() => undefined);
-      throw err;
-    }
-  }
-  return true;
 }

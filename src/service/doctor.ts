@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Config } from '../config/config';
-import type { CgroupLayout } from '../host/cgroup-layout';
+import type { Blkio } from '../host/blkio';
 import { which } from '../host/exec';
 import { kubepodsDirs } from '../host/pod-cgroup';
 import { sharesHostMountNamespace } from '../host/mount-namespace';
@@ -29,7 +29,10 @@ const OPTIONAL_TOOLS: [string, string, string][] = [
   ['lvm', 'lvm2', 'lvm pools cannot be used'],
 ];
 
-export async function runChecks(config: Config, layout: CgroupLayout | { error: string }, pools: PoolService): Promise<Check[]> {
+/** What kubelet last answered the CSI registration (csi/registration.ts), or undefined while it has not called. */
+export type RegistrationAnswer = () => { registered: boolean; error: string } | undefined;
+
+export async function runChecks(config: Config, blkio: Blkio, pools: PoolService, csiRegistration?: RegistrationAnswer): Promise<Check[]> {
   const checks: Check[] = [];
   const add = (name: string, status: Check['status'], detail: string, fix: string | null = null) => checks.push({ name, status, detail, fix });
 
@@ -42,13 +45,13 @@ export async function runChecks(config: Config, layout: CgroupLayout | { error: 
   else if (sharesHost === false) add('mount namespace', 'fail', 'private: mounts qosd makes are invisible to kubelet and containers', 'remove the options that give qosd.service a mount namespace (ProtectSystem, PrivateTmp, ...; see systemd/qosd.service)');
   else add('mount namespace', 'warn', "PID 1's mount namespace cannot be read here, so it cannot be compared", null);
 
-  if ('error' in layout) {
-    add('cgroup IO controller', 'fail', layout.error, 'mount the blkio controller (v1) or enable "io" in the root cgroup.subtree_control (v2); check cgroup.mountPoint');
+  if (blkio.unavailable || !blkio.base) {
+    add('cgroup IO controller', 'fail', blkio.unavailable ?? 'none', 'mount the blkio controller (v1) or enable "io" in the root cgroup.subtree_control (v2); check cgroup.mountPoint');
   } else {
-    add('cgroup IO controller', 'ok', `${layout.version} at ${layout.base}`);
+    add('cgroup IO controller', 'ok', `${blkio.version} at ${blkio.base}`);
     const dirs = kubepodsDirs(config.kubelet.cgroupRoot);
-    const cgroupfs = path.join(layout.base, dirs.cgroupfs);
-    const systemd = path.join(layout.base, dirs.systemd);
+    const cgroupfs = path.join(blkio.base, dirs.cgroupfs);
+    const systemd = path.join(blkio.base, dirs.systemd);
     const found = fs.existsSync(systemd) ? 'systemd' : fs.existsSync(cgroupfs) ? 'cgroupfs' : undefined;
     const want = config.kubelet.cgroupDriver;
     if (!found) {
@@ -81,6 +84,14 @@ export async function runChecks(config: Config, layout: CgroupLayout | { error: 
     else add('API socket', 'warn', `${config.socket} mode 0${mode.toString(8)}`, 'qosd creates it 0660; something changed it');
   } catch {
     add('API socket', 'warn', `${config.socket} is not on disk (socket activation, or another mount namespace)`);
+  }
+
+  if (config.csi?.registration && csiRegistration) {
+    const answer = csiRegistration();
+    const dir = `${config.kubelet.rootDir}/plugins_registry`;
+    if (answer === undefined) add('CSI registration', 'warn', `kubelet has not called qosd's registration socket in ${dir} yet`, "is kubelet running, with kubelet.rootDir as its --root-dir? (it watches plugins_registry/ for new sockets)");
+    else if (answer.registered) add('CSI registration', 'ok', 'kubelet registered the driver nvme.qosd.io');
+    else add('CSI registration', 'fail', `kubelet refused the driver: ${answer.error}`, 'see kubelet\'s log for nvme.qosd.io');
   }
 
   for (const p of await pools.listWithSpace()) {

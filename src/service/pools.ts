@@ -6,7 +6,7 @@ import type { Config, PoolConfig } from '../config/config';
 import type { Store } from '../store/store';
 import { DIMENSIONS, type Figures } from '../model/qos';
 import type { MixCheck } from '../model/device-cost';
-import { admissible, poolCapacity, promisedShare } from './admission';
+import { admissible, largestAdmissible, poolCapacity, promisedShare } from './admission';
 import { QosdError, notFound } from '../model/errors';
 import type { VolumePool } from '../pools/pool';
 import { LvmPool } from '../pools/lvm';
@@ -31,6 +31,8 @@ export interface PoolView {
   provisionedBytes: number;
   allocatedBytes: number;
   freeBytes: number | null;
+  /** A file pool's overcommit (pools[].overcommit: how far sizes may exceed the free space); null for lvm. */
+  overcommit: number | null;
 }
 
 /** The blocks the volumes' files hold, stat'ed off the daemon's thread (a pool may have thousands). */
@@ -130,7 +132,7 @@ export class PoolService {
       const c = cap.figures[d];
       if (c !== undefined) {
         adm[d] = admissible(c, this.config.headroom);
-        available[d] = Math.floor(left * c * (1 + 1e-9)); // 0.08 of 10000 is 800, not 799.99…
+        available[d] = largestAdmissible(left, c);
       }
     }
     const path = p.backend === 'file' ? p.path : null;
@@ -150,6 +152,7 @@ export class PoolService {
       provisionedBytes: totals?.sizeBytes ?? 0,
       allocatedBytes: 0,
       freeBytes: null,
+      overcommit: p.backend === 'file' ? p.overcommit : null,
     };
   }
 }

@@ -7,7 +7,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalid } from '../model/errors';
 import { openPinned, symlinkOn, type Pinned } from '../host/path-walk';
-import type { AttachmentKind } from '../store/attachments';
+import type { Attachment, AttachmentKind } from '../store/attachments';
+import type { MountEntry } from '../host/mountinfo';
+import { deviceOf, formatDevice } from '../host/block-device';
 
 /**
  * The canonical target (every symlink on it resolved), or InvalidArgument (naming `what`, e.g.
@@ -126,6 +128,18 @@ function lexists(p: string): boolean {
   try {
     fs.lstatSync(p);
     return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether the mounts at the attachment's target hold `want` (null: any device will do). */
+export function holdsDevice(att: Attachment, here: readonly MountEntry[], want: string | null): boolean {
+  if (here.length === 0) return false;
+  if (want === null) return true;
+  if (att.kind === 'mount') return here.some((m) => m.device === want);
+  try {
+    return formatDevice(deviceOf(att.target)) === want;
   } catch {
     return false;
   }

@@ -36,6 +36,8 @@ export interface VolumeRequest {
   ephemeral?: boolean;
   /** Whose the volume is when this request creates it (model/owner.ts); absent: nobody's yet. */
   owner?: string;
+  /** Made for raw block use only: no filesystem until a mount first needs one. */
+  raw?: boolean;
 }
 
 /**
@@ -82,7 +84,7 @@ export class VolumeService {
   }
 
   /** Checks a request and fills in defaults; throws InvalidArgument naming the field. */
-  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos' | 'owner'>> & { qos: QosSpec; overrides: QosSpec; owner: string | null } {
+  resolve(req: VolumeRequest): Required<Omit<VolumeRequest, 'qos' | 'owner' | 'raw'>> & { qos: QosSpec; overrides: QosSpec; owner: string | null; raw: boolean } {
     if (!VOLUME_NAME.test(req.name)) {
       throw invalid(`name: "${req.name}" must be lowercase letters, digits, '.', '_' or '-', start and end with a letter or digit, at most 200 characters`);
     }
@@ -94,7 +96,7 @@ export class VolumeService {
     const qos = this.effectiveQos(cls, overrides);
     const size = req.size ?? d.size;
     if (size < 1024 * 1024) throw invalid(`size: ${size} bytes is below the 1Mi minimum`);
-    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, overrides, ephemeral: req.ephemeral ?? false, owner: req.owner ?? null };
+    return { name: req.name, pool, size, fsType: req.fsType ?? d.fsType, class: cls, qos, overrides, ephemeral: req.ephemeral ?? false, owner: req.owner ?? null, raw: req.raw ?? false };
   }
 
   /**
@@ -190,6 +192,7 @@ export class VolumeService {
   private async createLocked(held: Held, r: ReturnType<VolumeService['resolve']>, source: Source): Promise<Volume> {
     held.volume(r.name);
     const pool = this.o.pools.get(r.pool)!;
+    await pool.checkRoom(r.size);
     const t = now();
     const volume = this.o.store.tx(() => {
       admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min });
@@ -215,19 +218,22 @@ export class VolumeService {
       allocated = true;
       this.recordDevice(held, this.get(volume.name), dev);
       crashPoint('create:allocated');
-      return await this.finishCreate(volume.name, dev.device, source);
+      return await this.finishCreate(volume.name, dev.device, source, r.raw);
     } catch (err) {
       await this.undoCreate(volume.name, source, err, allocated);
       throw err;
     }
   }
 
-  /** Formats (unless blkid finds our filesystem already) and marks the volume ready. */
-  private async finishCreate(name: string, device: string, source: Source): Promise<Volume> {
-    await this.format(this.get(name), device);
+  /**
+   * Formats (unless blkid finds our filesystem already; a raw volume, not at all) and marks the
+   * volume ready.
+   */
+  private async finishCreate(name: string, device: string, source: Source, raw = false): Promise<Volume> {
+    if (!raw) await this.format(this.get(name), device);
     crashPoint('create:formatted');
     return this.o.store.tx(() => {
-      const v = this.o.store.volumes.update(name, { state: 'ready', formatted: true }, now());
+      const v = this.o.store.volumes.update(name, { state: 'ready', formatted: !raw }, now());
       this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-created', source, detail: { device: v.device, deviceNumber: v.deviceNumber } });
       return v;
     });
@@ -264,6 +270,17 @@ export class VolumeService {
         this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-deleted', source: 'reconcile', detail: { recovered: true } });
       });
     });
+  }
+
+  /**
+   * A volume made for raw block use, mounted as a filesystem for the first time: formatted now,
+   * under its lock, if blkid finds nothing on it (what a block user wrote is never formatted over).
+   */
+  async formatForMount(held: Held, v: Volume, device: string): Promise<Volume> {
+    held.volume(v.name);
+    if (v.formatted) return v;
+    await this.format(v, device);
+    return this.o.store.volumes.update(v.name, { formatted: true }, now());
   }
 
   /** Formats a new volume's device, unless blkid finds anything on it. */
@@ -423,6 +440,15 @@ export class VolumeService {
    * loop devices under other numbers; a grow may change the device). The only writer of a
    * volume's backing, device and device number after the create's intent; writes only changes.
    */
+  /**
+   * The volume's device as its pool opens it now, recorded when it changed since the volume was
+   * last seen (a reboot re-attaches loop devices under other numbers).
+   */
+  async openDevice(held: Held, v: Volume): Promise<{ dev: PoolDevice; volume: Volume }> {
+    const dev = await this.o.pools.get(v.pool)!.open(v);
+    return { dev, volume: this.recordDevice(held, v, dev) };
+  }
+
   recordDevice(held: Held, v: Volume, dev: PoolDevice): Volume {
     held.volume(v.name);
     if (dev.device === v.device && dev.deviceNumber === v.deviceNumber && dev.backing === v.backing) return v;

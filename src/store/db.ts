@@ -10,10 +10,13 @@ export type Db = Database.Database;
 
 const NATIVE_DIR = path.join(__dirname, '..', 'native');
 
+/** The package's SQLite addon was built for another Node.js than the one running it. */
+export class AddonAbiMismatch extends Error {}
+
 /**
  * The SQLite addon the build staged for this Node.js ABI (scripts/stage-native.js), so an
  * installed package needs no compiler; undefined lets better-sqlite3 find its own build.
- * A package built for another Node.js is refused with both versions named.
+ * A package built for another Node.js is refused with both versions named (AddonAbiMismatch).
  */
 export function nativeBinding(dir = NATIVE_DIR, abi = process.versions.modules): string | undefined {
   let staged: string[];
@@ -25,7 +28,7 @@ export function nativeBinding(dir = NATIVE_DIR, abi = process.versions.modules):
   const mine = `better_sqlite3-abi${abi}.node`;
   if (staged.includes(mine)) return path.join(dir, mine);
   if (staged.length === 0) return undefined;
-  throw new Error(`this qosd package was built for Node.js ABI ${staged.map((f) => /\d+/.exec(f)![0]).join(', ')}, but runs on ${process.version} (ABI ${abi}): build the package with the Node.js major this node runs`);
+  throw new AddonAbiMismatch(`this qosd package was built for Node.js ABI ${staged.map((f) => /abi(\d+)/.exec(f)![1]).join(', ')}, but runs on ${process.version} (ABI ${abi}): reinstall qosd from a package built with this Node.js major (npm ci && npm run build && npm pack on a machine running Node.js ${process.versions.node.split('.')[0]})`);
 }
 
 export function openDb(file: string): Db {

@@ -3,17 +3,18 @@
 // who asked.
 import { statementCache, type Db } from './db';
 import type { Source } from './attachments';
+import type { EventKind } from '../model/event-kinds';
 
 export interface VolumeEvent {
   id: number;
   time: string;
   volume: string | null;
-  kind: string;
+  kind: EventKind;
   source: Source;
   detail: Record<string, unknown>;
 }
 
-interface Row { id: number; time: string; volume: string | null; kind: string; source: Source; detail: string }
+interface Row { id: number; time: string; volume: string | null; kind: EventKind; source: Source; detail: string }
 
 export class EventLog {
   /** Told of every event once it is written (the daemon logs each as one line). */

@@ -95,6 +95,16 @@ const cases: Case[] = [
   ['POST /v1/flex with an unknown field', 'POST', '/v1/flex', { argv: ['init'], timeout: 5 }, 'body.timeout: unknown field'],
 ];
 
+describe('API input validation, said in words', () => {
+  it('names a bad volume or pool name\'s rule in words, never as a regular expression', async () => {
+    for (const [method, url, body, field] of [['POST', '/v1/volumes', { name: 'Bad_Name!' }, 'body.name'], ['GET', '/v1/volumes/UPPER', undefined, 'params.name'], ['GET', '/v1/pools/Default', undefined, 'params.name']] as const) {
+      const r = await request<{ error: { message: string } }>(node.socket, method, url, body);
+      expect(r.body.error.message).toMatch(new RegExp(`^${field.replace('.', '\\.')}: must match pattern: lowercase letters, digits`));
+      expect(r.body.error.message).not.toMatch(/[\^$\[\]{}]/);
+    }
+  });
+});
+
 describe('API input validation', () => {
   // A check the service makes on a volume it has found (its class) needs the volume, which only
   // a root run can create; without it the same request is a 404 before any check.

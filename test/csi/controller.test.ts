@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeTestBlocker } from '../helpers/host';
 import { useTestDaemon } from '../helpers/daemon';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
-import { csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
+import { blockCapability, csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
+import { spawnSync } from 'node:child_process';
 
 const blocker = nodeTestBlocker();
 if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
@@ -47,6 +48,23 @@ describe.skipIf(blocker)(`CSI controller service on the socket${blocker ? ` (ski
     expect(caps.capabilities.map((c) => c.rpc.type).sort()).toEqual(['CREATE_DELETE_VOLUME', 'EXPAND_VOLUME', 'GET_CAPACITY', 'MODIFY_VOLUME']);
     const plugin = await csi.call<{ capabilities: { service?: { type: string }; volume_expansion?: { type: string } }[] }>('Identity', 'GetPluginCapabilities');
     expect(plugin.capabilities.map((c) => c.service?.type ?? `expansion ${c.volume_expansion?.type}`).sort()).toEqual(['CONTROLLER_SERVICE', 'VOLUME_ACCESSIBILITY_CONSTRAINTS', 'expansion ONLINE']);
+  });
+
+  it('makes no filesystem on a volume asked for as a raw block device; a first mount as a filesystem makes one', async () => {
+    const r = await csi.call<Created>('Controller', 'CreateVolume', createReq('pvc-raw', { volume_capabilities: [blockCapability()] }));
+    expect(r.volume.volume_id).toBe('pvc-raw');
+    const v = (await fx.api<Vol & { device: string; formatted?: boolean }>('GET', '/v1/volumes/pvc-raw')).body;
+    const probe = spawnSync('blkid', ['-p', v.device], { encoding: 'utf8' });
+    expect(probe.status, probe.stdout).toBe(2); // nothing on it
+    // Published as a filesystem (a later PV of it with volumeMode Filesystem): formatted then.
+    const podUid = newPodUid();
+    makeLeaf(makePodCgroup(fx.node.cgroupRoot, podUid));
+    const target = csiMountTarget(fx.node.kubeletRoot, podUid, 'pv-raw');
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    expect(await csi.code('Node', 'NodePublishVolume', { volume_id: 'pvc-raw', target_path: target, volume_capability: mountCapability(), readonly: false, volume_context: podInfo(podUid) })).toBe('OK');
+    expect(spawnSync('blkid', ['-p', '-o', 'value', '-s', 'TYPE', v.device], { encoding: 'utf8' }).stdout.trim()).toBe('ext4');
+    expect(await csi.code('Node', 'NodeUnpublishVolume', { volume_id: 'pvc-raw', target_path: target })).toBe('OK');
+    expect(await csi.code('Controller', 'DeleteVolume', { volume_id: 'pvc-raw' })).toBe('OK');
   });
 
   it('creates a volume with the StorageClass parameters on this node, once for repeated calls', async () => {

@@ -149,7 +149,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
       }
       expect(p.capacitySource).toEqual({ readIops: 'calibration', writeIops: 'calibration', readBps: 'calibration', writeBps: 'calibration' });
       for (const d of ['readIops', 'writeIops', 'readBps', 'writeBps']) expect(p.capacity[d]).toBeGreaterThan(0);
-      const table = execFileSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, 'pools'], { encoding: 'utf8' });
+      const table = execFileSync(process.execPath, [QOSCTL, '--socket', fx.node.socket, '-o', 'wide', 'pools'], { encoding: 'utf8' });
       expect(table).toMatch(new RegExp(`^default +file +rIOPS=\\d+ wIOPS=\\d+ rBps=\\S+ wBps=\\S+ +${method} \\d{4}-`, 'm'));
       // The scratch volume is gone.
       expect(fs.readdirSync(fx.node.poolDir).filter((f) => f.startsWith('qosd-calibrate'))).toEqual([]);

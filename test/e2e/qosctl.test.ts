@@ -92,13 +92,47 @@ describe('qosctl', () => {
     expect(after.events.at(-1)).toMatchObject({ kind: 'volume-deleted', source: 'cli' });
   });
 
-  it('pools: capacity, guaranteed and free to guarantee, in both formats', () => {
-    const t = qosctl(['--socket', node.socket, 'pools']);
+  it('pools: capacity, guaranteed and free to guarantee, in the three formats (the table within 120 columns, every column with -o wide)', () => {
+    const short = qosctl(['--socket', node.socket, 'pools']);
+    expect(short.code, short.err).toBe(0);
+    expect(short.out).toMatch(/^POOL +BACKEND +CAPACITY \(READ\/WRITE\) +PROMISED +VOLUMES +PROVISIONED +USED +FREE$/m);
+    expect(short.out).toMatch(/^default +file +50k\/50k IOPS 1G\/1G B\/s +0% of 90% +\d+ +/m);
+    for (const line of short.out.trimEnd().split('\n')) expect(line.length).toBeLessThanOrEqual(120);
+    const t = qosctl(['--socket', node.socket, '-o', 'wide', 'pools']);
     expect(t.code, t.err).toBe(0);
     expect(t.out).toMatch(/^POOL +BACKEND +CAPACITY +SOURCE +GUARANTEED +PROMISED +FREE TO GUARANTEE \(EACH ALONE\)/m);
     expect(t.out).toMatch(/^default +file +rIOPS=50000 wIOPS=50000 rBps=1G wBps=1G +config +rIOPS=0 wIOPS=0 rBps=0 wBps=0 +0% of 90% +rIOPS=45000 wIOPS=45000 rBps=900M wBps=900M/m);
     const j = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'pools']).out);
     expect(j.pools[0]).toMatchObject({ name: 'default', headroom: 0.1, capacity: { readIops: 50000 }, admissible: { readIops: 45000 }, capacitySource: { readIops: 'config' }, share: { promised: 0, promisable: 0.9, available: 0.9 } });
+  });
+
+  it('backup: an online copy of the state, which a daemon started on it serves', async () => {
+    expect(qosctl(['--socket', node.socket, 'volume', 'create', 'kept', '--size', '16Mi', '--max-read-iops', '321']).code).toBe(0);
+    const file = path.join(node.dir, 'backup.db');
+    const r = qosctl(['--socket', node.socket, 'backup', file]);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(new RegExp(`^state backed up to ${file} \\(\\d+ bytes\\)$`, 'm'));
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    // Never over an existing file.
+    const again = qosctl(['--socket', node.socket, 'backup', file]);
+    expect(again.code).toBe(1);
+    expect(again.err).toContain('exists; a backup never overwrites anything');
+    // Restored: a second node whose state dir holds the copy as qosd.db knows the volume.
+    const restored = makeTestNode();
+    try {
+      fs.mkdirSync(restored.stateDir, { recursive: true, mode: 0o700 });
+      fs.copyFileSync(file, path.join(restored.stateDir, 'qosd.db'));
+      const d = await startDaemon(restored);
+      try {
+        const v = JSON.parse(qosctl(['--socket', restored.socket, '-o', 'json', 'volume', 'show', 'kept']).out);
+        expect(v).toMatchObject({ name: 'kept', sizeBytes: 16 << 20, qos: { max: { readIops: 321 } } });
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      removeTestNode(restored);
+    }
+    expect(qosctl(['--socket', node.socket, 'volume', 'delete', 'kept']).code).toBe(0);
   });
 
   it('attachments in both formats', () => {
@@ -121,8 +155,12 @@ describe('qosctl', () => {
       expect(['ok', 'warn', 'fail']).toContain(c.status);
       if (c.status !== 'ok') expect(c.fix, c.name).toBeTruthy();
     }
-    // The test node has no kubelet: its cgroupRoot holds no kubepods, which doctor reports.
+    // The test node has no kubelet: its cgroupRoot holds no kubepods, which doctor reports, and
+    // nothing has called the CSI registration socket; no flex driver is in kubelet's default place.
     expect(j.checks.find((c: { name: string }) => c.name === 'kubelet cgroup driver').status).toBe('warn');
+    expect(j.checks.find((c: { name: string }) => c.name === 'CSI registration')).toMatchObject({ status: 'warn', detail: expect.stringContaining("kubelet has not called qosd's registration socket") });
+    const noDriver = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'doctor', '--plugin-dir', path.join(node.dir, 'no-plugins')]).out);
+    expect(noDriver.checks.find((c: { name: string }) => c.name === 'flex driver')).toMatchObject({ status: 'warn', fix: `qosctl install-flex --plugin-dir ${path.join(node.dir, 'no-plugins')}` });
     const down = qosctl(['--socket', path.join(node.dir, 'absent.sock'), '-o', 'json', 'doctor']);
     expect(down.code).toBe(1);
     expect(JSON.parse(down.out).checks.find((c: { name: string }) => c.name === 'daemon reachable')).toMatchObject({ status: 'fail', fix: expect.stringContaining('systemctl start qosd') });
@@ -165,6 +203,8 @@ describe('qosctl', () => {
     const text = fs.readFileSync(installed, 'utf8');
     expect(text.split('\n')[0]).toBe(`#!${process.execPath} --no-warnings`);
     expect(text).toContain(`const INSTALLED_SOCKET = ${JSON.stringify(node.socket)};`);
+    const doctor = JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'doctor', '--plugin-dir', dir]).out);
+    expect(doctor.checks.find((c: { name: string }) => c.name === 'flex driver')).toMatchObject({ status: 'ok', detail: installed });
     expect(fs.readdirSync(path.dirname(installed))).toEqual(['nvme']);
     // Re-installing replaces the file in one rename.
     const t = qosctl(['--socket', node.socket, 'install-flex', '--plugin-dir', dir]);

@@ -4,10 +4,10 @@
 // daemon restart.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { execFileSync } from 'node:child_process';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hasXfs, nodeTestBlocker } from '../helpers/host';
-import { startDaemon, useTestDaemon } from '../helpers/daemon';
+import { QOSD, makeTestNode, removeTestNode, startDaemon, useTestDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
@@ -199,5 +199,58 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     expect(a.cgroupPaths.sort()).toEqual([pod.podCgroup, pod.leaf].sort());
     expect((await callDriver(fx.driver, ['unmount', pod.target])).reply.status).toBe('Success');
     expect((await api<{ attachments: unknown[] }>('GET', '/v1/attachments')).body.attachments).toEqual([]);
+  });
+});
+
+describe.skipIf(blocker)(`a file pool's room${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
+  const nodes: TestNode[] = [];
+  const daemons: RunningDaemon[] = [];
+  afterAll(async () => {
+    for (const d of daemons) await d.stop();
+    for (const n of nodes) removeTestNode(n);
+  });
+
+  async function nodeWith(poolOptions: string) {
+    const node = makeTestNode();
+    nodes.push(node);
+    fs.writeFileSync(node.configFile, fs.readFileSync(node.configFile, 'utf8').replace(/create: true/, `create: true${poolOptions}`));
+    daemons.push(await startDaemon(node));
+    return { node, api: <T>(method: string, url: string, body?: unknown) => request<T>(node.socket, method, url, body) };
+  }
+
+  it('refuses a size its filesystem can never hold (400, naming size and the limit), and one beyond its free space (507), creating nothing', async () => {
+    const { node, api } = await nodeWith('');
+    const huge = await api<Err>('POST', '/v1/volumes', { name: 'huge', size: '1Pi' });
+    expect(huge.status).toBe(400);
+    expect(huge.body.error.message).toMatch(/^size: 1Pi is more than pool default can ever hold \(its filesystem at .+ is [\d.]+[KMGT]i\)$/);
+    const free = fs.statfsSync(node.poolDir);
+    const over = Math.floor((free.bavail * free.bsize) / 2 ** 30) + 1;
+    const big = await api<Err>('POST', '/v1/volumes', { name: 'big', size: `${over}Gi` });
+    expect(big.status).toBe(507);
+    expect(big.body.error).toMatchObject({ code: 'ResourceExhausted', message: expect.stringMatching(/^size: [\d.]+Gi does not fit pool default: [\d.]+[KMGT]?i? can still be given/) });
+    expect(fs.readdirSync(node.poolDir)).toEqual([]);
+    expect((await api<{ volumes: unknown[] }>('GET', '/v1/volumes')).body.volumes).toEqual([]);
+  });
+
+  it('provisions beyond its free space as far as pools[].overcommit lets it, and shows the overcommit', async () => {
+    const { node, api } = await nodeWith(', overcommit: 3');
+    const free = fs.statfsSync(node.poolDir);
+    const size = Math.floor((free.bavail * free.bsize * 1.5) / 2 ** 30);
+    const made = await api<Vol>('POST', '/v1/volumes', { name: 'sparse', size: `${size}Gi` });
+    expect(made.status, JSON.stringify(made.body)).toBe(201);
+    const pools = (await api<{ pools: { name: string; overcommit: number | null }[] }>('GET', '/v1/pools')).body.pools;
+    expect(pools).toEqual([expect.objectContaining({ name: 'default', overcommit: 3 })]);
+    expect((await api('DELETE', '/v1/volumes/sparse')).status).toBe(204);
+  });
+
+  it('refuses, at --check-config, a pool path that does not exist outside the state directory unless told to create it', () => {
+    const node = makeTestNode();
+    nodes.push(node);
+    const missing = path.join(node.dir, 'not-mounted', 'volumes');
+    fs.writeFileSync(node.configFile, fs.readFileSync(node.configFile, 'utf8').replace(`path: ${node.poolDir}, create: true`, `path: ${missing}`));
+    const r = spawnSync(process.execPath, [QOSD, '--config', node.configFile, '--check-config'], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`pools[0].path: ${missing} does not exist (is its filesystem mounted?); make it, or set pools[0].create: true for qosd to`);
+    expect(fs.existsSync(missing)).toBe(false);
   });
 });

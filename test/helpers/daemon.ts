@@ -61,7 +61,7 @@ export function makeTestNode(extraConfig = '', capacity = DEFAULT_CAPACITY): Tes
       // Every test daemon serves CSI on its own socket (a test's extraConfig may say otherwise).
       /^csi:/m.test(extraConfig) ? '' : `csi: { socket: ${node.csiSocket}, nodeName: qosd-test-node }`,
       'pools:',
-      `  - { name: default, backend: file, path: ${node.poolDir}${capacity ? `, capacity: ${capacity}` : ''} }`,
+      `  - { name: default, backend: file, path: ${node.poolDir}, create: true${capacity ? `, capacity: ${capacity}` : ''} }`,
       'defaults: { size: 64Mi }',
       extraConfig,
     ].join('\n'),

@@ -11,9 +11,10 @@ import { now } from '../../src/store/store';
 import { addVolume, memoryStore } from '../helpers/fixtures';
 import { PoolService } from '../../src/service/pools';
 import { runChecks } from '../../src/service/doctor';
+import { blkioFor } from '../../src/host/blkio';
 import { loadConfig } from '../../src/config/load';
 
-const pool = (capacity: FilePoolConfig['capacity']): FilePoolConfig => ({ name: 'default', backend: 'file', path: '/pool', capacity });
+const pool = (capacity: FilePoolConfig['capacity']): FilePoolConfig => ({ name: 'default', backend: 'file', path: '/pool', create: true, overcommit: 1, capacity });
 const errorOf = (fn: () => void): { code: string; message: string } => {
   try {
     fn();
@@ -98,8 +99,22 @@ describe('a pool over-promised under the per-dimension rule of earlier versions'
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-admission-'));
     fs.writeFileSync(path.join(dir, 'config.yaml'), 'csi: { socket: "off" }\n');
     const config = { ...loadConfig({ config: path.join(dir, 'config.yaml') }), pools: [p] };
-    const check = (await runChecks(config, { error: 'not needed here' }, pools)).find((c) => c.name === 'pool default guarantees');
+    const check = (await runChecks(config, blkioFor({ error: 'not needed here' }), pools)).find((c) => c.name === 'pool default guarantees');
     expect(check).toMatchObject({ status: 'warn', detail: 'over-promised: the guarantees take 160% of the device, more than the 90% that may be promised; they stay, but under contention not all can be held' });
     expect(check?.fix).toContain('qosctl volume set');
+  });
+});
+
+describe('what qosctl pools shows as free to guarantee', () => {
+  it('is exactly what admission admits: that figure is admitted, one more is refused', async () => {
+    for (const [capacity, held] of [[1800000001, 300000000], [1029, 0], [50000, 7], [1000, 333], [2000000000, 1]] as const) {
+      const store = memoryStore();
+      const p = pool({ readBps: capacity });
+      if (held > 0) addVolume(store, { name: 'held', deviceNumber: '7:1', min: { readBps: held } });
+      const view = await new PoolService(store, { pools: [p], headroom: 0.1 }).get('default');
+      const free = view.available.readBps!;
+      expect(() => admit(store, 0.1, { pool: p, volume: 'new', before: {}, after: { readBps: free } }), `${capacity}, ${held}: ${free}`).not.toThrow();
+      expect(() => admit(store, 0.1, { pool: p, volume: 'new', before: {}, after: { readBps: free + 1 } }), `${capacity}, ${held}: ${free + 1}`).toThrow(/needs/);
+    }
   });
 });

@@ -28,7 +28,7 @@ describe('loadConfig', () => {
     expect(c.socket).toBe('/run/qosd/qosd.sock');
     expect(c.stateDir).toBe('/var/lib/qosd');
     expect(c.metricsListen).toEqual({ host: '127.0.0.1', port: 9567 });
-    expect(c.pools).toEqual([{ name: 'default', backend: 'file', path: '/var/lib/qosd/volumes/default', capacity: {} }]);
+    expect(c.pools).toEqual([{ name: 'default', backend: 'file', path: '/var/lib/qosd/volumes/default', create: true, overcommit: 1, capacity: {} }]);
     expect([...c.classes.keys()]).toEqual(['high', 'medium', 'best-effort']);
     expect(c.classes.get('high')!.min).toEqual({ readIops: 20000, writeIops: 20000, readBps: 500e6, writeBps: 500e6 });
     expect(c.defaults).toEqual({ pool: 'default', class: 'best-effort', size: 10 * 2 ** 30, fsType: 'ext4' });

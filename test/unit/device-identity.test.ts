@@ -36,7 +36,7 @@ describe('file pool: a loop device is the volume\'s when its backing file is the
   device(sys, '7:3', 'loop3', {}); // no file attached
   device(sys, '8:0', 'sda', {});
   // The kernel's answer for a loop whose path is found nowhere: loop4's file is gone.
-  const pool = new FilePool('default', poolDir, sys, () => undefined);
+  const pool = new FilePool('default', poolDir, undefined, sys, () => undefined);
   const vol = { name: 'db', backing: mine };
 
   it('ours, another file\'s, nobody\'s, not a loop device at all, no device', () => {
@@ -56,7 +56,7 @@ describe('file pool: a loop device is the volume\'s when its backing file is the
   it('a loop attached from a mount namespace that is gone (its path found nowhere) is judged by the kernel\'s record of its file', () => {
     device(sys, '7:5', 'loop5', { 'loop/backing_file': '/gone/namespace/view/db.img\n' });
     const asked: string[] = [];
-    const kernel = new FilePool('default', poolDir, sys, (dev) => {
+    const kernel = new FilePool('default', poolDir, undefined, sys, (dev) => {
       asked.push(dev);
       return fileIdentity(mine);
     });

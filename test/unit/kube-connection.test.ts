@@ -4,6 +4,8 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as http from 'node:http';
+import { KubeClient } from '../../src/kube/client';
 import { describe, expect, it } from 'vitest';
 import { fromKubeconfig, inCluster, weaknesses } from '../../src/kube/connection';
 import { ConfigError, loadConfig } from '../../src/config/load';
@@ -114,5 +116,43 @@ describe('csi.kubeconfig', () => {
   it('an unusable file stops the load, naming the key and the reason', () => {
     expect(() => load('/nonexistent/kubeconfig')).toThrow(ConfigError);
     expect(() => load('/nonexistent/kubeconfig')).toThrow(/csi\.kubeconfig.*ENOENT/);
+  });
+});
+
+describe('a kubeconfig user with an exec credential plugin (EKS, GKE, OIDC)', () => {
+  it('sends the token the plugin prints, and runs it again once that token expires', async () => {
+    const d = dir();
+    const runs = path.join(d, 'runs');
+    const plugin = path.join(d, 'plugin.js');
+    // Each run prints a new token, valid for 31 s: 30 s of it are kept back, so it is used for ~1 s.
+    fs.writeFileSync(plugin, `#!${process.execPath}\nconst fs = require('fs'); const n = (fs.existsSync(${JSON.stringify(runs)}) ? Number(fs.readFileSync(${JSON.stringify(runs)}, 'utf8')) : 0) + 1;\nfs.writeFileSync(${JSON.stringify(runs)}, String(n));\nif (!JSON.parse(process.env.KUBERNETES_EXEC_INFO).apiVersion) process.exit(3);\nconsole.log(JSON.stringify({ apiVersion: 'client.authentication.k8s.io/v1', kind: 'ExecCredential', status: { token: 'tok-' + n + '-' + process.env.EXTRA, expirationTimestamp: new Date(Date.now() + 31000).toISOString() } }));\n`);
+    fs.chmodSync(plugin, 0o755);
+    const seen: string[] = [];
+    const server = http.createServer((req, res) => {
+      seen.push(req.headers.authorization ?? '');
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    fs.writeFileSync(path.join(d, 'config'), `apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "http://127.0.0.1:${port}"}}]\nusers: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: ./plugin.js, env: [{name: EXTRA, value: x}]}}}]\n`);
+    const client = new KubeClient(fromKubeconfig(path.join(d, 'config')));
+    try {
+      await client.get('/api');
+      await client.get('/api');
+      await new Promise((r) => setTimeout(r, 1500));
+      await client.get('/api');
+    } finally {
+      client.close();
+      server.close();
+    }
+    expect(seen).toEqual(['Bearer tok-1-x', 'Bearer tok-1-x', 'Bearer tok-2-x']);
+  });
+
+  it('says which plugin failed, and why', async () => {
+    const d = dir();
+    fs.writeFileSync(path.join(d, 'config'), `apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "http://127.0.0.1:1"}}]\nusers: [{name: u, user: {exec: {command: /nonexistent/plugin}}}]\n`);
+    const client = new KubeClient(fromKubeconfig(path.join(d, 'config')));
+    await expect(client.get('/api')).rejects.toThrow("the kubeconfig's exec credential plugin /nonexistent/plugin failed");
+    client.close();
   });
 });

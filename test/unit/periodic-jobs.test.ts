@@ -14,6 +14,9 @@ import { Metrics } from '../../src/metrics/registry';
 import { MetricsCollector } from '../../src/scrape/collect';
 import { AttachmentService } from '../../src/service/attachments';
 import { KeyedLock } from '../../src/service/locks';
+import { RuleRepair } from '../../src/reconcile/rule-repair';
+import { MountRepair } from '../../src/reconcile/mount-repair';
+import { StoreView } from '../../src/store/view';
 import type { VolumeService } from '../../src/service/volumes';
 import { PeriodicJobs } from '../../src/periodic/jobs';
 import { readMountinfoInPieces } from '../../src/host/mountinfo';
@@ -61,11 +64,15 @@ async function node(opts: { mounted: boolean; metricsPort?: number }) {
   const policy = new ControlledLimits();
   const kubelet = { cgroupRoot: '/', cgroupDriver: 'cgroupfs' as const };
   const enforcer = new Enforcer({ blkio, kubelet, store, log, metrics, policy });
-  const attachments = new AttachmentService({
-    store, pools: new Map(), volumes: undefined as unknown as VolumeService, enforcer, locks: new KeyedLock(), log, metrics,
+  const locks = new KeyedLock();
+  const volumes = undefined as unknown as VolumeService;
+  const attachments = new AttachmentService({ store, pools: new Map(), volumes, enforcer, locks, log });
+  const ruleRepair = new RuleRepair({ enforcer, metrics, log });
+  const mountRepair = new MountRepair({
+    store, view: new StoreView(store), volumes, attachments, enforcer, locks, log, metrics,
     readMounts: (pause) => readMountinfoInPieces(pause, mountinfo),
   });
-  const pools = [{ name: 'default', backend: 'file' as const, path: dir, capacity: { readIops: 1000, writeIops: 1000, readBps: 1e9, writeBps: 1e9 } }];
+  const pools = [{ name: 'default', backend: 'file' as const, path: dir, create: true, overcommit: 1, capacity: { readIops: 1000, writeIops: 1000, readBps: 1e9, writeBps: 1e9 } }];
   let collector: MetricsCollector | undefined;
   const jobs = new PeriodicJobs({
     setup: {
@@ -73,7 +80,7 @@ async function node(opts: { mounted: boolean; metricsPort?: number }) {
       diskstatsFile: diskstats, mountinfoFile: mountinfo,
       ...(opts.metricsPort ? { metricsListen: { host: '127.0.0.1', port: opts.metricsPort } } : {}),
     },
-    store, enforcer, attachments, controlled: policy, metrics, log, reconcileIntervalMs: 60_000, controllerIntervalMs: 60_000,
+    store, enforcer, ruleRepair, mountRepair, controlled: policy, metrics, log, reconcileIntervalMs: 60_000, controllerIntervalMs: 60_000,
     head: (reading) => collector!.head(reading),
     workerFile: WORKER,
   });

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { blkioFor, type Blkio } from '../../src/host/blkio';
-import { confirmRepairs, reconcilePass, type PassContext } from '../../src/enforce/rule-pass';
+import { confirmRepairs, findRepairs, reconcilePass, type PassContext } from '../../src/reconcile/rule-pass';
 import { staticLimits } from '../../src/enforce/limit-policy';
 import { TrustedRules, type RuleWatchNews } from '../../src/enforce/rule-watch';
 import { StoreView } from '../../src/store/view';
@@ -45,12 +45,12 @@ describe('reconcile pass, cgroup v1 (flat: every cgroup of the pod carries the r
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     const dir = pod(FIXTURE_PODS.burstable);
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
-    const first = await reconcilePass(ctx);
+    const first = await reconcilePass(ctx, new TimeSlice());
     expect(first.repairs.map((r) => [r.dir, r.kind]).sort()).toEqual([dir, ...childDirs(dir)].map((d) => [d, 'differs']).sort());
     for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('7:5 200');
     // Other pods are left alone.
     expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.besteffort), V1_RIOPS), 'utf8')).toBe('');
-    expect((await reconcilePass(ctx)).repairs).toEqual([]);
+    expect((await reconcilePass(ctx, new TimeSlice())).repairs).toEqual([]);
   });
 
   it('rewrites a wrong rule and clears one that no attachment wants, leaving foreign devices alone', async () => {
@@ -59,13 +59,13 @@ describe('reconcile pass, cgroup v1 (flat: every cgroup of the pod carries the r
     addVolume(store, { name: 'idle', deviceNumber: '7:6' });
     const dir = pod(FIXTURE_PODS.burstable);
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
-    await reconcilePass(ctx);
+    await reconcilePass(ctx, new TimeSlice());
     const leaf = childDirs(dir)[0]!;
     fs.writeFileSync(path.join(leaf, V1_RIOPS), '7:5 999\n');
     const other = pod(FIXTURE_PODS.besteffort);
     fs.writeFileSync(path.join(other, V1_RIOPS), '7:6 50\n'); // a crash mid-detach left it
     fs.writeFileSync(path.join(pod(FIXTURE_PODS.guaranteed), V1_RIOPS), '8:0 100\n'); // not qosd's
-    const { repairs } = await reconcilePass(ctx);
+    const { repairs } = await reconcilePass(ctx, new TimeSlice());
     expect(repairs.map((r) => ({ dir: r.dir, kind: r.kind, found: r.found, want: r.want })).sort((a, b) => a.dir.localeCompare(b.dir))).toEqual(
       [
         { dir: leaf, kind: 'differs', found: { readIops: 999 }, want: { readIops: 200 } },
@@ -84,11 +84,11 @@ describe('reconcile pass, cgroup v2 (hierarchical: the pod cgroup alone)', () =>
     const vol = addVolume(store, { name: 'db', deviceNumber: '259:3', max: { writeBps: 4 << 20 } });
     const dir = pod(FIXTURE_PODS.guaranteed);
     addAttachment(store, vol, FIXTURE_PODS.guaranteed, dir, 'v2');
-    const { repairs } = await reconcilePass(ctx);
+    const { repairs } = await reconcilePass(ctx, new TimeSlice());
     expect(repairs.map((r) => r.dir)).toEqual([dir]);
     expect(fs.readFileSync(path.join(dir, 'io.max'), 'utf8')).toBe(`259:3 rbps=max wbps=${4 << 20} riops=max wiops=max`);
     for (const leaf of childDirs(dir)) expect(fs.readFileSync(path.join(leaf, 'io.max'), 'utf8')).toBe('');
-    expect((await reconcilePass(ctx)).repairs).toEqual([]);
+    expect((await reconcilePass(ctx, new TimeSlice())).repairs).toEqual([]);
   });
 });
 
@@ -118,7 +118,7 @@ describe('reconcile pass while the store changes under it', () => {
     const dir = pod(FIXTURE_PODS.burstable);
     const att = addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
     ctx.view = new StoreView(store);
-    await reconcilePass(ctx); // rules in place, snapshot taken
+    await reconcilePass(ctx, new TimeSlice()); // rules in place, snapshot taken
     // A detach clears the rules once the volume is unmounted, and deletes the row in the same step.
     setImmediate(() => {
       for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
@@ -141,7 +141,7 @@ describe('reconcile pass while the store changes under it', () => {
   });
 });
 
-describe('reconcile pass found in the worker thread, confirmed on the daemon\'s (findOnly, confirmRepairs)', () => {
+describe('reconcile pass found in the worker thread, confirmed on the daemon\'s (findRepairs, confirmRepairs)', () => {
   it('finds without writing, and the confirmation writes what still differs', async () => {
     const { ctx, store, pod } = node('v1-cgroupfs');
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
@@ -150,16 +150,16 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
     const other = pod(FIXTURE_PODS.besteffort);
     fs.writeFileSync(path.join(other, V1_RIOPS), '7:6 50\n');
-    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    const found = (await findRepairs(ctx, new TimeSlice())).repairs;
     expect(found.map((r) => [r.dir, r.kind]).sort()).toEqual([...[dir, ...childDirs(dir)].map((d) => [d, 'differs']), [other, 'stray']].sort());
     // Nothing written yet.
     for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 50\n');
-    const written = await confirmRepairs(ctx, found);
+    const written = await confirmRepairs(ctx, found, new TimeSlice());
     expect(written.length).toBe(found.length);
     for (const d of [dir, ...childDirs(dir)]) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).toBe('7:5 200');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 0');
-    expect((await reconcilePass({ ...ctx, findOnly: true })).repairs).toEqual([]);
+    expect((await findRepairs(ctx, new TimeSlice())).repairs).toEqual([]);
   });
 
   it('gives the event loop back between the repairs it confirms', async () => {
@@ -167,7 +167,7 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     const dir = pod(FIXTURE_PODS.burstable);
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
-    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    const found = (await findRepairs(ctx, new TimeSlice())).repairs;
     expect(found.length).toBeGreaterThan(1);
     const slice = new TimeSlice(0); // every step is over budget: a turn of the loop before each
     const written = await confirmRepairs(ctx, found, slice);
@@ -183,14 +183,14 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     const att = addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
     const other = pod(FIXTURE_PODS.besteffort);
     fs.writeFileSync(path.join(other, V1_RIOPS), '7:7 1\n'); // stray now: nothing wants 7:7 there
-    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    const found = (await findRepairs(ctx, new TimeSlice())).repairs;
     expect(found.length).toBeGreaterThan(0);
     // Meanwhile the detach of db commits (clears, then deletes the row), and an attach of late to the other pod writes its rule.
     for (const d of blkio.ruleDirs(dir)) blkio.clearRules(d, '7:5');
     store.attachments.delete(att.id);
     addAttachment(store, late, FIXTURE_PODS.besteffort, other, 'v1');
     for (const d of blkio.ruleDirs(other)) blkio.syncRules(d, '7:7', { readIops: 300 });
-    expect(await confirmRepairs(ctx, found)).toEqual([]);
+    expect(await confirmRepairs(ctx, found, new TimeSlice())).toEqual([]);
     for (const d of blkio.ruleDirs(dir)) expect(fs.readFileSync(path.join(d, V1_RIOPS), 'utf8')).not.toContain('7:5 200');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:7 300');
   });
@@ -199,7 +199,7 @@ describe('reconcile pass found in the worker thread, confirmed on the daemon\'s 
     const { ctx, store, pod } = node('v1-cgroupfs');
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     addAttachment(store, vol, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
-    expect(await confirmRepairs(ctx, [{ dir: path.join(pod(FIXTURE_PODS.burstable), 'gone-container'), device: '7:5' }])).toEqual([]);
+    expect(await confirmRepairs(ctx, [{ dir: path.join(pod(FIXTURE_PODS.burstable), 'gone-container'), device: '7:5' }], new TimeSlice())).toEqual([]);
   });
 });
 
@@ -211,11 +211,11 @@ describe('reconcile pass with what the leaf watches vouch for (rule-watch.ts)', 
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     const dir = pod(FIXTURE_PODS.burstable);
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
-    await reconcilePass(ctx); // the rules written
+    await reconcilePass(ctx, new TimeSlice()); // the rules written
     const trusted = new TrustedRules();
     const leaf = childDirs(dir)[0]!;
     trusted.learn(news({ resync: true, watched: [dir, ...childDirs(dir)] }));
-    const findings = async () => (await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs.map((r) => r.dir);
+    const findings = async () => (await findRepairs({ ...ctx, trusted }, new TimeSlice())).repairs.map((r) => r.dir);
     expect(await findings()).toEqual([]);
     expect(trusted.size).toBe(1 + childDirs(dir).length);
     // Changed behind the watches' back (a fixture file, no event): not read, so not seen...
@@ -246,21 +246,21 @@ describe('reconcile pass with what the leaf watches vouch for (rule-watch.ts)', 
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     const dir = pod(FIXTURE_PODS.burstable);
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
-    await reconcilePass(ctx);
+    await reconcilePass(ctx, new TimeSlice());
     const trusted = new TrustedRules();
     const leaves = childDirs(dir);
-    await reconcilePass({ ...ctx, findOnly: true, trusted });
+    await findRepairs({ ...ctx, trusted }, new TimeSlice());
     expect(trusted.size).toBe(0); // nothing watched: nothing verified
     trusted.learn(news({ watched: [dir] }));
-    await reconcilePass({ ...ctx, findOnly: true, trusted });
+    await findRepairs({ ...ctx, trusted }, new TimeSlice());
     expect(trusted.size).toBe(1);
     trusted.learn(news({ watched: leaves }));
-    await reconcilePass({ ...ctx, findOnly: true, trusted });
+    await findRepairs({ ...ctx, trusted }, new TimeSlice());
     expect(trusted.size).toBe(1 + leaves.length);
     trusted.learn(news({ unwatched: [dir] }));
     expect(trusted.size).toBe(leaves.length);
     fs.writeFileSync(path.join(dir, V1_RIOPS), '7:5 999\n');
-    expect((await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs.map((r) => r.dir)).toEqual([dir]);
+    expect((await findRepairs({ ...ctx, trusted }, new TimeSlice())).repairs.map((r) => r.dir)).toEqual([dir]);
   });
 
   it('does not trust a cgroup holding a rule for a device it does not want', async () => {
@@ -268,11 +268,11 @@ describe('reconcile pass with what the leaf watches vouch for (rule-watch.ts)', 
     const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });
     const dir = pod(FIXTURE_PODS.burstable);
     addAttachment(store, vol, FIXTURE_PODS.burstable, dir, 'v1');
-    await reconcilePass(ctx);
+    await reconcilePass(ctx, new TimeSlice());
     fs.writeFileSync(path.join(dir, V1_RIOPS), '7:5 200\n8:0 100\n'); // 8:0 is not qosd's: left alone
     const trusted = new TrustedRules();
     trusted.learn(news({ resync: true, watched: [dir, ...childDirs(dir)] }));
-    expect((await reconcilePass({ ...ctx, findOnly: true, trusted })).repairs).toEqual([]);
+    expect((await findRepairs({ ...ctx, trusted }, new TimeSlice())).repairs).toEqual([]);
     expect(trusted.vouchesFor(dir, new Map([['7:5', { readIops: 200 }]]))).toBe(false);
     expect(trusted.size).toBe(childDirs(dir).length);
   });
@@ -293,13 +293,13 @@ describe('reconcile pass: a device is confirmed as its volume\'s before any rule
     addVolume(store, { name: 'stale', deviceNumber: '7:6' }); // its loop detached; 7:6 is another file's now
     const foreign = pod(FIXTURE_PODS.besteffort);
     fs.writeFileSync(path.join(foreign, V1_RIOPS), '7:6 55\n'); // the other device's owner wrote it
-    expect((await reconcilePass(ctx)).repairs).toEqual([]);
+    expect((await reconcilePass(ctx, new TimeSlice())).repairs).toEqual([]);
     expect(fs.readFileSync(path.join(foreign, V1_RIOPS), 'utf8')).toBe('7:6 55\n');
     expect(told).toEqual([{ volume: 'stale', device: '7:6', is: 'other' }]);
     // The same through the worker's path: found there, confirmed (and refused) here.
-    const found = (await reconcilePass({ ...ctx, findOnly: true })).repairs;
+    const found = (await findRepairs(ctx, new TimeSlice())).repairs;
     expect(found.map((r) => [r.dir, r.device, r.kind])).toEqual([[foreign, '7:6', 'stray']]);
-    expect(await confirmRepairs(ctx, found)).toEqual([]);
+    expect(await confirmRepairs(ctx, found, new TimeSlice())).toEqual([]);
     expect(fs.readFileSync(path.join(foreign, V1_RIOPS), 'utf8')).toBe('7:6 55\n');
   });
 
@@ -311,7 +311,7 @@ describe('reconcile pass: a device is confirmed as its volume\'s before any rule
     addVolume(store, { name: 'idle', deviceNumber: '7:6' });
     const other = pod(FIXTURE_PODS.besteffort);
     fs.writeFileSync(path.join(other, V1_RIOPS), '7:6 50\n');
-    const { repairs } = await reconcilePass(ctx);
+    const { repairs } = await reconcilePass(ctx, new TimeSlice());
     expect(repairs.map((r) => [r.dir, r.device, r.kind])).toEqual([[other, '7:6', 'stray']]);
     expect(fs.readFileSync(path.join(dir, V1_RIOPS), 'utf8')).toBe('');
     expect(fs.readFileSync(path.join(other, V1_RIOPS), 'utf8')).toBe('7:6 0');
@@ -325,7 +325,7 @@ describe('reconcile pass: a device is confirmed as its volume\'s before any rule
     const cur = addVolume(store, { name: 'now', deviceNumber: '7:5', max: { readIops: 222 } });
     addAttachment(store, old, FIXTURE_PODS.burstable, pod(FIXTURE_PODS.burstable), 'v1');
     addAttachment(store, cur, FIXTURE_PODS.besteffort, pod(FIXTURE_PODS.besteffort), 'v1');
-    await reconcilePass(ctx);
+    await reconcilePass(ctx, new TimeSlice());
     expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.besteffort), V1_RIOPS), 'utf8')).toBe('7:5 222');
     expect(fs.readFileSync(path.join(pod(FIXTURE_PODS.burstable), V1_RIOPS), 'utf8')).toBe('');
   });

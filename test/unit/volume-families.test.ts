@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { VOLUME_FAMILIES, familyHeader, familyPieces, type VolumeSample } from '../../src/metrics/volume-families';
+import { TimeSlice } from '../../src/util/time-slice';
 
 const sample = (i: number): VolumeSample => ({
   name: `v${i}`, pool: 'default', min: { readIops: 10 + i }, max: { readIops: 1000, writeBps: 1 << 20 }, effective: { readIops: 900, writeBps: 1 << 20 },
@@ -13,7 +14,7 @@ const sample = (i: number): VolumeSample => ({
 
 async function collect(samples: VolumeSample[]): Promise<Buffer[]> {
   const pieces: Buffer[] = [];
-  for await (const p of familyPieces(samples)) pieces.push(p);
+  for await (const p of familyPieces(samples, new TimeSlice())) pieces.push(p);
   return pieces;
 }
 

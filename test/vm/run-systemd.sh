@@ -29,9 +29,9 @@ work=$(mktemp -d /tmp/qosd-sysvm-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/share"
 
-# The package as a node gets it: `npm pack` of this build (dependencies bundled, the SQLite addon
-# staged for this Node.js), which the VM installs with npm as the README says.
-(cd "$repo" && npm pack --silent --pack-destination "$work/share" >/dev/null)
+# The package as a node gets it: `npm run package` of this build (dependencies bundled, the SQLite
+# addon staged for this Node.js), which the VM installs with npm as the README says.
+(cd "$repo" && node scripts/package.js --out "$work/share" >/dev/null)
 ls "$work/share"/qosd-*.tgz >/dev/null
 
 cat > "$work/init" <<'EOI'

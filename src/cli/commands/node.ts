@@ -1,5 +1,6 @@
 // qosctl status, attachments, install-flex, doctor.
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import type { Command } from 'commander';
 import { ApiError, call, request } from '../client';
 import { UsageError, action, emit, figures, globals, type Figures } from '../output';
@@ -85,6 +86,17 @@ export function registerNodeCommands(program: Command): void {
     );
 
   program
+    .command('backup <file>')
+    .description("copy the daemon's state database to FILE while it runs (SQLite's online backup); restore by starting qosd on a state dir holding it as qosd.db")
+    .action(
+      action(async function (this: Command, file: string) {
+        const g = globals(this);
+        const r = await call<{ file: string; bytes: number }>(g.socket, 'POST', '/v1/backup', { file: path.resolve(file) });
+        emit(g, r, () => process.stdout.write(`state backed up to ${r.file} (${r.bytes} bytes)\n`));
+      }),
+    );
+
+  program
     .command('install-units')
     .description('install the systemd units qosd.socket and qosd.service, starting qosd with this Node.js')
     .option('--unit-dir <dir>', 'where systemd reads units', DEFAULT_UNIT_DIR)
@@ -119,8 +131,9 @@ export function registerNodeCommands(program: Command): void {
   program
     .command('doctor')
     .description('check what makes qosd work on this node; each check ok, warn or fail, with the fix')
+    .option('--plugin-dir <dir>', "kubelet's --volume-plugin-dir, where the flex driver should be", DEFAULT_PLUGIN_DIR)
     .action(
-      action(async function (this: Command) {
+      action(async function (this: Command, o: { pluginDir: string }) {
         const g = globals(this);
         const checks: Check[] = [];
         const uid = process.getuid?.() ?? -1;
@@ -137,6 +150,7 @@ export function registerNodeCommands(program: Command): void {
         } catch (err) {
           checks.push({ name: 'daemon reachable', status: 'fail', detail: (err as ApiError).message, fix: 'start qosd (systemctl start qosd); see journalctl -u qosd' });
         }
+        checks.push(flexDriverCheck(o.pluginDir));
         const worst = checks.some((c) => c.status === 'fail') ? 'fail' : checks.some((c) => c.status === 'warn') ? 'warn' : 'ok';
         emit(g, { status: worst, checks }, () => {
           printTable(['STATUS', 'CHECK', 'DETAIL', 'FIX'], checks.map((c) => [c.status.toUpperCase(), c.name, c.detail, c.fix ?? '']));
@@ -145,4 +159,17 @@ export function registerNodeCommands(program: Command): void {
         if (worst === 'fail') process.exitCode = 1;
       }),
     );
+}
+
+/** The flex driver where kubelet probes for it: there, executable, and naming this socket. */
+function flexDriverCheck(pluginDir: string): Check {
+  const file = path.join(pluginDir, 'qosd~nvme', 'nvme');
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    return { name: 'flex driver', status: 'warn', detail: `${file} is not installed (the CSI driver does not need it)`, fix: `qosctl install-flex --plugin-dir ${pluginDir}` };
+  }
+  if ((st.mode & 0o111) === 0) return { name: 'flex driver', status: 'fail', detail: `${file} is not executable`, fix: `qosctl install-flex --plugin-dir ${pluginDir}` };
+  return { name: 'flex driver', status: 'ok', detail: file, fix: null };
 }

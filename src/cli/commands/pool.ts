@@ -1,14 +1,14 @@
 // qosctl pools, calibrate.
 import { Option, type Command } from 'commander';
 import { ApiError, call, streamLines } from '../client';
-import { action, emit, figures, globals, positive, type Figures } from '../output';
+import { action, corners, emit, figures, globals, positive, type Figures } from '../output';
 import { printTable } from '../table';
-import { formatBytes } from '../../util/quantity';
+import { humanBytes, humanCount, humanRate } from '../../util/human';
 import { percent } from '../../util/percent';
 
 interface PoolOut {
   name: string; backend: string; capacity: Figures; capacitySource: Record<string, string>; guaranteed: Figures; available: Figures;
-  admissible: Figures; share: { promised: number; promisable: number; available: number }; headroom: number; volumes: number; provisionedBytes: number; allocatedBytes: number; freeBytes: number | null;
+  admissible: Figures; share: { promised: number; promisable: number; available: number }; headroom: number; volumes: number; provisionedBytes: number; allocatedBytes: number; freeBytes: number | null; overcommit: number | null;
   calibration: { method: string; finishedAt: string | null } | null;
 }
 
@@ -27,16 +27,24 @@ export function registerPoolCommands(program: Command): void {
       action(async function (this: Command) {
         const g = globals(this);
         const { pools } = await call<{ pools: PoolOut[] }>(g.socket, 'GET', '/v1/pools');
-        emit(g, { pools }, () =>
-          printTable(
-            ['POOL', 'BACKEND', 'CAPACITY', 'SOURCE', 'GUARANTEED', 'PROMISED', 'FREE TO GUARANTEE (EACH ALONE)', 'VOLUMES', 'PROVISIONED', 'USED', 'FREE'],
-            pools.map((p) => [
-              p.name, p.backend, figures(p.capacity),
-              p.calibration ? `${p.calibration.method} ${p.calibration.finishedAt}` : Object.keys(p.capacitySource).length ? 'config' : '-',
-              figures(p.guaranteed), `${percent(p.share.promised)} of ${percent(p.share.promisable)}`, figures(p.available), String(p.volumes), formatBytes(p.provisionedBytes), formatBytes(p.allocatedBytes),
-              p.freeBytes === null ? '-' : formatBytes(p.freeBytes),
-            ]),
-          ),
+        const source = (p: PoolOut) => (p.calibration ? `${p.calibration.method} ${p.calibration.finishedAt}` : Object.keys(p.capacitySource).length ? 'config' : '-');
+        emit(g, { pools }, (wide) =>
+          wide
+            ? printTable(
+                ['POOL', 'BACKEND', 'CAPACITY', 'SOURCE', 'GUARANTEED', 'PROMISED', 'FREE TO GUARANTEE (EACH ALONE)', 'VOLUMES', 'PROVISIONED', 'USED', 'FREE', 'OVERCOMMIT'],
+                pools.map((p) => [
+                  p.name, p.backend, figures(p.capacity), source(p), figures(p.guaranteed), `${percent(p.share.promised)} of ${percent(p.share.promisable)}`, figures(p.available),
+                  String(p.volumes), humanBytes(p.provisionedBytes), humanBytes(p.allocatedBytes), p.freeBytes === null ? '-' : humanBytes(p.freeBytes),
+                  p.overcommit === null ? '-' : `${p.overcommit}×`,
+                ]),
+              )
+            : printTable(
+                ['POOL', 'BACKEND', 'CAPACITY (READ/WRITE)', 'PROMISED', 'VOLUMES', 'PROVISIONED', 'USED', 'FREE'],
+                pools.map((p) => [
+                  p.name, p.backend, corners(p.capacity), `${percent(p.share.promised)} of ${percent(p.share.promisable)}`,
+                  String(p.volumes), humanBytes(p.provisionedBytes), humanBytes(p.allocatedBytes), p.freeBytes === null ? '-' : humanBytes(p.freeBytes),
+                ]),
+              ),
         );
       }),
     );
@@ -83,7 +91,7 @@ export function registerPoolCommands(program: Command): void {
           if (l.event === 'phase') {
             const dim = String(l.dimension);
             const v = Number(l.value);
-            process.stderr.write(`  [${String(l.index)}/${String(l.of)}] ${dim}: ${dim.endsWith('Bps') ? `${formatBytes(v)}/s` : v}\n`);
+            process.stderr.write(`  [${String(l.index)}/${String(l.of)}] ${dim}: ${dim.endsWith('Bps') ? humanRate(v) : `${humanCount(v)} IOPS`}\n`);
           }
         });
         const done = lines.find((l) => l.event === 'done');

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as crypto from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { callDriver, mountOptions } from '../../helpers/kubelet';
+import { sectionCommands } from '../../helpers/readme';
 import {
   CG, DRIVER, INSTALLED, QOSCTL, api, expectCleanJournal, flexMount, flexUnmount, hostMountsAt, loopsOf, makePod, qosdMainPid,
   readFromHost, run, saveState, seccompKills, targetFor, until, writeFromHost, type VolumeRecord,
@@ -40,14 +41,12 @@ describe('qosd installed as the README says, under a real systemd', () => {
     const src = '/root/qosd-release';
     fs.mkdirSync(src, { recursive: true });
     fs.copyFileSync(path.join('/mnt/share', tarball), path.join(src, tarball));
-    // The README's commands, as they are written there.
-    run('npm', ['install', '-g', '--prefix', '/usr/local', '--offline', '--ignore-scripts', path.join(src, tarball)], { timeoutMs: 900_000 });
-    run('install', ['-D', '-m', '0644', path.join(INSTALLED, 'config', 'node.yaml'), '/etc/qosd/config.yaml']);
-    fs.writeFileSync('/etc/qosd/config.yaml', CONFIG);
-    run(QOSCTL, ['install-units']);
-    run('systemctl', ['daemon-reload']);
-    run('systemctl', ['enable', '--now', 'qosd.socket', 'qosd.service']);
-    run(QOSCTL, ['install-flex']);
+    // The README's commands, as they are written there, run from where the tarball lies; the
+    // config is edited where the README says to.
+    for (const command of sectionCommands('Install on a node').slice(1)) {
+      run('bash', ['-c', `cd ${src} && ${command}`], { timeoutMs: 900_000 });
+      if (command.startsWith('install -D')) fs.writeFileSync('/etc/qosd/config.yaml', CONFIG);
+    }
     fs.rmSync(src, { recursive: true, force: true });
 
     expect(fs.lstatSync(INSTALLED).isSymbolicLink()).toBe(false);

@@ -4,24 +4,24 @@
 // qosd volume's device that no attachment wants any more (a crash mid-detach, a hand edit) is
 // cleared. Rules for devices qosd does not manage are never touched.
 //
-// The pass gives the event loop back between small steps (util/time-slice.ts): at 10,000
-// attachments it reads tens of thousands of files. Attaches and detaches may therefore commit
-// while it runs; when the store has changed since the pass read it, each repair is checked
-// against the store as it is now, in the same synchronous step as the write, so the pass never
-// clears a rule an attach has just written nor rewrites one a detach has just cleared.
+// A pass is a repair job (repair-job.ts) in two steps. Finding (findRepairs) reads only: the
+// periodic jobs' worker runs it off the daemon's thread, recovery at start runs it in-thread. It
+// gives the event loop back between small steps (util/time-slice.ts): at 10,000 attachments it
+// reads tens of thousands of files, and attaches and detaches commit meanwhile. So confirming
+// (confirmRepairs, on the daemon's thread) checks each finding against the cgroup and the store as
+// they are now, in the same synchronous step as the write: a pass never clears a rule an attach
+// has just written nor rewrites one a detach has just cleared.
 import type { Blkio } from '../host/blkio';
 import { isGone, listCgroup, listCgroupOffLoop } from '../host/cgroupfs';
-import { kubepodsDirs } from '../host/pod-cgroup';
-import type { CgroupDriver, CgroupDriverSetting } from '../model/cgroup';
+import type { CgroupDriverSetting } from '../model/cgroup';
 import { sameFigures, type Figures } from '../model/qos';
 import type { Store } from '../store/store';
 import type { Attachment } from '../store/attachments';
 import { StoreView, type StoreSnapshot } from '../store/view';
-import { TimeSlice } from '../util/time-slice';
-import type { LimitPolicy } from './limit-policy';
-import type { TrustedRules } from './rule-watch';
-import { DeviceOwners, type DeviceOwner, type Identify, type OnMismatch } from './device-owner';
-import * as fs from 'node:fs';
+import type { TimeSlice } from '../util/time-slice';
+import type { LimitPolicy } from '../enforce/limit-policy';
+import type { TrustedRules } from '../enforce/rule-watch';
+import { DeviceOwners, type DeviceOwner, type Identify, type OnMismatch } from '../enforce/device-owner';
 import * as path from 'node:path';
 
 export interface Repair {
@@ -48,11 +48,6 @@ export interface PassContext {
   /** The store as periodic jobs read it (default: a view of its own). */
   view?: StoreView;
   policy: LimitPolicy;
-  /**
-   * Find what differs and write nothing: the pass runs in the periodic jobs' worker thread, and
-   * the daemon's thread confirms and writes each repair (confirmRepairs).
-   */
-  findOnly?: boolean;
   /** Whose a device is now (the pools' identify); undefined: a recorded number is its volume's. */
   identify?: Identify;
   /** Told of a volume whose recorded device is another's or gone (found before a write). */
@@ -108,14 +103,16 @@ function wantNow(ctx: PassContext, dir: string, owner: DeviceOwner): { ours: boo
   return { ours: vol !== undefined || owner.free, want: undefined };
 }
 
-export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new TimeSlice()): Promise<PassResult> {
+/**
+ * What differs between the cgroups' rules and what the store wants, found without writing: each
+ * finding is a rule to write (differs) or to clear (stray), for confirmRepairs to settle.
+ */
+export async function findRepairs(ctx: PassContext, slice: TimeSlice): Promise<PassResult> {
   const { blkio, store } = ctx;
   const snapshot = await (ctx.view ?? new StoreView(store)).read(slice);
   const { podWants, ours } = await wanted(snapshot, ctx.policy, slice);
 
-  const drivers: CgroupDriver[] = ctx.kubelet.cgroupDriver === 'auto' ? ['cgroupfs', 'systemd'] : [ctx.kubelet.cgroupDriver];
-  const dirs = kubepodsDirs(ctx.kubelet.cgroupRoot);
-  const roots = drivers.map((d) => path.join(blkio.base, dirs[d])).filter((r) => fs.existsSync(r));
+  const roots = blkio.kubepodsRoots(ctx.kubelet);
   for (const pod of podWants.keys()) {
     if (!roots.some((r) => pod === r || pod.startsWith(r + path.sep))) roots.push(pod);
   }
@@ -123,9 +120,6 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
   const repairs: Repair[] = [];
   let cgroups = 0;
   let vouched = 0;
-  // Asked only when there is something to write: a no-op pass over 20,000 cgroups asks never.
-  const stale = (): boolean => store.generation() !== snapshot.generation;
-  const owners = ctx.findOnly ? undefined : ownersFor(ctx);
   const trusted = ctx.trusted;
   const sync = (dir: string, wants: Wants): void => {
     try {
@@ -135,7 +129,7 @@ export async function reconcilePass(ctx: PassContext, slice: TimeSlice = new Tim
         return;
       }
       const before = repairs.length;
-      const current = syncDir(ctx, dir, wants, ours, stale, repairs, owners);
+      const current = findIn(ctx, dir, wants, ours, repairs);
       trusted?.read(dir, wants, repairs.length === before && onlyWanted(current, wants));
       cgroups++;
     } catch (err) {
@@ -191,29 +185,17 @@ function onlyWanted(current: ReadonlyMap<string, Figures>, wants: Wants): boolea
   return true;
 }
 
-/** Reads a cgroup's rules and settles what differs from `wants`; returns what it read. */
-function syncDir(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, stale: () => boolean, repairs: Repair[], owners: DeviceOwners | undefined): ReadonlyMap<string, Figures> {
-  const { blkio } = ctx;
-  const current = blkio.readRules(dir);
-  const decide = (device: string, found: Figures): void => {
+/** Reads a cgroup's rules and notes what differs from `wants`; returns what it read. */
+function findIn(ctx: PassContext, dir: string, wants: Wants, ours: Set<string>, repairs: Repair[]): ReadonlyMap<string, Figures> {
+  const current = ctx.blkio.readRules(dir);
+  const note = (device: string, found: Figures): void => {
     const want = wants.get(device);
-    const mine = ours.has(device);
     if (want !== undefined && sameFigures(found, want)) return;
-    if (want === undefined && (!mine || Object.keys(found).length === 0)) return;
-    // Something to write. Found elsewhere (a worker's pass): the daemon's thread confirms it.
-    if (ctx.findOnly || !owners) {
-      repairs.push({ dir, device, kind: want !== undefined ? 'differs' : 'stray', found, want: want ?? {} });
-      return;
-    }
-    // The device confirmed as its recorded volume's first. Then, with one volume recording it and
-    // the store as the pass read it, the pass's wants are the owner's; otherwise the store is asked
-    // again, as it is now.
-    const owner = owners.of(device);
-    if (!stale() && owner.claimants === 1 && owner.volume) settle(ctx, dir, device, found, { want, ours: mine }, repairs);
-    else settle(ctx, dir, device, found, wantNow(ctx, dir, owner), repairs);
+    if (want === undefined && (!ours.has(device) || Object.keys(found).length === 0)) return;
+    repairs.push({ dir, device, kind: want !== undefined ? 'differs' : 'stray', found, want: want ?? {} });
   };
-  for (const device of wants.keys()) decide(device, current.get(device) ?? {});
-  for (const [device, found] of current) if (!wants.has(device)) decide(device, found);
+  for (const device of wants.keys()) note(device, current.get(device) ?? {});
+  for (const [device, found] of current) if (!wants.has(device)) note(device, found);
   return current;
 }
 
@@ -231,13 +213,12 @@ function settle(ctx: PassContext, dir: string, device: string, found: Figures, n
 }
 
 /**
- * Repairs that a pass in another thread found (`findOnly`), confirmed one by one against the
- * cgroup and the store as they are now and written in the same synchronous step, so an attach or
- * detach that committed since the finding is never undone. Between repairs it gives the loop back:
- * a pass that finds every rule missing (10,000 pods, 20,000 cgroups) has as many to confirm.
- * Returns the repairs written.
+ * Repairs a pass found, confirmed one by one against the cgroup and the store as they are now and
+ * written in the same synchronous step, so an attach or detach that committed since the finding
+ * is never undone. Between repairs it gives the loop back: a pass that finds every rule missing
+ * (10,000 pods, 20,000 cgroups) has as many to confirm. Returns the repairs written.
  */
-export async function confirmRepairs(ctx: PassContext, found: readonly Pick<Repair, 'dir' | 'device'>[], slice: TimeSlice = new TimeSlice()): Promise<Repair[]> {
+export async function confirmRepairs(ctx: PassContext, found: readonly Pick<Repair, 'dir' | 'device'>[], slice: TimeSlice): Promise<Repair[]> {
   const repairs: Repair[] = [];
   const owners = ownersFor(ctx);
   for (const { dir, device } of found) {
@@ -252,6 +233,12 @@ export async function confirmRepairs(ctx: PassContext, found: readonly Pick<Repa
     settle(ctx, dir, device, current, wantNow(ctx, dir, owners.of(device)), repairs);
   }
   return repairs;
+}
+
+/** One whole pass in the calling thread (recovery at start, tests): found, then confirmed. */
+export async function reconcilePass(ctx: PassContext, slice: TimeSlice): Promise<PassResult> {
+  const found = await findRepairs(ctx, slice);
+  return { ...found, repairs: await confirmRepairs(ctx, found.repairs, slice) };
 }
 
 function ownersFor(ctx: PassContext): DeviceOwners {
