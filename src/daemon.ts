@@ -14,7 +14,7 @@ import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
 import { detectCgroupLayout } from './host/cgroup-layout';
-import { blkioFor } from './host/blkio';
+import { blkioFor, type Blkio } from './host/blkio';
 import { sharesHostMountNamespace } from './host/mount-namespace';
 import { LockHeld, takeExclusiveLock, type HeldLock } from './host/exclusive-lock';
 import { nativeBinding } from './store/db';
@@ -32,7 +32,8 @@ import { MountRepair } from './reconcile/mount-repair';
 import { MetricsCollector } from './scrape/collect';
 import { ControlledLimits } from './controller/controller';
 import { PeriodicJobs } from './periodic/jobs';
-import { staticLimits } from './enforce/limit-policy';
+import type { WorkerSetup } from './periodic/protocol';
+import { staticLimits, type LimitPolicy } from './enforce/limit-policy';
 import { Metrics } from './metrics/registry';
 import { buildApi, inheritedSocketFd, listenOnSocket } from './api/server';
 import { refuseLiveSocket } from './util/unix-socket';
@@ -103,10 +104,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const pools = makePools(config);
   for (const p of pools.values()) await p.init();
   const dbFile = path.join(config.stateDir, 'qosd.db');
-  const store = Store.open(dbFile);
-  // One log line per state change, as the event log records it (inside a transaction the line
-  // can precede a rollback; the event log is the record, the line is for the operator).
-  store.events.onAdd = (e) => log.info({ event: e.kind, volume: e.volume, source: e.source, detail: e.detail }, `${e.kind}${e.volume ? ` ${e.volume}` : ''}`);
+  const store = openStore(dbFile, log);
   const metrics = new Metrics();
   const layout = detectCgroupLayout(config.cgroup.mountPoint, config.cgroup.version);
   // The cgroup version is decided here, once: everything below speaks the blkio face.
@@ -134,11 +132,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
   // in a worker thread and write here (periodic/jobs.ts).
   const periodic = new PeriodicJobs({
-    setup: {
-      dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
-      controller: policy instanceof ControlledLimits, logLevel: config.logLevel, logFormat: config.logFormat,
-      metricsListen: config.metricsListen, metricsPerVolume: config.metricsPerVolume, metricsContentType: metrics.contentType,
-    },
+    setup: workerSetup(config, dbFile, layout, policy, metrics),
     store, enforcer, ruleRepair, mountRepair, metrics, log,
     controlled: policy instanceof ControlledLimits ? policy : undefined,
     reconcileIntervalMs: config.reconcileIntervalMs,
@@ -155,37 +149,16 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   // Made before the services, so the status can show kubelet's answer; served below.
   const csiRegistration = config.csi ? new CsiRegistration(config.csi.socket, log, (ok) => metrics.csiRegistered.set(ok ? 1 : 0)) : undefined;
 
+  // Served after the API (a status asked meanwhile shows no relay worker yet).
+  let closing = false;
+  let csiDoors: Awaited<ReturnType<typeof serveCsiDoors>> | undefined;
+
   const services: Services = {
     store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
     doctor: () => runChecks(config, blkio, poolService, () => csiRegistration?.last),
     config,
     limitsFor: (v) => policy.limitsFor(v),
-    status: () => {
-      const counts = store.volumes.countByPool();
-      return {
-        version: VERSION,
-        pid: process.pid,
-        uid: process.getuid?.() ?? -1,
-        uptimeSeconds: (Date.now() - started) / 1000,
-        socket: config.socket,
-        stateDir: config.stateDir,
-        config: config.source ?? null,
-        cgroup: { version: blkio.unavailable ? null : blkio.version, base: blkio.base ?? null, error: blkio.unavailable ?? null },
-        kubelet: config.kubelet,
-        csi: config.csi
-          ? {
-              socket: config.csi.socket,
-              nodeName: config.csi.nodeName,
-              registration: config.csi.registration ? path.join(config.kubelet.rootDir, 'plugins_registry', `${DRIVER_NAME}-reg.sock`) : null,
-              kubelet: csiRegistration?.last ?? null,
-              volumeRequests: volumeRequests?.state ?? null,
-            }
-          : null,
-        pools: poolService.list().map((p) => ({ name: p.name, backend: p.backend, volumes: p.volumes, capacity: p.capacity })),
-        volumes: [...counts.values()].reduce((a, b) => a + b, 0),
-        attachments: store.attachments.list().length,
-      };
-    },
+    status: () => statusOf({ config, started, blkio, store, poolService, registration: csiRegistration, volumeRequests: csiDoors?.volumeRequests }),
     scrapeMetrics: () => collector.scrape(),
   };
 
@@ -193,54 +166,23 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const listening = await listenOnSocket(app, config.socket);
 
   // CSI beside the HTTP API: the same services behind a second door.
-  let closing = false;
-  let csi: CsiServers | undefined;
-  let volumeRequests: VolumeRequestWorker | undefined;
-  if (config.csi) {
-    const c = config.csi;
-    const problem = (): string | undefined => {
-      if (closing) return 'it is shutting down';
-      try {
-        store.generation();
-        return undefined;
-      } catch (err) {
-        return `its state database cannot be read (${(err as Error).message})`;
-      }
-    };
-    const controller = new CsiController({ store, volumes, nodeName: c.nodeName, defaultSize: config.defaults.size });
-    csi = await serveCsi({
-      socket: c.socket,
-      registryDir: c.registration ? path.join(config.kubelet.rootDir, 'plugins_registry') : undefined,
-      identity: new CsiIdentity({ version: VERSION, problem }),
-      controller,
-      node: new CsiNode({ store, volumes, attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
-      registration: csiRegistration!,
-      log,
-      metrics,
-    });
-    // The central controller's expansions and QoS changes (VolumeAttributesClass) for this node.
-    if (c.kubeconfig) {
-      const connection = connectionFor(c.kubeconfig);
-      for (const weak of weaknesses(connection)) log.warn({ kubeconfig: connection.source }, `API server access: ${weak}`);
-      volumeRequests = new VolumeRequestWorker(new KubeClient(connection), c.nodeName, controller, log.child({ component: 'volume-requests' }), store);
-      volumeRequests.start();
-    }
-  }
+  csiDoors = config.csi && csiRegistration
+    ? await serveCsiDoors(config, config.csi, { store, volumes, attachments, registration: csiRegistration, metrics, log, closing: () => closing })
+    : undefined;
 
   // The periodic pass: rules back to what SQLite says, pods that vanished without an unmount
   // closed, every attached volume mounted at its target; and the controller.
   // The metrics listener is served by the periodic jobs' worker (periodic/metrics-listener.ts).
   await periodic.start();
 
-  const metricsAt = config.metricsListen ? `http://${config.metricsListen.host.includes(':') ? `[${config.metricsListen.host}]` : config.metricsListen.host}:${config.metricsListen.port}/metrics` : 'off';
-  log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', metrics: metricsAt, listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
+  log.info({ socket: config.socket, csi: config.csi?.socket ?? 'off', metrics: metricsUrl(config.metricsListen), listening, stateDir: config.stateDir, cgroup: layout, recovery, ms: Date.now() - started }, 'qosd serving');
 
   return {
     config, app, store, enforcer,
     async close() {
       closing = true;
-      await volumeRequests?.stop();
-      await csi?.close();
+      await csiDoors?.volumeRequests?.stop();
+      await csiDoors?.csi.close();
       await periodic.close();
       await app.close();
       enforcer.close();
@@ -248,4 +190,103 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
       stateLock.release();
     },
   };
+}
+
+/**
+ * The state database, each event added to it also a log line (inside a transaction the line can
+ * precede a rollback; the event log is the record, the line is for the operator).
+ */
+function openStore(dbFile: string, log: Logger): Store {
+  const store = Store.open(dbFile);
+  store.events.onAdd = (e) => log.info({ event: e.kind, volume: e.volume, source: e.source, detail: e.detail }, `${e.kind}${e.volume ? ` ${e.volume}` : ''}`);
+  return store;
+}
+
+/** What the periodic jobs' worker opens for itself: the same database, cgroups, pools and listener. */
+function workerSetup(config: Config, dbFile: string, layout: ReturnType<typeof detectCgroupLayout>, policy: LimitPolicy, metrics: Metrics): WorkerSetup {
+  return {
+    dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
+    controller: policy instanceof ControlledLimits, logLevel: config.logLevel, logFormat: config.logFormat,
+    metricsListen: config.metricsListen, metricsPerVolume: config.metricsPerVolume, metricsContentType: metrics.contentType,
+  };
+}
+
+function metricsUrl(listen: Config['metricsListen']): string {
+  if (!listen) return 'off';
+  return `http://${listen.host.includes(':') ? `[${listen.host}]` : listen.host}:${listen.port}/metrics`;
+}
+
+/** What `qosctl status` shows: the daemon, its cgroup face, kubelet's answer, the pools. */
+function statusOf(o: {
+  config: Config;
+  started: number;
+  blkio: Blkio;
+  store: Store;
+  poolService: PoolService;
+  registration: CsiRegistration | undefined;
+  volumeRequests: VolumeRequestWorker | undefined;
+}): ReturnType<Services['status']> {
+  const { config, blkio, store } = o;
+  const counts = store.volumes.countByPool();
+  return {
+    version: VERSION,
+    pid: process.pid,
+    uid: process.getuid?.() ?? -1,
+    uptimeSeconds: (Date.now() - o.started) / 1000,
+    socket: config.socket,
+    stateDir: config.stateDir,
+    config: config.source ?? null,
+    cgroup: { version: blkio.unavailable ? null : blkio.version, base: blkio.base ?? null, error: blkio.unavailable ?? null },
+    kubelet: config.kubelet,
+    csi: config.csi
+      ? {
+          socket: config.csi.socket,
+          nodeName: config.csi.nodeName,
+          registration: config.csi.registration ? path.join(config.kubelet.rootDir, 'plugins_registry', `${DRIVER_NAME}-reg.sock`) : null,
+          kubelet: o.registration?.last ?? null,
+          volumeRequests: o.volumeRequests?.state ?? null,
+        }
+      : null,
+    pools: o.poolService.list().map((p) => ({ name: p.name, backend: p.backend, volumes: p.volumes, capacity: p.capacity })),
+    volumes: [...counts.values()].reduce((a, b) => a + b, 0),
+    attachments: store.attachments.list().length,
+  };
+}
+
+/**
+ * The CSI socket (Identity, Controller, Node) and, given a kubeconfig, the worker that takes this
+ * node's expansions and QoS changes (VolumeAttributesClass) from the CSI relay.
+ */
+async function serveCsiDoors(
+  config: Config,
+  c: NonNullable<Config['csi']>,
+  o: { store: Store; volumes: VolumeService; attachments: AttachmentService; registration: CsiRegistration; metrics: Metrics; log: Logger; closing: () => boolean },
+): Promise<{ csi: CsiServers; volumeRequests: VolumeRequestWorker | undefined }> {
+  const { store, volumes, log } = o;
+  const problem = (): string | undefined => {
+    if (o.closing()) return 'it is shutting down';
+    try {
+      store.generation();
+      return undefined;
+    } catch (err) {
+      return `its state database cannot be read (${(err as Error).message})`;
+    }
+  };
+  const controller = new CsiController({ store, volumes, nodeName: c.nodeName, defaultSize: config.defaults.size });
+  const csi = await serveCsi({
+    socket: c.socket,
+    registryDir: c.registration ? path.join(config.kubelet.rootDir, 'plugins_registry') : undefined,
+    identity: new CsiIdentity({ version: VERSION, problem }),
+    controller,
+    node: new CsiNode({ store, volumes, attachments: o.attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
+    registration: o.registration,
+    log,
+    metrics: o.metrics,
+  });
+  if (!c.kubeconfig) return { csi, volumeRequests: undefined };
+  const connection = connectionFor(c.kubeconfig);
+  for (const weak of weaknesses(connection)) log.warn({ kubeconfig: connection.source }, `API server access: ${weak}`);
+  const volumeRequests = new VolumeRequestWorker(new KubeClient(connection), c.nodeName, controller, log.child({ component: 'volume-requests' }), store);
+  volumeRequests.start();
+  return { csi, volumeRequests };
 }

@@ -212,6 +212,7 @@ export function* lawSteps(
     utilisations.set(pool, utilisation);
     for (const g of views) shares.set(g.v.volume, g.cost);
     const saturated = utilisation >= p.saturatedAbove;
+    const tick: PoolTick = { cap, model, current, memory, p, set };
     const wants = (g: GuaranteeView) => saturated || g.waiting;
     const active = guaranteed.filter((g) => g.active);
     const short = active.filter((g) => g.best < 1 && wants(g));
@@ -228,41 +229,8 @@ export function* lawSteps(
     if (starved.length > 0) {
       memory.metTicks.set(pool, 0);
       memory.shortTicks.set(pool, 0);
-      // In device time: what the starved volumes lack to reach their aim in the directions they are
-      // guaranteed (a reader's own journal writes are not what it lacks), and the room the active
-      // guarantees leave once each has its aim.
-      const deficit = starved.reduce((s, g) => s + Math.max(0, g.need - g.guaranteedCost), 0);
       const cutsBefore = adjustments.length;
-      const victims = new Set(starved.map((g) => g.v));
-      const aggressors = views.filter((g) => !victims.has(g.v) && g.cost > g.need);
-      const totalExcess = aggressors.reduce((s, g) => s + (g.cost - g.need), 0);
-      const room = Math.max(0, 1 - active.reduce((s, g) => s + g.need, 0));
-      for (const a of aggressors) {
-        const part = totalExcess > 0 ? (a.cost - a.need) / totalExcess : 0;
-        const target = Math.max(0, Math.min(a.cost - deficit * part, a.need + room * part));
-        // Its cost falls to the target in every direction it uses, whatever kind of IO it does.
-        const k = a.cost > 0 ? target / a.cost : 1;
-        for (const [dir, iops, bps] of DIRECTIONS) {
-          const ios = a.v.rate[iops] ?? 0;
-          if (ios <= 0) continue;
-          const bytes = (a.v.rate[bps] ?? 0) / ios;
-          const perIo = ioCost(model, dir, bytes, memory, a.v.volume);
-          if (perIo === undefined) continue;
-          // In IOs a second: never below its own guarantee, its aim in a guaranteed direction, or
-          // the floor (floorIops, or fewer where its IOs are large).
-          const own = Math.max(a.v.min[iops] ?? 0, bytes > 0 ? (a.v.min[bps] ?? 0) / bytes : 0);
-          const aim = a.aimScale[dir];
-          const floor = Math.min(p.floorIops, p.floorShare / perIo);
-          const ioRate = Math.max(own, floor, aim === undefined ? 0 : ios * aim, ios * k);
-          // Written in the figure the kernel holds steadily for this size (see LARGE_CUT_BYTES).
-          const d = bytes >= LARGE_CUT_BYTES ? bps : iops;
-          let to = d === bps ? Math.max(1, Math.floor(ioRate * bytes)) : Math.max(1, aim === undefined && own === 0 ? Math.floor(ioRate) : Math.ceil(ioRate));
-          const now = current.get(a.v.volume)?.[d];
-          if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
-          if (a.v.max[d] !== undefined) to = Math.min(to, a.v.max[d]!);
-          set(a.v.volume, d, to);
-        }
-      }
+      cutAggressors(tick, views, active, starved);
       // A tick that changed no limit starts no settling time.
       if (adjustments.length > cutsBefore) memory.sinceCut.set(pool, 0);
       continue;
@@ -272,31 +240,7 @@ export function* lawSteps(
     const met = active.length > 0 && active.every((g) => g.best >= 1);
     const metTicks = met ? (memory.metTicks.get(pool) ?? 0) + 1 : 0;
     memory.metTicks.set(pool, metTicks);
-    for (let i = 0; i < vols.length; i++) {
-      if (i % CHUNK === CHUNK - 1) yield;
-      const v = vols[i]!;
-      const limits = current.get(v.volume);
-      if (!limits) continue;
-      for (const [d, now] of Object.entries(limits) as [Dimension, number][]) {
-        if (active.length === 0) {
-          set(v.volume, d, undefined);
-          continue;
-        }
-        if (metTicks <= p.probeAfterTicks) continue;
-        // Up by probeStep of the device, in the volume's own IOs (for 4 KiB IOs probeStep of the
-        // IOPS figure); dropped once it would let the volume take the whole device.
-        const dir = DIRECTION_OF[d];
-        const [iops, bps] = dir === 'read' ? (['readIops', 'readBps'] as const) : (['writeIops', 'writeBps'] as const);
-        const ios = v.rate[iops] ?? 0;
-        const perIo = ioCost(model, dir, ios > 0 ? (v.rate[bps] ?? 0) / ios : undefined, memory, v.volume);
-        // a bandwidth limit in bytes of the volume's IO size: the device time of a byte of it
-        const size = memory.ioBytes.get(v.volume)?.[dir] ?? SMALL_IO_BYTES;
-        const unit = perIo === undefined ? undefined : d === bps ? perIo / size : perIo;
-        const raised = now + Math.max(1, Math.floor(unit ? p.probeStep / unit : p.probeStep * (cap[d] ?? now)));
-        const ceiling = Math.min(v.max[d] ?? Infinity, unit ? 1 / unit : Infinity, cap[d] ?? Infinity);
-        set(v.volume, d, raised >= ceiling ? undefined : raised);
-      }
-    }
+    yield* probeUp(tick, vols, active.length > 0, metTicks);
   }
   // Volumes gone since (detached, deleted) leave no standing behind, nor IO sizes once uncontrolled.
   if (memory.standing.size > samples.length) {
@@ -305,6 +249,91 @@ export function* lawSteps(
   }
   for (const name of memory.ioBytes.keys()) if (!next.has(name)) memory.ioBytes.delete(name);
   return { limits: next, adjustments, utilisations, shares };
+}
+
+/** What one pool's tick changes limits through. */
+interface PoolTick {
+  cap: Figures;
+  model: ReturnType<typeof deviceCost>;
+  current: Limits;
+  memory: LawMemory;
+  p: LawParams;
+  set: (volume: string, d: Dimension, to: number | undefined) => void;
+}
+
+/**
+ * The cut: every volume using more device time than it needs gives up its part of what the
+ * starved guarantees lack, in every direction it uses, never below its own guarantee or the floor.
+ */
+function cutAggressors(t: PoolTick, views: readonly GuaranteeView[], active: readonly GuaranteeView[], starved: readonly GuaranteeView[]): void {
+  const { model, memory, current, p, set } = t;
+  // In device time: what the starved volumes lack to reach their aim in the directions they are
+  // guaranteed (a reader's own journal writes are not what it lacks), and the room the active
+  // guarantees leave once each has its aim.
+  const deficit = starved.reduce((s, g) => s + Math.max(0, g.need - g.guaranteedCost), 0);
+  const victims = new Set(starved.map((g) => g.v));
+  const aggressors = views.filter((g) => !victims.has(g.v) && g.cost > g.need);
+  const totalExcess = aggressors.reduce((s, g) => s + (g.cost - g.need), 0);
+  const room = Math.max(0, 1 - active.reduce((s, g) => s + g.need, 0));
+  for (const a of aggressors) {
+    const part = totalExcess > 0 ? (a.cost - a.need) / totalExcess : 0;
+    const target = Math.max(0, Math.min(a.cost - deficit * part, a.need + room * part));
+    // Its cost falls to the target in every direction it uses, whatever kind of IO it does.
+    const k = a.cost > 0 ? target / a.cost : 1;
+    for (const [dir, iops, bps] of DIRECTIONS) {
+      const ios = a.v.rate[iops] ?? 0;
+      if (ios <= 0) continue;
+      const bytes = (a.v.rate[bps] ?? 0) / ios;
+      const perIo = ioCost(model, dir, bytes, memory, a.v.volume);
+      if (perIo === undefined) continue;
+      // In IOs a second: never below its own guarantee, its aim in a guaranteed direction, or
+      // the floor (floorIops, or fewer where its IOs are large).
+      const own = Math.max(a.v.min[iops] ?? 0, bytes > 0 ? (a.v.min[bps] ?? 0) / bytes : 0);
+      const aim = a.aimScale[dir];
+      const floor = Math.min(p.floorIops, p.floorShare / perIo);
+      const ioRate = Math.max(own, floor, aim === undefined ? 0 : ios * aim, ios * k);
+      // Written in the figure the kernel holds steadily for this size (see LARGE_CUT_BYTES).
+      const d = bytes >= LARGE_CUT_BYTES ? bps : iops;
+      let to = d === bps ? Math.max(1, Math.floor(ioRate * bytes)) : Math.max(1, aim === undefined && own === 0 ? Math.floor(ioRate) : Math.ceil(ioRate));
+      const now = current.get(a.v.volume)?.[d];
+      if (now !== undefined) to = Math.min(to, now); // never raise in a starved tick
+      if (a.v.max[d] !== undefined) to = Math.min(to, a.v.max[d]!);
+      set(a.v.volume, d, to);
+    }
+  }
+}
+
+/**
+ * The probe: after enough met ticks each controlled limit goes up a step of the device; a limit
+ * that would let its volume take the whole device, or that no guarantee needs any more, is dropped.
+ */
+function* probeUp(t: PoolTick, vols: readonly VolumeRates[], anyActive: boolean, metTicks: number): Generator<void> {
+  const { cap, model, memory, current, p, set } = t;
+  for (let i = 0; i < vols.length; i++) {
+    if (i % CHUNK === CHUNK - 1) yield;
+    const v = vols[i]!;
+    const limits = current.get(v.volume);
+    if (!limits) continue;
+    for (const [d, now] of Object.entries(limits) as [Dimension, number][]) {
+      if (!anyActive) {
+        set(v.volume, d, undefined);
+        continue;
+      }
+      if (metTicks <= p.probeAfterTicks) continue;
+      // Up by probeStep of the device, in the volume's own IOs (for 4 KiB IOs probeStep of the
+      // IOPS figure); dropped once it would let the volume take the whole device.
+      const dir = DIRECTION_OF[d];
+      const [iops, bps] = dir === 'read' ? (['readIops', 'readBps'] as const) : (['writeIops', 'writeBps'] as const);
+      const ios = v.rate[iops] ?? 0;
+      const perIo = ioCost(model, dir, ios > 0 ? (v.rate[bps] ?? 0) / ios : undefined, memory, v.volume);
+      // a bandwidth limit in bytes of the volume's IO size: the device time of a byte of it
+      const size = memory.ioBytes.get(v.volume)?.[dir] ?? SMALL_IO_BYTES;
+      const unit = perIo === undefined ? undefined : d === bps ? perIo / size : perIo;
+      const raised = now + Math.max(1, Math.floor(unit ? p.probeStep / unit : p.probeStep * (cap[d] ?? now)));
+      const ceiling = Math.min(v.max[d] ?? Infinity, unit ? 1 / unit : Infinity, cap[d] ?? Infinity);
+      set(v.volume, d, raised >= ceiling ? undefined : raised);
+    }
+  }
 }
 
 /** How a volume's guarantee stood on its last active tick: carried over a tick that brings no news. */

@@ -87,23 +87,8 @@ export class AttachmentService {
     held.require(lockKey.target(req.target));
     const { store, enforcer } = this.o;
     const kind = req.kind ?? 'mount';
-    const existing = store.attachments.byTarget(req.target);
-    if (existing) {
-      if (existing.volume !== req.volume.name) {
-        throw new QosdError('FailedPrecondition', `${req.target} already holds volume ${existing.volume}`);
-      }
-      if (existing.state === 'attached' && (existing.readOnly !== req.readOnly || existing.kind !== kind)) {
-        const had = `${existing.kind}, ${existing.readOnly ? 'read-only' : 'read-write'}`;
-        throw new QosdError('AlreadyExists', `volume ${existing.volume} is already at ${req.target} (${had}); it cannot be made ${kind}, ${req.readOnly ? 'read-only' : 'read-write'} there without taking it away first`);
-      }
-      if (existing.state === 'attached' && mountsAt(req.target).length > 0) {
-        // A repeated mount: make sure the rules are in place and report success, mounting nothing.
-        const volume = this.o.volumes.get(existing.volume);
-        return { attachment: enforcer.apply(existing, volume, 'attach').attachment, volume };
-      }
-      // An earlier attempt stopped part-way: take it apart and start again.
-      await this.detachHeld(held, existing, req.source);
-    }
+    const repeated = await this.repeatedAttach(held, req, kind);
+    if (repeated) return repeated;
     const foreign = mountsAt(req.target);
     if (foreign.length > 0) {
       throw new QosdError('FailedPrecondition', `${req.target} is already a mount point (of ${foreign[0]!.source}) that qosd did not make`);
@@ -166,6 +151,29 @@ export class AttachmentService {
       await this.undoAttach(held, attachment, mounted, req, created, err);
       throw err;
     }
+  }
+
+  /**
+   * What is already at the target: the same attach repeated (kubelet retries) answers as it did,
+   * mounting nothing; an earlier attempt that stopped part-way is taken apart to start again;
+   * another volume, or this one otherwise mounted, is refused.
+   */
+  private async repeatedAttach(held: Held, req: AttachRequest, kind: AttachmentKind): Promise<{ attachment: Attachment; volume: Volume } | undefined> {
+    const existing = this.o.store.attachments.byTarget(req.target);
+    if (!existing) return undefined;
+    if (existing.volume !== req.volume.name) {
+      throw new QosdError('FailedPrecondition', `${req.target} already holds volume ${existing.volume}`);
+    }
+    if (existing.state === 'attached' && (existing.readOnly !== req.readOnly || existing.kind !== kind)) {
+      const had = `${existing.kind}, ${existing.readOnly ? 'read-only' : 'read-write'}`;
+      throw new QosdError('AlreadyExists', `volume ${existing.volume} is already at ${req.target} (${had}); it cannot be made ${kind}, ${req.readOnly ? 'read-only' : 'read-write'} there without taking it away first`);
+    }
+    if (existing.state === 'attached' && mountsAt(req.target).length > 0) {
+      const volume = this.o.volumes.get(existing.volume);
+      return { attachment: this.o.enforcer.apply(existing, volume, 'attach').attachment, volume };
+    }
+    await this.detachHeld(held, existing, req.source);
+    return undefined;
   }
 
   private async undoAttach(held: Held, att: Attachment | undefined, mounted: boolean, req: AttachRequest, created: boolean, cause: unknown): Promise<void> {

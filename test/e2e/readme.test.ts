@@ -85,6 +85,12 @@ describe('the README', () => {
       daemon.stderr!.on('data', (c: Buffer) => (out += c.toString()));
       const exited = new Promise<void>((_, reject) => daemon!.once('exit', (code) => reject(new Error(`npm start exited (${code}):\n${out}`))));
       await Promise.race([waitForSocket(path.join(clone, 'var', 'qosd.sock'), 600_000), exited]);
+      // The socket listens a moment before the start-up line is written (the periodic jobs start between).
+      const serving = new Promise<void>((resolve) => {
+        const look = () => (out.includes('qosd serving') ? resolve() : setTimeout(look, 100));
+        look();
+      });
+      await Promise.race([serving, exited]);
       expect(out).toContain('qosd serving');
 
       const [status = '', create = '', ...rest] = sectionCommands(HERE).slice(2);
