@@ -64,8 +64,9 @@ export class CsiCentralController {
 
   async modifyVolume(req: ControllerModifyVolumeRequest): Promise<Record<string, never>> {
     const id = volumeId(req.volume_id);
-    qosChange(req.mutable_parameters); // INVALID_ARGUMENT here, naming the key, before anything is written
+    const change = qosChange(req.mutable_parameters); // INVALID_ARGUMENT here, naming the key, before anything is written
     const node = await this.ownerOf(id);
+    if (Object.keys(change).length === 0) return {}; // nothing named, nothing to carry
     await this.carry({ node, volumeId: id, operation: 'Modify', mutableParameters: { ...req.mutable_parameters } });
     return {};
   }

@@ -79,9 +79,12 @@ export function inParameters<T>(fn: () => T, map = 'parameters'): T {
   }
 }
 
-/** The figures and class a ControllerModifyVolume names; only those change (absent keys never do). */
+/**
+ * The figures and class a ControllerModifyVolume names; only those change (absent keys never do).
+ * None named changes nothing (csi-sanity, the spec's reference, modifies with an empty map and
+ * expects success).
+ */
 export function qosChange(mutable: Record<string, string>): QosChange {
-  if (Object.keys(mutable).length === 0) throw invalid('mutable_parameters: missing');
   const own = ownKeys(mutable, MUTABLE_PARAMETERS, 'mutable_parameters');
   const change: QosChange = {};
   const cls = own.get('class');

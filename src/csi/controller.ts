@@ -115,6 +115,7 @@ export class CsiController {
     const name = volumeId(req.volume_id);
     const change = qosChange(req.mutable_parameters);
     if (!this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
+    if (Object.keys(change).length === 0) return {};
     await inParameters(() => this.d.volumes.changeQos(name, change, 'csi'), 'mutable_parameters');
     return {};
   }

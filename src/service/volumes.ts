@@ -373,7 +373,9 @@ export class VolumeService {
     const dev = await this.o.pools.get(v.pool)!.grow(v, sizeBytes);
     this.recordDevice(held, v, dev);
     const mounted = this.mountPointsOf({ ...v, deviceNumber: dev.deviceNumber });
-    if (mounted.length > 0) {
+    if (!v.formatted) {
+      // A raw block volume: no filesystem to grow; the device is bigger, and that is all.
+    } else if (mounted.length > 0) {
       await growMountedFilesystem(dev.device, mounted[0]!, v.fsType);
     } else if (v.fsType === 'ext4') {
       await growUnmountedExt4(dev.device);

@@ -1,4 +1,4 @@
-// qosd's CSI node plugin under a real kubelet 1.20, with the API server, scheduler and PV binder:
+// qosd's CSI node plugin under a real kubelet (1.37), with the API server, scheduler and PV binder:
 // kubelet finds the driver through qosd's own registration socket (no node-driver-registrar),
 // publishes pre-provisioned PVs (filesystem and raw block) into busybox pods whose direct IO is
 // measured, asks for the volume's stats, and unpublishes when the pod goes.
@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { qosChange } from '../../src/csi/controller-requests';
+import { sectionCommands } from '../helpers/readme';
 import { CLUSTER, LOGS, QOSD, RUN, deletePod, figure, kubectl, logsUntil, pod, podMounts, qosd, qosdServes, until } from './cluster';
 
 const NODE = CLUSTER.REALKUBE_NODE_NAME ?? 'localhost';
@@ -72,30 +73,58 @@ afterAll(async () => {
 });
 
 describe('the deploy manifests', () => {
-  it('are accepted by the API server (server-side dry run); the StorageClasses, the VolumeRequest resource and the node access apply for real', async () => {
+  it('are accepted by the API server (server-side dry run); the StorageClasses, VolumeAttributesClasses, the VolumeRequest resource and the node access apply for real', async () => {
     const dir = path.join(REPO, 'deploy', 'kubernetes');
-    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml') && x !== 'volume-attributes-classes.yaml')) {
+    for (const f of fs.readdirSync(dir).filter((x) => x.endsWith('.yaml'))) {
       const out = await kubectl(['apply', '--dry-run=server', '-f', path.join(dir, f)]);
       expect(out, f).toMatch(/(created|configured|unchanged) \(server dry run\)/);
     }
-    for (const f of ['storage-classes.yaml', 'volume-requests.yaml', 'node-access.yaml']) await kubectl(['apply', '-f', path.join(dir, f)]);
-    made.push(['storageclass', 'qosd-high'], ['storageclass', 'qosd-medium'], ['storageclass', 'qosd-best-effort']);
+    for (const f of ['storage-classes.yaml', 'volume-attributes-classes.yaml', 'volume-requests.yaml', 'node-access.yaml']) await kubectl(['apply', '-f', path.join(dir, f)]);
     const sc = await json<{ provisioner: string; volumeBindingMode: string; allowVolumeExpansion: boolean; parameters: Record<string, string> }>(['get', 'storageclass', 'qosd-high']);
     expect(sc).toMatchObject({ provisioner: DRIVER, volumeBindingMode: 'WaitForFirstConsumer', allowVolumeExpansion: true, parameters: { class: 'high' } });
-    // the node's service account gets its long-lived token (the README's kubeconfig is made from it)
-    const token = await until('the qosd-node token', 60_000, async () => (await json<{ data?: { token?: string } }>(['-n', 'kube-system', 'get', 'secret', 'qosd-node-token'])).data?.token);
-    expect(Buffer.from(token, 'base64').toString()).toMatch(/^eyJ/);
   });
 
-  it('VolumeAttributesClasses: 1.20 has no such kind (1.34 has it GA); each parameters map is what ControllerModifyVolume accepts', async () => {
+  it("the README's kubectl commands, run as written from the checkout, are accepted by the API server (server-side dry run)", async () => {
+    const commands = sectionCommands('Use it from Kubernetes');
+    expect(commands.length).toBeGreaterThan(0);
+    for (const c of commands) {
+      const words = c.split(/\s+/);
+      expect(words.slice(0, 2), c).toEqual(['kubectl', 'apply']);
+      const out = await kubectl([...words.slice(1), '--dry-run=server']); // relative to the checkout, where run.sh starts the tests
+      expect(out, c).toMatch(/(created|configured|unchanged) \(server dry run\)/);
+    }
+  });
+
+  it('VolumeAttributesClasses (storage.k8s.io/v1): each parameters map is what ControllerModifyVolume accepts', async () => {
     const file = path.join(REPO, 'deploy', 'kubernetes', 'volume-attributes-classes.yaml');
-    await expect(kubectl(['apply', '--dry-run=server', '-f', file])).rejects.toThrow(/no matches for kind "VolumeAttributesClass"/);
-    const classes = parseAllDocuments(fs.readFileSync(file, 'utf8')).map((d) => d.toJS() as { kind: string; driverName: string; parameters: Record<string, string> });
+    const classes = parseAllDocuments(fs.readFileSync(file, 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string }; driverName: string; parameters: Record<string, string> });
     expect(classes.length).toBeGreaterThanOrEqual(3);
     for (const c of classes) {
       expect(c).toMatchObject({ kind: 'VolumeAttributesClass', driverName: DRIVER });
       expect(() => qosChange(c.parameters)).not.toThrow();
+      expect((await json<{ driverName: string }>(['get', 'volumeattributesclass', c.metadata.name])).driverName).toBe(DRIVER);
     }
+  });
+
+  it("gives each node credentials of its own: a node's token writes the status of its own VolumeRequests and is refused another node's", async () => {
+    // Two nodes' service accounts, as the README makes them, and a request for each node.
+    for (const n of ['node-a', 'node-b']) await kubectl(['-n', 'qosd-nodes', 'create', 'serviceaccount', n]).catch(() => undefined);
+    const token = async (n: string) => (await kubectl(['-n', 'qosd-nodes', 'create', 'token', n, '--duration=1h'])).trim();
+    const request = (name: string, node: string) => ({
+      apiVersion: 'qosd.io/v1alpha1', kind: 'VolumeRequest', metadata: { name, labels: { 'qosd.io/node': node } },
+      spec: { node, volumeId: 'pvc-x', operation: 'Modify', mutableParameters: { maxReadIops: '100' } },
+    });
+    made.push(['volumerequest', 'vr-for-node-a'], ['volumerequest', 'vr-for-node-b']);
+    await kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [request('vr-for-node-a', 'node-a'), request('vr-for-node-b', 'node-b')] }));
+    const status = JSON.stringify({ status: { phase: 'Succeeded', code: 'OK', message: 'done', finishedAt: new Date().toISOString() } });
+    const patch = async (vr: string, as: string) => kubectl(['--token', await token(as), 'patch', 'volumerequest', vr, '--subresource=status', '--type=merge', '-p', status]);
+    const refused = await patch('vr-for-node-b', 'node-a').then((out) => `patched: ${out}`, (err: Error) => err.message.replace(/--token \S+/, '--token …'));
+    console.log(`node-a writing node-b's request: ${refused}`);
+    expect(refused).toContain('the qosd of node node-a may write the status of its own VolumeRequests only, not of one for node node-b');
+    expect(await patch('vr-for-node-a', 'node-a')).toMatch(/patched/);
+    // Nor may a node write requests themselves: RBAC gives it their status alone.
+    await expect(kubectl(['--token', await token('node-a'), 'delete', 'volumerequest', 'vr-for-node-a'])).rejects.toThrow(/forbidden/i);
+    expect((await json<{ status?: { phase: string } }>(['get', 'volumerequest', 'vr-for-node-b'])).status?.phase).toBeUndefined();
   });
 });
 

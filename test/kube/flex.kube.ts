@@ -1,4 +1,4 @@
-// qosd's flex driver under a real kubelet 1.20: pods created through the API server, scheduled by
+// qosd's flex driver under a real kubelet (1.37): pods created through the API server, scheduled by
 // the real scheduler, whose busybox containers do the IO (test/kube/run.sh starts the cluster).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -100,11 +100,11 @@ describe('a real kubelet with the qosd/nvme flex driver', () => {
   });
 
   it('leaves a pod whose guarantee the pool cannot admit in ContainerCreating, with the refusal in its events; nothing made', async () => {
-    const p = await run({ name: 'greedy', options: { volumeId: 'kube-greedy', minReadIops: '50000' }, script: `echo DONE; ${IDLE}` });
+    const p = await run({ name: 'greedy', options: { volumeId: 'kube-greedy', minReadIops: '250000' }, script: `echo DONE; ${IDLE}` });
     const podUid = (await pod(p.name)).metadata.uid;
     const refusal = await until('a FailedMount event', 90_000, async () => (await events(p.name, podUid)).find((e) => e.reason === 'FailedMount'));
     // in full: a "%" would have been taken as a format verb by kubelet ("250%!o(MISSING)f")
-    expect(refusal.message).toMatch(/this guarantee needs 250 percent of the device \(minReadIops 50000 = 250 percent\); [\d.]+ percent of the 90 percent promisable is left/);
+    expect(refusal.message).toMatch(/this guarantee needs 250 percent of the device \(minReadIops 250000 = 250 percent\); [\d.]+ percent of the 90 percent promisable is left/);
     expect(refusal.message).not.toContain('%!');
     const state = (await pod(p.name)).status.containerStatuses?.[0]?.state.waiting?.reason;
     expect(state).toBe('ContainerCreating');

@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as crypto from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { callDriver, mountOptions } from '../../helpers/kubelet';
 import { sectionCommands } from '../../helpers/readme';
@@ -201,4 +202,42 @@ describe('qosd installed as the README says, under a real systemd', () => {
     saveState({ volumes });
     expect(fs.readdirSync(path.join(CG, 'kubepods', 'burstable')).length).toBeGreaterThan(0);
   });
+
+  it('reaches the API server its config names at an address that is not loopback, and no other', async () => {
+    // Two addresses outside 127/8 on this VM (on lo: the VM has no other network), an API server
+    // stand-in on each; the config names the first.
+    for (const ip of ['10.99.0.1', '10.99.0.2']) run('ip', ['addr', 'replace', `${ip}/32`, 'dev', 'lo']);
+    const seen = (ip: string) => (fs.existsSync(`/root/api-${ip}.log`) ? fs.readFileSync(`/root/api-${ip}.log`, 'utf8') : '');
+    const servers = ['10.99.0.1', '10.99.0.2'].map((ip) =>
+      spawn(process.execPath, [path.join(__dirname, 'fake-apiserver.mjs'), ip, '6443', `/root/api-${ip}.log`], { stdio: 'ignore' }));
+    const kubeconfig = (ip: string) => `apiVersion: v1\nkind: Config\ncurrent-context: c\ncontexts: [{name: c, context: {cluster: k, user: u}}]\nclusters: [{name: k, cluster: {server: "http://${ip}:6443"}}]\nusers: [{name: u, user: {token: node-token}}]\n`;
+    const good = fs.readFileSync('/etc/qosd/config.yaml', 'utf8');
+    const watching = async () => (JSON.parse(run(QOSCTL, ['-o', 'json', 'status'], { timeoutMs: 180_000 }).out) as { csi: { volumeRequests: { watching: boolean; error: string | null } | null } }).csi.volumeRequests;
+    try {
+      fs.writeFileSync('/etc/qosd/kubeconfig', kubeconfig('10.99.0.1'), { mode: 0o600 });
+      fs.writeFileSync('/etc/qosd/config.yaml', `${good}csi: { kubeconfig: /etc/qosd/kubeconfig }\n`);
+      run(QOSCTL, ['install-units']);
+      const unit = fs.readFileSync('/etc/systemd/system/qosd.service', 'utf8');
+      expect(unit.split('\n').filter((l) => l.startsWith('IPAddress'))).toEqual(['IPAddressDeny=any', 'IPAddressAllow=localhost 10.99.0.1']);
+      run('systemctl', ['daemon-reload']);
+      run('systemctl', ['restart', 'qosd.service']);
+      await until('qosd to watch VolumeRequests at 10.99.0.1', async () => (await watching())?.watching === true, 180_000);
+      expect(seen('10.99.0.1')).toMatch(/GET \/apis\/qosd\.io\/v1alpha1\/volumerequests\?labelSelector=/);
+
+      // The same unit, the config now naming the other address: the unit does not let it through.
+      fs.writeFileSync('/etc/qosd/kubeconfig', kubeconfig('10.99.0.2'), { mode: 0o600 });
+      run('systemctl', ['restart', 'qosd.service']);
+      await until('qosd to say it cannot watch', async () => Boolean((await watching())?.error), 180_000);
+      expect(seen('10.99.0.2')).toBe('');
+    } finally {
+      fs.writeFileSync('/etc/qosd/config.yaml', good);
+      fs.rmSync('/etc/qosd/kubeconfig', { force: true });
+      run(QOSCTL, ['install-units']);
+      run('systemctl', ['daemon-reload']);
+      run('systemctl', ['restart', 'qosd.service']);
+      for (const s of servers) s.kill('SIGKILL');
+      for (const ip of ['10.99.0.1', '10.99.0.2']) run('ip', ['addr', 'del', `${ip}/32`, 'dev', 'lo'], { allowFail: true });
+    }
+    expect(JSON.parse(run(QOSCTL, ['-o', 'json', 'status'], { timeoutMs: 180_000 }).out).version).toBeTruthy();
+  }, 900_000);
 });
