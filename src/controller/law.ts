@@ -66,8 +66,8 @@ export interface LawParams {
   cutMargin: number;
   /**
    * The lowest IOPS limit ever written for a best-effort volume: floorIops, or as many of its IOs
-   * as cost floorShare of the device where that is fewer (ten 128 KiB reads a second were a third
-   * of the VM matrix's drive), and never below 1.
+   * as cost floorShare of the device where that is fewer (a few large IOs a second can be a large
+   * part of a slow drive), and never below 1.
    */
   floorIops: number;
   floorShare: number;
@@ -412,8 +412,8 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: 
     if (ratios.length === 0) continue;
     guaranteed = true;
     const r = Math.max(...ratios);
-    // A volume with IO waiting is active however little gets through: a 4k reader behind a 128k
-    // streamer was measured at 1% of its minimum in the VM, which the rate test alone took for idle.
+    // A volume with IO waiting is active however little gets through: a small-IO reader behind a
+    // large-IO streamer gets a sliver of its minimum, which the rate test alone would take for idle.
     if (!(r > p.activeAbove || (waiting && r > 0))) continue;
     best = Math.min(best, r);
     aimScale[dir] = (1 + p.cutMargin) / r;

@@ -41,8 +41,8 @@ class Retryable extends Error {}
 
 /**
  * One HTTP/1.1 request over the unix socket, by hand on node:net: in a freshly started process
- * node:http costs ~20 ms before the first byte (measured here: 25-30 ms to a reply versus 3-4 ms
- * on raw net), and this process starts once per kubelet call. "Connection: close" makes the
+ * loading node:http costs several times the whole request on raw net, and this process starts
+ * once per kubelet call. "Connection: close" makes the
  * reply end at EOF; chunked bodies are decoded in case a proxy or a future server sends them.
  */
 function post(socket: string, path: string, body: string, ms: number): Promise<{ status: number; body: string }> {

@@ -22,10 +22,10 @@ export async function probeSignature(device: string): Promise<string | undefined
 /**
  * `zeroInodeTables`: write ext4's inode tables now rather than leave them to the kernel. Left lazy,
  * the kernel's ext4lazyinit thread zeroes them in the first minutes after the first mount, from no
- * pod's cgroup: measured in the VM, ~2 MB/s of 170 KB writes on every fresh volume, device time
+ * pod's cgroup: a steady trickle of writes on every fresh volume (seen in the VM), device time
  * that no guarantee was charged for and no cut can reach. On a thick device (an LV) mke2fs zeroes
  * them with one BLKZEROOUT, which a drive does in its own time; on a sparse file it would allocate
- * them (1.6% of the volume), so thin pools keep the lazy init.
+ * them (a part of the volume's size), so thin pools keep the lazy init.
  */
 /**
  * Writes zeros over the whole device (BLKZEROOUT, through blkdiscard): the kernel asks the drive to

@@ -142,7 +142,7 @@ export class Metrics {
   /**
    * `processMetrics: false` leaves out the process's default metrics (CPU, heap, event loop lag):
    * for a registry that is never exported, in another thread. Their event loop monitor samples
-   * every 10 ms, and costs ~0.4% of a core per thread even when the daemon is idle.
+   * continually, and cost CPU in every thread even when the daemon is idle.
    */
   constructor(o: { processMetrics?: boolean } = {}) {
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'qosd_' });

@@ -1,6 +1,6 @@
-// The per-volume families, rendered straight to the exposition format. With a thousand attached
-// volumes these are ~12,000 series; prom-client's label hashing and rendering cost ~150 ms per
-// scrape for them (measured, bench/scrape.js), this ~10 ms. Label values need no escaping: volume
+// The per-volume families, rendered straight to the exposition format: a dozen series per attached
+// volume, where prom-client's label hashing and rendering cost an order of magnitude more per
+// scrape (bench/scrape.js compares them; bench/results has the figures). Label values need no escaping: volume
 // and pool names are [a-z0-9._-], pod uids hex and dashes, directions fixed words.
 import type { Figures } from '../model/qos';
 import type { TimeSlice } from '../util/time-slice';
@@ -92,9 +92,8 @@ const PIECE_LINES = 1000;
 
 /**
  * Every family's lines for `samples`, in encoded pieces of at most PIECE_LINES lines, each family
- * ending in a blank line, built giving the loop back. At 10,000 volumes the exposition is ~10 MB:
- * one family joined into one string, or the whole text encoded at once for the socket, held the
- * loop for 5-13 ms.
+ * ending in a blank line, built giving the loop back: on a large node one family joined into one
+ * string, or the whole text encoded at once for the socket, would hold the loop for milliseconds.
  */
 export async function* familyPieces(samples: readonly VolumeSample[], slice: TimeSlice): AsyncIterable<Buffer> {
   for (const f of VOLUME_FAMILIES) {

@@ -1,7 +1,7 @@
-// The Prometheus listener (`metrics.listen`), served from the periodic jobs' worker thread: at
-// 10,000 volumes an exposition is ~10 MB, and on the daemon's thread its bytes alone (taken in
-// from the worker, written to the socket, collected) held API requests up for 10-20 ms at every
-// scrape (bench/responsiveness.js). Here the per-volume families never leave the worker; the
+// The Prometheus listener (`metrics.listen`), served from the periodic jobs' worker thread: a
+// large node's exposition is megabytes, and on the daemon's thread its bytes alone (taken in from
+// the worker, written to the socket, collected) held API requests up at every scrape
+// (bench/responsiveness.js). Here the per-volume families never leave the worker; the
 // daemon's thread renders only its registry (a few kB), from the worker's reading.
 //
 // Anyone who can reach the port can call it (a local user, on 127.0.0.1), so it is bounded: a few

@@ -1,8 +1,8 @@
 // The periodic jobs' worker thread: the reconcile pass, the controller's measuring and deciding,
 // the mount sweep and the scrape's per-volume families run here, on a heap and an event loop of
 // their own, so that neither their CPU nor their garbage collection holds up an API request or a
-// flex call on the daemon's thread (with everything on one thread, a large node's API latency
-// under the jobs was several times the quiet figure: bench/responsiveness.js, the README).
+// flex call on the daemon's thread (bench/responsiveness.js measures the API's latency under the
+// jobs; its figures are in bench/results).
 //
 // The worker reads and finds; it does not write. It reads the state through its own read-only
 // SQLite connection (WAL lets it read beside the daemon's writer), reads the cgroups and /proc,

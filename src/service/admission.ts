@@ -54,8 +54,7 @@ export interface AdmissionRequest {
  * Throws ResourceExhausted, naming the pool, what the guarantee needs of the device (in all and
  * per figure) and what is left, when a raised guarantee does not fit the pool's one budget.
  * Lowering or keeping a guarantee is always allowed (even in a pool a new calibration found
- * smaller, or one whose volumes were admitted dimension by dimension before the one budget:
- * `qosctl doctor` says so). Call inside the recording transaction.
+ * smaller, or one whose volumes hold more than its budget: `qosctl doctor` says so). Call inside the recording transaction.
  */
 export function admit(store: Store, headroom: number, req: AdmissionRequest): void {
   const raised = DIMENSIONS.filter((d) => (req.after[d] ?? 0) > (req.before[d] ?? 0));

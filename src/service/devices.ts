@@ -13,7 +13,7 @@ export interface DeviceView extends NvmeNamespace {
 }
 
 export async function listDevices(config: Pick<Config, 'pools'>, sysRoot = '/sys'): Promise<DeviceView[]> {
-  // Loaded here, not at start: it costs ~40 ms to require and only this route needs it.
+  // Loaded here, not at start: it is slow to require and only this route needs it.
   const si = (await import('systeminformation')) as unknown as { blockDevices(): Promise<SiBlockDevice[]> };
   const namespaces = nvmeNamespaces(await si.blockDevices(), sysRoot);
   const pvs = which('pvs') ? await listPVs().catch(() => []) : [];

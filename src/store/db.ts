@@ -83,8 +83,8 @@ export function statementCache(db: Db): (sql: string) => Database.Statement {
 
 /**
  * All rows of a statement as plain objects, fetched in better-sqlite3's raw (array) mode and
- * keyed in JS: its object mode costs ~20 µs per row of ~25 columns (measured: 20 ms for 1,000
- * volumes), raw mode a quarter of that, and list() runs on every scrape and API listing.
+ * keyed in JS: its object mode costs several times more per row of this width, and list() runs on
+ * every scrape and API listing.
  */
 export function allRows<T>(st: Database.Statement, ...params: unknown[]): T[] {
   const names = st.columns().map((c) => c.name);

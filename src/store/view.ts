@@ -1,8 +1,7 @@
 // The volumes and attachments as periodic jobs see them: read again, in pages that give the event
 // loop back between them, only when the store has changed since the last read (Store.generation).
-// At 10,000 volumes a full read costs ~100 ms of CPU; four controller ticks a second and a
-// reconcile pass every few seconds would otherwise spend most of their time re-reading rows that
-// did not change.
+// On a large node a full read is the costliest part of a job; the controller's ticks and the
+// reconcile passes would otherwise spend most of their time re-reading rows that did not change.
 import type { Store } from './store';
 import type { Volume } from './volumes';
 import type { Attachment } from './attachments';

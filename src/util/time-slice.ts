@@ -11,7 +11,7 @@ let pumping = false;
 let nextTurn: (f: () => void) => void = setImmediate;
 
 /**
- * From now on, this thread's jobs rest between slices: the next slice waits for a timer (~1 ms),
+ * From now on, this thread's jobs rest between slices: the next slice waits for a timer,
  * so the thread sleeps and gives its core up, where a setImmediate keeps it running. For a
  * background thread (the periodic jobs' worker): a lower nice alone did not keep it from delaying
  * the daemon's thread, since Linux's scheduler (EEVDF, 6.6 on) lets a running thread finish its
