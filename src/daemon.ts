@@ -114,19 +114,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
   // One view of the store for start-up recovery's passes (the periodic jobs read in their worker).
   const view = new StoreView(store);
-  const enforcer = new Enforcer({
-    blkio, kubelet: config.kubelet, store, view, log, metrics, policy,
-    // Before a rule is written or cleared: is the recorded device still the volume's?
-    identify: (vol, device) => pools.get(vol.pool)?.identify(vol, device) ?? { is: 'ours' },
-    refind: (name) => void volumes.refind(name).catch((err: Error) => log.error({ volume: name, err: err.message }, 'finding the device of a volume again failed')),
-  });
-  const locks = new KeyedLock();
-  const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
-  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
-  // The two repair jobs (src/reconcile/): found off this thread by the periodic jobs' worker (or
-  // in-thread at start), confirmed and repaired here under the locks.
-  const ruleRepair = new RuleRepair({ enforcer, metrics, log });
-  const mountRepair = new MountRepair({ store, view, volumes, attachments, enforcer, locks, log, metrics });
+  const { enforcer, locks, volumes, attachments, ruleRepair, mountRepair } = nodeServices({ config, store, pools, blkio, policy, view, metrics, log });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir, config.flex.allowedNamespaces ? new Set(config.flex.allowedNamespaces) : undefined);
   const poolService = new PoolService(store, config, pools);
   // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
@@ -146,23 +134,20 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const recovery = await recoverAtStart({ store, pools, volumes, attachments, ruleRepair, mountRepair, calibrator, metrics, log });
   view.forget();
 
-  // Made before the services, so the status can show kubelet's answer; served below.
+  // Made before the API, so the status can show kubelet's answer; served below.
   const csiRegistration = config.csi ? new CsiRegistration(config.csi.socket, log, (ok) => metrics.csiRegistered.set(ok ? 1 : 0)) : undefined;
 
   // Served after the API (a status asked meanwhile shows no relay worker yet).
   let closing = false;
   let csiDoors: Awaited<ReturnType<typeof serveCsiDoors>> | undefined;
 
-  const services: Services = {
-    store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
+  const app = buildApi({
+    store, volumes, attachments, flex, metrics, pools: poolService, calibrator, config,
     doctor: () => runChecks(config, blkio, poolService, () => csiRegistration?.last),
-    config,
     limitsFor: (v) => policy.limitsFor(v),
     status: () => statusOf({ config, started, blkio, store, poolService, registration: csiRegistration, volumeRequests: csiDoors?.volumeRequests }),
     scrapeMetrics: () => collector.scrape(),
-  };
-
-  const app = buildApi(services, log);
+  }, log);
   const listening = await listenOnSocket(app, config.socket);
 
   // CSI beside the HTTP API: the same services behind a second door.
@@ -190,6 +175,27 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
       stateLock.release();
     },
   };
+}
+
+/**
+ * The enforcer, the volume and attachment services, and the two repair jobs (src/reconcile/:
+ * found off the daemon's thread by the periodic jobs' worker, or in-thread at start; confirmed and
+ * repaired on it under the locks).
+ */
+function nodeServices(o: { config: Config; store: Store; pools: Map<string, VolumePool>; blkio: Blkio; policy: LimitPolicy; view: StoreView; metrics: Metrics; log: Logger }) {
+  const { config, store, pools, blkio, policy, view, metrics, log } = o;
+  const enforcer = new Enforcer({
+    blkio, kubelet: config.kubelet, store, view, log, metrics, policy,
+    // Before a rule is written or cleared: is the recorded device still the volume's?
+    identify: (vol, device) => pools.get(vol.pool)?.identify(vol, device) ?? { is: 'ours' },
+    refind: (name) => void volumes.refind(name).catch((err: Error) => log.error({ volume: name, err: err.message }, 'finding the device of a volume again failed')),
+  });
+  const locks = new KeyedLock();
+  const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
+  const ruleRepair = new RuleRepair({ enforcer, metrics, log });
+  const mountRepair = new MountRepair({ store, view, volumes, attachments, enforcer, locks, log, metrics });
+  return { enforcer, locks, volumes, attachments, ruleRepair, mountRepair };
 }
 
 /**

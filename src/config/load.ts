@@ -117,6 +117,64 @@ function csiConfig(raw: ConfigFile['csi'], abs: (p: string) => string): Config['
   return { socket: abs(socket), nodeName, registration: raw?.registration ?? true, kubeconfig };
 }
 
+/** The pools, each checked: a file pool's path must exist unless qosd may make it. */
+function poolsConfig(raw: ConfigFile['pools'], stateDir: string, abs: (p: string) => string): PoolConfig[] {
+  return (raw ?? [{ name: 'default', backend: 'file' }]).map((p, i): PoolConfig => {
+    const key = `pools[${i}]`;
+    const capacity = figures(p.capacity, `${key}.capacity`);
+    if (p.backend === 'file') {
+      if (p.volumeGroup !== undefined || p.devices !== undefined || p.stripes !== undefined) {
+        throw new ConfigError(`${key}`, 'volumeGroup, devices and stripes belong to the lvm backend, not file');
+      }
+      const poolPath = p.path ? abs(p.path) : path.join(stateDir, 'volumes', p.name);
+      // A path that is not there may be a filesystem that is not mounted: qosd would fill the root
+      // filesystem instead. It makes one only under its own state directory, or when told to.
+      const create = p.create ?? (poolPath === stateDir || poolPath.startsWith(stateDir + path.sep));
+      if (!create && !fs.existsSync(poolPath)) {
+        throw new ConfigError(`${key}.path`, `${poolPath} does not exist (is its filesystem mounted?); make it, or set ${key}.create: true for qosd to`);
+      }
+      return { name: p.name, backend: 'file', path: poolPath, create, overcommit: p.overcommit ?? 1, capacity };
+    }
+    if (!p.volumeGroup) throw new ConfigError(`${key}.volumeGroup`, 'is required for the lvm backend');
+    if (p.path !== undefined) throw new ConfigError(`${key}.path`, 'belongs to the file backend, not lvm');
+    if (p.create !== undefined || p.overcommit !== undefined) throw new ConfigError(`${key}`, 'create and overcommit belong to the file backend, not lvm');
+    const stripes = p.stripes ?? 1;
+    if (p.devices && stripes > p.devices.length) throw new ConfigError(`${key}.stripes`, `${stripes} stripes need at least ${stripes} devices, not ${p.devices.length}`);
+    return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], stripes, capacity };
+  });
+}
+
+/** The QoS classes: the built-in ones, and the file's over them. */
+function classesConfig(raw: ConfigFile['classes']): Map<string, QosSpec> {
+  const classes = new Map<string, QosSpec>();
+  const rawClasses = { ...DEFAULT_CLASSES, ...(raw ?? {}) };
+  for (const [name, c] of Object.entries(rawClasses)) {
+    const key = `classes.${name}`;
+    if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
+      throw new ConfigError(key, 'a class name is lowercase letters, digits and "-", at most 63 characters');
+    }
+    const spec: QosSpec = { min: figures(c.min, `${key}.min`), max: figures(c.max, `${key}.max`) };
+    const bad = checkSpec(spec);
+    if (bad) throw new ConfigError(`${key}.${bad.split(':')[0]}`, bad.slice(bad.indexOf(':') + 2));
+    classes.set(name, spec);
+  }
+  return classes;
+}
+
+/** The log's level (the flag over the file) and format (a flag only). */
+function logConfig(flags: ConfigFlags, raw: ConfigFile): Pick<Config, 'logLevel' | 'logFormat'> {
+  let logLevel: LogLevel = raw.logLevel ?? 'info';
+  if (flags.logLevel !== undefined) {
+    if (!LOG_LEVELS.includes(flags.logLevel as LogLevel)) {
+      throw new ConfigError('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
+    }
+    logLevel = flags.logLevel as LogLevel;
+  }
+  const logFormat = flags.logFormat ?? 'json';
+  if (logFormat !== 'json' && logFormat !== 'pretty') throw new ConfigError('--log-format', 'must be json or pretty');
+  return { logLevel, logFormat };
+}
+
 /** Loads and resolves the config; throws ConfigError on the first problem. */
 export function loadConfig(flags: ConfigFlags = {}): Config {
   const explicit = flags.config !== undefined;
@@ -132,44 +190,14 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
     const stateDir = flags.stateDir !== undefined ? fromFlag(flags.stateDir) : abs(raw.stateDir ?? DEFAULTS.stateDir);
     const socket = flags.socket !== undefined ? fromFlag(flags.socket) : abs(raw.socket ?? DEFAULTS.socket);
 
-    let logLevel: LogLevel = raw.logLevel ?? 'info';
-    if (flags.logLevel !== undefined) {
-      if (!LOG_LEVELS.includes(flags.logLevel as LogLevel)) {
-        throw new ConfigError('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
-      }
-      logLevel = flags.logLevel as LogLevel;
-    }
-    const logFormat = flags.logFormat ?? 'json';
-    if (logFormat !== 'json' && logFormat !== 'pretty') throw new ConfigError('--log-format', 'must be json or pretty');
+    const { logLevel, logFormat } = logConfig(flags, raw);
 
     const metricsListen =
       flags.metricsListen !== undefined
         ? parseListen(flags.metricsListen, '--metrics-listen')
         : parseListen(raw.metrics?.listen ?? DEFAULTS.metricsListen, 'metrics.listen');
 
-    const pools: PoolConfig[] = (raw.pools ?? [{ name: 'default', backend: 'file' }]).map((p, i): PoolConfig => {
-      const key = `pools[${i}]`;
-      const capacity = figures(p.capacity, `${key}.capacity`);
-      if (p.backend === 'file') {
-        if (p.volumeGroup !== undefined || p.devices !== undefined || p.stripes !== undefined) {
-          throw new ConfigError(`${key}`, 'volumeGroup, devices and stripes belong to the lvm backend, not file');
-        }
-        const poolPath = p.path ? abs(p.path) : path.join(stateDir, 'volumes', p.name);
-        // A path that is not there may be a filesystem that is not mounted: qosd would fill the root
-        // filesystem instead. It makes one only under its own state directory, or when told to.
-        const create = p.create ?? (poolPath === stateDir || poolPath.startsWith(stateDir + path.sep));
-        if (!create && !fs.existsSync(poolPath)) {
-          throw new ConfigError(`${key}.path`, `${poolPath} does not exist (is its filesystem mounted?); make it, or set ${key}.create: true for qosd to`);
-        }
-        return { name: p.name, backend: 'file', path: poolPath, create, overcommit: p.overcommit ?? 1, capacity };
-      }
-      if (!p.volumeGroup) throw new ConfigError(`${key}.volumeGroup`, 'is required for the lvm backend');
-      if (p.path !== undefined) throw new ConfigError(`${key}.path`, 'belongs to the file backend, not lvm');
-      if (p.create !== undefined || p.overcommit !== undefined) throw new ConfigError(`${key}`, 'create and overcommit belong to the file backend, not lvm');
-      const stripes = p.stripes ?? 1;
-      if (p.devices && stripes > p.devices.length) throw new ConfigError(`${key}.stripes`, `${stripes} stripes need at least ${stripes} devices, not ${p.devices.length}`);
-      return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], stripes, capacity };
-    });
+    const pools = poolsConfig(raw.pools, stateDir, abs);
     if (pools.length === 0) throw new ConfigError('pools', 'must list at least one pool');
     const seen = new Set<string>();
     pools.forEach((p, i) => {
@@ -177,18 +205,7 @@ export function loadConfig(flags: ConfigFlags = {}): Config {
       seen.add(p.name);
     });
 
-    const classes = new Map<string, QosSpec>();
-    const rawClasses = { ...DEFAULT_CLASSES, ...(raw.classes ?? {}) };
-    for (const [name, c] of Object.entries(rawClasses)) {
-      const key = `classes.${name}`;
-      if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(name)) {
-        throw new ConfigError(key, 'a class name is lowercase letters, digits and "-", at most 63 characters');
-      }
-      const spec: QosSpec = { min: figures(c.min, `${key}.min`), max: figures(c.max, `${key}.max`) };
-      const bad = checkSpec(spec);
-      if (bad) throw new ConfigError(`${key}.${bad.split(':')[0]}`, bad.slice(bad.indexOf(':') + 2));
-      classes.set(name, spec);
-    }
+    const classes = classesConfig(raw.classes);
 
     const d = raw.defaults ?? {};
     const defaultPool = d.pool ?? pools[0]!.name;

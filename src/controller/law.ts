@@ -167,25 +167,9 @@ export function* lawSteps(
   const adjustments: Adjustment[] = [];
   const utilisations = new Map<string, number>();
   const shares = new Map<string, number>();
-  const set = (volume: string, d: Dimension, to: number | undefined) => {
-    const f = next.get(volume) ?? {};
-    const from = f[d];
-    if (from === to) return;
-    if (to === undefined) delete f[d];
-    else f[d] = to;
-    if (Object.keys(f).length) next.set(volume, f);
-    else next.delete(volume);
-    adjustments.push({ volume, dimension: d, from, to });
-  };
+  const set = setter(next, adjustments);
 
-  const pools = new Map<string, VolumeRates[]>();
-  for (const s of samples) {
-    const list = pools.get(s.pool);
-    if (list) list.push(s);
-    else pools.set(s.pool, [s]);
-  }
-
-  for (const [pool, vols] of pools) {
+  for (const [pool, vols] of byPool(samples)) {
     yield;
     const cap = capacity.get(pool) ?? {};
     const model = deviceCost(cap);
@@ -249,6 +233,30 @@ export function* lawSteps(
   }
   for (const name of memory.ioBytes.keys()) if (!next.has(name)) memory.ioBytes.delete(name);
   return { limits: next, adjustments, utilisations, shares };
+}
+
+/** Sets (or, given undefined, drops) one limit in `next`, recording each change as an adjustment. */
+function setter(next: Limits, adjustments: Adjustment[]): PoolTick['set'] {
+  return (volume, d, to) => {
+    const f = next.get(volume) ?? {};
+    const from = f[d];
+    if (from === to) return;
+    if (to === undefined) delete f[d];
+    else f[d] = to;
+    if (Object.keys(f).length) next.set(volume, f);
+    else next.delete(volume);
+    adjustments.push({ volume, dimension: d, from, to });
+  };
+}
+
+function byPool(samples: readonly VolumeRates[]): Map<string, VolumeRates[]> {
+  const pools = new Map<string, VolumeRates[]>();
+  for (const s of samples) {
+    const list = pools.get(s.pool);
+    if (list) list.push(s);
+    else pools.set(s.pool, [s]);
+  }
+  return pools;
 }
 
 /** What one pool's tick changes limits through. */

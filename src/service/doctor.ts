@@ -34,7 +34,7 @@ export type RegistrationAnswer = () => { registered: boolean; error: string } | 
 
 export async function runChecks(config: Config, blkio: Blkio, pools: PoolService, csiRegistration?: RegistrationAnswer): Promise<Check[]> {
   const checks: Check[] = [];
-  const add = (name: string, status: Check['status'], detail: string, fix: string | null = null) => checks.push({ name, status, detail, fix });
+  const add: AddCheck = (name, status, detail, fix = null) => checks.push({ name, status, detail, fix });
 
   const uid = process.getuid?.() ?? -1;
   if (uid === 0) add('daemon runs as root', 'ok', 'uid 0');
@@ -45,38 +45,13 @@ export async function runChecks(config: Config, blkio: Blkio, pools: PoolService
   else if (sharesHost === false) add('mount namespace', 'fail', 'private: mounts qosd makes are invisible to kubelet and containers', 'remove the options that give qosd.service a mount namespace (ProtectSystem, PrivateTmp, ...; see systemd/qosd.service)');
   else add('mount namespace', 'warn', "PID 1's mount namespace cannot be read here, so it cannot be compared", null);
 
-  if (blkio.unavailable || !blkio.base) {
-    add('cgroup IO controller', 'fail', blkio.unavailable ?? 'none', 'mount the blkio controller (v1) or enable "io" in the root cgroup.subtree_control (v2); check cgroup.mountPoint');
-  } else {
-    add('cgroup IO controller', 'ok', `${blkio.version} at ${blkio.base}`);
-    const dirs = kubepodsDirs(config.kubelet.cgroupRoot);
-    const cgroupfs = path.join(blkio.base, dirs.cgroupfs);
-    const systemd = path.join(blkio.base, dirs.systemd);
-    const found = fs.existsSync(systemd) ? 'systemd' : fs.existsSync(cgroupfs) ? 'cgroupfs' : undefined;
-    const want = config.kubelet.cgroupDriver;
-    if (!found) {
-      add('kubelet cgroup driver', 'warn', `no kubepods cgroup at ${cgroupfs} or ${systemd}`, 'is kubelet running on this node? check kubelet.cgroupRoot');
-    } else if (want !== 'auto' && want !== found) {
-      add('kubelet cgroup driver', 'fail', `config says ${want}, the node has ${found} (${found === 'systemd' ? systemd : cgroupfs})`, `set kubelet.cgroupDriver: ${found} (or auto)`);
-    } else {
-      add('kubelet cgroup driver', 'ok', `${found}${want === 'auto' ? ' (detected)' : ''}`);
-    }
-  }
+  checkCgroup(config, blkio, add);
 
   const podsDir = path.join(config.kubelet.rootDir, 'pods');
   if (fs.existsSync(podsDir)) add('kubelet pods directory', 'ok', podsDir);
   else add('kubelet pods directory', 'warn', `${podsDir} does not exist`, 'set kubelet.rootDir to kubelet\'s --root-dir');
 
-  for (const [tool, pkg] of REQUIRED_TOOLS) {
-    const at = which(tool);
-    if (at) add(`tool ${tool}`, 'ok', at);
-    else add(`tool ${tool}`, 'fail', 'not found', `install the ${pkg} package`);
-  }
-  for (const [tool, pkg, impact] of OPTIONAL_TOOLS) {
-    const at = which(tool);
-    if (at) add(`tool ${tool}`, 'ok', at);
-    else add(`tool ${tool}`, 'warn', `not found: ${impact}`, `install the ${pkg} package`);
-  }
+  checkTools(add);
 
   try {
     const mode = fs.statSync(config.socket).mode & 0o777;
@@ -94,6 +69,48 @@ export async function runChecks(config: Config, blkio: Blkio, pools: PoolService
     else add('CSI registration', 'fail', `kubelet refused the driver: ${answer.error}`, 'see kubelet\'s log for nvme.qosd.io');
   }
 
+  await checkPools(pools, add);
+  return checks;
+}
+
+type AddCheck = (name: string, status: Check['status'], detail: string, fix?: string | null) => void;
+
+/** The IO controller, and kubelet's cgroup driver as the node's kubepods tree shows it. */
+function checkCgroup(config: Config, blkio: Blkio, add: AddCheck): void {
+  if (blkio.unavailable || !blkio.base) {
+    add('cgroup IO controller', 'fail', blkio.unavailable ?? 'none', 'mount the blkio controller (v1) or enable "io" in the root cgroup.subtree_control (v2); check cgroup.mountPoint');
+  } else {
+    add('cgroup IO controller', 'ok', `${blkio.version} at ${blkio.base}`);
+    const dirs = kubepodsDirs(config.kubelet.cgroupRoot);
+    const cgroupfs = path.join(blkio.base, dirs.cgroupfs);
+    const systemd = path.join(blkio.base, dirs.systemd);
+    const found = fs.existsSync(systemd) ? 'systemd' : fs.existsSync(cgroupfs) ? 'cgroupfs' : undefined;
+    const want = config.kubelet.cgroupDriver;
+    if (!found) {
+      add('kubelet cgroup driver', 'warn', `no kubepods cgroup at ${cgroupfs} or ${systemd}`, 'is kubelet running on this node? check kubelet.cgroupRoot');
+    } else if (want !== 'auto' && want !== found) {
+      add('kubelet cgroup driver', 'fail', `config says ${want}, the node has ${found} (${found === 'systemd' ? systemd : cgroupfs})`, `set kubelet.cgroupDriver: ${found} (or auto)`);
+    } else {
+      add('kubelet cgroup driver', 'ok', `${found}${want === 'auto' ? ' (detected)' : ''}`);
+    }
+  }
+}
+
+function checkTools(add: AddCheck): void {
+  for (const [tool, pkg] of REQUIRED_TOOLS) {
+    const at = which(tool);
+    if (at) add(`tool ${tool}`, 'ok', at);
+    else add(`tool ${tool}`, 'fail', 'not found', `install the ${pkg} package`);
+  }
+  for (const [tool, pkg, impact] of OPTIONAL_TOOLS) {
+    const at = which(tool);
+    if (at) add(`tool ${tool}`, 'ok', at);
+    else add(`tool ${tool}`, 'warn', `not found: ${impact}`, `install the ${pkg} package`);
+  }
+}
+
+/** Each pool: its path writable, its capacity known, its guarantees within what it may promise. */
+async function checkPools(pools: PoolService, add: AddCheck): Promise<void> {
   for (const p of await pools.listWithSpace()) {
     if (p.path !== null) {
       try {
@@ -112,8 +129,8 @@ export async function runChecks(config: Config, blkio: Blkio, pools: PoolService
     } else {
       add(`pool ${p.name} capacity`, 'warn', `no figure for ${missing.join(', ')}: no guarantee can be admitted in those`, `qosctl calibrate ${p.name} (or set pools[].capacity)`);
     }
-    // One device, one budget: guarantees admitted dimension by dimension (before qosd 0.2), or
-    // before a calibration found the device smaller, may together promise more than it has.
+    // One device, one budget: guarantees admitted before a calibration found the device smaller (or
+    // a capacity set lower by hand) may together promise more than it has.
     const { promised, promisable } = p.share;
     if (promised > promisable + 1e-9) {
       add(
@@ -125,5 +142,4 @@ export async function runChecks(config: Config, blkio: Blkio, pools: PoolService
       add(`pool ${p.name} guarantees`, 'ok', `${percent(promised)} of the device promised, of ${percent(promisable)}`);
     }
   }
-  return checks;
 }

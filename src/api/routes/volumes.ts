@@ -1,6 +1,6 @@
 // /v1/volumes: list, create, show, change (size, class, QoS figures), delete, and the history.
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import {
   CreateVolumeBody, EventList, NoQuery, PatchVolumeBody, SourceHeaders, VolumeList, VolumeNameParams, VolumeOut, errorReplies,
 } from '../schemas';
@@ -9,7 +9,7 @@ import { namespaceOwner } from '../../model/owner';
 import { quantity } from '../../util/quantity';
 import type { Services } from '../services';
 import type { Figures } from '../../model/qos';
-import type { QosChange } from '../../service/volumes';
+import type { QosChange, VolumeRequest } from '../../service/volumes';
 import { notFound } from '../../model/errors';
 
 type FiguresBody = Partial<Record<keyof Figures, number | string | null>>;
@@ -22,6 +22,36 @@ function toFigures(f: FiguresBody | undefined, field: string): QosChange['max'] 
     out[k as keyof Figures] = v === null || v === undefined ? null : quantity(v, `${field}.${k}`);
   }
   return out;
+}
+
+/** A create request as the volume service takes it, its quantities parsed. */
+function createRequest(b: Static<typeof CreateVolumeBody>): VolumeRequest {
+  return {
+    name: b.name,
+    ...(b.pool !== undefined && { pool: b.pool }),
+    ...(b.size !== undefined && { size: quantity(b.size, 'body.size') }),
+    ...(b.fsType !== undefined && { fsType: b.fsType }),
+    ...(b.class !== undefined && { class: b.class }),
+    ...(b.ephemeral !== undefined && { ephemeral: b.ephemeral }),
+    ...(b.namespace !== undefined && { owner: namespaceOwner(b.namespace) }),
+    ...(b.qos !== undefined && {
+      qos: {
+        min: toFigures(b.qos.min, 'body.qos.min') as Figures,
+        max: toFigures(b.qos.max, 'body.qos.max') as Figures,
+      },
+    }),
+  };
+}
+
+/** The class and figures a PATCH names: only those change. */
+function qosChangeOf(b: Static<typeof PatchVolumeBody>): QosChange {
+  const change: QosChange = {};
+  if (b.class !== undefined) change.class = b.class;
+  const min = toFigures(b.qos?.min, 'body.qos.min');
+  const max = toFigures(b.qos?.max, 'body.qos.max');
+  if (min) change.min = min;
+  if (max) change.max = max;
+  return change;
 }
 
 const sourceOf = (headers: { 'x-qosd-source'?: 'api' | 'cli' }) => headers['x-qosd-source'] ?? 'api';
@@ -41,25 +71,7 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
     '/v1/volumes',
     { schema: { querystring: NoQuery, headers: SourceHeaders, body: CreateVolumeBody, response: { 201: VolumeOut, ...errorReplies } } },
     async (req, reply) => {
-      const b = req.body;
-      const v = await s.volumes.create(
-        {
-          name: b.name,
-          ...(b.pool !== undefined && { pool: b.pool }),
-          ...(b.size !== undefined && { size: quantity(b.size, 'body.size') }),
-          ...(b.fsType !== undefined && { fsType: b.fsType }),
-          ...(b.class !== undefined && { class: b.class }),
-          ...(b.ephemeral !== undefined && { ephemeral: b.ephemeral }),
-          ...(b.namespace !== undefined && { owner: namespaceOwner(b.namespace) }),
-          ...(b.qos !== undefined && {
-            qos: {
-              min: toFigures(b.qos.min, 'body.qos.min') as Figures,
-              max: toFigures(b.qos.max, 'body.qos.max') as Figures,
-            },
-          }),
-        },
-        sourceOf(req.headers),
-      );
+      const v = await s.volumes.create(createRequest(req.body), sourceOf(req.headers));
       return reply.status(201).send(volumeView(v, [], s.limitsFor(v)));
     },
   );
@@ -77,15 +89,7 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
       s.volumes.get(name); // 404 before any change
       const b = req.body;
       // QoS first: a refused admission must not leave a half-applied request behind a done grow.
-      if (b.qos !== undefined || b.class !== undefined) {
-        const change: QosChange = {};
-        if (b.class !== undefined) change.class = b.class;
-        const min = toFigures(b.qos?.min, 'body.qos.min');
-        const max = toFigures(b.qos?.max, 'body.qos.max');
-        if (min) change.min = min;
-        if (max) change.max = max;
-        await s.volumes.changeQos(name, change, source);
-      }
+      if (b.qos !== undefined || b.class !== undefined) await s.volumes.changeQos(name, qosChangeOf(b), source);
       if (b.size !== undefined) await s.volumes.resize(name, quantity(b.size, 'body.size'), source);
       if (b.namespace !== undefined) await s.volumes.giveTo(name, b.namespace, source);
       return view(name);

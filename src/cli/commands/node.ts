@@ -36,6 +36,16 @@ function volumeRequestsLine(c: CsiStatus | null): string {
 interface Check { name: string; status: 'ok' | 'warn' | 'fail'; detail: string; fix: string | null }
 
 export function registerNodeCommands(program: Command): void {
+  registerStatusCommand(program);
+  registerAttachmentsCommand(program);
+  registerInstallFlexCommand(program);
+  registerBackupCommand(program);
+  registerInstallUnitsCommand(program);
+  registerDevicesCommand(program);
+  registerDoctorCommand(program);
+}
+
+function registerStatusCommand(program: Command): void {
   program
     .command('status')
     .description('show what the daemon runs on')
@@ -57,7 +67,9 @@ export function registerNodeCommands(program: Command): void {
         });
       }),
     );
+}
 
+function registerAttachmentsCommand(program: Command): void {
   program
     .command('attachments')
     .description('list where volumes are mounted and which cgroups carry their rules')
@@ -70,7 +82,9 @@ export function registerNodeCommands(program: Command): void {
         );
       }),
     );
+}
 
+function registerInstallFlexCommand(program: Command): void {
   program
     .command('install-flex')
     .description('install the qosd/nvme FlexVolume driver for kubelet')
@@ -84,7 +98,9 @@ export function registerNodeCommands(program: Command): void {
         emit(g, { installed, driver: 'qosd/nvme', socket: g.socket }, () => process.stdout.write(`installed qosd/nvme at ${installed}\n`));
       }),
     );
+}
 
+function registerBackupCommand(program: Command): void {
   program
     .command('backup <file>')
     .description("copy the daemon's state database to FILE while it runs (SQLite's online backup); restore by starting qosd on a state dir holding it as qosd.db")
@@ -95,7 +111,9 @@ export function registerNodeCommands(program: Command): void {
         emit(g, r, () => process.stdout.write(`state backed up to ${r.file} (${r.bytes} bytes)\n`));
       }),
     );
+}
 
+function registerInstallUnitsCommand(program: Command): void {
   program
     .command('install-units')
     .description('install the systemd units qosd.socket and qosd.service, starting qosd with this Node.js')
@@ -111,7 +129,9 @@ export function registerNodeCommands(program: Command): void {
           process.stdout.write(`installed ${installed.join(' and ')} (node ${process.execPath}); now: systemctl daemon-reload && systemctl enable --now qosd.socket qosd.service\n`));
       }),
     );
+}
 
+function registerDevicesCommand(program: Command): void {
   program
     .command('devices')
     .description("list the node's NVMe namespaces: model, serial, size, which pool uses each, any signature")
@@ -127,7 +147,9 @@ export function registerNodeCommands(program: Command): void {
         );
       }),
     );
+}
 
+function registerDoctorCommand(program: Command): void {
   program
     .command('doctor')
     .description('check what makes qosd work on this node; each check ok, warn or fail, with the fix')

@@ -20,6 +20,12 @@ function mixLine(m: MixOut): string {
 }
 
 export function registerPoolCommands(program: Command): void {
+  registerPoolsCommand(program);
+  registerPoolCommand(program);
+  registerCalibrateCommand(program);
+}
+
+function registerPoolsCommand(program: Command): void {
   program
     .command('pools')
     .description('show each pool: capacity, guaranteed, the share of the device promised, free to guarantee, volumes, space')
@@ -48,7 +54,9 @@ export function registerPoolCommands(program: Command): void {
         );
       }),
     );
+}
 
+function registerPoolCommand(program: Command): void {
   program
     .command('pool')
     .description('set up a pool')
@@ -64,7 +72,9 @@ export function registerPoolCommands(program: Command): void {
         emit(g, p, () => process.stdout.write(`pool ${p.name} is ready (${p.backend})\n`));
       }),
     );
+}
 
+function registerCalibrateCommand(program: Command): void {
   program
     .command('calibrate <pool>')
     .description("measure a pool's IOPS and bandwidth on a scratch volume and store them as its capacity")

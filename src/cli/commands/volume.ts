@@ -68,7 +68,14 @@ export function registerVolumeCommands(program: Command): void {
 
   const volume = program.command('volume').description('create, show, change, delete one volume, or show its history');
   volume.command('list').description('list volumes (as qosctl volumes)').action(listVolumes);
+  registerShowVolume(volume);
+  registerCreateVolume(volume);
+  registerSetVolume(volume);
+  registerDeleteVolume(volume);
+  registerHistoryVolume(volume);
+}
 
+function registerShowVolume(volume: Command): void {
   volume
     .command('show <name>')
     .description('show a volume and where it is attached')
@@ -91,7 +98,9 @@ export function registerVolumeCommands(program: Command): void {
         });
       }),
     );
+}
 
+function registerCreateVolume(volume: Command): void {
   qosFlags(
     volume
       .command('create <name>')
@@ -118,7 +127,9 @@ export function registerVolumeCommands(program: Command): void {
       emit(g, v, () => process.stdout.write(`volume ${v.name} created: ${formatBytes(v.sizeBytes)} ${v.fsType} on ${v.device}, limits ${figures(v.qos.max)}, guarantees ${figures(v.qos.min)}\n`));
     }),
   );
+}
 
+function registerSetVolume(volume: Command): void {
   qosFlags(
     volume
       .command('set <name>')
@@ -148,7 +159,9 @@ export function registerVolumeCommands(program: Command): void {
       emit(g, v, () => process.stdout.write(`volume ${v.name}: ${formatBytes(v.sizeBytes)}, class ${v.class}, limits ${figures(v.qos.max)}, guarantees ${figures(v.qos.min)}\n`));
     }),
   );
+}
 
+function registerDeleteVolume(volume: Command): void {
   volume
     .command('delete <name>')
     .description('delete a volume and its data (refused while it is attached); releases its guarantees')
@@ -159,7 +172,9 @@ export function registerVolumeCommands(program: Command): void {
         emit(g, { deleted: name }, () => process.stdout.write(`volume ${name} deleted\n`));
       }),
     );
+}
 
+function registerHistoryVolume(volume: Command): void {
   volume
     .command('history <name>')
     .description("show a volume's event log: creation, QoS changes (old → new), attaches, resizes")
