@@ -180,8 +180,10 @@ describe.skipIf(blocker)(`doors${blocker ? ` (skipped: ${blocker})` : ''}`, () =
       }
       // Past the cap, connections are closed as they come; the idle ones left, after the idle
       // timeout. (The bounds below are guards for a stuck daemon: what is asserted is that every
-      // connection is closed by qosd, not how soon the flooder hears of it.)
-      const idle = Date.now() + 60_000;
+      // connection is closed by qosd, not how soon the flooder hears of it. The metrics listener
+      // runs in the niced worker thread, so on a machine busy building Kubernetes, as CI is, its
+      // timers fire late: the guard allows for that.)
+      const idle = Date.now() + 240_000;
       while (last.closed < 1100 && Date.now() < idle) await sleep(200);
       expect(last.closed).toBe(1100);
       const fds = fs.readdirSync(`/proc/${daemon.child.pid}/fd`).length;
@@ -191,5 +193,5 @@ describe.skipIf(blocker)(`doors${blocker ? ` (skipped: ${blocker})` : ''}`, () =
     } finally {
       flood.kill('SIGKILL');
     }
-  }, 180_000);
+  }, 420_000);
 });
