@@ -77,7 +77,8 @@ function layFiles(dir, devices, round) {
     const [maj, min] = dev.split(':');
     lines.push(`   ${maj}    ${min} loop${min} ${ops} 0 ${ops * 8} 10 ${ops} 0 ${ops * 8} 10 0 20 ${ops} 0 0 0 0 0 0`);
   }
-  fs.writeFileSync(path.join(dir, 'diskstats'), `${lines.join('\n')}\n`);
+  fs.mkdirSync(path.join(dir, 'proc'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'proc', 'diskstats'), `${lines.join('\n')}\n`);
 }
 
 async function benchSize(n) {
@@ -88,11 +89,12 @@ async function benchSize(n) {
     const { V1Blkio } = dist('host/cgroup-v1.js');
     const v1 = new V1Blkio(path.join(dir, 'blkio'));
     const { timeInQueueMs } = dist('host/disk-queue.js');
-    const { readDiskstats, readDiskstatsInPieces } = dist('host/diskstats.js');
+    const { readDiskstats } = dist('host/diskstats.js');
     const { TimeSlice } = dist('util/time-slice.js');
     const { Controller, ControlledLimits } = dist('controller/controller.js');
     const { Metrics } = dist('metrics/registry.js');
-    const sysRoot = path.join(dir, 'sys');
+    const { hostRoot } = dist('host/host-root.js');
+    const root = hostRoot({ proc: path.join(dir, 'proc'), sys: path.join(dir, 'sys') });
 
     // Baseline: the per-volume reads the tick made before (the law and the store work excluded).
     const baseline = [];
@@ -100,7 +102,7 @@ async function benchSize(n) {
       baseline.push(cpuMs(() => {
         for (const { dev, pod } of devices) {
           v1.podIo(pod, dev);
-          timeInQueueMs(dev, sysRoot);
+          timeInQueueMs(root, dev);
         }
       }));
     }
@@ -108,15 +110,14 @@ async function benchSize(n) {
     const policy = new ControlledLimits();
     const pools = { capacities: () => new Map([['default', { readIops: 10 * n * 100, writeIops: 10 * n * 100, readBps: 1e12, writeBps: 1e12 }]]) };
     const enforcer = { apply: () => ({ attachment: undefined, writes: 0 }) };
-    const diskstats = path.join(dir, 'diskstats');
-    const controller = new Controller({ store, enforcer, pools, policy, metrics: new Metrics(), log: quiet(), intervalMs: 250, readDisks: (only, pause) => readDiskstatsInPieces(pause, diskstats, only) });
+    const controller = new Controller({ store, enforcer, pools, policy, metrics: new Metrics(), log: quiet(), intervalMs: 250, root });
     await controller.tick(); // first sample: nothing to compare yet
     layFiles(dir, devices, 2);
     const now = [];
     for (let k = 0; k < TICKS; k++) now.push(await tickCost(controller, TimeSlice));
     // The sampling alone, for the comparison with the baseline's sampling.
     const sampling = [];
-    for (let k = 0; k < TICKS; k++) sampling.push(cpuMs(() => readDiskstats(diskstats)));
+    for (let k = 0; k < TICKS; k++) sampling.push(cpuMs(() => readDiskstats(root)));
     store.close();
     const r = {
       volumes: n,

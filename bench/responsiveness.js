@@ -93,8 +93,9 @@ function layNode(n, root) {
       mounts.push(`${100 + i} 1 ${dev} / ${target} rw,relatime shared:${i} - ext4 /dev/loop${i} rw`);
     }
   });
-  fs.writeFileSync(path.join(root, 'diskstats'), `${disk.join('\n')}\n`);
-  fs.writeFileSync(path.join(root, 'mountinfo'), `${mounts.join('\n')}\n`);
+  fs.mkdirSync(path.join(root, 'proc', 'self'), { recursive: true });
+  fs.writeFileSync(path.join(root, 'proc', 'diskstats'), `${disk.join('\n')}\n`);
+  fs.writeFileSync(path.join(root, 'proc', 'self', 'mountinfo'), `${mounts.join('\n')}\n`);
   return { store, base, dbFile };
 }
 
@@ -142,7 +143,7 @@ function assemble(n, root, metricsPort, onHead, Slice) {
   const { MountRepair } = dist('reconcile/mount-repair.js');
   const { repairInThread } = dist('reconcile/repair-job.js');
   const { StoreView } = dist('store/view.js');
-  const { readMountinfoInPieces } = dist('host/mountinfo.js');
+  const { hostRoot } = dist('host/host-root.js');
   const { buildApi, listenOnSocket } = dist('api/server.js');
   const { notFound } = dist('model/errors.js');
 
@@ -154,19 +155,20 @@ function assemble(n, root, metricsPort, onHead, Slice) {
   const enforcer = new Enforcer({ blkio, kubelet, store, log, metrics, policy });
   const poolConfig = { pools: [{ name: 'default', backend: 'file', path: path.join(root, 'pool'), capacity: { readIops: 1e7, writeIops: 1e7, readBps: 1e12, writeBps: 1e12 } }], headroom: 0.1 };
   const pools = new PoolService(store, poolConfig);
-  const mountinfo = path.join(root, 'mountinfo');
+  // The node's disk counters and mount table, from the fixture tree.
+  const fixtureRoot = hostRoot({ proc: path.join(root, 'proc') });
   const locks = new KeyedLock();
-  const attachments = new AttachmentService({ store, pools: new Map(), volumes: undefined, enforcer, locks, log });
+  const attachments = new AttachmentService({ store, pools: new Map(), volumes: undefined, enforcer, locks, log, root: fixtureRoot });
   const ruleRepair = new RuleRepair({ enforcer, metrics, log });
   const mountRepair = new MountRepair({
     store, view: new StoreView(store), volumes: undefined, attachments, enforcer, locks, log, metrics,
-    readMounts: (pause) => readMountinfoInPieces(pause, mountinfo),
+    root: fixtureRoot,
   });
   // As daemon.ts runs them: found in the worker thread, confirmed and written on this one.
   const periodic = new PeriodicJobs({
     setup: {
       dbFile, layout, kubelet, pools: poolConfig.pools, headroom: poolConfig.headroom, controller: true, logLevel: 'silent',
-      diskstatsFile: path.join(root, 'diskstats'), mountinfoFile: mountinfo,
+      root: fixtureRoot,
       metricsListen: { host: '127.0.0.1', port: metricsPort }, metricsContentType: metrics.contentType,
     },
     store, enforcer, ruleRepair, mountRepair, controlled: policy, metrics, log, reconcileIntervalMs: 10_000, controllerIntervalMs: 250,
@@ -281,11 +283,13 @@ async function measure(n) {
   execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=3G', 'tmpfs', root]);
   try {
     const { TimeSlice: Slice } = dist('util/time-slice.js');
-    const { threadWaitMs } = dist('host/thread-clock.js');
+    const { threadWaitMs: waitedIn } = dist('host/thread-clock.js');
+    const { hostRoot } = dist('host/host-root.js');
+    const threadWaitMs = (task) => waitedIn(hostRoot(), task);
     // Every slice measured here also tells its own time from the time its thread waited for a core.
     const TimeSlice = class extends Slice {
       constructor() {
-        super(1, threadWaitMs);
+        super(1, () => threadWaitMs());
       }
     };
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

@@ -14,6 +14,7 @@ import { FilePool } from './pools/file';
 import { LvmPool } from './pools/lvm';
 import type { VolumePool } from './pools/pool';
 import { detectCgroupLayout } from './host/cgroup-layout';
+import { hostRoot, type HostRoot } from './host/host-root';
 import { blkioFor, type Blkio } from './host/blkio';
 import { sharesHostMountNamespace } from './host/mount-namespace';
 import { LockHeld, takeExclusiveLock, type HeldLock } from './host/exclusive-lock';
@@ -26,6 +27,7 @@ import { FlexHandler } from './service/flex';
 import { PoolService } from './service/pools';
 import { Calibrator } from './service/calibrate';
 import { runChecks } from './service/doctor';
+import { listDevices } from './service/devices';
 import { recoverAtStart } from './reconcile/recovery';
 import { RuleRepair } from './reconcile/rule-repair';
 import { MountRepair } from './reconcile/mount-repair';
@@ -58,10 +60,10 @@ export interface Daemon {
   close(): Promise<void>;
 }
 
-function makePools(config: Config): Map<string, VolumePool> {
+function makePools(root: HostRoot, config: Config): Map<string, VolumePool> {
   const pools = new Map<string, VolumePool>();
   for (const p of config.pools) {
-    pools.set(p.name, p.backend === 'lvm' ? new LvmPool(p.name, p.volumeGroup, p.devices, p.stripes) : new FilePool(p.name, p.path, { create: p.create, overcommit: p.overcommit }));
+    pools.set(p.name, p.backend === 'lvm' ? new LvmPool(root, p.name, p.volumeGroup, p.devices, p.stripes) : new FilePool(root, p.name, p.path, { create: p.create, overcommit: p.overcommit }));
   }
   return pools;
 }
@@ -70,10 +72,10 @@ function makePools(config: Config): Map<string, VolumePool> {
  * The state directory's lock (qosd.lock). A second daemon on the same state would share one
  * database, one set of loop devices and two reconcile passes: it stops here, naming the first.
  */
-function lockState(stateDir: string): HeldLock {
+function lockState(root: HostRoot, stateDir: string): HeldLock {
   const file = path.join(stateDir, 'qosd.lock');
   try {
-    return takeExclusiveLock(file, nativeBinding());
+    return takeExclusiveLock(root, file, nativeBinding());
   } catch (err) {
     if (!(err instanceof LockHeld)) throw err;
     const who = err.holder !== undefined ? `qosd (pid ${err.holder})` : 'another qosd';
@@ -83,30 +85,32 @@ function lockState(stateDir: string): HeldLock {
 
 export async function startDaemon(config: Config, log: Logger = makeLogger(config.logLevel, config.logFormat)): Promise<Daemon> {
   const started = Date.now();
+  // The one value every reader of the node's procfs, sysfs and cgroups is handed.
+  const root = hostRoot({ cgroup: config.cgroup.mountPoint });
   // A mount made in a private namespace answers Success and reaches no pod: refuse to run there.
-  if (sharesHostMountNamespace() === false) {
+  if (sharesHostMountNamespace(root) === false) {
     throw new Error("qosd runs in a private mount namespace (its /proc/self/ns/mnt is not PID 1's): the volumes it mounts would be invisible to kubelet and the containers. Run it in the host's mount namespace: no ProtectSystem=, PrivateTmp=, ReadWritePaths= or other option that gives its systemd unit a namespace (see systemd/qosd.service)");
   }
   // Over a daemon already serving this socket: say so before anything else.
   if (inheritedSocketFd() === undefined) await refuseLiveSocket(config.socket);
   fs.mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // One daemon per state: before anything is opened or touched, held until the process ends.
-  const stateLock = lockState(config.stateDir);
+  const stateLock = lockState(root, config.stateDir);
   try {
-    return await serve(config, log, started, stateLock);
+    return await serve(config, root, log, started, stateLock);
   } catch (err) {
     stateLock.release();
     throw err;
   }
 }
 
-async function serve(config: Config, log: Logger, started: number, stateLock: HeldLock): Promise<Daemon> {
-  const pools = makePools(config);
+async function serve(config: Config, root: HostRoot, log: Logger, started: number, stateLock: HeldLock): Promise<Daemon> {
+  const pools = makePools(root, config);
   for (const p of pools.values()) await p.init();
   const dbFile = path.join(config.stateDir, 'qosd.db');
   const store = openStore(dbFile, log);
   const metrics = new Metrics();
-  const layout = detectCgroupLayout(config.cgroup.mountPoint, config.cgroup.version);
+  const layout = detectCgroupLayout(root, config.cgroup.version);
   // The cgroup version is decided here, once: everything below speaks the blkio face.
   const blkio = blkioFor(layout);
   if (blkio.unavailable) log.warn({ reason: blkio.unavailable }, 'no block-IO cgroup controller: volumes with limits cannot be attached');
@@ -114,13 +118,13 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   const policy = config.controller.enabled ? new ControlledLimits() : staticLimits;
   // One view of the store for start-up recovery's passes (the periodic jobs read in their worker).
   const view = new StoreView(store);
-  const { enforcer, locks, volumes, attachments, ruleRepair, mountRepair } = nodeServices({ config, store, pools, blkio, policy, view, metrics, log });
+  const { enforcer, locks, volumes, attachments, ruleRepair, mountRepair } = nodeServices({ config, root, store, pools, blkio, policy, view, metrics, log });
   const flex = new FlexHandler(attachments, config.kubelet.rootDir, config.flex.allowedNamespaces ? new Set(config.flex.allowedNamespaces) : undefined);
   const poolService = new PoolService(store, config, pools);
   // The periodic jobs (reconcile pass, sweeps, controller, the scrape's per-volume families) find
   // in a worker thread and write here (periodic/jobs.ts).
   const periodic = new PeriodicJobs({
-    setup: workerSetup(config, dbFile, layout, policy, metrics),
+    setup: workerSetup(config, root, dbFile, layout, policy, metrics),
     store, enforcer, ruleRepair, mountRepair, metrics, log,
     controlled: policy instanceof ControlledLimits ? policy : undefined,
     reconcileIntervalMs: config.reconcileIntervalMs,
@@ -142,8 +146,9 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
   let csiDoors: Awaited<ReturnType<typeof serveCsiDoors>> | undefined;
 
   const app = buildApi({
-    store, volumes, attachments, flex, metrics, pools: poolService, calibrator, config,
-    doctor: () => runChecks(config, blkio, poolService, () => csiRegistration?.last),
+    store, volumes, attachments, flex, metrics, pools: poolService, calibrator,
+    doctor: () => runChecks(root, config, blkio, poolService, () => csiRegistration?.last),
+    devices: () => listDevices(root, config),
     limitsFor: (v) => policy.limitsFor(v),
     status: () => statusOf({ config, started, blkio, store, poolService, registration: csiRegistration, volumeRequests: csiDoors?.volumeRequests }),
     scrapeMetrics: () => collector.scrape(),
@@ -152,7 +157,7 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
 
   // CSI beside the HTTP API: the same services behind a second door.
   csiDoors = config.csi && csiRegistration
-    ? await serveCsiDoors(config, config.csi, { store, volumes, attachments, registration: csiRegistration, metrics, log, closing: () => closing })
+    ? await serveCsiDoors(config, config.csi, { store, root, volumes, attachments, registration: csiRegistration, metrics, log, closing: () => closing })
     : undefined;
 
   // The periodic pass: rules back to what SQLite says, pods that vanished without an unmount
@@ -182,8 +187,8 @@ async function serve(config: Config, log: Logger, started: number, stateLock: He
  * found off the daemon's thread by the periodic jobs' worker, or in-thread at start; confirmed and
  * repaired on it under the locks).
  */
-function nodeServices(o: { config: Config; store: Store; pools: Map<string, VolumePool>; blkio: Blkio; policy: LimitPolicy; view: StoreView; metrics: Metrics; log: Logger }) {
-  const { config, store, pools, blkio, policy, view, metrics, log } = o;
+function nodeServices(o: { config: Config; root: HostRoot; store: Store; pools: Map<string, VolumePool>; blkio: Blkio; policy: LimitPolicy; view: StoreView; metrics: Metrics; log: Logger }) {
+  const { config, root, store, pools, blkio, policy, view, metrics, log } = o;
   const enforcer = new Enforcer({
     blkio, kubelet: config.kubelet, store, view, log, metrics, policy,
     // Before a rule is written or cleared: is the recorded device still the volume's?
@@ -191,10 +196,10 @@ function nodeServices(o: { config: Config; store: Store; pools: Map<string, Volu
     refind: (name) => void volumes.refind(name).catch((err: Error) => log.error({ volume: name, err: err.message }, 'finding the device of a volume again failed')),
   });
   const locks = new KeyedLock();
-  const volumes = new VolumeService({ store, pools, config, locks, enforcer, log });
-  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log });
+  const volumes = new VolumeService({ store, pools, config, locks, enforcer, log, root });
+  const attachments = new AttachmentService({ store, pools, volumes, enforcer, locks, log, root });
   const ruleRepair = new RuleRepair({ enforcer, metrics, log });
-  const mountRepair = new MountRepair({ store, view, volumes, attachments, enforcer, locks, log, metrics });
+  const mountRepair = new MountRepair({ store, view, volumes, attachments, enforcer, locks, log, metrics, root });
   return { enforcer, locks, volumes, attachments, ruleRepair, mountRepair };
 }
 
@@ -209,9 +214,9 @@ function openStore(dbFile: string, log: Logger): Store {
 }
 
 /** What the periodic jobs' worker opens for itself: the same database, cgroups, pools and listener. */
-function workerSetup(config: Config, dbFile: string, layout: ReturnType<typeof detectCgroupLayout>, policy: LimitPolicy, metrics: Metrics): WorkerSetup {
+function workerSetup(config: Config, root: HostRoot, dbFile: string, layout: ReturnType<typeof detectCgroupLayout>, policy: LimitPolicy, metrics: Metrics): WorkerSetup {
   return {
-    dbFile, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
+    dbFile, root, layout, kubelet: config.kubelet, pools: config.pools, headroom: config.headroom,
     controller: policy instanceof ControlledLimits, logLevel: config.logLevel, logFormat: config.logFormat,
     metricsListen: config.metricsListen, metricsPerVolume: config.metricsPerVolume, metricsContentType: metrics.contentType,
   };
@@ -266,7 +271,7 @@ function statusOf(o: {
 async function serveCsiDoors(
   config: Config,
   c: NonNullable<Config['csi']>,
-  o: { store: Store; volumes: VolumeService; attachments: AttachmentService; registration: CsiRegistration; metrics: Metrics; log: Logger; closing: () => boolean },
+  o: { store: Store; root: HostRoot; volumes: VolumeService; attachments: AttachmentService; registration: CsiRegistration; metrics: Metrics; log: Logger; closing: () => boolean },
 ): Promise<{ csi: CsiServers; volumeRequests: VolumeRequestWorker | undefined }> {
   const { store, volumes, log } = o;
   const problem = (): string | undefined => {
@@ -284,7 +289,7 @@ async function serveCsiDoors(
     registryDir: c.registration ? path.join(config.kubelet.rootDir, 'plugins_registry') : undefined,
     identity: new CsiIdentity({ version: VERSION, problem }),
     controller,
-    node: new CsiNode({ store, volumes, attachments: o.attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log }),
+    node: new CsiNode({ store, volumes, attachments: o.attachments, kubeletRootDir: config.kubelet.rootDir, nodeName: c.nodeName, log, root: o.root }),
     registration: o.registration,
     log,
     metrics: o.metrics,

@@ -6,7 +6,7 @@ import type { FlexHandler } from '../service/flex';
 import type { PoolService } from '../service/pools';
 import type { Calibrator } from '../service/calibrate';
 import type { Check } from '../service/doctor';
-import type { Config } from '../config/config';
+import type { DeviceView } from '../service/devices';
 import type { Volume } from '../store/volumes';
 import type { Figures } from '../model/qos';
 import type { Metrics } from '../metrics/registry';
@@ -22,7 +22,8 @@ export interface Services {
   calibrator: Calibrator;
   metrics: Metrics;
   doctor(): Promise<Check[]>;
-  config: Pick<Config, 'pools'>;
+  /** The node's NVMe namespaces and what uses each. */
+  devices(): Promise<DeviceView[]>;
   /** The limits in force for a volume now. */
   limitsFor(v: Volume): Figures;
   status(): Static<typeof StatusOut>;

@@ -16,6 +16,7 @@ import type { PoolService } from '../service/pools';
 import { limitsOf, type Dimension, type Figures } from '../model/qos';
 import type { LimitPolicy } from '../enforce/limit-policy';
 import { readDiskstatsInPieces, type DiskCounters } from '../host/diskstats';
+import type { HostRoot } from '../host/host-root';
 import { TimeSlice } from '../util/time-slice';
 import { DEFAULT_LAW, lawSteps, newLawMemory, type Adjustment, type LawParams, type Limits, type VolumeRates } from './law';
 
@@ -61,8 +62,8 @@ export interface ControllerOptions {
   law?: LawParams;
   /** Now, in ns (tests replay recorded ticks); default the monotonic clock. */
   clock?: () => bigint;
-  /** Every device's counters (tests and benchmarks give fixtures); default /proc/diskstats. */
-  readDisks?: (only: ReadonlySet<string>, pause: () => Promise<void>) => Promise<Map<string, DiskCounters>>;
+  /** Where every device's counters are read (diskstats under its proc; tests give fixture trees). */
+  root: HostRoot;
 }
 
 export class Controller {
@@ -120,7 +121,7 @@ export class Controller {
     // lists a device in a cgroup's stats only once a rule was set for it).
     const now = (this.o.clock ?? process.hrtime.bigint)();
     const pause = () => slice.check();
-    const disks = await (this.o.readDisks ?? ((only, p) => readDiskstatsInPieces(p, undefined, only)))(devices, pause);
+    const disks = await readDiskstatsInPieces(this.o.root, pause, devices);
     const counters = new Map<string, DiskCounters>();
     const samples: VolumeRates[] = [];
     const secs = Number(now - this.lastAt) / 1e9;

@@ -8,6 +8,7 @@ import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { QosdError, invalid, notFound } from '../model/errors';
 import { mountsAt } from '../host/mountinfo';
+import type { HostRoot } from '../host/host-root';
 import type { AttachmentService } from '../service/attachments';
 import type { VolumeService } from '../service/volumes';
 import type { Store } from '../store/store';
@@ -28,6 +29,8 @@ export interface NodeDeps {
   kubeletRootDir: string;
   nodeName: string;
   log: Logger;
+  /** Where the mount table is read. */
+  root: HostRoot;
 }
 
 const CAPABILITIES = ['GET_VOLUME_STATS', 'EXPAND_VOLUME', 'VOLUME_CONDITION'] as const;
@@ -61,7 +64,7 @@ export class CsiNode {
     if (!att && !this.d.store.volumes.get(name)) throw notFound(`volume ${name} does not exist`);
     if (!att) return {};
     await this.d.attachments.detach(target, 'csi');
-    if (mountsAt(target).length > 0) throw new QosdError('FailedPrecondition', `target_path ${target} is still a mount point`);
+    if (mountsAt(this.d.root, target).length > 0) throw new QosdError('FailedPrecondition', `target_path ${target} is still a mount point`);
     try {
       removeMadeTarget(target);
     } catch (err) {

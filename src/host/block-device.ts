@@ -3,6 +3,7 @@
 // `rdev / 256` is wrong once a minor reaches 256 (a bug two competing drivers ship).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { HostRoot } from './host-root';
 
 export interface DeviceNumber {
   major: number;
@@ -42,9 +43,9 @@ export function deviceOf(devPath: string): DeviceNumber {
  * True when MAJ:MIN is a whole disk (loop, dm, nvme namespace), false for a partition. cgroup v2
  * rejects partitions with ENODEV and v1 silently never matches them, so qosd refuses them early.
  */
-export function isWholeDisk(d: DeviceNumber, sysRoot = '/sys'): boolean {
-  const dir = path.join(sysRoot, 'dev', 'block', formatDevice(d));
-  if (!fs.existsSync(dir)) throw new Error(`no block device ${formatDevice(d)} under ${sysRoot}/dev/block`);
+export function isWholeDisk(root: HostRoot, d: DeviceNumber): boolean {
+  const dir = path.join(root.sys, 'dev', 'block', formatDevice(d));
+  if (!fs.existsSync(dir)) throw new Error(`no block device ${formatDevice(d)} under ${root.sys}/dev/block`);
   return !fs.existsSync(path.join(dir, 'partition'));
 }
 

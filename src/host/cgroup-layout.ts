@@ -1,11 +1,10 @@
-// Which cgroup hierarchy holds block-IO control on this node, found under a configurable mount
-// point so tests can point it at a captured tree. v2 needs the io controller in the unified root;
+// Which cgroup hierarchy holds block-IO control on this node, found under the host root's cgroup
+// mount point (configurable; tests point it at a captured tree). v2 needs the io controller in the unified root;
 // v1 needs the blkio controller mounted (its own mount, or co-mounted on a hybrid host).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { CgroupVersion, CgroupVersionSetting } from '../model/cgroup';
-
-
+import type { HostRoot } from './host-root';
 export interface CgroupLayout {
   version: CgroupVersion;
   /** The directory kubelet's hierarchy (kubepods…) lives under for the IO controller. */
@@ -27,7 +26,8 @@ function v1Base(mountPoint: string): string | undefined {
 }
 
 /** Finds the layout, or explains why none is usable. */
-export function detectCgroupLayout(mountPoint: string, want: CgroupVersionSetting): CgroupLayout | { error: string } {
+export function detectCgroupLayout(root: HostRoot, want: CgroupVersionSetting): CgroupLayout | { error: string } {
+  const mountPoint = root.cgroup;
   const v2 = want !== 'v1' ? v2Base(mountPoint) : undefined;
   if (v2) return { version: 'v2', base: v2 };
   const v1 = want !== 'v2' ? v1Base(mountPoint) : undefined;

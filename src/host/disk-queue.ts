@@ -1,5 +1,5 @@
 // How much IO a block device has had in flight: time_in_queue, the eleventh field of
-// /sys/dev/block/MAJ:MIN/stat (Documentation/block/stat.rst), the sum of every IO's time from
+// <sys>/dev/block/MAJ:MIN/stat (Documentation/block/stat.rst), the sum of every IO's time from
 // start to completion in milliseconds. Its growth over an interval, divided by the interval, is
 // the average number of IOs in flight then (Little's law). For a volume's own device (its loop or
 // dm device) this says whether the volume keeps IO outstanding, i.e. wants more than it gets, or
@@ -10,6 +10,7 @@
 // tasks asleep in io_schedule, which an async submitter (libaio, in io_getevents) never is.
 import * as path from 'node:path';
 import { readSmall } from './read-small';
+import type { HostRoot } from './host-root';
 
 /** time_in_queue (ms) from the text of a block device's stat file; undefined when it has none. */
 export function parseTimeInQueue(stat: string): number | undefined {
@@ -18,9 +19,9 @@ export function parseTimeInQueue(stat: string): number | undefined {
 }
 
 /** time_in_queue of a device ("253:3") in ms; undefined when the device or its stat file is gone. */
-export function timeInQueueMs(deviceNumber: string, sysRoot = '/sys'): number | undefined {
+export function timeInQueueMs(root: HostRoot, deviceNumber: string): number | undefined {
   try {
-    return parseTimeInQueue(readSmall(path.join(sysRoot, 'dev', 'block', deviceNumber, 'stat')));
+    return parseTimeInQueue(readSmall(path.join(root.sys, 'dev', 'block', deviceNumber, 'stat')));
   } catch {
     return undefined;
   }

@@ -1,10 +1,11 @@
-// /proc/diskstats (Documentation/admin-guide/iostats.rst): one line per block device, "MAJ MIN
+// <proc>/diskstats (Documentation/admin-guide/iostats.rst): one line per block device, "MAJ MIN
 // name" then the counters. One read gives every device's IO, whatever cgroup did it and whether
 // or not a throttle rule was ever set for the device (cgroup v1 counts a device in a cgroup's
 // blkio stats only after a rule has been set for it). Each qosd volume has a device of its own
 // (its loop device or LV), so these are the volume's counters.
 import { readSmall } from './read-small';
 import { linePieces } from '../util/line-pieces';
+import type { HostRoot } from './host-root';
 
 export interface DiskCounters {
   readIos: number;
@@ -20,7 +21,7 @@ export interface DiskCounters {
 }
 
 /**
- * Parses /proc/diskstats text into "MAJ:MIN" → counters (sectors are 512 bytes, always). With
+ * Parses diskstats text into "MAJ:MIN" → counters (sectors are 512 bytes, always). With
  * `only`, other devices are skipped. It scans character codes instead of splitting each line: at
  * 10,000 devices, four times a second, splitting cost most of a controller tick.
  */
@@ -87,8 +88,8 @@ export function parseDiskstats(
   return out;
 }
 
-export function readDiskstats(file = '/proc/diskstats', only?: ReadonlySet<string>): Map<string, DiskCounters> {
-  return parseDiskstats(readSmall(file), only);
+export function readDiskstats(root: HostRoot, only?: ReadonlySet<string>): Map<string, DiskCounters> {
+  return parseDiskstats(readSmall(`${root.proc}/diskstats`), only);
 }
 
 /**
@@ -96,12 +97,12 @@ export function readDiskstats(file = '/proc/diskstats', only?: ReadonlySet<strin
  * make a megabyte of text, more than a periodic job may parse without giving the loop back.
  */
 export async function readDiskstatsInPieces(
+  root: HostRoot,
   pause: () => Promise<void>,
-  file = '/proc/diskstats',
   only?: ReadonlySet<string>,
   chunkChars = 128 * 1024,
 ): Promise<Map<string, DiskCounters>> {
-  const text = readSmall(file);
+  const text = readSmall(`${root.proc}/diskstats`);
   const out = new Map<string, DiskCounters>();
   for (const [from, to] of linePieces(text, chunkChars)) {
     if (from > 0) await pause();

@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { decodeRdev } from './block-device';
+import type { HostRoot } from './host-root';
 
 export interface HeldLock {
   readonly file: string;
@@ -26,7 +27,7 @@ export class LockHeld extends Error {
  * Takes the lock on `file` (created 0600 when missing) without waiting: a held lock throws
  * LockHeld naming the holder. `nativeBinding`: the SQLite addon to load (see store/db.ts).
  */
-export function takeExclusiveLock(file: string, nativeBinding?: string, procLocks = '/proc/locks'): HeldLock {
+export function takeExclusiveLock(root: HostRoot, file: string, nativeBinding?: string): HeldLock {
   const db = new Database(file, { timeout: 0, ...(nativeBinding ? { nativeBinding } : {}) });
   try {
     fs.chmodSync(file, 0o600);
@@ -35,7 +36,7 @@ export function takeExclusiveLock(file: string, nativeBinding?: string, procLock
     db.exec('BEGIN EXCLUSIVE; COMMIT');
   } catch (err) {
     db.close();
-    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new LockHeld(file, lockHolder(file, procLocks));
+    if ((err as { code?: string }).code === 'SQLITE_BUSY') throw new LockHeld(file, lockHolder(root, file));
     throw err;
   }
   return {
@@ -45,12 +46,12 @@ export function takeExclusiveLock(file: string, nativeBinding?: string, procLock
 }
 
 /** The pid holding a POSIX lock on `file`, from the kernel's list of locks. */
-export function lockHolder(file: string, procLocks = '/proc/locks'): number | undefined {
+export function lockHolder(root: HostRoot, file: string): number | undefined {
   let st: fs.BigIntStats;
   let text: string;
   try {
     st = fs.statSync(file, { bigint: true });
-    text = fs.readFileSync(procLocks, 'utf8');
+    text = fs.readFileSync(`${root.proc}/locks`, 'utf8');
   } catch {
     return undefined;
   }

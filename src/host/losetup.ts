@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { TOOL_PATH, run } from './exec';
 import { decodeRdev, formatDevice } from './block-device';
+import type { HostRoot } from './host-root';
 
 export async function attachLoop(file: string): Promise<string> {
   const { stdout } = await run('losetup', ['--direct-io=on', '--find', '--show', file], { timeoutMs: 30_000 });
@@ -23,9 +24,9 @@ export async function refreshLoopCapacity(device: string): Promise<void> {
   await run('losetup', ['--set-capacity', device], { timeoutMs: 30_000 });
 }
 
-/** Every attached loop device by backing file, from one pass over /sys/block. */
-export function loopsByBackingFile(sysRoot = '/sys'): Map<string, string[]> {
-  const blockDir = path.join(sysRoot, 'block');
+/** Every attached loop device by backing file, from one pass over sysfs's <sys>/block. */
+export function loopsByBackingFile(root: HostRoot): Map<string, string[]> {
+  const blockDir = path.join(root.sys, 'block');
   const out = new Map<string, string[]>();
   let names: string[];
   try {
@@ -48,9 +49,9 @@ export function loopsByBackingFile(sysRoot = '/sys'): Map<string, string[]> {
   return out;
 }
 
-/** The loop devices currently backed by `file`, found through /sys/block/loopN/loop/backing_file. */
-export function findLoopsByFile(file: string, sysRoot = '/sys'): string[] {
-  return loopsByBackingFile(sysRoot).get(path.resolve(file)) ?? [];
+/** The loop devices currently backed by `file`, found through <sys>/block/loopN/loop/backing_file. */
+export function findLoopsByFile(file: string, root: HostRoot): string[] {
+  return loopsByBackingFile(root).get(path.resolve(file)) ?? [];
 }
 
 /** losetup --list --json with the backing file's identity: device → "MAJ:MIN:INODE" of its file. */
@@ -111,8 +112,8 @@ export async function loopIdentities(): Promise<Map<string, string>> {
 }
 
 /** The loop devices of `file`: by path first (one sysfs pass, no exec), then by inode. */
-export async function findLoops(file: string, sysRoot = '/sys'): Promise<string[]> {
-  const byPath = findLoopsByFile(file, sysRoot);
+export async function findLoops(file: string, root: HostRoot): Promise<string[]> {
+  const byPath = findLoopsByFile(file, root);
   const byInode = await findLoopsByInode(file);
   return [...new Set([...byPath, ...byInode])].sort();
 }

@@ -1,7 +1,8 @@
-// /proc/self/mountinfo, parsed per proc(5): fields up to the optional tags, a "-" separator, then
+// This process's mountinfo (<proc>/self/mountinfo), parsed per proc(5): fields up to the optional tags, a "-" separator, then
 // fstype, source and super options. Paths escape space, tab, newline and backslash as \ooo.
 import * as fs from 'node:fs';
 import { linePieces } from '../util/line-pieces';
+import type { HostRoot } from './host-root';
 
 export interface MountEntry {
   id: number;
@@ -41,21 +42,21 @@ export function parseMountinfo(text: string): MountEntry[] {
   return out;
 }
 
-export function readMountinfo(file = '/proc/self/mountinfo'): MountEntry[] {
-  return parseMountinfo(fs.readFileSync(file, 'utf8'));
+export function readMountinfo(root: HostRoot): MountEntry[] {
+  return parseMountinfo(fs.readFileSync(`${root.proc}/self/mountinfo`, 'utf8'));
 }
 
 /** The mounts stacked on a path, last-mounted last. */
-export function mountsAt(target: string, entries: MountEntry[] = readMountinfo()): MountEntry[] {
-  return entries.filter((e) => e.mountPoint === target);
+export function mountsAt(root: HostRoot, target: string): MountEntry[] {
+  return readMountinfo(root).filter((e) => e.mountPoint === target);
 }
 
 /**
  * readMountinfo in pieces, awaiting `pause` between them: a node with 10,000 volumes mounted has
  * a mountinfo of a few megabytes, more than a periodic job may parse in one go.
  */
-export async function readMountinfoInPieces(pause: () => Promise<void>, file = '/proc/self/mountinfo'): Promise<MountEntry[]> {
-  const text = fs.readFileSync(file, 'utf8');
+export async function readMountinfoInPieces(root: HostRoot, pause: () => Promise<void>): Promise<MountEntry[]> {
+  const text = fs.readFileSync(`${root.proc}/self/mountinfo`, 'utf8');
   const out: MountEntry[] = [];
   for (const [from, to] of linePieces(text, 16 * 1024)) {
     if (from > 0) await pause();

@@ -3,6 +3,7 @@
 // configurable root so tests run against trees captured from the VM's emulated NVMe.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { HostRoot } from './host-root';
 
 export interface SiBlockDevice {
   name: string;
@@ -35,9 +36,9 @@ function readAttr(file: string): string {
   }
 }
 
-/** One namespace from sysfs; undefined when /sys/block/<name> is not there. */
-export function readNamespace(name: string, sysRoot = '/sys'): NvmeNamespace | undefined {
-  const block = path.join(sysRoot, 'block', name);
+/** One namespace from sysfs; undefined when <sys>/block/<name> is not there. */
+export function readNamespace(root: HostRoot, name: string): NvmeNamespace | undefined {
+  const block = path.join(root.sys, 'block', name);
   const dev = readAttr(path.join(block, 'dev'));
   if (!dev) return undefined;
   // The namespace's `device` is the controller (nvme0), which carries model, serial, firmware.
@@ -59,17 +60,17 @@ export function readNamespace(name: string, sysRoot = '/sys'): NvmeNamespace | u
 /**
  * The NVMe namespaces among systeminformation's block devices (whole disks named nvmeXnY, or with
  * lsblk's transport "nvme"), each read from sysfs. Names sysfs has but lsblk missed (lsblk absent,
- * a slim image) are added from /sys/block, so discovery never silently comes back empty.
+ * a slim image) are added from sysfs's block directory, so discovery never silently comes back empty.
  */
-export function nvmeNamespaces(si: SiBlockDevice[], sysRoot = '/sys'): NvmeNamespace[] {
+export function nvmeNamespaces(root: HostRoot, si: SiBlockDevice[]): NvmeNamespace[] {
   const names = new Set(si.filter((d) => d.type === 'disk' && (NAMESPACE.test(d.name) || d.protocol === 'nvme')).map((d) => d.name));
   try {
-    for (const n of fs.readdirSync(path.join(sysRoot, 'block'))) if (NAMESPACE.test(n)) names.add(n);
+    for (const n of fs.readdirSync(path.join(root.sys, 'block'))) if (NAMESPACE.test(n)) names.add(n);
   } catch {
     /* no sysfs under this root */
   }
   return [...names]
     .sort()
-    .map((n) => readNamespace(n, sysRoot))
+    .map((n) => readNamespace(root, n))
     .filter((n): n is NvmeNamespace => n !== undefined);
 }

@@ -1,13 +1,13 @@
-// Reads a small kernel file (a cgroup rule file, a sysfs attribute, /proc/diskstats) with as few
+// Reads a small kernel file (a cgroup rule file, a sysfs attribute, procfs's diskstats) with as few
 // syscalls as it can, into a reused buffer: a full reconcile pass reads four files per cgroup,
 // tens of thousands per pass, and readFileSync's extra fstat and allocation per file double its
 // cost. Kernel seq files (procfs, cgroupfs) hand over about a page per read(), whatever the
 // buffer: a read that returns less than half a page is the end (no record is that long), a
 // longer one may not be, so reading goes on until read() returns 0. Measured here: a single read
-// of /proc/diskstats with 1,000 loop devices returned 55 of its 1,006 lines.
+// of diskstats with 1,000 loop devices returned 55 of its 1,006 lines.
 import * as fs from 'node:fs';
 
-/** Reused for every read; grows to the largest file read (/proc/diskstats: ~1 MB at 10,000 devices). */
+/** Reused for every read; grows to the largest file read (diskstats: ~1 MB at 10,000 devices). */
 let buf = Buffer.allocUnsafe(64 * 1024);
 /** Below this, a read() of a seq file has returned the whole rest of the file. */
 const SURELY_LAST = 2048;

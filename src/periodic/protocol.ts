@@ -3,6 +3,7 @@
 // the store or a cgroup (periodic/worker.ts says why).
 import type { MountSuspects } from '../reconcile/mount-suspects';
 import type { CgroupLayout } from '../host/cgroup-layout';
+import type { HostRoot } from '../host/host-root';
 import type { CgroupDriverSetting } from '../model/cgroup';
 import type { PoolConfig, LogFormat, LogLevel } from '../config/config';
 import type { Repair } from '../reconcile/rule-pass';
@@ -15,6 +16,8 @@ import type { PoolView } from '../service/pools';
 export interface WorkerSetup {
   /** The state database the daemon has opened; the worker reads it through a connection of its own. */
   dbFile: string;
+  /** The daemon's host root (a plain value, cloned into the worker): diskstats and mountinfo are read under it. */
+  root: HostRoot;
   layout: CgroupLayout | { error: string };
   kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
   pools: PoolConfig[];
@@ -30,9 +33,6 @@ export interface WorkerSetup {
   metricsPerVolume?: boolean;
   /** The exposition's content type (the registry's). */
   metricsContentType: string;
-  /** Test and benchmark fixtures in place of /proc: the disk counters and the mount table. */
-  diskstatsFile?: string;
-  mountinfoFile?: string;
 }
 
 export type JobName = 'pass' | 'tick' | 'sweep' | 'scrape';

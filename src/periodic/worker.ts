@@ -5,7 +5,7 @@
 // jobs; its figures are in bench/results).
 //
 // The worker reads and finds; it does not write. It reads the state through its own read-only
-// SQLite connection (WAL lets it read beside the daemon's writer), reads the cgroups and /proc,
+// SQLite connection (WAL lets it read beside the daemon's writer), reads the cgroups and procfs,
 // and sends its findings back: the daemon's thread confirms each one against the store and the
 // node as they are then, and writes, under the same locks and in the same synchronous steps as
 // before, so the worker can never undo an attach or a detach that came in meanwhile.
@@ -15,7 +15,6 @@ import { makeLogger } from '../util/log-output';
 import { Store } from '../store/store';
 import { StoreView } from '../store/view';
 import { blkioFor } from '../host/blkio';
-import { readDiskstatsInPieces } from '../host/diskstats';
 import { byMountPoint, readMountinfoInPieces } from '../host/mountinfo';
 import { findRepairs } from '../reconcile/rule-pass';
 import { TrustedRules } from '../enforce/rule-watch';
@@ -60,7 +59,7 @@ const controller = controlled
       // used by tick() only, which runs on the daemon's thread: never exported from here
       metrics: new Metrics({ processMetrics: false }),
       intervalMs: 0,
-      ...(setup.diskstatsFile ? { readDisks: (only, pause) => readDiskstatsInPieces(pause, setup.diskstatsFile, only) } : {}),
+      root: setup.root,
     })
   : undefined;
 /** The cgroups whose rules a pass read, found right, and no watch has seen written since. */
@@ -95,7 +94,7 @@ async function pass(slice: TimeSlice): Promise<PassFindings> {
 
 async function sweep(slice: TimeSlice): Promise<SweepFindings> {
   const snapshot = await view.read(slice);
-  const mounts = byMountPoint(await readMountinfoInPieces(() => slice.check(), setup.mountinfoFile));
+  const mounts = byMountPoint(await readMountinfoInPieces(setup.root, () => slice.check()));
   return mountSuspects(snapshot.attachments, snapshot.volumes, mounts, slice);
 }
 

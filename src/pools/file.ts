@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { PoolDevice, VolumePool } from './pool';
 import type { Volume } from '../store/volumes';
+import type { HostRoot } from '../host/host-root';
 import { attachLoop, detachLoop, fileIdentity, findLoops, findLoopsByFile, findLoopsByInode, loopIdentities, loopIdentitySync, loopsByBackingFile, refreshLoopCapacity } from '../host/losetup';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { QosdError } from '../model/errors';
@@ -18,11 +19,12 @@ export class FilePool implements VolumePool {
   readonly thin = true;
 
   constructor(
+    /** Where sysfs is (loop devices' backing files). */
+    private readonly root: HostRoot,
     readonly name: string,
     readonly dir: string,
     /** How the config may grow the pool: make its directory, overcommit its free space. */
     private readonly limits: { create: boolean; overcommit: number } = { create: true, overcommit: 1 },
-    private readonly sysRoot = '/sys',
     /** The kernel's identity of a loop's file (losetup); tests over fixture trees give their own. */
     private readonly loopIdentity: (device: string) => string | undefined = loopIdentitySync,
   ) {}
@@ -44,7 +46,7 @@ export class FilePool implements VolumePool {
    * tell) is the volume's file: a path alone could be a new file under the old name.
    */
   identify(volume: Pick<Volume, 'name' | 'backing'>, deviceNumber: string): DeviceIdentity {
-    const sys = path.join(this.sysRoot, 'dev', 'block', deviceNumber);
+    const sys = path.join(this.root.sys, 'dev', 'block', deviceNumber);
     let name: string;
     try {
       name = path.basename(fs.realpathSync(sys));
@@ -139,7 +141,7 @@ export class FilePool implements VolumePool {
     } catch (err) {
       // Undo our own half-made file; nothing else can have used it yet.
       try { fs.closeSync(fd); } catch { /* already closed */ }
-      for (const dev of findLoopsByFile(file)) await detachLoop(dev).catch(() => undefined);
+      for (const dev of findLoopsByFile(file, this.root)) await detachLoop(dev).catch(() => undefined);
       fs.rmSync(file, { force: true });
       throw err;
     }
@@ -152,7 +154,7 @@ export class FilePool implements VolumePool {
   }
 
   async openAll(volumes: Volume[]): Promise<Map<string, PoolDevice>> {
-    const byPath = loopsByBackingFile(this.sysRoot);
+    const byPath = loopsByBackingFile(this.root);
     let byInode: Map<string, string> | undefined; // identity → loop, listed once if needed
     const out = new Map<string, PoolDevice>();
     for (const v of volumes) {
@@ -179,7 +181,7 @@ export class FilePool implements VolumePool {
 
   async remove(volume: Pick<Volume, 'name' | 'backing'>): Promise<void> {
     const file = volume.backing ?? this.fileOf(volume.name);
-    for (const dev of await findLoops(file)) await detachLoop(dev);
+    for (const dev of await findLoops(file, this.root)) await detachLoop(dev);
     fs.rmSync(file, { force: true });
   }
 
@@ -205,7 +207,7 @@ export class FilePool implements VolumePool {
 
   /** The loop devices of `file`: found by path and confirmed, or found by inode (losetup). */
   private async loopsOf(file: string): Promise<string[]> {
-    return [...new Set([...findLoopsByFile(file, this.sysRoot).filter((d) => this.isLoopOf(d, file)), ...(await findLoopsByInode(file))])].sort();
+    return [...new Set([...findLoopsByFile(file, this.root).filter((d) => this.isLoopOf(d, file)), ...(await findLoopsByInode(file))])].sort();
   }
 
   private device(device: string, file: string): PoolDevice {

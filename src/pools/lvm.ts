@@ -9,6 +9,7 @@ import * as lvm from '../host/lvm';
 import { deviceOf, formatDevice } from '../host/block-device';
 import { probeSignature } from '../host/filesystem';
 import { readMountinfo } from '../host/mountinfo';
+import type { HostRoot } from '../host/host-root';
 import { QosdError } from '../model/errors';
 import type { DeviceIdentity } from '../model/device-identity';
 import { humanBytes } from '../util/human';
@@ -18,11 +19,12 @@ export class LvmPool implements VolumePool {
   readonly thin = false;
 
   constructor(
+    /** Where sysfs (dm names and uuids, holders) and this process's mount table are. */
+    private readonly root: HostRoot,
     readonly name: string,
     readonly volumeGroup: string,
     readonly devices: string[],
     readonly stripes = 1,
-    private readonly sysRoot = '/sys',
   ) {}
 
   /**
@@ -30,8 +32,8 @@ export class LvmPool implements VolumePool {
    * doubled, as LVM names its dm devices) and LVM made it (its uuid starts with LVM-).
    */
   identify(volume: Pick<Volume, 'name' | 'backing'>, deviceNumber: string): DeviceIdentity {
-    const dm = path.join(this.sysRoot, 'dev', 'block', deviceNumber, 'dm');
-    if (!fs.existsSync(path.join(this.sysRoot, 'dev', 'block', deviceNumber))) return { is: 'gone', why: `there is no block device ${deviceNumber}` };
+    const dm = path.join(this.root.sys, 'dev', 'block', deviceNumber, 'dm');
+    if (!fs.existsSync(path.join(this.root.sys, 'dev', 'block', deviceNumber))) return { is: 'gone', why: `there is no block device ${deviceNumber}` };
     let name: string;
     let uuid: string;
     try {
@@ -82,12 +84,13 @@ export class LvmPool implements VolumePool {
     const existing = await lvm.getVG(this.volumeGroup);
     if (existing) return existing;
     if (devices.length === 0) throw new QosdError('InvalidArgument', `devices: pool ${this.name} has no devices (set pools[].devices or pass --devices)`);
-    const mounts = readMountinfo();
+    const mounts = readMountinfo(this.root);
     for (const dev of devices) {
       if (!fs.existsSync(dev)) throw new QosdError('InvalidArgument', `devices: ${dev} does not exist`);
       const number = formatDevice(deviceOf(dev));
       const name = dev.split('/').pop()!;
-      const holders = fs.existsSync(`/sys/block/${name}/holders`) ? fs.readdirSync(`/sys/block/${name}/holders`) : [];
+      const holdersDir = path.join(this.root.sys, 'block', name, 'holders');
+      const holders = fs.existsSync(holdersDir) ? fs.readdirSync(holdersDir) : [];
       if (mounts.some((m) => m.device === number) || holders.length > 0) {
         throw new QosdError('FailedPrecondition', `${dev} is in use (${holders.length ? `held by ${holders.join(', ')}` : 'mounted'}); refusing it even with --force`);
       }

@@ -10,6 +10,7 @@ import type { Attachment } from '../store/attachments';
 import { now, type Store } from '../store/store';
 import type { StoreView } from '../store/view';
 import { byMountPoint, mountsAt, readMountinfoInPieces, type MountEntry } from '../host/mountinfo';
+import type { HostRoot } from '../host/host-root';
 import { holdsDevice } from '../service/targets';
 import { mountPinned } from '../service/mount-pinned';
 import { lockKey, type KeyedLock } from '../service/locks';
@@ -31,8 +32,8 @@ export interface MountRepairOptions {
   locks: KeyedLock;
   log: Logger;
   metrics?: Metrics;
-  /** The mount table, given the pause between pieces (tests and benchmarks give fixtures). */
-  readMounts?: (pause: () => Promise<void>) => Promise<MountEntry[]>;
+  /** Where the mount table is read and a target pinned (tests and benchmarks give fixture trees). */
+  root: HostRoot;
 }
 
 export interface MountCheck {
@@ -76,7 +77,7 @@ export class MountRepair implements RepairJob<MountSuspects, MountOutcome> {
   }
 
   private async mountTable(slice: TimeSlice): Promise<Map<string, MountEntry[]>> {
-    return byMountPoint(await (this.o.readMounts ?? readMountinfoInPieces)(() => slice.check()));
+    return byMountPoint(await readMountinfoInPieces(this.o.root, () => slice.check()));
   }
 
   /**
@@ -146,7 +147,7 @@ export class MountRepair implements RepairJob<MountSuspects, MountOutcome> {
     return this.o.locks.run([lockKey.volume(att.volume), lockKey.target(att.target)], async (held) => {
       // Looked at again under the lock: a flex call may have changed it meanwhile.
       const current = this.o.store.attachments.byId(att.id);
-      if (!current || current.state !== 'attached' || mountsAt(current.target).length > 0) return 'skipped';
+      if (!current || current.state !== 'attached' || mountsAt(this.o.root, current.target).length > 0) return 'skipped';
       const { store } = this.o;
       const found = store.volumes.get(current.volume);
       try {
@@ -157,7 +158,7 @@ export class MountRepair implements RepairJob<MountSuspects, MountOutcome> {
           throw new Error(`target ${current.target} is not a ${wanted} any more`);
         }
         const { dev, volume } = await this.o.volumes.openDevice(held, found);
-        await mountPinned(dev.device, current.target, current.kind, volume.fsType, current.readOnly);
+        await mountPinned(this.o.root, dev.device, current.target, current.kind, volume.fsType, current.readOnly);
         const moved = current.device === volume.deviceNumber ? current : store.attachments.update(current.id, { device: volume.deviceNumber }, now());
         this.o.enforcer.apply(moved, volume, 'reconcile');
         store.events.add({ time: now(), volume: volume.name, kind: 'mount-repaired', source: 'reconcile', detail: { target: current.target, device: dev.device, deviceNumber: volume.deviceNumber } });

@@ -10,7 +10,8 @@ import type { VolumePool } from '../pools/pool';
 import { unmount } from '../host/mount';
 import { holdsDevice, makeTarget, refuseSymlinkOn, removeMadeTarget } from './targets';
 import { mountPinned } from './mount-pinned';
-import { mountsAt, readMountinfo } from '../host/mountinfo';
+import { mountsAt } from '../host/mountinfo';
+import type { HostRoot } from '../host/host-root';
 import { QosdError, notFound } from '../model/errors';
 import { deviceAt, deviceOf, formatDevice } from '../host/block-device';
 import { crashPoint, holdPoint } from './crash-points';
@@ -44,6 +45,8 @@ export interface AttachmentServiceOptions {
   enforcer: Enforcer;
   locks: KeyedLock;
   log: Logger;
+  /** Where the mount table is read and a target pinned. */
+  root: HostRoot;
 }
 
 export class AttachmentService {
@@ -89,7 +92,7 @@ export class AttachmentService {
     const kind = req.kind ?? 'mount';
     const repeated = await this.repeatedAttach(held, req, kind);
     if (repeated) return repeated;
-    const foreign = mountsAt(req.target);
+    const foreign = mountsAt(this.o.root, req.target);
     if (foreign.length > 0) {
       throw new QosdError('FailedPrecondition', `${req.target} is already a mount point (of ${foreign[0]!.source}) that qosd did not make`);
     }
@@ -133,7 +136,7 @@ export class AttachmentService {
       crashPoint('attach:intent');
       makeTarget(req.target, kind);
       await holdPoint('attach:target-made');
-      mounted = await mountPinned(dev.device, req.target, kind, volume.fsType, req.readOnly);
+      mounted = await mountPinned(this.o.root, dev.device, req.target, kind, volume.fsType, req.readOnly);
       crashPoint('attach:mounted');
       // One commit for the outcome: attached, the cgroups written, the event. If writing the
       // rules fails, the row stays "attaching" and the undo below takes the mount away again.
@@ -168,7 +171,7 @@ export class AttachmentService {
       const had = `${existing.kind}, ${existing.readOnly ? 'read-only' : 'read-write'}`;
       throw new QosdError('AlreadyExists', `volume ${existing.volume} is already at ${req.target} (${had}); it cannot be made ${kind}, ${req.readOnly ? 'read-only' : 'read-write'} there without taking it away first`);
     }
-    if (existing.state === 'attached' && mountsAt(req.target).length > 0) {
+    if (existing.state === 'attached' && mountsAt(this.o.root, req.target).length > 0) {
       const volume = this.o.volumes.get(existing.volume);
       return { attachment: this.o.enforcer.apply(existing, volume, 'attach').attachment, volume };
     }
@@ -213,7 +216,7 @@ export class AttachmentService {
           return true;
         }
         // No record: unmount only a mount of a device qosd knows; leave anything else alone.
-        const mounts = mountsAt(target);
+        const mounts = mountsAt(this.o.root, target);
         if (mounts.length === 0) return true;
         const ours = new Set(this.o.store.volumes.list().map((v) => v.deviceNumber));
         if (mounts.every((m) => ours.has(m.device))) {
@@ -264,7 +267,7 @@ export class AttachmentService {
 
   /** A target can carry the same device more than once if something mounted it again; take all. */
   private async unmountOurs(att: Attachment): Promise<void> {
-    while (holdsDevice(att, readMountinfo().filter((m) => m.mountPoint === att.target), att.device)) {
+    while (holdsDevice(att, mountsAt(this.o.root, att.target), att.device)) {
       refuseSymlinkOn(att.target); // umount(8) would follow it to another mount
       await unmount(att.target);
     }

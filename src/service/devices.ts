@@ -1,6 +1,7 @@
 // GET /v1/devices: the node's NVMe namespaces, which pool (if any) uses each, and whether each
 // holds a signature (so an operator sees what `qosctl pool init` would refuse).
 import type { Config } from '../config/config';
+import type { HostRoot } from '../host/host-root';
 import { nvmeNamespaces, type NvmeNamespace, type SiBlockDevice } from '../host/nvme';
 import { probeSignature } from '../host/filesystem';
 import { listPVs } from '../host/lvm';
@@ -12,10 +13,10 @@ export interface DeviceView extends NvmeNamespace {
   signature: string | null;
 }
 
-export async function listDevices(config: Pick<Config, 'pools'>, sysRoot = '/sys'): Promise<DeviceView[]> {
+export async function listDevices(root: HostRoot, config: Pick<Config, 'pools'>): Promise<DeviceView[]> {
   // Loaded here, not at start: it is slow to require and only this route needs it.
   const si = (await import('systeminformation')) as unknown as { blockDevices(): Promise<SiBlockDevice[]> };
-  const namespaces = nvmeNamespaces(await si.blockDevices(), sysRoot);
+  const namespaces = nvmeNamespaces(root, await si.blockDevices());
   const pvs = which('pvs') ? await listPVs().catch(() => []) : [];
   const vgOf = new Map(pvs.map((p) => [p.name, p.vg]));
   const poolOfVg = new Map(config.pools.flatMap((p) => (p.backend === 'lvm' ? [[p.volumeGroup, p.name] as const] : [])));

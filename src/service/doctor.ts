@@ -7,6 +7,7 @@ import type { Blkio } from '../host/blkio';
 import { which } from '../host/exec';
 import { kubepodsDirs } from '../host/pod-cgroup';
 import { sharesHostMountNamespace } from '../host/mount-namespace';
+import type { HostRoot } from '../host/host-root';
 import { DIMENSIONS } from '../model/qos';
 import type { PoolService } from './pools';
 import { percent } from '../util/percent';
@@ -32,7 +33,7 @@ const OPTIONAL_TOOLS: [string, string, string][] = [
 /** What kubelet last answered the CSI registration (csi/registration.ts), or undefined while it has not called. */
 export type RegistrationAnswer = () => { registered: boolean; error: string } | undefined;
 
-export async function runChecks(config: Config, blkio: Blkio, pools: PoolService, csiRegistration?: RegistrationAnswer): Promise<Check[]> {
+export async function runChecks(root: HostRoot, config: Config, blkio: Blkio, pools: PoolService, csiRegistration?: RegistrationAnswer): Promise<Check[]> {
   const checks: Check[] = [];
   const add: AddCheck = (name, status, detail, fix = null) => checks.push({ name, status, detail, fix });
 
@@ -40,7 +41,7 @@ export async function runChecks(config: Config, blkio: Blkio, pools: PoolService
   if (uid === 0) add('daemon runs as root', 'ok', 'uid 0');
   else add('daemon runs as root', 'fail', `uid ${uid}: loop devices, mounts and cgroup writes will fail`, 'run qosd as root (the systemd unit does)');
 
-  const sharesHost = sharesHostMountNamespace();
+  const sharesHost = sharesHostMountNamespace(root);
   if (sharesHost === true) add('mount namespace', 'ok', "the host's (PID 1's): kubelet and containers see qosd's mounts");
   else if (sharesHost === false) add('mount namespace', 'fail', 'private: mounts qosd makes are invisible to kubelet and containers', 'remove the options that give qosd.service a mount namespace (ProtectSystem, PrivateTmp, ...; see systemd/qosd.service)');
   else add('mount namespace', 'warn', "PID 1's mount namespace cannot be read here, so it cannot be compared", null);

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalid } from '../model/errors';
 import { openPinned, symlinkOn, type Pinned } from '../host/path-walk';
+import type { HostRoot } from '../host/host-root';
 import type { Attachment, AttachmentKind } from '../store/attachments';
 import type { MountEntry } from '../host/mountinfo';
 import { deviceOf, formatDevice } from '../host/block-device';
@@ -64,10 +65,10 @@ export function makeTarget(target: string, kind: AttachmentKind): void {
  * InvalidArgument when the target is not (or no longer) a directory (a regular file for a block
  * target) at its own path.
  */
-export function pinTarget(target: string, kind: AttachmentKind): Pinned {
+export function pinTarget(root: HostRoot, target: string, kind: AttachmentKind): Pinned {
   let pinned: Pinned;
   try {
-    pinned = openPinned(target, kind === 'mount' ? 'directory' : 'file');
+    pinned = openPinned(root, target, kind === 'mount' ? 'directory' : 'file');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw invalid(`target ${target}: not a ${kind === 'mount' ? 'directory' : 'regular file'} of its own (${code ?? (err as Error).message}: a symlink?); refusing to mount on it`);

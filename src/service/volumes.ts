@@ -13,6 +13,7 @@ import type { Source } from '../store/attachments';
 import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignature, zeroDevice } from '../host/filesystem';
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
+import type { HostRoot } from '../host/host-root';
 import { DIMENSIONS, checkSpec, sameSpec, type Figures, type QosSpec } from '../model/qos';
 import { admit } from './admission';
 import { crashPoint } from './crash-points';
@@ -58,6 +59,8 @@ export interface VolumeServiceOptions {
   locks: KeyedLock;
   enforcer: Enforcer;
   log: Logger;
+  /** Where the mount table is read. */
+  root: HostRoot;
 }
 
 export class VolumeService {
@@ -326,7 +329,7 @@ export class VolumeService {
   /** Where the volume's device is mounted right now (from mountinfo, not from SQLite). */
   mountPointsOf(v: Volume): string[] {
     if (!v.deviceNumber) return [];
-    return readMountinfo().filter((m) => m.device === v.deviceNumber).map((m) => m.mountPoint);
+    return readMountinfo(this.o.root).filter((m) => m.device === v.deviceNumber).map((m) => m.mountPoint);
   }
 
   async delete(name: string, source: Source): Promise<void> {

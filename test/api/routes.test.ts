@@ -52,7 +52,7 @@ function fakeServices(store: Store, calls: Call[]) {
   const services = {
     store, volumes, flex, metrics,
     attachments: { list: () => store.attachments.list() },
-    config: { pools: [] },
+    devices: async () => [],
     limitsFor: (v: { qos: { max: Record<string, number> } }) => ({ ...v.qos.max, readIops: 42 }),
     doctor: () => [],
     scrapeMetrics: async () => [],

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTestNode, removeTestNode, startDaemon, type RunningDaemon, type TestNode } from '../helpers/daemon';
 import { csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { rng } from '../helpers/rng';
 
 const UID = '0f3c1f9e-3b8a-4c59-9d3e-5a7f6b2c1d00';
@@ -123,7 +124,7 @@ describe('CSI fuzz: malformed Node and Controller requests', () => {
       ['Controller.ControllerExpandVolume', () => ({ volume_id: 'fuzzvol', capacity_range: { required_bytes: '1048576' } }), [BAD_ID('volume_id'), ['capacity_range', (r) => { r.capacity_range = null; }]]],
       ['Controller.ControllerModifyVolume', () => ({ volume_id: 'fuzzvol', mutable_parameters: { maxReadIops: '10' } }), [BAD_ID('volume_id'), BAD_MUTABLE]],
     ];
-    const before = { db: dump(), mounts: readMountinfo().length, files: tree(root) };
+    const before = { db: dump(), mounts: readMountinfo(hostRoot()).length, files: tree(root) };
     const seen = new Map<string, number>();
     for (let i = 0; i < 1200; i++) {
       const [method, base, mutations] = pick(calls);
@@ -150,7 +151,7 @@ describe('CSI fuzz: malformed Node and Controller requests', () => {
     expect(seen.size).toBe(calls.length);
     expect(await csi.call('Identity', 'Probe')).toMatchObject({ ready: { value: true } });
     expect(dump()).toBe(before.db);
-    expect(readMountinfo().length).toBe(before.mounts);
+    expect(readMountinfo(hostRoot()).length).toBe(before.mounts);
     expect(tree(root)).toEqual(before.files);
   });
 });

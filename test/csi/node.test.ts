@@ -10,6 +10,7 @@ import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helper
 import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { blockCapability, csiBlockTarget, csiClient, csiMountTarget, mountCapability, podInfo, type CsiClient } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { deviceOf, formatDevice } from '../../src/host/block-device';
 
 const blocker = nodeTestBlocker();
@@ -21,7 +22,7 @@ interface Stats { usage: Usage[]; volume_condition: { abnormal: boolean; message
 const RIOPS = 'blkio.throttle.read_iops_device';
 /** Whether this process holds CAP_SYS_RESOURCE (bit 24), which growing a mounted ext4 needs. */
 const hasCapSysResource = () => ((BigInt(`0x${/CapEff:\s*([0-9a-f]+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]}`) >> 24n) & 1n) === 1n;
-const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
+const mountsAt = (target: string) => readMountinfo(hostRoot()).filter((m) => m.mountPoint === target);
 
 describe.skipIf(blocker)(`CSI node service on the socket${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
   const fx = useTestDaemon();
@@ -266,13 +267,13 @@ describe.skipIf(blocker)(`CSI node service on the socket${blocker ? ` (skipped: 
         ['unknown class', { volume_context: podInfo(p.podUid, { class: 'platinum' }) }, 'INVALID_ARGUMENT', 'class'],
         ['unknown volume', { volume_id: 'no-such-volume' }, 'NOT_FOUND', 'no-such-volume'],
       ];
-      const before = { mounts: readMountinfo().length, atts: (await fx.api<{ attachments: unknown[] }>('GET', '/v1/attachments')).body.attachments.length };
+      const before = { mounts: readMountinfo(hostRoot()).length, atts: (await fx.api<{ attachments: unknown[] }>('GET', '/v1/attachments')).body.attachments.length };
       for (const [what, over, code, names] of cases) {
         const r = await csi.answer('Node', 'NodePublishVolume', { ...ok, ...over });
         expect(r.code, `${what}: ${r.details}`).toBe(code);
         expect(r.details, what).toContain(names);
       }
-      expect(readMountinfo().length).toBe(before.mounts);
+      expect(readMountinfo(hostRoot()).length).toBe(before.mounts);
       expect((await fx.api<{ attachments: unknown[] }>('GET', '/v1/attachments')).body.attachments.length).toBe(before.atts);
       expect(fs.existsSync(target)).toBe(false);
       expect((await fx.api('GET', '/v1/volumes/no-such-volume')).status).toBe(404);

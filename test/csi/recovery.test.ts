@@ -10,6 +10,7 @@ import { startDaemon, useTestDaemon } from '../helpers/daemon';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { blockCapability, csiBlockTarget, csiClient, csiMountTarget, mountCapability, podInfo } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { CRASH_POINTS } from '../../src/service/crash-points';
 
 const blocker = nodeTestBlocker();
@@ -17,7 +18,7 @@ if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`nod
 
 interface Vol { deviceNumber: string }
 const RIOPS = 'blkio.throttle.read_iops_device';
-const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
+const mountsAt = (target: string) => readMountinfo(hostRoot()).filter((m) => m.mountPoint === target);
 
 describe.skipIf(blocker)(`CSI publish and unpublish killed at every step${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
   const fx = useTestDaemon();

@@ -16,12 +16,13 @@ import { makeLeaf, makePodCgroup, newPodUid } from '../helpers/cgroup';
 import { csiClient, csiMountTarget } from '../helpers/csi';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 
 const blocker = nodeTestBlocker();
 if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mountsUnder = (dir: string) => readMountinfo().filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(dir + '/'));
+const mountsUnder = (dir: string) => readMountinfo(hostRoot()).filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(dir + '/'));
 const nodes: TestNode[] = [];
 const daemons: RunningDaemon[] = [];
 afterAll(async () => {

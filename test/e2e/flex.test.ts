@@ -12,6 +12,7 @@ import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { request } from '../../src/cli/client';
 import { csiClient, mountCapability } from '../helpers/csi';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 
 const blocker = nodeTestBlocker();
 if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
@@ -21,7 +22,7 @@ type Vol = { name: string; device: string; deviceNumber: string; backing: string
 describe.skipIf(blocker)(`flex driver as kubelet calls it${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
   const fx = useTestDaemon();
 
-  const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
+  const mountsAt = (target: string) => readMountinfo(hostRoot()).filter((m) => m.mountPoint === target);
   const getVolume = async (name: string) => request<Vol & { error?: unknown }>(fx.node.socket, 'GET', `/v1/volumes/${name}`);
   const volumeNames = async () => (await request<{ volumes: Vol[] }>(fx.node.socket, 'GET', '/v1/volumes')).body.volumes.map((v) => v.name).sort();
 
@@ -367,7 +368,7 @@ describe.skipIf(blocker)(`flex tenants: a pod reaches only its own namespace's v
     const res = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName, namespace, user })]);
     return { target, leaf, res };
   }
-  const mounted = (target: string) => readMountinfo().some((m) => m.mountPoint === target);
+  const mounted = (target: string) => readMountinfo(hostRoot()).some((m) => m.mountPoint === target);
 
   it("refuses another namespace's pod, and a mount that names other QoS, with the reason; the owner's data stays its own", async () => {
     const a = await mountIn('tenant-a', 'data', { size: '16Mi', maxReadIops: '300' });

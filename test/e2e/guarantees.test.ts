@@ -12,6 +12,7 @@ import { ddRead, makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helper
 import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { which } from '../../src/host/exec';
 
 const blocker = nodeTestBlocker();
@@ -91,7 +92,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     expect(r.exitCode).toBe(1);
     // "percent", not "%": kubelet uses the text as the format of the pod's event (util/kubelet-text.ts)
     expect(r.reply.message).toBe('pool default: this guarantee needs 50 percent of the device (minWriteIops 5000 = 50 percent); 8 percent of the 90 percent promisable is left');
-    expect(readMountinfo().some((m) => m.mountPoint === target)).toBe(false);
+    expect(readMountinfo(hostRoot()).some((m) => m.mountPoint === target)).toBe(false);
     expect(fs.readdirSync(target)).toEqual([]);
     expect((await api('GET', '/v1/volumes/db')).status).toBe(404);
     expect(fs.readdirSync(fx.node.poolDir).sort()).toEqual(filesBefore);
@@ -106,7 +107,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     const m = await callDriver(fx.driver, ['mount', target, mountOptions({ podUid, volumeName: 'live', user: { maxReadIops: '150', size: '64Mi' } })]);
     expect(m.reply.status, m.reply.message).toBe('Success');
     const vol = (await api<Vol>('GET', '/v1/volumes/live')).body;
-    const mountId = readMountinfo().find((e) => e.mountPoint === target)!.id;
+    const mountId = readMountinfo(hostRoot()).find((e) => e.mountPoint === target)!.id;
     const rate1 = 450 / (await ddRead(leaf, vol.device, '4k', 450));
     await expectThrottled({ rate: rate1, limit: 150, baseline: () => unthrottledReads(vol.device, '4k', 450) });
 
@@ -115,7 +116,7 @@ describe.skipIf(blocker)(`guarantees${blocker ? ` (skipped: ${blocker})` : ''}`,
     expect(ruleLines(leaf, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 400`);
     const rate2 = 1200 / (await ddRead(leaf, vol.device, '4k', 1200));
     await expectThrottled({ rate: rate2, limit: 400, baseline: () => unthrottledReads(vol.device, '4k', 1200) });
-    expect(readMountinfo().find((e) => e.mountPoint === target)!.id).toBe(mountId);
+    expect(readMountinfo(hostRoot()).find((e) => e.mountPoint === target)!.id).toBe(mountId);
 
     const { events } = (await api<{ events: { kind: string; source: string; time: string; detail: { old: { qos: Vol['qos'] }; new: { qos: Vol['qos'] } } }[] }>('GET', '/v1/volumes/live/events')).body;
     const change = events.filter((e) => e.kind === 'qos-changed').at(-1)!;

@@ -12,13 +12,14 @@ import { startDaemon, useTestDaemon } from '../helpers/daemon';
 import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 
 const blocker = nodeTestBlocker();
 if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
 
 interface Vol { name: string; device: string; deviceNumber: string; backing: string }
 const RIOPS = 'blkio.throttle.read_iops_device';
-const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
+const mountsAt = (target: string) => readMountinfo(hostRoot()).filter((m) => m.mountPoint === target);
 const loopsOf = (backing: string) => execFileSync('losetup', ['-j', backing], { encoding: 'utf8' }).split('\n').filter(Boolean).map((l) => l.split(':')[0]!);
 
 async function until(what: string, check: () => boolean | Promise<boolean>, ms = 10_000): Promise<void> {

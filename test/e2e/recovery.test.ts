@@ -12,6 +12,7 @@ import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { CRASH_POINTS } from '../../src/service/crash-points';
 
 const blocker = nodeTestBlocker();
@@ -28,7 +29,7 @@ function uuidOf(pathOrDevice: string): string {
 function loopsOf(backing: string): string[] {
   return execFileSync('losetup', ['-j', backing], { encoding: 'utf8' }).split('\n').filter(Boolean);
 }
-const mountsAt = (target: string) => readMountinfo().filter((m) => m.mountPoint === target);
+const mountsAt = (target: string) => readMountinfo(hostRoot()).filter((m) => m.mountPoint === target);
 
 describe.skipIf(blocker)(`recovery${blocker ? ` (skipped: ${blocker})` : ''}`, () => {
   const fx = useTestDaemon();

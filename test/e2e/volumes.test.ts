@@ -12,6 +12,7 @@ import { callDriver, mountOptions, podVolumeDir } from '../helpers/kubelet';
 import { makeLeaf, makePodCgroup, newPodUid, ruleLines } from '../helpers/cgroup';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 
 const blocker = nodeTestBlocker();
 if (blocker && process.env.QOSD_REQUIRE_NODE_TESTS === '1') throw new Error(`node tests required but cannot run: ${blocker}`);
@@ -116,7 +117,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
   it.skipIf(!hasXfs)(`mounts an xfs volume for a pod and grows it while mounted${hasXfs ? '' : ' (skipped: needs mkfs.xfs, Debian package xfsprogs)'}`, async () => {
     const { target } = await mountForPod('xfsvol', { size: '300Mi' }, 'xfs');
     const vol = (await api<Vol>('GET', '/v1/volumes/xfsvol')).body;
-    expect(readMountinfo().find((m) => m.mountPoint === target)?.fsType).toBe('xfs');
+    expect(readMountinfo(hostRoot()).find((m) => m.mountPoint === target)?.fsType).toBe('xfs');
     const before = fs.statfsSync(target).blocks * fs.statfsSync(target).bsize;
     const r = await api<Vol>('PATCH', '/v1/volumes/xfsvol', { size: '600Mi' });
     expect(r.status).toBe(200);
@@ -136,7 +137,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
     });
 
     it('applies a QoS change to every container cgroup at once, without remounting', async () => {
-      const mountId = readMountinfo().find((m) => m.mountPoint === pod.target)!.id;
+      const mountId = readMountinfo(hostRoot()).find((m) => m.mountPoint === pod.target)!.id;
       const r = await api<Vol>('PATCH', '/v1/volumes/beta', { qos: { max: { readIops: 250, writeBps: '8Mi' } } });
       expect(r.status).toBe(200);
       expect(r.body.qos.max).toEqual({ readIops: 250, writeBps: 8 * 2 ** 20 });
@@ -144,7 +145,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
         expect(ruleLines(dir, 'blkio.throttle.read_iops_device')).toBe(`${vol.deviceNumber} 250`);
         expect(ruleLines(dir, 'blkio.throttle.write_bps_device')).toBe(`${vol.deviceNumber} ${8 * 2 ** 20}`);
       }
-      expect(readMountinfo().find((m) => m.mountPoint === pod.target)!.id).toBe(mountId);
+      expect(readMountinfo(hostRoot()).find((m) => m.mountPoint === pod.target)!.id).toBe(mountId);
       // null removes a limit
       await api('PATCH', '/v1/volumes/beta', { qos: { max: { writeBps: null } } });
       expect(ruleLines(pod.leaf, 'blkio.throttle.write_bps_device')).toBe('');
@@ -157,7 +158,7 @@ describe.skipIf(blocker)(`volumes through the API${blocker ? ` (skipped: ${block
       expect(r.body.error.code).toBe('InUse');
       expect(r.body.error.message).toContain(pod.target);
       expect(fs.existsSync(vol.backing)).toBe(true);
-      expect(readMountinfo().some((m) => m.mountPoint === pod.target)).toBe(true);
+      expect(readMountinfo(hostRoot()).some((m) => m.mountPoint === pod.target)).toBe(true);
     });
 
     it('repairs a rule removed behind its back within the reconcile interval', async () => {

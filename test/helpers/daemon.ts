@@ -8,6 +8,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { request } from '../../src/cli/client';
 import { DAEMON_NODE_FLAGS } from '../../src/cli/node-flags';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { removeCgroupTree } from './cgroup';
 import { afterAll, beforeAll } from 'vitest';
 
@@ -130,7 +131,7 @@ export function installDriver(node: TestNode): string {
 
 /** Takes down whatever a test node left on the machine: mounts, loop devices, cgroups, files. */
 export function removeTestNode(node: TestNode): void {
-  for (const m of readMountinfo().filter((e) => e.mountPoint.startsWith(node.dir)).reverse()) {
+  for (const m of readMountinfo(hostRoot()).filter((e) => e.mountPoint.startsWith(node.dir)).reverse()) {
     try {
       execFileSync('umount', [m.mountPoint]);
     } catch {

@@ -6,6 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { admissible, admit, poolCapacity } from '../../src/service/admission';
+import { hostRoot } from '../../src/host/host-root';
 import type { FilePoolConfig } from '../../src/config/config';
 import { now } from '../../src/store/store';
 import { addVolume, memoryStore } from '../helpers/fixtures';
@@ -99,7 +100,7 @@ describe('a pool over-promised under the per-dimension rule of earlier versions'
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-admission-'));
     fs.writeFileSync(path.join(dir, 'config.yaml'), 'csi: { socket: "off" }\n');
     const config = { ...loadConfig({ config: path.join(dir, 'config.yaml') }), pools: [p] };
-    const check = (await runChecks(config, blkioFor({ error: 'not needed here' }), pools)).find((c) => c.name === 'pool default guarantees');
+    const check = (await runChecks(hostRoot(), config, blkioFor({ error: 'not needed here' }), pools)).find((c) => c.name === 'pool default guarantees');
     expect(check).toMatchObject({ status: 'warn', detail: 'over-promised: the guarantees take 160% of the device, more than the 90% that may be promised; they stay, but under contention not all can be held' });
     expect(check?.fix).toContain('qosctl volume set');
   });

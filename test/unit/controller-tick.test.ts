@@ -4,10 +4,11 @@
 // fake enforcer records what the tick asks to be written. Each recorded tick is replayed at its
 // recorded time through the controller's clock.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Controller, ControlledLimits } from '../../src/controller/controller';
-import { parseDiskstats } from '../../src/host/diskstats';
+import { hostRoot } from '../../src/host/host-root';
 import { Metrics } from '../../src/metrics/registry';
 import type { Attachment } from '../../src/store/attachments';
 import type { Volume } from '../../src/store/volumes';
@@ -40,6 +41,8 @@ function setUp() {
   addAttachment(store, neighbour, '0b1c2d3e-0000-4000-8000-00000000000b', '/sys/fs/cgroup/kubepods.slice/b', 'v2');
   const writes: { volume: string; reason: string; limit: number | undefined }[] = [];
   const policy = new ControlledLimits();
+  // The recorded tick's counters are laid out as <proc>/diskstats in a fixture tree.
+  const proc = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-tick-'));
   let tick = trace.ticks[0]!;
   const controller = new Controller({
     store,
@@ -55,10 +58,11 @@ function setUp() {
     log: quietLog(),
     intervalMs: 250,
     clock: () => BigInt(tick.t) * 1_000_000n,
-    readDisks: async (only) => parseDiskstats(diskstats(tick), only),
+    root: hostRoot({ proc }),
   });
   const at = async (t: (typeof trace.ticks)[number]) => {
     tick = t;
+    fs.writeFileSync(path.join(proc, 'diskstats'), `${diskstats(t)}\n`);
     await controller.tick(new TimeSlice());
   };
   return { controller, policy, writes, min, at };
@@ -100,14 +104,15 @@ describe('controller tick over recorded device counters', () => {
   it('measures nothing and writes nothing while no attached volume has a guarantee', async () => {
     const store = memoryStore();
     addAttachment(store, addVolume(store, { name: 'a', deviceNumber: '254:0' }), '0b1c2d3e-0000-4000-8000-00000000000a', '/cg/a', 'v2');
-    let reads = 0;
+    // No diskstats under this root: a tick that read the counters would throw.
+    const proc = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-tick-')), 'no-proc');
     const controller = new Controller({
       store, enforcer: { apply: () => { throw new Error('no write expected'); } }, pools: { capacities: () => new Map() },
       policy: new ControlledLimits(), metrics: new Metrics(), log: quietLog(), intervalMs: 250,
-      readDisks: async () => { reads++; return new Map(); },
+      root: hostRoot({ proc }),
     });
-    await controller.tick();
-    await controller.tick();
-    expect(reads).toBe(0);
+    await expect(controller.tick()).resolves.toBeUndefined();
+    await expect(controller.tick()).resolves.toBeUndefined();
+    expect(fs.existsSync(proc)).toBe(false);
   });
 });

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { FilePool } from '../../src/pools/file';
 import { LvmPool } from '../../src/pools/lvm';
 import { fileIdentity } from '../../src/host/losetup';
+import { hostRoot } from '../../src/host/host-root';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-identity-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -36,7 +37,7 @@ describe('file pool: a loop device is the volume\'s when its backing file is the
   device(sys, '7:3', 'loop3', {}); // no file attached
   device(sys, '8:0', 'sda', {});
   // The kernel's answer for a loop whose path is found nowhere: loop4's file is gone.
-  const pool = new FilePool('default', poolDir, undefined, sys, () => undefined);
+  const pool = new FilePool(hostRoot({ sys }), 'default', poolDir, undefined, () => undefined);
   const vol = { name: 'db', backing: mine };
 
   it('ours, another file\'s, nobody\'s, not a loop device at all, no device', () => {
@@ -56,7 +57,7 @@ describe('file pool: a loop device is the volume\'s when its backing file is the
   it('a loop attached from a mount namespace that is gone (its path found nowhere) is judged by the kernel\'s record of its file', () => {
     device(sys, '7:5', 'loop5', { 'loop/backing_file': '/gone/namespace/view/db.img\n' });
     const asked: string[] = [];
-    const kernel = new FilePool('default', poolDir, undefined, sys, (dev) => {
+    const kernel = new FilePool(hostRoot({ sys }), 'default', poolDir, undefined, (dev) => {
       asked.push(dev);
       return fileIdentity(mine);
     });
@@ -73,7 +74,7 @@ describe('lvm pool: a dm device is the volume\'s LV when device-mapper names it 
   device(sys, '253:1', 'dm-1', { 'dm/name': 'qosd--nvme-other\n', 'dm/uuid': 'LVM-123456\n' });
   device(sys, '253:2', 'dm-2', { 'dm/name': 'qosd--nvme-db--1\n', 'dm/uuid': 'CRYPT-LUKS2-xyz\n' });
   device(sys, '259:0', 'nvme0n1', {});
-  const pool = new LvmPool('nvme', 'qosd-nvme', [], 1, sys);
+  const pool = new LvmPool(hostRoot({ sys }), 'nvme', 'qosd-nvme', [], 1);
   const vol = { name: 'db-1', backing: 'qosd-nvme/db-1' };
 
   it('ours, another LV, a dm device LVM did not make, not device-mapper, no device', () => {

@@ -12,6 +12,7 @@ import { ioMaxLine, parseIoMax, parseIoStat, syncIoMax } from '../../src/host/cg
 import { detectCgroupLayout } from '../../src/host/cgroup-layout';
 import { threadWaitMs } from '../../src/host/thread-clock';
 import { findPodCgroup, podCgroupCandidates } from '../../src/host/pod-cgroup';
+import { hostRoot } from '../../src/host/host-root';
 
 const FIX = path.resolve(__dirname, '../../fixtures/cgroup');
 const UID = { guaranteed: '0b1c2d3e-0000-4000-8000-000000000001', burstable: '0b1c2d3e-0000-4000-8000-000000000002', besteffort: '0b1c2d3e-0000-4000-8000-000000000003' };
@@ -39,7 +40,7 @@ describe('block device numbers', () => {
     const sys = fs.readFileSync(`/sys/block/${loop}/dev`, 'utf8').trim();
     const d = deviceOf(`/dev/${loop}`);
     expect(`${d.major}:${d.minor}`).toBe(sys);
-    expect(isWholeDisk(d)).toBe(true);
+    expect(isWholeDisk(hostRoot(), d)).toBe(true);
   });
 
   it('tells a partition from a whole disk by sysfs', () => {
@@ -47,9 +48,9 @@ describe('block device numbers', () => {
     fs.mkdirSync(path.join(sys, 'dev/block/259:0'), { recursive: true });
     fs.mkdirSync(path.join(sys, 'dev/block/259:1'), { recursive: true });
     fs.writeFileSync(path.join(sys, 'dev/block/259:1/partition'), '1\n');
-    expect(isWholeDisk({ major: 259, minor: 0 }, sys)).toBe(true);
-    expect(isWholeDisk({ major: 259, minor: 1 }, sys)).toBe(false);
-    expect(() => isWholeDisk({ major: 259, minor: 9 }, sys)).toThrow(/no block device 259:9/);
+    expect(isWholeDisk(hostRoot({ sys }), { major: 259, minor: 0 })).toBe(true);
+    expect(isWholeDisk(hostRoot({ sys }), { major: 259, minor: 1 })).toBe(false);
+    expect(() => isWholeDisk(hostRoot({ sys }), { major: 259, minor: 9 })).toThrow(/no block device 259:9/);
   });
 });
 
@@ -122,7 +123,7 @@ describe('cgroup v2 io.max', () => {
   for (const tree of ['v2-cgroupfs', 'v2-systemd']) {
     it(`writes one io.max line on the pod cgroup (${tree}), idempotently`, () => {
       const root = copyFixture(tree);
-      const layout = detectCgroupLayout(root, 'auto');
+      const layout = detectCgroupLayout(hostRoot({ cgroup: root }), 'auto');
       expect(layout).toEqual({ version: 'v2', base: root });
       const found = findPodCgroup(root, UID.burstable, '/', 'auto');
       expect('dir' in found).toBe(true);
@@ -143,10 +144,10 @@ describe('cgroup v2 io.max', () => {
 
 describe('cgroup layout detection', () => {
   it('finds v1 blkio and v2 io, and explains when neither is there', () => {
-    expect(detectCgroupLayout(path.join(FIX, 'v1-systemd'), 'auto')).toEqual({ version: 'v1', base: path.join(FIX, 'v1-systemd/blkio') });
-    expect(detectCgroupLayout(path.join(FIX, 'v2-systemd'), 'v1')).toMatchObject({ error: expect.stringContaining('blkio') });
-    expect(detectCgroupLayout(path.join(FIX, 'v1-systemd'), 'v2')).toMatchObject({ error: expect.stringContaining('"io"') });
-    expect(detectCgroupLayout('/nonexistent', 'auto')).toMatchObject({ error: expect.stringContaining('no usable block-IO cgroup controller') });
+    expect(detectCgroupLayout(hostRoot({ cgroup: path.join(FIX, 'v1-systemd') }), 'auto')).toEqual({ version: 'v1', base: path.join(FIX, 'v1-systemd/blkio') });
+    expect(detectCgroupLayout(hostRoot({ cgroup: path.join(FIX, 'v2-systemd') }), 'v1')).toMatchObject({ error: expect.stringContaining('blkio') });
+    expect(detectCgroupLayout(hostRoot({ cgroup: path.join(FIX, 'v1-systemd') }), 'v2')).toMatchObject({ error: expect.stringContaining('"io"') });
+    expect(detectCgroupLayout(hostRoot({ cgroup: '/nonexistent' }), 'auto')).toMatchObject({ error: expect.stringContaining('no usable block-IO cgroup controller') });
   });
 });
 
@@ -208,12 +209,12 @@ describe('thread clock', () => {
       // Ratios of the time each phase took, which hold however busy the machine is: waking from a
       // sleep may wait for a core, but not for half the sleep; spinning beside a busy process on
       // one core waits for it a good part of the time (half, with nothing else there).
-      const t0 = threadWaitMs();
+      const t0 = threadWaitMs(hostRoot());
       await new Promise((r) => setTimeout(r, 200));
-      const slept = threadWaitMs() - t0;
+      const slept = threadWaitMs(hostRoot()) - t0;
       const until = Date.now() + 300;
       while (Date.now() < until);
-      const waited = threadWaitMs() - t0 - slept;
+      const waited = threadWaitMs(hostRoot()) - t0 - slept;
       expect(slept).toBeLessThan(200 / 2);
       expect(waited).toBeGreaterThan(300 / 4);
     } finally {

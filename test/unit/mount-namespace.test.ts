@@ -9,6 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { sharesHostMountNamespace } from '../../src/host/mount-namespace';
 import { QOSD, makeTestNode, removeTestNode } from '../helpers/daemon';
 import { isRoot } from '../helpers/host';
+import { hostRoot } from '../../src/host/host-root';
+
+/** The check over a fake procfs. */
+const sharesAt = (proc: string) => sharesHostMountNamespace(hostRoot({ proc }));
 
 const line = (id: number, mp: string) => `${id} 1 0:${id} / ${mp} rw,relatime shared:1 - ext4 /dev/vda rw`;
 
@@ -27,20 +31,20 @@ function fakeProc(host: string[], self: string[], links?: { host: string; self: 
 
 describe('mount namespace check', () => {
   it('compares the namespace links when both can be read', () => {
-    expect(sharesHostMountNamespace(fakeProc([], [], { host: 'mnt:[1]', self: 'mnt:[1]' }))).toBe(true);
-    expect(sharesHostMountNamespace(fakeProc([], [], { host: 'mnt:[1]', self: 'mnt:[2]' }))).toBe(false);
+    expect(sharesAt(fakeProc([], [], { host: 'mnt:[1]', self: 'mnt:[1]' }))).toBe(true);
+    expect(sharesAt(fakeProc([], [], { host: 'mnt:[1]', self: 'mnt:[2]' }))).toBe(false);
   });
 
   it('falls back to the mount id of "/" when PID 1\'s links cannot be read', () => {
-    expect(sharesHostMountNamespace(fakeProc([line(27, '/'), line(22, '/proc')], [line(27, '/'), line(22, '/proc')]))).toBe(true);
+    expect(sharesAt(fakeProc([line(27, '/'), line(22, '/proc')], [line(27, '/'), line(22, '/proc')]))).toBe(true);
     // A copy of the host's namespace: the same mounts under new ids.
-    expect(sharesHostMountNamespace(fakeProc([line(27, '/'), line(22, '/proc')], [line(812, '/'), line(813, '/proc')]))).toBe(false);
+    expect(sharesAt(fakeProc([line(27, '/'), line(22, '/proc')], [line(812, '/'), line(813, '/proc')]))).toBe(false);
   });
 
   it('says it cannot tell when PID 1 is hidden', () => {
     const root = fakeProc([], [line(27, '/')]);
     fs.rmSync(path.join(root, '1'), { recursive: true });
-    expect(sharesHostMountNamespace(root)).toBeUndefined();
+    expect(sharesAt(root)).toBeUndefined();
   });
 
   it.skipIf(!isRoot)(`refuses to start the daemon in a private mount namespace${isRoot ? '' : ' (skipped: needs root for unshare -m)'}`, () => {

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseDiskstats, readDiskstats } from '../../src/host/diskstats';
+import { hostRoot } from '../../src/host/host-root';
 import { readSmall } from '../../src/host/read-small';
 import { parseLoopIdentities } from '../../src/host/losetup';
 
@@ -49,7 +50,7 @@ describe('readSmall on kernel seq files', () => {
 
   it('gives every device of /proc/diskstats to the controller', () => {
     const lines = fs.readFileSync('/proc/diskstats', 'latin1').split('\n').filter((l) => l.trim().split(/\s+/).length >= 14);
-    expect(readDiskstats().size).toBe(new Set(lines.map((l) => l.trim().split(/\s+/).slice(0, 2).join(':'))).size);
+    expect(readDiskstats(hostRoot()).size).toBe(new Set(lines.map((l) => l.trim().split(/\s+/).slice(0, 2).join(':'))).size);
   });
 
   it('reads a regular file that fills its buffer several times, and a short one after it', () => {

@@ -19,7 +19,7 @@ import { MountRepair } from '../../src/reconcile/mount-repair';
 import { StoreView } from '../../src/store/view';
 import type { VolumeService } from '../../src/service/volumes';
 import { PeriodicJobs } from '../../src/periodic/jobs';
-import { readMountinfoInPieces } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { Store, now } from '../../src/store/store';
 import { FIXTURE_PODS, addAttachment, addVolume, copyTree, quietLog } from '../helpers/fixtures';
 
@@ -55,9 +55,12 @@ async function node(opts: { mounted: boolean; metricsPort?: number }) {
   const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', min: { readIops: 10 }, max: { readIops: 200 } });
   const pod = `${base}/kubepods/burstable/pod${FIXTURE_PODS.burstable}`;
   const att = addAttachment(store, vol, FIXTURE_PODS.burstable, pod, 'v1');
-  const diskstats = path.join(dir, 'diskstats');
+  // The disk counters and the mount table as <proc>/diskstats and <proc>/self/mountinfo.
+  const root = hostRoot({ proc: path.join(dir, 'proc') });
+  fs.mkdirSync(path.join(root.proc, 'self'), { recursive: true });
+  const diskstats = path.join(root.proc, 'diskstats');
   fs.writeFileSync(diskstats, '   7       5 loop5 100 0 800 10 0 0 0 0 0 20 10 0 0 0 0 0 0\n');
-  const mountinfo = path.join(dir, 'mountinfo');
+  const mountinfo = path.join(root.proc, 'self', 'mountinfo');
   fs.writeFileSync(mountinfo, opts.mounted ? `100 1 7:5 / ${att.target} rw,relatime shared:1 - ext4 /dev/loop5 rw\n` : '');
   const log = quietLog();
   const metrics = new Metrics();
@@ -66,18 +69,18 @@ async function node(opts: { mounted: boolean; metricsPort?: number }) {
   const enforcer = new Enforcer({ blkio, kubelet, store, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = undefined as unknown as VolumeService;
-  const attachments = new AttachmentService({ store, pools: new Map(), volumes, enforcer, locks, log });
+  const attachments = new AttachmentService({ store, pools: new Map(), volumes, enforcer, locks, log, root });
   const ruleRepair = new RuleRepair({ enforcer, metrics, log });
   const mountRepair = new MountRepair({
     store, view: new StoreView(store), volumes, attachments, enforcer, locks, log, metrics,
-    readMounts: (pause) => readMountinfoInPieces(pause, mountinfo),
+    root,
   });
   const pools = [{ name: 'default', backend: 'file' as const, path: dir, create: true, overcommit: 1, capacity: { readIops: 1000, writeIops: 1000, readBps: 1e9, writeBps: 1e9 } }];
   let collector: MetricsCollector | undefined;
   const jobs = new PeriodicJobs({
     setup: {
       dbFile, layout, kubelet, pools, headroom: 0.1, controller: true, logLevel: 'silent', metricsContentType: metrics.contentType,
-      diskstatsFile: diskstats, mountinfoFile: mountinfo,
+      root,
       ...(opts.metricsPort ? { metricsListen: { host: '127.0.0.1', port: opts.metricsPort } } : {}),
     },
     store, enforcer, ruleRepair, mountRepair, controlled: policy, metrics, log, reconcileIntervalMs: 60_000, controllerIntervalMs: 60_000,

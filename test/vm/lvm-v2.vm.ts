@@ -12,6 +12,7 @@ import { ddRead } from '../helpers/cgroup';
 import { expectThrottled, unthrottledReads } from '../helpers/throttle';
 import { request } from '../../src/cli/client';
 import { readMountinfo } from '../../src/host/mountinfo';
+import { hostRoot } from '../../src/host/host-root';
 import { CG, makeSystemdPod, makeVmNode } from './vm-node';
 
 const inVm = process.env.QOSD_VM === '1';
@@ -178,7 +179,7 @@ describe.skipIf(!inVm)(`lvm pool on NVMe with cgroup v2${inVm ? '' : ' (skipped:
   it('clears the rule on unmount and removes the LV on delete', async () => {
     const u = await callDriver(driver, ['unmount', target]);
     expect(u.reply.status).toBe('Success');
-    expect(readMountinfo().some((m) => m.mountPoint === target)).toBe(false);
+    expect(readMountinfo(hostRoot()).some((m) => m.mountPoint === target)).toBe(false);
     expect(fs.readFileSync(path.join(pod.pod, 'io.max'), 'utf8').trim()).toBe('');
     expect((await request(node.socket, 'DELETE', '/v1/volumes/db')).status).toBe(204);
     const lvs = JSON.parse(execFileSync('lvs', ['--reportformat', 'json', 'qosd-nvme'], { encoding: 'utf8' }));

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { expect } from 'vitest';
 import { callDriver, mountOptions, podVolumeDir, type DriverResult } from '../../helpers/kubelet';
 import { request } from '../../../src/cli/client';
-import { readMountinfo } from '../../../src/host/mountinfo';
+import { parseMountinfo } from '../../../src/host/mountinfo';
 
 export const PREFIX = '/usr/local';
 export const INSTALLED = path.join(PREFIX, 'lib', 'node_modules', 'qosd');
@@ -92,7 +92,7 @@ export function flexUnmount(target: string): Promise<DriverResult> {
 
 /** The mounts on a path as PID 1 (the host's mount namespace, where kubelet lives) sees them. */
 export function hostMountsAt(target: string) {
-  return readMountinfo('/proc/1/mountinfo').filter((m) => m.mountPoint === target);
+  return parseMountinfo(fs.readFileSync('/proc/1/mountinfo', 'utf8')).filter((m) => m.mountPoint === target);
 }
 
 /** A file written from PID 1's mount namespace, as kubelet's containers would write it. */
