@@ -1,7 +1,8 @@
 // Scrape cost with 1,000 attached volumes (issue 5): the time of one scrape (collect kernel stats
 // + render) and the longest the event loop is held during it, which bounds how long an API
 // request can wait because of a scrape. Kernel stat files are laid out under tmpfs as the v1
-// blkio controller has them; the store holds 1,000 volumes attached to 1,000 pods.
+// blkio controller has them, with a diskstats line per volume's device; the store holds 1,000
+// volumes attached to 1,000 pods.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -23,9 +24,11 @@ async function benchScrape(n = 1000, runs = 10) {
   try {
     const store = Store.open(':memory:');
     const t = new Date().toISOString();
+    const disk = [];
     store.tx(() => {
       for (let i = 0; i < n; i++) {
         const dev = `7:${i}`;
+        disk.push(`   7 ${String(i).padStart(7)} loop${i} ${i * 10} 0 ${i * 80} ${i * 3} ${i} 0 ${i * 8} ${i * 2} 0 ${i * 4} ${i * 5} 0 0 0 0 0 0`);
         const pod = path.join(mp, 'blkio/kubepods/burstable', `pod${crypto.randomUUID()}`);
         fs.mkdirSync(pod, { recursive: true });
         fs.writeFileSync(path.join(pod, 'blkio.throttle.io_serviced_recursive'), `${dev} Read ${i * 10}\n${dev} Write ${i}\n${dev} Sync 0\n${dev} Async 0\n${dev} Discard 0\n${dev} Total ${i * 11}\nTotal ${i * 11}\n`);
@@ -44,10 +47,13 @@ async function benchScrape(n = 1000, runs = 10) {
         store.attachments.update(a.id, { cgroupVersion: 'v1', podCgroup: pod, device: dev }, t);
       }
     });
+    fs.mkdirSync(path.join(mp, 'proc'));
+    fs.writeFileSync(path.join(mp, 'proc', 'diskstats'), `${disk.join('\n')}\n`);
+    const root = dist('host/host-root.js').hostRoot({ proc: path.join(mp, 'proc') });
     const metrics = new Metrics();
     const pools = new PoolService(store, { pools: [{ name: 'default', backend: 'file', path: mp, capacity: { readIops: 1e6, writeIops: 1e6, readBps: 1e10, writeBps: 1e10 } }], headroom: 0.1 });
     const { blkioFor } = dist('host/blkio.js');
-    const collector = new MetricsCollector(metrics, readHere({ store, pools, blkio: blkioFor({ version: 'v1', base: path.join(mp, 'blkio') }) }));
+    const collector = new MetricsCollector(metrics, readHere({ store, pools, root, blkio: blkioFor({ version: 'v1', base: path.join(mp, 'blkio') }) }));
     const scrapes = [];
     const held = [];
     let bytes = 0;

@@ -12,6 +12,10 @@ export interface DiskCounters {
   readBytes: number;
   writeIos: number;
   writeBytes: number;
+  /** Time the completed reads took, issue to completion, summed, ms. */
+  readTimeMs: number;
+  /** Time the completed writes took, issue to completion, summed, ms. */
+  writeTimeMs: number;
   /** Weighted time in queue, ms: the sum of every completed IO's time from start to completion. */
   timeInQueueMs: number;
   /** IOs in flight now. */
@@ -72,14 +76,16 @@ export function parseDiskstats(
     }
     const nl = text.indexOf('\n', i);
     i = nl < 0 || nl >= n ? n : nl + 1;
-    // fields[k] is diskstats column k + 3: reads 0, read sectors 2, writes 4, write sectors 6,
-    // in flight 8, time doing IO 9, weighted time in queue 10.
+    // fields[k] is diskstats column k + 3: reads 0, read sectors 2, time reading 3, writes 4,
+    // write sectors 6, time writing 7, in flight 8, time doing IO 9, weighted time in queue 10.
     if (!complete || count < 11) continue;
     out.set(key, {
       readIos: fields[0]!,
       readBytes: fields[2]! * 512,
       writeIos: fields[4]!,
       writeBytes: fields[6]! * 512,
+      readTimeMs: fields[3]!,
+      writeTimeMs: fields[7]!,
       timeInQueueMs: fields[10]!,
       inFlight: fields[8]!,
       ioTicksMs: fields[9]!,

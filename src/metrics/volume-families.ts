@@ -1,7 +1,7 @@
 // The per-volume families, rendered straight to the exposition format: a dozen series per attached
 // volume, where prom-client's label hashing and rendering cost an order of magnitude more per
 // scrape (bench/scrape.js compares them; bench/results has the figures). Label values need no escaping: volume
-// and pool names are [a-z0-9._-], pod uids hex and dashes, directions fixed words.
+// and pool names are [a-z0-9._-], pod uids hex and dashes, devices MAJ:MIN, directions fixed words.
 import type { Figures } from '../model/qos';
 import type { TimeSlice } from '../util/time-slice';
 
@@ -11,6 +11,22 @@ export interface IoSample {
   writeOps: number;
   readBytes: number;
   writeBytes: number;
+}
+
+/**
+ * The volume's own device's counters (diskstats): every pod's IO on it, and the time it took. They
+ * count from the device's creation, not the volume's (a loop device keeps its counters across
+ * files), so each series carries the device: a volume given another device starts a new series
+ * instead of a jump in the old one.
+ */
+export interface DeviceIoSample {
+  /** MAJ:MIN. */
+  device: string;
+  readOps: number;
+  writeOps: number;
+  /** Completed IOs' time from issue to completion, summed, in seconds. */
+  readSeconds: number;
+  writeSeconds: number;
 }
 
 export interface VolumeSample {
@@ -26,6 +42,8 @@ export interface VolumeSample {
   /** The share of its pool's device time the volume's IO took at the controller's last look. */
   deviceShare: number | undefined;
   io: IoSample[];
+  /** Its device's counters, while it is attached; undefined: not attached, or its device not found. */
+  device: DeviceIoSample | undefined;
 }
 
 type Family = { name: string; help: string; type: 'gauge' | 'counter'; lines: (v: VolumeSample, out: string[]) => void };
@@ -57,6 +75,18 @@ function ioFamily(name: string, help: string, ops: boolean): Family {
   };
 }
 
+function deviceFamily(name: string, help: string, read: (d: DeviceIoSample) => number, write: (d: DeviceIoSample) => number): Family {
+  return {
+    name, help, type: 'counter',
+    lines: (v, out) => {
+      if (!v.device) return;
+      const labels = `volume="${v.name}",pool="${v.pool}",device="${v.device.device}"`;
+      out.push(`${name}{${labels},direction="read"} ${read(v.device)}`);
+      out.push(`${name}{${labels},direction="write"} ${write(v.device)}`);
+    },
+  };
+}
+
 function sizeFamily(name: string, help: string, pick: (v: VolumeSample) => number | undefined): Family {
   return {
     name, help, type: 'gauge',
@@ -76,6 +106,8 @@ export const VOLUME_FAMILIES: Family[] = [
   figureFamily('qosd_volume_effective_limit_bytes_per_second', 'Bytes per second written for a volume now: its limit, tightened by the controller to protect a guarantee.', 'effective', false),
   ioFamily('qosd_volume_io_operations_total', 'IO operations done on a volume by a pod (kernel cgroup stats).', true),
   ioFamily('qosd_volume_io_bytes_total', 'Bytes read or written on a volume by a pod (kernel cgroup stats).', false),
+  deviceFamily('qosd_volume_device_io_operations_total', "IO operations completed on a volume's own device, every pod's together (diskstats).", (d) => d.readOps, (d) => d.writeOps),
+  deviceFamily('qosd_volume_device_io_time_seconds_total', "Time the IO operations completed on a volume's device took from issue to completion, summed (diskstats); over a window, divided by the operations' increase, the mean completion latency.", (d) => d.readSeconds, (d) => d.writeSeconds),
   sizeFamily('qosd_volume_size_bytes', 'Provisioned size of a volume.', (v) => v.sizeBytes),
   sizeFamily('qosd_volume_allocated_bytes', 'Bytes a volume takes in its pool (blocks of its sparse backing file).', (v) => v.allocatedBytes),
   sizeFamily('qosd_volume_filesystem_used_bytes', 'Bytes used in the filesystem of a mounted volume (statfs).', (v) => v.fsUsedBytes),

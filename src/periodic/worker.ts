@@ -101,7 +101,7 @@ async function sweep(slice: TimeSlice): Promise<SweepFindings> {
 async function scrape(slice: TimeSlice): Promise<ScrapeFindings> {
   const started = process.hrtime.bigint();
   const { attached, samples } = await sampleVolumes(
-    { store, pools, blkio, view, limitsFor: (v) => policy.limitsFor(v), deviceShare: (v) => controlled?.shares.get(v.name) },
+    { store, pools, blkio, root: setup.root, view, limitsFor: (v) => policy.limitsFor(v), deviceShare: (v) => controlled?.shares.get(v.name) },
     slice,
   );
   if (slice.due()) await slice.yield();

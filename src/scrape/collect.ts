@@ -7,9 +7,11 @@ import type { Store } from '../store/store';
 import type { Volume } from '../store/volumes';
 import type { PoolService, PoolView } from '../service/pools';
 import type { Blkio } from '../host/blkio';
+import type { HostRoot } from '../host/host-root';
+import { readDiskstatsInPieces, type DiskCounters } from '../host/diskstats';
 import type { Metrics } from '../metrics/registry';
 import type { Figures } from '../model/qos';
-import { familyPieces, type IoSample, type VolumeSample } from '../metrics/volume-families';
+import { familyPieces, type DeviceIoSample, type IoSample, type VolumeSample } from '../metrics/volume-families';
 import type { Attachment } from '../store/attachments';
 import { StoreView } from '../store/view';
 import { TimeSlice } from '../util/time-slice';
@@ -28,6 +30,8 @@ export interface SampleSource {
   store: Store;
   pools: Pick<PoolService, 'list'>;
   blkio: Blkio;
+  /** Where the attached volumes' device counters are read (diskstats). */
+  root: HostRoot;
   /** The limits written now for a volume (default its max). */
   limitsFor?: (v: Volume) => Figures;
   /** The store as periodic jobs read it (shared with the reconcile pass and the controller). */
@@ -50,6 +54,7 @@ export async function sampleVolumes(src: SampleSource, slice: TimeSlice): Promis
     else byVolume.set(a.volume, [a]);
   }
   if (slice.due()) await slice.yield();
+  const disks = await attachedDevices(src.root, snapshot.volumes, byVolume, slice);
 
   const samples: VolumeSample[] = [];
   for (const v of snapshot.volumes.values()) {
@@ -78,9 +83,24 @@ export async function sampleVolumes(src: SampleSource, slice: TimeSlice): Promis
       const counts = blkio.podIo(a.podCgroup, v.deviceNumber);
       if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
     }
-    samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: deviceShare(v), io });
+    samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: deviceShare(v), io, device: atts.length > 0 && v.deviceNumber ? deviceIo(v.deviceNumber, disks.get(v.deviceNumber)) : undefined });
   }
   return { attached: attached.length, samples };
+}
+
+/** The counters of every attached volume's device, from one diskstats read. */
+async function attachedDevices(root: HostRoot, volumes: ReadonlyMap<string, Volume>, attached: ReadonlyMap<string, Attachment[]>, slice: TimeSlice): Promise<Map<string, DiskCounters>> {
+  const devices = new Set<string>();
+  for (const name of attached.keys()) {
+    const dev = volumes.get(name)?.deviceNumber;
+    if (dev) devices.add(dev);
+  }
+  if (devices.size === 0) return new Map();
+  return readDiskstatsInPieces(root, () => slice.check(), devices);
+}
+
+function deviceIo(device: string, d: DiskCounters | undefined): DeviceIoSample | undefined {
+  return d && { device, readOps: d.readIos, writeOps: d.writeIos, readSeconds: d.readTimeMs / 1000, writeSeconds: d.writeTimeMs / 1000 };
 }
 
 /** A scrape's reading done in this thread (the daemon's is done in the periodic jobs' worker). */

@@ -11,7 +11,7 @@ import { readSmall } from '../../src/host/read-small';
 import { parseLoopIdentities } from '../../src/host/losetup';
 
 describe('parseDiskstats', () => {
-  it('reads IOs, bytes (512-byte sectors), IOs in flight, time busy and weighted time in queue per MAJ:MIN', () => {
+  it('reads IOs, bytes (512-byte sectors), the time reads and writes took, IOs in flight, time busy and weighted time in queue per MAJ:MIN', () => {
     const text = [
       '   7       0 loop0 1011 3 10160 29 161 192 2148 80 0 84 173 0 0 0 0 116 63',
       ' 254       0 vda 52110 1930 4191054 21380 97124 60337 7301282 158447 0 70916 186049 0 0 0 0 13001 6221',
@@ -19,7 +19,7 @@ describe('parseDiskstats', () => {
       '',
     ].join('\n');
     const d = parseDiskstats(text);
-    expect(d.get('7:0')).toEqual({ readIos: 1011, readBytes: 10160 * 512, writeIos: 161, writeBytes: 2148 * 512, timeInQueueMs: 173, inFlight: 0, ioTicksMs: 84 });
+    expect(d.get('7:0')).toEqual({ readIos: 1011, readBytes: 10160 * 512, writeIos: 161, writeBytes: 2148 * 512, readTimeMs: 29, writeTimeMs: 80, timeInQueueMs: 173, inFlight: 0, ioTicksMs: 84 });
     expect(parseDiskstats(' 254       1 dm-1 515 0 7698 13580 290 0 451519 1264 4 4640 14844 0 0 0 0 0 0').get('254:1')?.inFlight).toBe(4);
     expect(d.get('254:0')?.writeIos).toBe(97124);
     expect(d.has('7:1')).toBe(false); // a short line (an old kernel's partition format) is skipped

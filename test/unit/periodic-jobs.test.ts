@@ -117,6 +117,20 @@ describe('periodic jobs: found in the worker thread, written on the daemon\'s', 
     expect(text).toMatch(/^qosd_volumes\{pool="default"\} 1$/m);
   });
 
+  it('the scrape shows an attached volume\'s own device counters from diskstats: its operations and their summed time', async () => {
+    const { collector, diskstats } = await node({ mounted: true });
+    const text = () => collector.scrape().then((p) => Buffer.concat(p).toString());
+    // the fixture's line for 7:5: 100 reads that took 10 ms together, no writes
+    expect(await text()).toContain('qosd_volume_device_io_operations_total{volume="db",pool="default",device="7:5",direction="read"} 100\n');
+    expect(await text()).toContain('qosd_volume_device_io_time_seconds_total{volume="db",pool="default",device="7:5",direction="read"} 0.01\n');
+    fs.writeFileSync(diskstats, '   7       5 loop5 500 0 4000 250 30 0 240 90 0 100 340 0 0 0 0 0 0\n');
+    const later = await text();
+    expect(later).toContain('qosd_volume_device_io_operations_total{volume="db",pool="default",device="7:5",direction="read"} 500\n');
+    expect(later).toContain('qosd_volume_device_io_time_seconds_total{volume="db",pool="default",device="7:5",direction="read"} 0.25\n');
+    expect(later).toContain('qosd_volume_device_io_operations_total{volume="db",pool="default",device="7:5",direction="write"} 30\n');
+    expect(later).toContain('qosd_volume_device_io_time_seconds_total{volume="db",pool="default",device="7:5",direction="write"} 0.09\n');
+  });
+
   it('the metrics listener is served by the worker, with this thread\'s registry in it', async () => {
     const port = await freePort();
     const { jobs } = await node({ mounted: true, metricsPort: port });

@@ -10,6 +10,7 @@ const sample = (i: number): VolumeSample => ({
   name: `v${i}`, pool: 'default', min: { readIops: 10 + i }, max: { readIops: 1000, writeBps: 1 << 20 }, effective: { readIops: 900, writeBps: 1 << 20 },
   sizeBytes: 1 << 30, allocatedBytes: 4096 * i, fsUsedBytes: i % 2 ? undefined : 8192, deviceShare: i % 3 ? 0.001 * i : undefined,
   io: [{ podUid: `0000000${i % 10}-0000-4000-8000-000000000000`, readOps: i, writeOps: 2 * i, readBytes: 4096 * i, writeBytes: 8192 * i }],
+  device: i % 4 ? { device: `7:${i}`, readOps: i, writeOps: 2 * i, readSeconds: 0.001 * i, writeSeconds: 0.002 * i } : undefined,
 });
 
 async function collect(samples: VolumeSample[]): Promise<Buffer[]> {
