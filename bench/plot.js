@@ -115,4 +115,45 @@ for (const c of [...new Set(matrix.rows.map((r) => r.case))]) {
   }));
   write(`matrix-${slug(c)}.svg`, chart(`${c}, IOPS`, `a ${matrix.qemuThrottleIops}-IOPS drive budget, ${matrix.date.slice(0, 10)}`, settings));
 }
+// The latency benchmark (npm run bench:vm:latency): the trade-off as the reader's target is
+// tightened against the read flood, each setting a point (the neighbour's throughput while the
+// victim ran, the victim's p99), beside the victim's p99 alone and 1.3 times it. Written beside
+// the results it is drawn from: bench/results/latency-tradeoff.svg.
+const latencyFile = path.join(RESULTS, 'latency.json');
+if (fs.existsSync(latencyFile)) {
+  const lat = JSON.parse(fs.readFileSync(latencyFile, 'utf8'));
+  const pts = lat.sweep.map((s) => ({ x: s.neighbourPressed, y: s.p99Ms, label: s.factor === null ? 'rate only' : `${s.factor}× mean alone` }));
+  const alone = lat.alone.reader.p99Ms;
+  const W = 640, H = 360, L = 60, R = 20, T = 44, B = 50;
+  const xMax = Math.max(...pts.map((p) => p.x)) * 1.15 || 1;
+  const yMax = Math.max(alone * 1.3, ...pts.map((p) => p.y)) * 1.15;
+  const X = (v) => L + (v / xMax) * (W - L - R);
+  const Y = (v) => H - B - (v / yMax) * (H - T - B);
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    `<text x="6" y="16" font-weight="bold">${esc("A paced reader's p99 against a random-read flood's throughput, as its latency target tightens")}</text>`,
+    `<text x="6" y="30" font-size="10">${esc(`one drive held to ${lat.qemuThrottleIops} IOPS (4 KiB units), ${lat.date.slice(0, 10)}; npm run bench:vm:latency`)}</text>`,
+    `<line x1="${L}" y1="${H - B}" x2="${W - R}" y2="${H - B}" stroke="#333"/>`,
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>`,
+    `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">neighbour throughput while the victim runs (4 KiB IOs/s)</text>`,
+    `<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">victim p99 (ms)</text>`,
+  ];
+  for (const t of [0, 0.5, 1]) {
+    parts.push(`<text x="${L - 4}" y="${Y(yMax * t) + 4}" text-anchor="end">${(yMax * t).toFixed(1)}</text>`);
+    parts.push(`<text x="${X(xMax * t)}" y="${H - B + 14}" text-anchor="middle">${Math.round(xMax * t)}</text>`);
+  }
+  for (const [v, label, dash] of [[alone, 'p99 alone', ''], [alone * 1.3, '1.3 × alone', ' stroke-dasharray="4 3"']]) {
+    parts.push(`<line x1="${L}" x2="${W - R}" y1="${Y(v)}" y2="${Y(v)}" stroke="#555"${dash}/>`);
+    parts.push(`<text x="${W - R - 2}" y="${Y(v) - 3}" text-anchor="end" font-size="10">${label}</text>`);
+  }
+  parts.push(`<polyline fill="none" stroke="#2b6cb0" points="${pts.map((p) => `${X(p.x)},${Y(p.y)}`).join(' ')}"/>`);
+  for (const p of pts) {
+    parts.push(`<circle cx="${X(p.x)}" cy="${Y(p.y)}" r="4" fill="#2b6cb0"/>`);
+    parts.push(`<text x="${X(p.x) + 6}" y="${Y(p.y) - 6}" font-size="10">${esc(p.label)}</text>`);
+  }
+  parts.push('</svg>');
+  fs.writeFileSync(path.join(RESULTS, 'latency-tradeoff.svg'), parts.join('\n') + '\n');
+  written.push(path.join('bench', 'results', 'latency-tradeoff.svg'));
+}
 console.log(written.join('\n'));

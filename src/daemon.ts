@@ -152,6 +152,7 @@ async function serve(config: Config, root: HostRoot, log: Logger, started: numbe
     limitsFor: (v) => policy.limitsFor(v),
     status: () => statusOf({ config, started, blkio, store, poolService, registration: csiRegistration, volumeRequests: csiDoors?.volumeRequests }),
     scrapeMetrics: () => collector.scrape(),
+    attainment: async (name) => (await periodic.attainment()).filter((a) => a.volume === name),
   }, log);
   const listening = await listenOnSocket(app, config.socket);
 
@@ -190,7 +191,7 @@ async function serve(config: Config, root: HostRoot, log: Logger, started: numbe
 function nodeServices(o: { config: Config; root: HostRoot; store: Store; pools: Map<string, VolumePool>; blkio: Blkio; policy: LimitPolicy; view: StoreView; metrics: Metrics; log: Logger }) {
   const { config, root, store, pools, blkio, policy, view, metrics, log } = o;
   const enforcer = new Enforcer({
-    blkio, kubelet: config.kubelet, store, view, log, metrics, policy,
+    blkio, kubelet: config.kubelet, root, store, view, log, metrics, policy,
     // Before a rule is written or cleared: is the recorded device still the volume's?
     identify: (vol, device) => pools.get(vol.pool)?.identify(vol, device) ?? { is: 'ours' },
     refind: (name) => void volumes.refind(name).catch((err: Error) => log.error({ volume: name, err: err.message }, 'finding the device of a volume again failed')),

@@ -3,6 +3,7 @@
 // closed (unknown fields are 400s, not silently dropped) and nothing is coerced.
 import { Type, type Static } from '@sinclair/typebox';
 import { QUANTITY_PATTERN } from '../util/quantity';
+import { DURATION_PATTERN } from '../util/duration';
 
 const closed = { additionalProperties: false } as const;
 
@@ -35,6 +36,36 @@ export const FiguresOut = Type.Object({
   writeBps: Type.Optional(Type.Integer()),
 });
 
+const Duration = Type.String({ pattern: DURATION_PATTERN, errorMessage: 'must be a duration such as 500us, 2ms or 0.01s' });
+/** Latency targets per direction, as durations ("2ms"). */
+export const LatencyIn = Type.Object({ read: Type.Optional(Duration), write: Type.Optional(Duration) }, closed);
+/** In a PATCH, null removes a target. */
+export const LatencyPatch = Type.Object(
+  {
+    read: Type.Optional(Type.Union([Duration, Type.Null()], { errorMessage: 'must be a duration such as 500us or 2ms, or null to remove it' })),
+    write: Type.Optional(Type.Union([Duration, Type.Null()], { errorMessage: 'must be a duration such as 500us or 2ms, or null to remove it' })),
+  },
+  closed,
+);
+/** Targets out, in seconds (the API's unit for time). */
+export const LatencyOut = Type.Object({ read: Type.Optional(Type.Number()), write: Type.Optional(Type.Number()) });
+
+/** The last hour of each of a volume's guarantees (controller/attainment.ts). */
+export const AttainmentList = Type.Object({
+  attainment: Type.Array(
+    Type.Object({
+      volume: Type.String(), pool: Type.String(),
+      direction: Type.Union([Type.Literal('read'), Type.Literal('write')]),
+      guarantee: Type.Union([Type.Literal('rate'), Type.Literal('latency')]),
+      seconds: Type.Number(), keptSeconds: Type.Number(),
+      /** The least part of the guarantee delivered in one controller tick of the hour (null: without bound). */
+      worst: Type.Union([Type.Number(), Type.Null()]),
+      worstAt: Type.String(),
+      delivered: Type.Union([Type.Number(), Type.Null()]),
+    }),
+  ),
+});
+
 /** Routes take no query parameters; any given is an error rather than silently ignored. */
 export const NoQuery = Type.Object({}, closed);
 
@@ -58,7 +89,7 @@ export const CreateVolumeBody = Type.Object(
     fsType: Type.Optional(Type.Union([Type.Literal('ext4'), Type.Literal('xfs')], { errorMessage: 'must be "ext4" or "xfs"' })),
     class: Type.Optional(SafeName),
     ephemeral: Type.Optional(Type.Boolean()),
-    qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresIn), max: Type.Optional(FiguresIn) }, closed)),
+    qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresIn), max: Type.Optional(FiguresIn), latency: Type.Optional(LatencyIn) }, closed)),
     /** The namespace whose pods may mount it through flex (none: the first to mount it claims it). */
     namespace: Type.Optional(Namespace),
   },
@@ -70,7 +101,7 @@ export const PatchVolumeBody = Type.Object(
   {
     size: Type.Optional(Bytes),
     class: Type.Optional(SafeName),
-    qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresPatch), max: Type.Optional(FiguresPatch) }, closed)),
+    qos: Type.Optional(Type.Object({ min: Type.Optional(FiguresPatch), max: Type.Optional(FiguresPatch), latency: Type.Optional(LatencyPatch) }, closed)),
     /** Gives the volume to a namespace (flex mounts from it alone). */
     namespace: Type.Optional(Namespace),
   },
@@ -112,8 +143,8 @@ export const VolumeOut = Type.Object({
   device: Type.Union([Type.String(), Type.Null()]),
   deviceNumber: Type.Union([Type.String(), Type.Null()]),
   backing: Type.Union([Type.String(), Type.Null()]),
-  qos: Type.Object({ min: FiguresOut, max: FiguresOut }),
-  overrides: Type.Object({ min: FiguresOut, max: FiguresOut }),
+  qos: Type.Object({ min: FiguresOut, max: FiguresOut, latency: Type.Optional(LatencyOut) }),
+  overrides: Type.Object({ min: FiguresOut, max: FiguresOut, latency: Type.Optional(LatencyOut) }),
   /** Whose it is: "ns:<namespace>", "csi", or null (nobody's yet). */
   owner: Type.Union([Type.String(), Type.Null()]),
   /** The limits written now: max, tightened by the work-conserving controller when it acts. */

@@ -12,6 +12,7 @@ import type { Figures } from '../model/qos';
 import type { Metrics } from '../metrics/registry';
 import type { Static } from '@sinclair/typebox';
 import type { StatusOut } from './schemas';
+import type { AttainmentSummary } from '../model/attainment';
 
 export interface Services {
   store: Store;
@@ -27,6 +28,8 @@ export interface Services {
   /** The limits in force for a volume now. */
   limitsFor(v: Volume): Figures;
   status(): Static<typeof StatusOut>;
+  /** The last hour of each of a volume's guarantees the controller has seen in force. */
+  attainment(volume: string): Promise<AttainmentSummary[]>;
   /** One scrape: the Prometheus exposition text in pieces (to write in turn), kernel stats read fresh. */
   scrapeMetrics(): Promise<Buffer[]>;
 }

@@ -1,6 +1,6 @@
 // The resolved configuration the daemon runs on: every default filled in, quantities parsed,
 // paths absolute. Built from the YAML file (schema.ts) and the command-line flags, flags winning.
-import type { QosSpec } from '../model/qos';
+import type { LatencyTargets, QosSpec } from '../model/qos';
 import type { CgroupDriverSetting, CgroupVersionSetting } from '../model/cgroup';
 import type { FsType } from '../model/filesystem';
 
@@ -16,6 +16,8 @@ export interface FilePoolConfig {
   /** How far the volumes' sizes may exceed the filesystem's free space (sparse files): 1 = not at all. */
   overcommit: number;
   capacity: QosSpec['max'];
+  /** The device's own latency for one small IO at queue depth 1, per direction (latency-targets.ts). */
+  unloadedLatency?: LatencyTargets;
 }
 
 export interface LvmPoolConfig {
@@ -26,6 +28,8 @@ export interface LvmPoolConfig {
   /** Stripe each LV across this many PVs (1: linear). */
   stripes: number;
   capacity: QosSpec['max'];
+  /** The device's own latency for one small IO at queue depth 1, per direction (latency-targets.ts). */
+  unloadedLatency?: LatencyTargets;
 }
 
 export type PoolConfig = FilePoolConfig | LvmPoolConfig;
@@ -83,7 +87,7 @@ export const DEFAULTS = {
 } as const;
 
 /** The built-in QoS classes (the Diamanti perf tiers); config may override or add to them. */
-export const DEFAULT_CLASSES: Record<string, { min?: Record<string, number | string>; max?: Record<string, number | string> }> = {
+export const DEFAULT_CLASSES: Record<string, { min?: Record<string, number | string>; max?: Record<string, number | string>; latency?: Partial<Record<'read' | 'write', string>> }> = {
   high: { min: { readIops: 20000, writeIops: 20000, readBps: '500M', writeBps: '500M' } },
   medium: { min: { readIops: 5000, writeIops: 5000, readBps: '125M', writeBps: '125M' } },
   'best-effort': {},

@@ -12,7 +12,8 @@ import { ConfigFileSchema, type ConfigFile } from './schema';
 import { fromKubeconfig } from '../kube/connection';
 import { DEFAULT_CLASSES, DEFAULTS, type Config, type LogLevel, type PoolConfig } from './config';
 import { parseQuantity } from '../util/quantity';
-import { DIMENSIONS, checkSpec, type Figures, type QosSpec } from '../model/qos';
+import { DIMENSIONS, DIRECTIONS, checkSpec, type Direction, type Figures, type LatencyTargets, type QosSpec } from '../model/qos';
+import { parseDuration } from '../util/duration';
 
 export class ConfigError extends Error {
   constructor(
@@ -122,6 +123,7 @@ function poolsConfig(raw: ConfigFile['pools'], stateDir: string, abs: (p: string
   return (raw ?? [{ name: 'default', backend: 'file' }]).map((p, i): PoolConfig => {
     const key = `pools[${i}]`;
     const capacity = figures(p.capacity, `${key}.capacity`);
+    const unloadedLatency = latency(p.unloadedLatency, `${key}.unloadedLatency`);
     if (p.backend === 'file') {
       if (p.volumeGroup !== undefined || p.devices !== undefined || p.stripes !== undefined) {
         throw new ConfigError(`${key}`, 'volumeGroup, devices and stripes belong to the lvm backend, not file');
@@ -133,15 +135,29 @@ function poolsConfig(raw: ConfigFile['pools'], stateDir: string, abs: (p: string
       if (!create && !fs.existsSync(poolPath)) {
         throw new ConfigError(`${key}.path`, `${poolPath} does not exist (is its filesystem mounted?); make it, or set ${key}.create: true for qosd to`);
       }
-      return { name: p.name, backend: 'file', path: poolPath, create, overcommit: p.overcommit ?? 1, capacity };
+      return { name: p.name, backend: 'file', path: poolPath, create, overcommit: p.overcommit ?? 1, capacity, ...(unloadedLatency && { unloadedLatency }) };
     }
     if (!p.volumeGroup) throw new ConfigError(`${key}.volumeGroup`, 'is required for the lvm backend');
     if (p.path !== undefined) throw new ConfigError(`${key}.path`, 'belongs to the file backend, not lvm');
     if (p.create !== undefined || p.overcommit !== undefined) throw new ConfigError(`${key}`, 'create and overcommit belong to the file backend, not lvm');
     const stripes = p.stripes ?? 1;
     if (p.devices && stripes > p.devices.length) throw new ConfigError(`${key}.stripes`, `${stripes} stripes need at least ${stripes} devices, not ${p.devices.length}`);
-    return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], stripes, capacity };
+    return { name: p.name, backend: 'lvm', volumeGroup: p.volumeGroup, devices: p.devices ?? [], stripes, capacity, ...(unloadedLatency && { unloadedLatency }) };
   });
+}
+
+/** Durations per direction, in seconds; undefined when none is given. */
+function latency(raw: Partial<Record<Direction, string>> | undefined, key: string): LatencyTargets | undefined {
+  if (!raw) return undefined;
+  const out: LatencyTargets = {};
+  for (const dir of DIRECTIONS) {
+    const text = raw[dir];
+    if (text === undefined) continue;
+    const s = parseDuration(text);
+    if (typeof s !== 'number') throw new ConfigError(`${key}.${dir}`, s.error);
+    out[dir] = s;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** The QoS classes: the built-in ones, and the file's over them. */
@@ -154,6 +170,8 @@ function classesConfig(raw: ConfigFile['classes']): Map<string, QosSpec> {
       throw new ConfigError(key, 'a class name is lowercase letters, digits and "-", at most 63 characters');
     }
     const spec: QosSpec = { min: figures(c.min, `${key}.min`), max: figures(c.max, `${key}.max`) };
+    const targets = latency(c.latency, `${key}.latency`);
+    if (targets) spec.latency = targets;
     const bad = checkSpec(spec);
     if (bad) throw new ConfigError(`${key}.${bad.split(':')[0]}`, bad.slice(bad.indexOf(':') + 2));
     classes.set(name, spec);

@@ -3,6 +3,7 @@
 // them in. Unknown keys are errors (a typo must not silently fall back to a default).
 import { Type, type Static, type TString } from '@sinclair/typebox';
 import { QUANTITY_PATTERN } from '../util/quantity';
+import { DURATION_PATTERN } from '../util/duration';
 
 const strict = { additionalProperties: false } as const;
 
@@ -25,6 +26,12 @@ export const FiguresSchema = Type.Object(
   strict,
 );
 
+/** A short duration: "500us", "2ms", "0.01s". */
+export const Duration = Type.String({ pattern: DURATION_PATTERN, errorMessage: 'must be a duration such as 500us, 2ms or 0.01s' });
+
+/** Per direction, a duration: a class's latency targets, a pool's unloaded latency. */
+export const LatencySchema = Type.Object({ read: Type.Optional(Duration), write: Type.Optional(Duration) }, strict);
+
 const Name = (what: string): TString =>
   Type.String({
     pattern: '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$',
@@ -46,12 +53,14 @@ export const PoolSchema = Type.Object(
     create: Type.Optional(Type.Boolean({ errorMessage: 'must be true or false' })),
     overcommit: Type.Optional(Type.Number({ minimum: 1, maximum: 100, errorMessage: 'must be a number from 1 (no overcommit) to 100' })),
     capacity: Type.Optional(FiguresSchema),
+    // the device's latency for one 4 KiB IO at queue depth 1 (fio), for admitting latency targets
+    unloadedLatency: Type.Optional(LatencySchema),
   },
   strict,
 );
 
 export const ClassSchema = Type.Object(
-  { min: Type.Optional(FiguresSchema), max: Type.Optional(FiguresSchema) },
+  { min: Type.Optional(FiguresSchema), max: Type.Optional(FiguresSchema), latency: Type.Optional(LatencySchema) },
   strict,
 );
 

@@ -18,7 +18,8 @@ import type { LimitPolicy } from '../enforce/limit-policy';
 import { readDiskstatsInPieces, type DiskCounters } from '../host/diskstats';
 import type { HostRoot } from '../host/host-root';
 import { TimeSlice } from '../util/time-slice';
-import { DEFAULT_LAW, lawSteps, newLawMemory, type Adjustment, type LawParams, type Limits, type VolumeRates } from './law';
+import { AttainmentBook } from './attainment';
+import { DEFAULT_LAW, lawSteps, newLawMemory, type Adjustment, type Completed, type LawParams, type Limits, type VolumeRates } from './law';
 
 /** The limit policy with the controller in it: the configured max, tightened by the controller. */
 export class ControlledLimits implements LimitPolicy {
@@ -62,6 +63,8 @@ export interface ControllerOptions {
   law?: LawParams;
   /** Now, in ns (tests replay recorded ticks); default the monotonic clock. */
   clock?: () => bigint;
+  /** Now, in ms since the epoch, for the attainment's minutes; default Date.now. */
+  wallClock?: () => number;
   /** Where every device's counters are read (diskstats under its proc; tests give fixture trees). */
   root: HostRoot;
 }
@@ -73,6 +76,8 @@ export class Controller {
   private readonly memory = newLawMemory();
   private readonly view: StoreView;
   private attachedView: AttachedView | undefined;
+  /** How each guarantee fared, tick by tick (attainment.ts). */
+  readonly attainment = new AttainmentBook();
 
   constructor(private readonly o: ControllerOptions) {
     this.view = o.view ?? new StoreView(o.store);
@@ -139,7 +144,12 @@ export class Controller {
       };
       const queue = Math.max(0, d.timeInQueueMs - prev.timeInQueueMs) / 1000 / secs;
       const busy = Math.max(0, d.ioTicksMs - prev.ioTicksMs) / 1000 / secs;
-      samples.push({ volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: d.inFlight, busy });
+      const sample: VolumeRates = { volume: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, rate, queue, inFlight: d.inFlight, busy };
+      if (v.qos.latency) {
+        sample.latencyTarget = v.qos.latency;
+        sample.completed = completedIo(prev, d);
+      }
+      samples.push(sample);
       if (slice.due()) await slice.yield();
     }
     this.last = counters;
@@ -157,7 +167,8 @@ export class Controller {
     const steps = lawSteps(samples, policy.limits, this.o.pools.capacities(), this.o.law ?? DEFAULT_LAW, this.memory);
     let step = steps.next();
     for (; !step.done; step = steps.next()) if (slice.due()) await slice.yield();
-    const { limits, adjustments, utilisations, shares } = step.value;
+    const { limits, adjustments, utilisations, shares, attained } = step.value;
+    if (attained.length > 0) this.attainment.record(attained, secs, (this.o.wallClock ?? Date.now)());
     // What it saw of the volumes it protects or limits, for following a decision (benches record it).
     const trace = this.o.log.isLevelEnabled('trace')
       ? { samples: samples.filter((s) => policy.limits.has(s.volume) || limits.has(s.volume) || Object.keys(s.min).length > 0), limits: Object.fromEntries(limits) }
@@ -166,6 +177,21 @@ export class Controller {
     if (adjustments.length > 0) policy.limits = limits;
     return { limits: adjustments.length > 0 || dropped ? policy.limits : undefined, utilisations, adjustments, trace };
   }
+}
+
+/**
+ * The IOs a device completed between two readings and the time they took from issue to
+ * completion, summed (seconds), per direction in which it completed any (the kernel counts both
+ * per device, in /proc/diskstats; the time in whole milliseconds, so the law averages it over a
+ * window of ticks).
+ */
+export function completedIo(prev: DiskCounters, now: DiskCounters): Completed {
+  const out: Completed = {};
+  const reads = now.readIos - prev.readIos;
+  const writes = now.writeIos - prev.writeIos;
+  if (reads > 0) out.read = { ios: reads, seconds: Math.max(0, now.readTimeMs - prev.readTimeMs) / 1000 };
+  if (writes > 0) out.write = { ios: writes, seconds: Math.max(0, now.writeTimeMs - prev.writeTimeMs) / 1000 };
+  return out;
 }
 
 /** What a tick decided, for the daemon's thread to write and count. */

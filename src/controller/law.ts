@@ -49,10 +49,19 @@
 //     tick cuts the neighbours to the room again;
 //   - a limit that reaches the volume's configured max, or the pool's capacity, is dropped: the
 //     volume is back on its configured limits.
+// Latency targets (a mean completion latency per direction, over the volume's newest ticks that
+// hold latencyWindowIos IOs, or fewer once even the least that mean can be is over the target,
+// since its pool's last cut): an active guaranteed volume whose latency in a direction is above
+// its target there, while it does no more than latencyRateBound of its guarantee (beyond that the
+// wait is its own queue), is STARVED whatever its rate. The aggressors then each give up a part
+// of their excess over their need, shed = 1 − target/latency of the latest victim (at most
+// latencyCutMost, three quarters, a tick), together with any rate deficit. Every active
+// guarantee counts as met for the probe only while each target is comfortably held
+// (latency at most latencyComfort of it); between that and the target the limits hold.
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
 // the smaller of the two). With one dimension in play it cuts and lifts exactly as a law of that
 // dimension alone would (test/unit/controller-law.test.ts holds it to that).
-import type { Dimension, Figures } from '../model/qos';
+import type { Dimension, Direction, Figures, LatencyTargets } from '../model/qos';
 import { SMALL_IO_BYTES, costOf, deviceCost, shareOf, type DeviceCost } from '../model/device-cost';
 
 export interface LawParams {
@@ -71,6 +80,21 @@ export interface LawParams {
    */
   floorIops: number;
   floorShare: number;
+  /** Latency at most this part of its target: comfortably held (the probe may lift the neighbours). */
+  latencyComfort: number;
+  /** A target is held for IO up to this multiple of the volume's guarantee in its direction. */
+  latencyRateBound: number;
+  /** The most of their excess the aggressors give up in one tick for a latency target. */
+  latencyCutMost: number;
+  /**
+   * A targeted volume's latency is the mean over its newest ticks that hold latencyWindowIos IOs
+   * (or all of its last latencyWindowTicks), since the last cut that changed a limit in its pool:
+   * the kernel counts IO time in whole milliseconds, which over one tick of a paced volume can be
+   * coarser than its target (at 100 IOs, a tenth of a millisecond). Fewer ticks do when even the
+   * least the mean can be, a millisecond off, is over the target.
+   */
+  latencyWindowTicks: number;
+  latencyWindowIos: number;
 }
 
 export const DEFAULT_LAW: LawParams = {
@@ -84,6 +108,11 @@ export const DEFAULT_LAW: LawParams = {
   cutMargin: 0.03,
   floorIops: 10,
   floorShare: 0.01,
+  latencyComfort: 0.8,
+  latencyRateBound: 1.5,
+  latencyCutMost: 0.75,
+  latencyWindowTicks: 4,
+  latencyWindowIos: 100,
 };
 
 export interface VolumeRates {
@@ -98,7 +127,13 @@ export interface VolumeRates {
   inFlight?: number;
   /** The part of the tick the volume's device had IO in flight (0..1); absent: unknown. */
   busy?: number;
+  /** Its latency targets (seconds), if any. */
+  latencyTarget?: LatencyTargets;
+  /** Per direction in which IOs completed this tick: how many, and their issue-to-completion time summed (seconds). */
+  completed?: Completed;
 }
+
+export type Completed = Partial<Record<Direction, { ios: number; seconds: number }>>;
 
 /** Controller limits: volume → dimension → limit (absent: not controlled). */
 export type Limits = Map<string, Figures>;
@@ -115,9 +150,11 @@ export interface LawMemory {
   standing: Map<string, Standing>;
   /** Per controlled volume and direction: the bytes per IO it last did (what its IOPS limit costs). */
   ioBytes: Map<string, Partial<Record<Direction, number>>>;
+  /** Per volume with a latency target: its completed IO over its last ticks (latencyWindowTicks). */
+  latencyWindows: Map<string, Completed[]>;
 }
 
-export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map(), standing: new Map(), ioBytes: new Map() });
+export const newLawMemory = (): LawMemory => ({ metTicks: new Map(), shortTicks: new Map(), sinceCut: new Map(), standing: new Map(), ioBytes: new Map(), latencyWindows: new Map() });
 
 export interface Adjustment {
   volume: string;
@@ -133,7 +170,28 @@ export interface LawResult {
   utilisations: Map<string, number>;
   /** Per volume of those pools: the device time its own IO cost. */
   shares: Map<string, number>;
+  /** Per active guarantee (a volume's rate or latency in a direction): what it got this tick. */
+  attained: Attained[];
 }
+
+/** How one guarantee fared in a tick: the part of it delivered, and whether that was short. */
+export interface Attained {
+  volume: string;
+  pool: string;
+  direction: Direction;
+  guarantee: 'rate' | 'latency';
+  /** Rate: its rate over its minimum (the better of IOPS and bandwidth); latency: target over measured latency. */
+  delivered: number;
+  /**
+   * Short of what was promised: a rate under attainedAbove of its minimum while the volume wanted
+   * more (IO waiting, or its pool's device saturated: a paced volume asking for less is not short),
+   * a latency over its target by more than 1/attainedAbove.
+   */
+  short: boolean;
+}
+
+/** The part of a guarantee delivered in a tick below which the tick counts as short (users' alert: 90%). */
+export const ATTAINED_ABOVE = 0.9;
 
 export function lawStep(
   samples: VolumeRates[],
@@ -167,6 +225,7 @@ export function* lawSteps(
   const adjustments: Adjustment[] = [];
   const utilisations = new Map<string, number>();
   const shares = new Map<string, number>();
+  const attained: Attained[] = [];
   const set = setter(next, adjustments);
 
   for (const [pool, vols] of byPool(samples)) {
@@ -183,7 +242,7 @@ export function* lawSteps(
       const cost = costOf(model, v.rate);
       utilisation += cost;
       controlled ||= current.has(v.volume);
-      views.push(guaranteeView(v, cost, model, priced, p, memory.standing));
+      views.push(guaranteeView(v, cost, model, priced, p, memory.standing, windowedLatency(v, p, memory.latencyWindows)));
     }
     const guaranteed = views.filter((g) => g.guaranteed);
     // No guarantee here and nothing controlled: nothing to protect or lift (most pools of most nodes).
@@ -199,9 +258,15 @@ export function* lawSteps(
     const tick: PoolTick = { cap, model, current, memory, p, set };
     const wants = (g: GuaranteeView) => saturated || g.waiting;
     const active = guaranteed.filter((g) => g.active);
+    for (const g of active) {
+      for (const k of g.kept) {
+        const short = k.delivered < ATTAINED_ABOVE && (k.guarantee === 'latency' || wants(g));
+        attained.push({ volume: g.v.volume, pool, direction: k.direction, guarantee: k.guarantee, delivered: k.delivered, short });
+      }
+    }
     const short = active.filter((g) => g.best < 1 && wants(g));
     const shortTicks = short.length > 0 ? (memory.shortTicks.get(pool) ?? 0) + 1 : 0;
-    let starved = active.filter((g) => g.best < p.starvedBelow && wants(g));
+    let starved = active.filter((g) => (g.best < p.starvedBelow && wants(g)) || g.late > 1);
     if (starved.length === 0 && shortTicks > p.probeAfterTicks) starved = short;
 
     const sinceCut = (memory.sinceCut.get(pool) ?? Infinity) + 1;
@@ -215,13 +280,17 @@ export function* lawSteps(
       memory.shortTicks.set(pool, 0);
       const cutsBefore = adjustments.length;
       cutAggressors(tick, views, active, starved);
-      // A tick that changed no limit starts no settling time.
-      if (adjustments.length > cutsBefore) memory.sinceCut.set(pool, 0);
+      // A tick that changed no limit starts no settling time. One that did starts the pool's
+      // latency windows again: the IO before the cut says nothing of the neighbours after it.
+      if (adjustments.length > cutsBefore) {
+        memory.sinceCut.set(pool, 0);
+        for (const v of vols) memory.latencyWindows.delete(v.volume);
+      }
       continue;
     }
 
     memory.shortTicks.set(pool, shortTicks);
-    const met = active.length > 0 && active.every((g) => g.best >= 1);
+    const met = active.length > 0 && active.every((g) => g.best >= 1 && g.late <= p.latencyComfort);
     const metTicks = met ? (memory.metTicks.get(pool) ?? 0) + 1 : 0;
     memory.metTicks.set(pool, metTicks);
     yield* probeUp(tick, vols, active.length > 0, metTicks);
@@ -232,7 +301,11 @@ export function* lawSteps(
     for (const name of memory.standing.keys()) if (!seen.has(name)) memory.standing.delete(name);
   }
   for (const name of memory.ioBytes.keys()) if (!next.has(name)) memory.ioBytes.delete(name);
-  return { limits: next, adjustments, utilisations, shares };
+  if (memory.latencyWindows.size > 0) {
+    const seen = new Set(samples.filter((v) => v.latencyTarget).map((v) => v.volume));
+    for (const name of memory.latencyWindows.keys()) if (!seen.has(name)) memory.latencyWindows.delete(name);
+  }
+  return { limits: next, adjustments, utilisations, shares, attained };
 }
 
 /** Sets (or, given undefined, drops) one limit in `next`, recording each change as an adjustment. */
@@ -278,10 +351,14 @@ function cutAggressors(t: PoolTick, views: readonly GuaranteeView[], active: rea
   // In device time: what the starved volumes lack to reach their aim in the directions they are
   // guaranteed (a reader's own journal writes are not what it lacks), and the room the active
   // guarantees leave once each has its aim.
-  const deficit = starved.reduce((s, g) => s + Math.max(0, g.need - g.guaranteedCost), 0);
+  const rateDeficit = starved.reduce((s, g) => s + Math.max(0, g.need - g.guaranteedCost), 0);
   const victims = new Set(starved.map((g) => g.v));
   const aggressors = views.filter((g) => !victims.has(g.v) && g.cost > g.need);
   const totalExcess = aggressors.reduce((s, g) => s + (g.cost - g.need), 0);
+  // A latency target over by a factor late asks the neighbours for 1 − 1/late of their excess.
+  const late = Math.max(0, ...starved.map((g) => g.late));
+  const shed = late > 1 ? Math.min(p.latencyCutMost, 1 - 1 / late) : 0;
+  const deficit = Math.max(rateDeficit, shed * totalExcess);
   const room = Math.max(0, 1 - active.reduce((s, g) => s + g.need, 0));
   for (const a of aggressors) {
     const part = totalExcess > 0 ? (a.cost - a.need) / totalExcess : 0;
@@ -344,9 +421,20 @@ function* probeUp(t: PoolTick, vols: readonly VolumeRates[], anyActive: boolean,
   }
 }
 
+/** One guarantee of a volume in force this tick: a direction's rate, or its latency target. */
+interface Kept {
+  direction: Direction;
+  guarantee: 'rate' | 'latency';
+  delivered: number;
+}
+const NOTHING_KEPT: Kept[] = [];
+const rateKeptAtZero = (dirs: Direction[]): Kept[] => [...new Set(dirs)].map((direction) => ({ direction, guarantee: 'rate', delivered: 0 }));
+
 /** How a volume's guarantee stood on its last active tick: carried over a tick that brings no news. */
 export interface Standing {
   best: number;
+  late: number;
+  kept: Kept[];
   need: number;
   guaranteedCost: number;
   aimScale: Partial<Record<Direction, number>>;
@@ -363,15 +451,18 @@ interface GuaranteeView {
   waiting: boolean;
   /** The worst of its active directions: rate over minimum in the better of the direction's two figures. */
   best: number;
+  /** The worst of its targeted directions held to their target: latency over target (0: none measured, or beyond its promise). */
+  late: number;
   /** Its cost at its aim: every active guaranteed direction at (1 + cutMargin) of its minimum; 0 for a best-effort or idle volume. */
   need: number;
   /** What its IO in those directions costs now. */
   guaranteedCost: number;
+  /** Each of its guarantees in force this tick, and the part of it delivered. */
+  kept: Kept[];
   /** Per active guaranteed direction: by how much its rates must scale to be at its aim. */
   aimScale: Partial<Record<Direction, number>>;
 }
 
-type Direction = 'read' | 'write';
 /** Busy for this much of a tick with nothing completed: the volume's IO is stuck behind others'. */
 const STUCK_BUSY = 0.9;
 
@@ -402,16 +493,60 @@ const NO_AIM: Partial<Record<Direction, number>> = Object.freeze({});
 const DIRECTIONS = [['read', 'readIops', 'readBps'], ['write', 'writeIops', 'writeBps']] as const;
 const DIRECTION_OF: Record<Dimension, Direction> = { readIops: 'read', readBps: 'read', writeIops: 'write', writeBps: 'write' };
 
-function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: (min: Figures) => number, p: LawParams, standing: Map<string, Standing>): GuaranteeView {
+/**
+ * A targeted volume's mean completion latency per direction over its window (this tick, and as
+ * many before it as it takes to count latencyWindowIos IOs, up to latencyWindowTicks in all, since
+ * its pool's last cut); undefined for a volume without a target, or idle.
+ */
+function windowedLatency(v: VolumeRates, p: LawParams, windows: Map<string, Completed[]>): Partial<Record<Direction, number>> | undefined {
+  if (!v.latencyTarget) return undefined;
+  const done = v.completed ?? {};
+  if (!done.read && !done.write && !v.inFlight) {
+    windows.delete(v.volume); // idle: its next IO starts a window of its own
+    return undefined;
+  }
+  const window = windows.get(v.volume) ?? [];
+  window.push(done);
+  if (window.length > p.latencyWindowTicks) window.shift();
+  windows.set(v.volume, window);
+  const out: Partial<Record<Direction, number>> = {};
+  for (const [dir] of DIRECTIONS) {
+    const target = v.latencyTarget[dir];
+    if (target === undefined) continue;
+    // The newest ticks first, until enough IOs for the kernel's milliseconds to resolve the mean,
+    // or until even the least the mean can be (each reading truncates the summed time to a whole
+    // millisecond: two readings are less than one apart) is over the target: a victim that
+    // starts behind a deep queue is late from its first IOs, and waiting for 100 of them at tens
+    // of milliseconds each left it there for a second.
+    let ios = 0;
+    let seconds = 0;
+    for (let i = window.length - 1; i >= 0; i--) {
+      ios += window[i]![dir]?.ios ?? 0;
+      seconds += window[i]![dir]?.seconds ?? 0;
+      if (ios === 0) continue;
+      if ((seconds - KERNEL_TIME_RESOLUTION_S) / ios > target) break; // late, whatever the milliseconds hide
+      if (ios >= p.latencyWindowIos) break;
+    }
+    if (ios > 0) out[dir] = seconds / ios;
+  }
+  return out;
+}
+
+/** How finely diskstats gives IO time: whole milliseconds. */
+const KERNEL_TIME_RESOLUTION_S = 0.001;
+
+function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: (min: Figures) => number, p: LawParams, standing: Map<string, Standing>, latency: Partial<Record<Direction, number>> | undefined): GuaranteeView {
   // Most volumes of a large node: no guarantee, or one that is idle.
   const { min } = v;
-  if (!min.readIops && !min.readBps && !min.writeIops && !min.writeBps) return { v, cost, guaranteed: false, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
+  if (!min.readIops && !min.readBps && !min.writeIops && !min.writeBps) return { v, cost, guaranteed: false, active: false, waiting: false, best: 0, late: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM, kept: NOTHING_KEPT };
   const { rate } = v;
   const nothingDone = !rate.readIops && !rate.readBps && !rate.writeIops && !rate.writeBps;
-  if (nothingDone && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
+  if (nothingDone && !v.inFlight && !standing.has(v.volume)) return { v, cost, guaranteed: true, active: false, waiting: false, best: 0, late: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM, kept: NOTHING_KEPT };
   const waiting = (v.queue ?? 0) >= p.queuedAbove || (nothingDone && (v.inFlight ?? 0) >= 1);
   let guaranteed = false;
   let best = Infinity;
+  let late = 0;
+  const kept: Kept[] = [];
   let need = 0;
   let guaranteedCost = 0;
   const aimScale: Partial<Record<Direction, number>> = {};
@@ -424,6 +559,13 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: 
     // large-IO streamer gets a sliver of its minimum, which the rate test alone would take for idle.
     if (!(r > p.activeAbove || (waiting && r > 0))) continue;
     best = Math.min(best, r);
+    const target = v.latencyTarget?.[dir];
+    const measured = latency?.[dir];
+    kept.push({ direction: dir, guarantee: 'rate', delivered: r });
+    if (target !== undefined && measured !== undefined && r <= p.latencyRateBound) {
+      late = Math.max(late, measured / target);
+      kept.push({ direction: dir, guarantee: 'latency', delivered: measured > 0 ? target / measured : Infinity });
+    }
     aimScale[dir] = (1 + p.cutMargin) / r;
     const now = costOf(model, { [iops]: v.rate[iops] ?? 0, [bps]: v.rate[bps] ?? 0 });
     guaranteedCost += now;
@@ -435,21 +577,23 @@ function guaranteeView(v: VolumeRates, cost: number, model: DeviceCost, priced: 
     // with an IOPS minimum doing large IOs, or starting with a burst of them (measured in the VM:
     // fio's first writes, 73 KB each, made the "aim" thirteen times the device), is not owed more.
     need = Math.min(need, priced(v.min) * (1 + p.cutMargin));
-    standing.set(v.volume, { best, need, guaranteedCost, aimScale });
-    return { v, cost, guaranteed, active: true, waiting, best, need, guaranteedCost, aimScale };
+    standing.set(v.volume, { best, late, kept, need, guaranteedCost, aimScale });
+    return { v, cost, guaranteed, active: true, waiting, best, late, need, guaranteedCost, aimScale, kept };
   }
   // Starved so far that no IO completed this tick, with IOs still in flight (measured in the VM:
   // a 4k reader at 7 IOPS behind a 128k streamer completes nothing in many 250 ms ticks): no news,
   // so it stands as it stood last tick and wants more. Taking it for idle dropped every cut.
   if (guaranteed && last && nothingDone && (v.inFlight ?? 0) >= 1) {
-    return { v, cost, guaranteed, active: true, waiting: true, ...last };
+    // for its attainment, a tick in which nothing it waits for completes delivers none of its rate
+    return { v, cost, guaranteed, active: true, waiting: true, ...last, kept: rateKeptAtZero(last.kept.map((k) => k.direction)) };
   }
   // Starved from its first IO: IO in flight all tick and none completed (measured in the VM: a
   // 4k reader starting behind a 128k streamer waited 500 ms for its first completion). It needs
   // its guarantee priced at the corners; there is no mix of its own to scale yet.
   if (guaranteed && nothingDone && (v.inFlight ?? 0) >= 1 && (v.busy ?? 0) >= STUCK_BUSY) {
-    return { v, cost, guaranteed, active: true, waiting: true, best: 0, need: priced(v.min) * (1 + p.cutMargin), guaranteedCost: 0, aimScale: NO_AIM };
+    const dirs = DIRECTIONS.filter(([, iops, bps]) => (v.min[iops] ?? 0) > 0 || (v.min[bps] ?? 0) > 0).map(([dir]) => dir);
+    return { v, cost, guaranteed, active: true, waiting: true, best: 0, late: 0, need: priced(v.min) * (1 + p.cutMargin), guaranteedCost: 0, aimScale: NO_AIM, kept: rateKeptAtZero(dirs) };
   }
   standing.delete(v.volume);
-  return { v, cost, guaranteed, active: false, waiting, best: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM };
+  return { v, cost, guaranteed, active: false, waiting, best: 0, late: 0, need: 0, guaranteedCost: 0, aimScale: NO_AIM, kept: NOTHING_KEPT };
 }

@@ -6,17 +6,17 @@
 import { createHash } from 'node:crypto';
 import { QosdError, invalid } from '../model/errors';
 import { status } from '@grpc/grpc-js';
-import { LIMIT_OPTIONS, limitsFromOptions } from '../service/volume-options';
+import { QOS_OPTIONS, limitsFromOptions, optionName } from '../service/volume-options';
 import { VOLUME_NAME, type QosChange, type VolumeRequest } from '../service/volumes';
-import type { QosSpec } from '../model/qos';
+import { latencyOver, type QosSpec } from '../model/qos';
 import { CsiError } from './status';
 import { TOPOLOGY_KEY } from './names';
 import { capability } from './node-requests';
 import { ownKeys } from './parameters';
 import type { CapacityRangeMsg, TopologyMsg, VolumeCapability } from './types';
 
-const CLASS_PARAMETERS: ReadonlySet<string> = new Set(['pool', 'class', 'fsType', ...LIMIT_OPTIONS.keys()]);
-const MUTABLE_PARAMETERS: ReadonlySet<string> = new Set(['class', ...LIMIT_OPTIONS.keys()]);
+const CLASS_PARAMETERS: ReadonlySet<string> = new Set(['pool', 'class', 'fsType', ...QOS_OPTIONS]);
+const MUTABLE_PARAMETERS: ReadonlySet<string> = new Set(['class', ...QOS_OPTIONS]);
 const MiB = 1024 * 1024;
 
 /**
@@ -48,14 +48,12 @@ export function classRequest(name: string, parameters: Record<string, string>, m
   if (cls !== undefined) volume.class = cls;
   const base = limitsFromOptions(own, (k) => `parameters["${k}"]`);
   const over = limitsFromOptions(later, (k) => `mutable_parameters["${k}"]`);
-  if (base || over) volume.qos = { min: { ...base?.min, ...over?.min }, max: { ...base?.max, ...over?.max } } as QosSpec;
+  if (base || over) {
+    volume.qos = { min: { ...base?.min, ...over?.min }, max: { ...base?.max, ...over?.max } } as QosSpec;
+    const latency = latencyOver(base?.latency, over?.latency);
+    if (latency) volume.qos.latency = latency;
+  }
   return volume;
-}
-
-/** "min.readIops" (the API's name) as the option name a StorageClass uses, "minReadIops". */
-function optionName(field: string): string {
-  const [side, dim] = field.split('.');
-  return dim ? `${side}${dim[0]!.toUpperCase()}${dim.slice(1)}` : field;
 }
 
 /**
@@ -66,7 +64,7 @@ function optionName(field: string): string {
 export function inParameters<T>(fn: () => T, map = 'parameters'): T {
   const rename = (err: unknown): never => {
     if (err instanceof QosdError && err.code === 'InvalidArgument') {
-      const m = /^(?:qos\.)?(pool|class|fsType|size|min\.\w+|max\.\w+): (.*)$/s.exec(err.message);
+      const m = /^(?:qos\.)?(pool|class|fsType|size|min\.\w+|max\.\w+|latency\.\w+): (.*)$/s.exec(err.message);
       if (m) throw invalid(`${m[1] === 'size' ? 'capacity_range' : `${map}["${optionName(m[1]!)}"]`}: ${m[2]}`);
     }
     throw err;
@@ -93,6 +91,7 @@ export function qosChange(mutable: Record<string, string>): QosChange {
   if (qos) {
     change.min = qos.min;
     change.max = qos.max;
+    if (qos.latency) change.latency = qos.latency;
   }
   return change;
 }

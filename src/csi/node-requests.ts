@@ -6,13 +6,13 @@ import { invalid, QosdError } from '../model/errors';
 import { POD_UID } from '../host/pod-cgroup';
 import type { AttachRequest } from '../service/attachments';
 import { checkTargetIn } from '../service/targets';
-import { LIMIT_OPTIONS, limitsFromOptions } from '../service/volume-options';
+import { QOS_OPTIONS, limitsFromOptions } from '../service/volume-options';
 import type { VolumeRequest } from '../service/volumes';
 import type { AccessMode, NodePublishVolumeRequest, VolumeCapability } from './types';
 import { ownKeys } from './parameters';
 
 /** The keys a user may put in a PV's volumeAttributes (the flex option names). */
-const USER_KEYS: ReadonlySet<string> = new Set(['pool', 'class', ...LIMIT_OPTIONS.keys()]);
+const USER_KEYS: ReadonlySet<string> = new Set(['pool', 'class', ...QOS_OPTIONS]);
 /** One node, so only the single-node modes (and read-only many-readers on this node). */
 const LOCAL_MODES: ReadonlySet<AccessMode> = new Set(['SINGLE_NODE_WRITER', 'SINGLE_NODE_READER_ONLY', 'SINGLE_NODE_SINGLE_WRITER', 'SINGLE_NODE_MULTI_WRITER']);
 const READ_ONLY_MODES: ReadonlySet<AccessMode> = new Set(['SINGLE_NODE_READER_ONLY', 'MULTI_NODE_READER_ONLY']);

@@ -13,7 +13,8 @@ import { now, type Store } from '../store/store';
 import { StoreView } from '../store/view';
 import type { Metrics } from '../metrics/registry';
 import { LeafWatcher } from './leaf-watcher';
-import type { RuleWatchBatch } from './rule-watch';
+import { RuleWatchLog, inotifyQueueLength, type RuleWatchBatch } from './rule-watch';
+import type { HostRoot } from '../host/host-root';
 import type { TimeSlice } from '../util/time-slice';
 import { staticLimits, type LimitPolicy } from './limit-policy';
 import type { Identify, OnMismatch } from './device-owner';
@@ -23,6 +24,8 @@ export interface EnforcerOptions {
   /** The node's block-IO cgroup face (one that refuses every write when the node has none). */
   blkio: Blkio;
   kubelet: { cgroupRoot: string; cgroupDriver: CgroupDriverSetting };
+  /** Where the kernel's limits are read (the inotify queue the leaf watches share). */
+  root: HostRoot;
   store: Store;
   log: Logger;
   metrics: Metrics;
@@ -63,7 +66,7 @@ export class Enforcer {
 
   constructor(private readonly o: EnforcerOptions) {
     this.view = o.view ?? new StoreView(o.store);
-    this.watcher = new LeafWatcher((pod, dir) => this.onNewCgroup(pod, dir));
+    this.watcher = new LeafWatcher((pod, dir) => this.onNewCgroup(pod, dir), new RuleWatchLog(inotifyQueueLength(o.root)));
     this.policy = o.policy ?? staticLimits;
   }
 

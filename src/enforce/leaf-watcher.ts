@@ -21,7 +21,7 @@ export class LeafWatcher {
 
   constructor(
     private readonly onNewCgroup: NewCgroupHandler,
-    readonly log: RuleWatchLog = new RuleWatchLog(),
+    readonly log: RuleWatchLog,
   ) {}
 
   /** Starts (or shares) a watch on a pod cgroup and everything below it, for `holder`. */

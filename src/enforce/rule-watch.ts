@@ -15,6 +15,8 @@
 //   all the same, every FULL_EVERY-th pass reads every cgroup.
 // The worker thread that runs the pass keeps what it verified (TrustedRules); the daemon's thread,
 // where the watches are, sends it the news with each pass (RuleWatchLog.take).
+import * as path from 'node:path';
+import type { HostRoot } from '../host/host-root';
 import * as fs from 'node:fs';
 import { sameFigures, type Figures } from '../model/qos';
 
@@ -36,10 +38,10 @@ export interface RuleWatchNews {
   full: boolean;
 }
 
-/** The inotify queue's length (/proc/sys/fs/inotify/max_queued_events), or Linux's default. */
-export function inotifyQueueLength(file = '/proc/sys/fs/inotify/max_queued_events'): number {
+/** The inotify queue's length (procfs's sys/fs/inotify/max_queued_events), or Linux's default. */
+export function inotifyQueueLength(root: HostRoot): number {
   try {
-    const n = Number(fs.readFileSync(file, 'utf8').trim());
+    const n = Number(fs.readFileSync(path.join(root.proc, 'sys/fs/inotify/max_queued_events'), 'utf8').trim());
     return Number.isInteger(n) && n > 0 ? n : 16384;
   } catch {
     return 16384;
@@ -96,7 +98,7 @@ export class RuleWatchLog {
   private passesSinceFull = 0;
 
   constructor(
-    private readonly queueLength = inotifyQueueLength(),
+    private readonly queueLength: number,
     private readonly fullEvery = FULL_EVERY,
   ) {}
 

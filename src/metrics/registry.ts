@@ -83,7 +83,7 @@ export class Metrics {
   readonly poolGuaranteedBps = this.poolGauge('qosd_pool_guaranteed_bytes_per_second', 'Sum of the bandwidth guarantees of the volumes in a pool.');
   readonly poolAvailableIops = this.poolGauge('qosd_pool_available_iops', 'IOPS a new guarantee of IOPS alone could still get in a pool (the device budget left, at this corner).');
   readonly poolPromisedShare = new Gauge({ name: 'qosd_pool_promised_share', help: "Share of a pool's device time its guarantees take together (0-1; above qosd_pool_promisable_share: over-promised).", labelNames: ['pool'] as const, registers: [this.registry] });
-  readonly poolPromisableShare = new Gauge({ name: 'qosd_pool_promisable_share', help: "Share of a pool's device time that may be promised to guarantees (1 - headroom).", labelNames: ['pool'] as const, registers: [this.registry] });
+  readonly poolPromisableShare = new Gauge({ name: 'qosd_pool_promisable_share', help: "Share of a pool's device time that may be promised to guarantees (1 - headroom, lower while the pool holds a latency target: 1 - S/T).", labelNames: ['pool'] as const, registers: [this.registry] });
   readonly poolUtilisation = new Gauge({ name: 'qosd_pool_utilisation', help: "Share of a pool's device time its volumes' IO took at the controller's last look (the cost model; 1 = the whole device). Measured only for pools with guarantees or controller limits.", labelNames: ['pool'] as const, registers: [this.registry] });
   readonly poolAvailableBps = this.poolGauge('qosd_pool_available_bytes_per_second', 'Bandwidth a new guarantee of bandwidth alone could still get in a pool (the device budget left, at this corner).');
 

@@ -2,7 +2,8 @@
 // volume, where prom-client's label hashing and rendering cost an order of magnitude more per
 // scrape (bench/scrape.js compares them; bench/results has the figures). Label values need no escaping: volume
 // and pool names are [a-z0-9._-], pod uids hex and dashes, devices MAJ:MIN, directions fixed words.
-import type { Figures } from '../model/qos';
+import type { Figures, LatencyTargets } from '../model/qos';
+import type { AttainmentEntry } from '../model/attainment';
 import type { TimeSlice } from '../util/time-slice';
 
 export interface IoSample {
@@ -44,6 +45,10 @@ export interface VolumeSample {
   io: IoSample[];
   /** Its device's counters, while it is attached; undefined: not attached, or its device not found. */
   device: DeviceIoSample | undefined;
+  /** Its latency targets (seconds), if any. */
+  latencyTarget: LatencyTargets | undefined;
+  /** How each of its guarantees fared, as far as the controller has seen them in force. */
+  attainment: readonly AttainmentEntry[];
 }
 
 type Family = { name: string; help: string; type: 'gauge' | 'counter'; lines: (v: VolumeSample, out: string[]) => void };
@@ -87,6 +92,18 @@ function deviceFamily(name: string, help: string, read: (d: DeviceIoSample) => n
   };
 }
 
+function attainmentFamily(name: string, help: string, type: Family['type'], pick: (e: AttainmentEntry) => number): Family {
+  return {
+    name, help, type,
+    lines: (v, out) => {
+      for (const e of v.attainment) {
+        const value = pick(e); // a latency measured at 0 ms delivers a target without bound
+        out.push(`${name}{volume="${v.name}",pool="${v.pool}",direction="${e.direction}",guarantee="${e.guarantee}"} ${Number.isFinite(value) ? value : '+Inf'}`);
+      }
+    },
+  };
+}
+
 function sizeFamily(name: string, help: string, pick: (v: VolumeSample) => number | undefined): Family {
   return {
     name, help, type: 'gauge',
@@ -108,6 +125,18 @@ export const VOLUME_FAMILIES: Family[] = [
   ioFamily('qosd_volume_io_bytes_total', 'Bytes read or written on a volume by a pod (kernel cgroup stats).', false),
   deviceFamily('qosd_volume_device_io_operations_total', "IO operations completed on a volume's own device, every pod's together (diskstats).", (d) => d.readOps, (d) => d.writeOps),
   deviceFamily('qosd_volume_device_io_time_seconds_total', "Time the IO operations completed on a volume's device took from issue to completion, summed (diskstats); over a window, divided by the operations' increase, the mean completion latency.", (d) => d.readSeconds, (d) => d.writeSeconds),
+  {
+    name: 'qosd_volume_latency_target_seconds', help: "A volume's latency target: the mean completion latency its IO in a direction may take.", type: 'gauge',
+    lines: (v, out) => {
+      for (const dir of ['read', 'write'] as const) {
+        const t = v.latencyTarget?.[dir];
+        if (t !== undefined) out.push(`qosd_volume_latency_target_seconds{volume="${v.name}",pool="${v.pool}",direction="${dir}"} ${t}`);
+      }
+    },
+  },
+  attainmentFamily('qosd_volume_guarantee_seconds_total', "Seconds a volume's guarantee (rate or latency, per direction) was in force: the volume doing IO in that direction (controller ticks).", 'counter', (e) => e.seconds),
+  attainmentFamily('qosd_volume_guarantee_short_seconds_total', "Of the seconds a guarantee was in force, those it was short: a rate under 90% of its minimum while the volume wanted more, or a latency over its target by more than 1/0.9.", 'counter', (e) => e.shortSeconds),
+  attainmentFamily('qosd_volume_guarantee_delivered_ratio', 'The part of a guarantee delivered at the last controller tick it was in force: rate over minimum, or latency target over measured latency.', 'gauge', (e) => e.delivered),
   sizeFamily('qosd_volume_size_bytes', 'Provisioned size of a volume.', (v) => v.sizeBytes),
   sizeFamily('qosd_volume_allocated_bytes', 'Bytes a volume takes in its pool (blocks of its sparse backing file).', (v) => v.allocatedBytes),
   sizeFamily('qosd_volume_filesystem_used_bytes', 'Bytes used in the filesystem of a mounted volume (statfs).', (v) => v.fsUsedBytes),

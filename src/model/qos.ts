@@ -6,10 +6,24 @@ export type Dimension = (typeof DIMENSIONS)[number];
 
 export type Figures = Partial<Record<Dimension, number>>;
 
+export const DIRECTIONS = ['read', 'write'] as const;
+export type Direction = (typeof DIRECTIONS)[number];
+
+/**
+ * Latency targets per direction, in seconds: the mean completion latency of the volume's IOs in
+ * that direction over each controller tick (its device's counters), while it does IO there.
+ */
+export type LatencyTargets = Partial<Record<Direction, number>>;
+
 export interface QosSpec {
   min: Figures;
   max: Figures;
+  /** Absent: no latency target. A target in a direction needs a guarantee there (checkSpec). */
+  latency?: LatencyTargets;
 }
+
+/** The guarantee figures of each direction: a latency target needs one of them. */
+export const DIRECTION_FIGURES: Record<Direction, readonly [Dimension, Dimension]> = { read: ['readIops', 'readBps'], write: ['writeIops', 'writeBps'] };
 
 export const BYTE_DIMENSIONS: ReadonlySet<Dimension> = new Set(['readBps', 'writeBps']);
 
@@ -37,7 +51,24 @@ export function checkSpec(spec: QosSpec): string | undefined {
       return `min.${d}: guarantee ${lo} is above the limit max.${d} ${hi}`;
     }
   }
+  for (const dir of DIRECTIONS) {
+    if (spec.latency?.[dir] === undefined) continue;
+    // A target is held by cutting neighbours for the volume's guaranteed IO; IO beyond a
+    // guarantee is the volume's own queue, which no cut of the neighbours shortens.
+    const [iops, bps] = DIRECTION_FIGURES[dir];
+    if (!spec.min[iops] && !spec.min[bps]) return `latency.${dir}: a latency target needs a ${dir} guarantee (min.${iops} or min.${bps})`;
+  }
   return undefined;
+}
+
+export function sameLatency(a: LatencyTargets | undefined, b: LatencyTargets | undefined): boolean {
+  return DIRECTIONS.every((d) => a?.[d] === b?.[d]);
+}
+
+/** Targets with `over` laid on `base` (a volume's explicit targets over its class's). */
+export function latencyOver(base: LatencyTargets | undefined, over: LatencyTargets | undefined): LatencyTargets | undefined {
+  const out = { ...base, ...over };
+  return Object.keys(out).length ? out : undefined;
 }
 
 export function sameFigures(a: Figures, b: Figures): boolean {
@@ -45,5 +76,5 @@ export function sameFigures(a: Figures, b: Figures): boolean {
 }
 
 export function sameSpec(a: QosSpec, b: QosSpec): boolean {
-  return sameFigures(a.min, b.min) && sameFigures(a.max, b.max);
+  return sameFigures(a.min, b.min) && sameFigures(a.max, b.max) && sameLatency(a.latency, b.latency);
 }

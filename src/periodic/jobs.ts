@@ -3,6 +3,7 @@
 // the locks and the store's one writer are. The timers live here too: the reconcile pass and the
 // sweeps every reconcile interval, the controller every controller interval, each waiting for its
 // own previous run to end.
+import type { AttainmentSummary } from '../model/attainment';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -144,6 +145,12 @@ export class PeriodicJobs {
   async scrapeReading(slice: TimeSlice = new TimeSlice()): Promise<ScrapeReading> {
     const { pools, attached, seconds, text } = await slice.wait(this.ask('scrape'));
     return { pools, attached, seconds, pieces: [Buffer.from(text.buffer, text.byteOffset, text.byteLength)] };
+  }
+
+  /** The last hour of every guarantee the controller has seen in force (none without a controller). */
+  async attainment(): Promise<AttainmentSummary[]> {
+    if (!this.o.controlled) return [];
+    return this.ask('attainment');
   }
 
   /** A periodic job's failure, logged; one cut short by the daemon's shutdown is not a failure. */

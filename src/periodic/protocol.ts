@@ -10,6 +10,7 @@ import type { Repair } from '../reconcile/rule-pass';
 import type { RuleWatchNews } from '../enforce/rule-watch';
 import type { AttachedPod } from '../enforce/enforcer';
 import type { TickOutcome } from '../controller/controller';
+import type { AttainmentSummary } from '../model/attainment';
 import type { PoolView } from '../service/pools';
 
 /** Everything the worker is built from (its workerData). */
@@ -35,7 +36,7 @@ export interface WorkerSetup {
   metricsContentType: string;
 }
 
-export type JobName = 'pass' | 'tick' | 'sweep' | 'scrape';
+export type JobName = 'pass' | 'tick' | 'sweep' | 'scrape' | 'attainment';
 
 export interface JobRequest {
   id: number;
@@ -71,6 +72,8 @@ export interface JobResults {
   tick: TickOutcome;
   sweep: SweepFindings;
   scrape: ScrapeFindings;
+  /** The last hour of every guarantee the controller has seen in force. */
+  attainment: AttainmentSummary[];
 }
 
 export type JobReply = { id: number; result: JobResults[JobName] } | { id: number; error: string };

@@ -101,7 +101,7 @@ async function sweep(slice: TimeSlice): Promise<SweepFindings> {
 async function scrape(slice: TimeSlice): Promise<ScrapeFindings> {
   const started = process.hrtime.bigint();
   const { attached, samples } = await sampleVolumes(
-    { store, pools, blkio, root: setup.root, view, limitsFor: (v) => policy.limitsFor(v), deviceShare: (v) => controlled?.shares.get(v.name) },
+    { store, pools, blkio, root: setup.root, view, limitsFor: (v) => policy.limitsFor(v), deviceShare: (v) => controlled?.shares.get(v.name), attainment: controller ? (name) => controller.attainment.of(name) : undefined },
     slice,
   );
   if (slice.due()) await slice.yield();
@@ -121,6 +121,7 @@ const jobs: { [J in JobName]: (slice: TimeSlice) => Promise<JobResults[J]> } = {
   tick: (slice) => (controller ? controller.decide(slice) : Promise.resolve({ utilisations: new Map(), adjustments: [] })),
   sweep,
   scrape,
+  attainment: () => Promise.resolve(controller ? controller.attainment.summaries(Date.now()) : []),
 };
 
 /** The registry's part of a scrape the listener serves, asked of the daemon's thread. */

@@ -7,6 +7,7 @@ import type { Store } from '../store/store';
 import type { Volume } from '../store/volumes';
 import type { PoolService, PoolView } from '../service/pools';
 import type { Blkio } from '../host/blkio';
+import type { AttainmentEntry } from '../model/attainment';
 import type { HostRoot } from '../host/host-root';
 import { readDiskstatsInPieces, type DiskCounters } from '../host/diskstats';
 import type { Metrics } from '../metrics/registry';
@@ -38,13 +39,18 @@ export interface SampleSource {
   view?: StoreView;
   /** A volume's share of its device at the controller's last look (undefined: not measured). */
   deviceShare?: (v: Volume) => number | undefined;
+  /** How a volume's guarantees fared (the controller's attainment book; none without a controller). */
+  attainment?: (volume: string) => readonly AttainmentEntry[];
 }
+
+const NO_ATTAINMENT: readonly AttainmentEntry[] = [];
 
 /** Every volume's figures, read from the store and the kernel. */
 export async function sampleVolumes(src: SampleSource, slice: TimeSlice): Promise<{ attached: number; samples: VolumeSample[] }> {
   const { blkio } = src;
   const limitsFor = src.limitsFor ?? ((v: Volume) => v.qos.max);
   const deviceShare = src.deviceShare ?? (() => undefined);
+  const attainment = src.attainment ?? (() => NO_ATTAINMENT);
   const snapshot = await (src.view ?? new StoreView(src.store)).read(slice);
   const attached = snapshot.attachments.filter((a) => a.state === 'attached');
   const byVolume = new Map<string, Attachment[]>();
@@ -83,7 +89,7 @@ export async function sampleVolumes(src: SampleSource, slice: TimeSlice): Promis
       const counts = blkio.podIo(a.podCgroup, v.deviceNumber);
       if (counts) io.push({ podUid: a.podUid ?? '', ...counts });
     }
-    samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: deviceShare(v), io, device: atts.length > 0 && v.deviceNumber ? deviceIo(v.deviceNumber, disks.get(v.deviceNumber)) : undefined });
+    samples.push({ name: v.name, pool: v.pool, min: v.qos.min, max: v.qos.max, effective: limitsFor(v), sizeBytes: v.sizeBytes, allocatedBytes, fsUsedBytes, deviceShare: deviceShare(v), latencyTarget: v.qos.latency, attainment: attainment(v.name), io, device: atts.length > 0 && v.deviceNumber ? deviceIo(v.deviceNumber, disks.get(v.deviceNumber)) : undefined });
   }
   return { attached: attached.length, samples };
 }

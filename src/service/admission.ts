@@ -7,7 +7,10 @@
 import type { Calibration } from '../store/calibrations';
 import type { Store } from '../store/store';
 import type { PoolConfig } from '../config/config';
-import { BYTE_DIMENSIONS, DIMENSIONS, type Dimension, type Figures } from '../model/qos';
+import { BYTE_DIMENSIONS, DIMENSIONS, DIRECTIONS, type Dimension, type Figures, type LatencyTargets } from '../model/qos';
+import { latencyCeiling, strictestOf, tightened } from '../model/latency-headroom';
+import { formatDuration } from '../util/duration';
+import { optionName } from './volume-options';
 import { shareOf } from '../model/device-cost';
 import { QosdError } from '../model/errors';
 import { formatBytes } from '../util/quantity';
@@ -48,6 +51,9 @@ export interface AdmissionRequest {
   /** Its guarantees now (empty for a new volume) and as asked. */
   before: Figures;
   after: Figures;
+  /** Its latency targets now and as asked (latency-headroom.ts: a target lowers what the pool may promise). */
+  latencyBefore?: LatencyTargets;
+  latencyAfter?: LatencyTargets;
 }
 
 /**
@@ -58,7 +64,9 @@ export interface AdmissionRequest {
  */
 export function admit(store: Store, headroom: number, req: AdmissionRequest): void {
   const raised = DIMENSIONS.filter((d) => (req.after[d] ?? 0) > (req.before[d] ?? 0));
-  if (raised.length === 0) return;
+  const stricter = tightened(req.latencyBefore, req.latencyAfter);
+  if (raised.length === 0 && !stricter) return;
+  checkTargets(req.pool, req.latencyAfter);
   const cap = poolCapacity(req.pool, store.calibrations.latestDone().get(req.pool.name));
   for (const d of raised) {
     if (cap.figures[d] === undefined) {
@@ -68,16 +76,41 @@ export function admit(store: Store, headroom: number, req: AdmissionRequest): vo
       );
     }
   }
-  const promisable = 1 - headroom;
+  const ceiling = latencyCeiling(req.pool.unloadedLatency ?? {}, strictestOf(store.volumes.strictestTargets(req.pool.name, req.volume), req.latencyAfter));
+  const promisable = Math.min(1 - headroom, ceiling?.share ?? 1);
   const held = promisedShare(cap.figures, store.volumes.poolTotals().get(req.pool.name)?.guaranteed) - shareOf(cap.figures, req.before).total;
   const need = shareOf(cap.figures, req.after);
   const left = Math.max(0, promisable - held);
   if (!fits(need.total, left)) {
-    const parts = need.parts.map((p) => `${optionName(p.dimension)} ${BYTE_DIMENSIONS.has(p.dimension) ? formatBytes(p.figure) : p.figure} = ${percent(p.share)}`).join(', ');
+    const parts = need.parts.map((p) => `${optionName(`min.${p.dimension}`)} ${BYTE_DIMENSIONS.has(p.dimension) ? formatBytes(p.figure) : p.figure} = ${percent(p.share)}`).join(', ');
+    const why = ceiling && ceiling.share < 1 - headroom
+      ? ` (a ${ceiling.direction} latency target of ${formatDuration(ceiling.target)} on a device that takes ${formatDuration(ceiling.unloaded)} for one IO alone leaves ${percent(ceiling.share)} to promise)`
+      : '';
     throw new QosdError(
       'ResourceExhausted',
-      `pool ${req.pool.name}: this guarantee needs ${apart(need.total, left)} of the device (${parts}); ${apart(left, need.total)} of the ${percent(promisable)} promisable is left`,
+      `pool ${req.pool.name}: this guarantee needs ${apart(need.total, left)} of the device (${parts}); ${apart(left, need.total)} of the ${percent(promisable)} promisable is left${why}`,
     );
+  }
+}
+
+/**
+ * A latency target is admitted only on a pool that knows its device's own latency for one IO, and
+ * only above it: a target the device cannot meet even alone is refused, not promised.
+ */
+function checkTargets(pool: PoolConfig, targets: LatencyTargets | undefined): void {
+  for (const dir of DIRECTIONS) {
+    const t = targets?.[dir];
+    if (t === undefined) continue;
+    const s = pool.unloadedLatency?.[dir];
+    if (s === undefined) {
+      throw new QosdError(
+        'ResourceExhausted',
+        `pool ${pool.name} has no unloadedLatency.${dir} figure, so it admits no ${dir} latency target (set pools[].unloadedLatency.${dir}: the device's latency for one 4 KiB IO at queue depth 1)`,
+      );
+    }
+    if (t <= s) {
+      throw new QosdError('ResourceExhausted', `pool ${pool.name}: a ${dir} latency target of ${formatDuration(t)} is not above the ${formatDuration(s)} the device takes for one IO alone`);
+    }
   }
 }
 
@@ -108,9 +141,4 @@ function apart(share: number, other: number): string {
     if (Math.round(share * 100 * f) !== Math.round(other * 100 * f)) return digits === 0 ? percent(share) : `${Math.round(share * 100 * f) / f}%`;
   }
   return `${Math.round(share * 100_000) / 1000}%`;
-}
-
-/** "minReadIops": the name a user writes the figure with (flex option, StorageClass parameter). */
-function optionName(d: Dimension): string {
-  return `min${d[0]!.toUpperCase()}${d.slice(1)}`;
 }

@@ -10,7 +10,7 @@ import { NAMESPACE, namespaceOwner } from '../model/owner';
 import type { AttachmentService } from './attachments';
 import type { VolumeRequest } from './volumes';
 import { checkTargetIn } from './targets';
-import { LIMIT_OPTIONS, limitsFromOptions } from './volume-options';
+import { QOS_OPTIONS, limitsFromOptions } from './volume-options';
 
 export type FlexStatus = 'Success' | 'Failure' | 'Not supported';
 
@@ -32,7 +32,7 @@ export const INIT_REPLY: FlexReply = {
   capabilities: { attach: false, selinuxRelabel: true, fsGroup: true, supportsMetrics: true, requiresFSResize: false },
 };
 
-const USER_OPTIONS = new Set(['volumeId', 'ephemeral', 'size', 'pool', 'class', ...LIMIT_OPTIONS.keys()]);
+const USER_OPTIONS = new Set(['volumeId', 'ephemeral', 'size', 'pool', 'class', ...QOS_OPTIONS]);
 
 /** The JSON options argument as a Map (a "__proto__" key must stay a plain key). */
 export function parseOptions(json: string | undefined): Map<string, string> {

@@ -6,6 +6,7 @@ import type { Config, PoolConfig } from '../config/config';
 import type { Store } from '../store/store';
 import { DIMENSIONS, type Figures } from '../model/qos';
 import type { MixCheck } from '../model/device-cost';
+import { latencyCeiling } from '../model/latency-headroom';
 import { admissible, largestAdmissible, poolCapacity, promisedShare } from './admission';
 import { QosdError, notFound } from '../model/errors';
 import type { VolumePool } from '../pools/pool';
@@ -125,13 +126,15 @@ export class PoolService {
     const adm: Figures = {};
     const available: Figures = {};
     const promised = promisedShare(cap.figures, totals?.guaranteed);
-    const promisable = 1 - this.config.headroom;
+    // The pool's latency targets lower what it may promise (model/latency-headroom.ts).
+    const ceiling = latencyCeiling(p.unloadedLatency ?? {}, totals?.strictest ?? {});
+    const promisable = Math.min(1 - this.config.headroom, ceiling?.share ?? 1);
     const left = Math.max(0, promisable - promised);
     for (const d of DIMENSIONS) {
       guaranteed[d] = totals?.guaranteed[d] ?? 0;
       const c = cap.figures[d];
       if (c !== undefined) {
-        adm[d] = admissible(c, this.config.headroom);
+        adm[d] = admissible(c, 1 - promisable);
         available[d] = largestAdmissible(left, c);
       }
     }

@@ -3,7 +3,8 @@
 // maxWriteBps. Values are strings, as Kubernetes passes them; IOPS whole numbers, bandwidth a
 // quantity ("100M", "1Gi").
 import { parseQuantity } from '../util/quantity';
-import { DIMENSIONS, type Dimension, type Figures, type QosSpec } from '../model/qos';
+import { DIMENSIONS, type Dimension, type Direction, type Figures, type LatencyTargets, type QosSpec } from '../model/qos';
+import { parseDuration } from '../util/duration';
 import { invalid } from '../model/errors';
 
 type LimitOption = [side: 'min' | 'max', dim: Dimension];
@@ -14,6 +15,19 @@ export const LIMIT_OPTIONS: ReadonlyMap<string, LimitOption> = new Map(
     return [[`max${cap}`, ['max', d]], [`min${cap}`, ['min', d]]];
   }),
 );
+
+/** Latency targets: a duration ("2ms", "500us") per direction. */
+export const LATENCY_OPTIONS: ReadonlyMap<string, Direction> = new Map([['readLatencyTarget', 'read'], ['writeLatencyTarget', 'write']]);
+
+/** Every QoS option a user may write (limits, guarantees, latency targets). */
+export const QOS_OPTIONS: readonly string[] = [...LIMIT_OPTIONS.keys(), ...LATENCY_OPTIONS.keys()];
+
+/** "latency.read" (the API's name) as the option a user writes: "readLatencyTarget"; "min.readIops": "minReadIops". */
+export function optionName(field: string): string {
+  const [side, rest] = field.split('.');
+  if (side === 'latency' && rest) return `${rest}LatencyTarget`;
+  return rest ? `${side}${rest[0]!.toUpperCase()}${rest.slice(1)}` : field;
+}
 
 /**
  * The QoS figures named in `opts`, or undefined when it names none; InvalidArgument names the
@@ -30,5 +44,15 @@ export function limitsFromOptions(opts: ReadonlyMap<string, string>, label: (key
     if (typeof n !== 'number') throw invalid(`${label(opt)}: ${n.error}`);
     (side === 'min' ? min : max)[dim] = n;
   }
-  return Object.keys(min).length || Object.keys(max).length ? { min, max } : undefined;
+  const latency: LatencyTargets = {};
+  for (const [opt, dir] of LATENCY_OPTIONS) {
+    const text = opts.get(opt);
+    if (text === undefined) continue;
+    const seconds = parseDuration(text);
+    if (typeof seconds !== 'number') throw invalid(`${label(opt)}: ${seconds.error}`);
+    latency[dir] = seconds;
+  }
+  const hasLatency = Object.keys(latency).length > 0;
+  if (!Object.keys(min).length && !Object.keys(max).length && !hasLatency) return undefined;
+  return hasLatency ? { min, max, latency } : { min, max };
 }

@@ -14,7 +14,7 @@ import { growMountedFilesystem, growUnmountedExt4, makeFilesystem, probeSignatur
 import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
 import type { HostRoot } from '../host/host-root';
-import { DIMENSIONS, checkSpec, sameSpec, type Figures, type QosSpec } from '../model/qos';
+import { DIMENSIONS, DIRECTIONS, checkSpec, latencyOver, sameSpec, type Direction, type Figures, type LatencyTargets, type QosSpec } from '../model/qos';
 import { admit } from './admission';
 import { crashPoint } from './crash-points';
 import { QosdError, invalid, notFound } from '../model/errors';
@@ -33,7 +33,7 @@ export interface VolumeRequest {
   size?: number;
   fsType?: FsType;
   class?: string;
-  qos?: { min?: Figures; max?: Figures };
+  qos?: { min?: Figures; max?: Figures; latency?: LatencyTargets };
   ephemeral?: boolean;
   /** Whose the volume is when this request creates it (model/owner.ts); absent: nobody's yet. */
   owner?: string;
@@ -49,6 +49,8 @@ export interface QosChange {
   class?: string;
   min?: Partial<Record<keyof Figures, number | null>>;
   max?: Partial<Record<keyof Figures, number | null>>;
+  /** Latency targets in seconds; null removes one. */
+  latency?: Partial<Record<Direction, number | null>>;
 }
 
 
@@ -81,6 +83,8 @@ export class VolumeService {
     const classSpec = this.o.config.classes.get(cls);
     if (!classSpec) throw invalid(`class: "${cls}" is not a configured class (have: ${[...this.o.config.classes.keys()].join(', ')})`);
     const qos: QosSpec = { min: { ...classSpec.min, ...overrides.min }, max: { ...classSpec.max, ...overrides.max } };
+    const latency = latencyOver(classSpec.latency, overrides.latency);
+    if (latency) qos.latency = latency;
     const bad = checkSpec(qos);
     if (bad) throw invalid(`qos.${bad}`);
     return qos;
@@ -96,6 +100,7 @@ export class VolumeService {
     if (!this.o.pools.has(pool)) throw invalid(`pool: "${pool}" is not a configured pool (have: ${[...this.o.pools.keys()].join(', ')})`);
     const cls = req.class ?? d.class;
     const overrides: QosSpec = { min: { ...req.qos?.min }, max: { ...req.qos?.max } };
+    if (req.qos?.latency && Object.keys(req.qos.latency).length) overrides.latency = { ...req.qos.latency };
     const qos = this.effectiveQos(cls, overrides);
     const size = req.size ?? d.size;
     if (size < 1024 * 1024) throw invalid(`size: ${size} bytes is below the 1Mi minimum`);
@@ -109,7 +114,7 @@ export class VolumeService {
   async capacityFor(req: VolumeRequest): Promise<{ bytes: number; refused?: string }> {
     const r = this.resolve(req);
     try {
-      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min });
+      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min, latencyAfter: r.qos.latency });
     } catch (err) {
       if (err instanceof QosdError && err.code === 'ResourceExhausted') return { bytes: 0, refused: err.message };
       throw err;
@@ -198,7 +203,7 @@ export class VolumeService {
     await pool.checkRoom(r.size);
     const t = now();
     const volume = this.o.store.tx(() => {
-      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min });
+      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min, latencyAfter: r.qos.latency });
       const v = this.o.store.volumes.insert(
         {
           name: r.name, pool: r.pool, sizeBytes: r.size, fsType: r.fsType, class: r.class, ephemeral: r.ephemeral,
@@ -413,6 +418,13 @@ export class VolumeService {
           else if (val !== undefined) overrides[side][d] = val;
         }
       }
+      const latency: LatencyTargets = { ...v.overrides.latency };
+      for (const dir of DIRECTIONS) {
+        const val = change.latency?.[dir];
+        if (val === null) delete latency[dir];
+        else if (val !== undefined) latency[dir] = val;
+      }
+      if (Object.keys(latency).length) overrides.latency = latency;
       return this.commitQos(held, v, change.class ?? v.class, overrides, source);
     });
   }
@@ -426,7 +438,7 @@ export class VolumeService {
     const qos = this.effectiveQos(cls, overrides);
     if (cls === v.class && sameSpec(qos, v.qos) && sameSpec(overrides, v.overrides)) return v;
     const updated = this.o.store.tx(() => {
-      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(v.pool), volume: v.name, before: v.qos.min, after: qos.min });
+      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(v.pool), volume: v.name, before: v.qos.min, after: qos.min, latencyBefore: v.qos.latency, latencyAfter: qos.latency });
       const out = this.o.store.volumes.update(v.name, { class: cls, qos, overrides }, now());
       this.o.store.events.add({
         time: now(), volume: v.name, kind: 'qos-changed', source,

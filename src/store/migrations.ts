@@ -118,4 +118,10 @@ export const MIGRATIONS: readonly string[] = [
   UPDATE volumes SET owner = 'csi'
     WHERE name IN (SELECT volume FROM events WHERE kind = 'volume-create-started' AND source = 'csi');
   `,
+  // 8: latency targets, per direction, in whole microseconds (NULL: none); the class's, then the
+  // volume's own, as the rate figures are (the overrides' JSON gains a "latency" object).
+  `
+  ALTER TABLE volumes ADD COLUMN read_latency_us INTEGER CHECK (read_latency_us > 0);
+  ALTER TABLE volumes ADD COLUMN write_latency_us INTEGER CHECK (write_latency_us > 0);
+  `,
 ];

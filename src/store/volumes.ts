@@ -1,6 +1,6 @@
 // The volumes table: one row per volume, with its QoS spec in eight nullable columns.
 import { allRows, statementCache, type Db } from './db';
-import { DIMENSIONS, type Dimension, type QosSpec } from '../model/qos';
+import { DIMENSIONS, DIRECTIONS, type Dimension, type Direction, type LatencyTargets, type QosSpec } from '../model/qos';
 import type { FsType } from '../model/filesystem';
 
 export type VolumeState = 'creating' | 'ready' | 'deleting';
@@ -43,7 +43,7 @@ interface Row {
 
 /** Parses stored overrides, dropping nulls (migration 2 wrote absent figures as null). */
 function parseOverrides(text: string): QosSpec {
-  const raw = JSON.parse(text) as { min?: Record<string, number | null>; max?: Record<string, number | null> };
+  const raw = JSON.parse(text) as { min?: Record<string, number | null>; max?: Record<string, number | null>; latency?: Record<string, number | null> };
   const out: QosSpec = { min: {}, max: {} };
   for (const side of ['min', 'max'] as const) {
     for (const d of DIMENSIONS) {
@@ -51,8 +51,18 @@ function parseOverrides(text: string): QosSpec {
       if (typeof v === 'number') out[side][d] = v;
     }
   }
+  const latency: LatencyTargets = {};
+  for (const dir of DIRECTIONS) {
+    const v = raw.latency?.[dir];
+    if (typeof v === 'number') latency[dir] = v;
+  }
+  if (Object.keys(latency).length) out.latency = latency;
   return out;
 }
+
+/** The latency target columns, in whole microseconds (the model's are seconds). */
+const LATENCY_COLUMN: Record<Direction, string> = { read: 'read_latency_us', write: 'write_latency_us' };
+const LATENCY_COLUMNS = DIRECTIONS.map((dir) => LATENCY_COLUMN[dir]);
 
 // Column names per dimension, computed once: fromRow runs for every row of every list.
 const QOS_COLUMNS = DIMENSIONS.map((d) => [d, `min_${COLUMN[d]}`, `max_${COLUMN[d]}`] as const);
@@ -65,6 +75,10 @@ function fromRow(r: Row): Volume {
     const hi = r[maxCol];
     if (typeof lo === 'number') qos.min[d] = lo;
     if (typeof hi === 'number') qos.max[d] = hi;
+  }
+  for (const dir of DIRECTIONS) {
+    const us = r[LATENCY_COLUMN[dir]];
+    if (typeof us === 'number') (qos.latency ??= {})[dir] = us / 1e6;
   }
   return {
     name: r.name, pool: r.pool, sizeBytes: r.size_bytes, fsType: r.fs_type, class: r.class,
@@ -80,6 +94,10 @@ function qosColumns(qos: QosSpec): Record<string, number | null> {
   for (const d of DIMENSIONS) {
     out[`min_${COLUMN[d]}`] = qos.min[d] ?? null;
     out[`max_${COLUMN[d]}`] = qos.max[d] ?? null;
+  }
+  for (const dir of DIRECTIONS) {
+    const target = qos.latency?.[dir];
+    out[LATENCY_COLUMN[dir]] = target === undefined ? null : Math.round(target * 1e6);
   }
   return out;
 }
@@ -128,14 +146,30 @@ export class VolumeTable {
 
   /** Per pool: volumes, provisioned bytes and the sum of guarantees (every state counts: a volume
    *  being created or deleted still holds its reservation). */
-  poolTotals(): Map<string, { volumes: number; sizeBytes: number; guaranteed: Record<Dimension, number> }> {
+  /** Per pool: its volumes, their bytes, their guarantees' sums, and the strictest latency target in each direction. */
+  poolTotals(): Map<string, { volumes: number; sizeBytes: number; guaranteed: Record<Dimension, number>; strictest: LatencyTargets }> {
     const rows = this.q(
-      `SELECT pool, count(*) AS n, sum(size_bytes) AS bytes, ${DIMENSIONS.map((d) => `coalesce(sum(min_${COLUMN[d]}), 0) AS ${d}`).join(', ')}
+      `SELECT pool, count(*) AS n, sum(size_bytes) AS bytes, ${DIMENSIONS.map((d) => `coalesce(sum(min_${COLUMN[d]}), 0) AS ${d}`).join(', ')},
+         min(read_latency_us) AS read, min(write_latency_us) AS write
        FROM volumes GROUP BY pool`,
-    ).all() as ({ pool: string; n: number; bytes: number } & Record<Dimension, number>)[];
+    ).all() as ({ pool: string; n: number; bytes: number; read: number | null; write: number | null } & Record<Dimension, number>)[];
     return new Map(
-      rows.map((r) => [r.pool, { volumes: r.n, sizeBytes: r.bytes, guaranteed: { readIops: r.readIops, writeIops: r.writeIops, readBps: r.readBps, writeBps: r.writeBps } }]),
+      rows.map((r) => {
+        const strictest: LatencyTargets = {};
+        if (r.read !== null) strictest.read = r.read / 1e6;
+        if (r.write !== null) strictest.write = r.write / 1e6;
+        return [r.pool, { volumes: r.n, sizeBytes: r.bytes, guaranteed: { readIops: r.readIops, writeIops: r.writeIops, readBps: r.readBps, writeBps: r.writeBps }, strictest }];
+      }),
     );
+  }
+
+  /** The strictest latency target per direction among a pool's volumes other than `except`. */
+  strictestTargets(pool: string, except: string): LatencyTargets {
+    const r = this.q('SELECT min(read_latency_us) AS read, min(write_latency_us) AS write FROM volumes WHERE pool = ? AND name != ?').get(pool, except) as { read: number | null; write: number | null };
+    const out: LatencyTargets = {};
+    if (r.read !== null) out.read = r.read / 1e6;
+    if (r.write !== null) out.write = r.write / 1e6;
+    return out;
   }
 
   countByPool(): Map<string, number> {
@@ -147,10 +181,10 @@ export class VolumeTable {
     this
       .q(
         `INSERT INTO volumes (name, pool, size_bytes, fs_type, class, ephemeral, state, formatted, backing, device,
-           dev_major, dev_minor, ${DIMENSIONS.flatMap((d) => [`min_${COLUMN[d]}`, `max_${COLUMN[d]}`]).join(', ')},
+           dev_major, dev_minor, ${DIMENSIONS.flatMap((d) => [`min_${COLUMN[d]}`, `max_${COLUMN[d]}`]).join(', ')}, ${LATENCY_COLUMNS.join(', ')},
            qos_overrides, owner, created_at, updated_at)
          VALUES (@name, @pool, @size_bytes, @fs_type, @class, @ephemeral, @state, @formatted, @backing, @device,
-           @dev_major, @dev_minor, ${DIMENSIONS.flatMap((d) => [`@min_${COLUMN[d]}`, `@max_${COLUMN[d]}`]).join(', ')},
+           @dev_major, @dev_minor, ${DIMENSIONS.flatMap((d) => [`@min_${COLUMN[d]}`, `@max_${COLUMN[d]}`]).join(', ')}, ${LATENCY_COLUMNS.map((c) => `@${c}`).join(', ')},
            @overrides, @owner, @now, @now)`,
       )
       .run({

@@ -56,6 +56,7 @@ function fakeServices(store: Store, calls: Call[]) {
     limitsFor: (v: { qos: { max: Record<string, number> } }) => ({ ...v.qos.max, readIops: 42 }),
     doctor: () => [],
     scrapeMetrics: async () => [],
+    attainment: async () => [],
   } as unknown as Services;
   return { services, metrics, failWith: (e: Error) => (failNext = e) };
 }

@@ -72,6 +72,15 @@ describe('qosctl', () => {
     const setj = qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'set', 'cli1', '--unset', 'max-read-iops']);
     expect(setj.code, setj.err).toBe(0);
     expect(JSON.parse(setj.out).qos.max).toEqual({ writeBps: 10e6 });
+    // latency targets: one needs a guarantee in its direction, and a pool that knows its device's
+    // own latency (this one does not); each refusal names why, and changes nothing
+    const noGuarantee = qosctl(['--socket', node.socket, 'volume', 'set', 'cli1', '--read-latency-target', '2ms']);
+    expect(noGuarantee.code).not.toBe(0);
+    expect(noGuarantee.err).toContain('qos.latency.read: a latency target needs a read guarantee (min.readIops or min.readBps)');
+    const noFigure = qosctl(['--socket', node.socket, 'volume', 'set', 'cli1', '--min-read-iops', '10', '--read-latency-target', '2ms']);
+    expect(noFigure.code).not.toBe(0);
+    expect(noFigure.err).toContain('pool default has no unloadedLatency.read figure, so it admits no read latency target');
+    expect(JSON.parse(qosctl(['--socket', node.socket, '-o', 'json', 'volume', 'show', 'cli1']).out).qos).toEqual({ min: { writeIops: 10 }, max: { writeBps: 10e6 } });
 
     const vols = qosctl(['--socket', node.socket, 'volumes']);
     expect(vols.out).toMatch(/^cli1 +default +32Mi +ext4 +best-effort +ready +\/dev\/loop\d+ +wBps=10M +wIOPS=10 +0$/m);

@@ -9,7 +9,7 @@ import pino from 'pino';
 import { Store, now } from '../../src/store/store';
 import type { Volume } from '../../src/store/volumes';
 import type { Attachment } from '../../src/store/attachments';
-import type { Figures } from '../../src/model/qos';
+import type { Figures, LatencyTargets, QosSpec } from '../../src/model/qos';
 
 export const FIXTURES = path.resolve(__dirname, '../../fixtures/cgroup');
 
@@ -35,11 +35,12 @@ export interface VolumeSpec {
   min?: Figures;
   max?: Figures;
   pool?: string;
+  latency?: LatencyTargets;
 }
 
 /** A ready volume, as a create leaves it. */
 export function addVolume(store: Store, v: VolumeSpec): Volume {
-  const qos = { min: v.min ?? {}, max: v.max ?? {} };
+  const qos: QosSpec = { min: v.min ?? {}, max: v.max ?? {}, ...(v.latency && { latency: v.latency }) };
   return store.volumes.insert(
     {
       name: v.name, pool: v.pool ?? 'default', sizeBytes: 1 << 30, fsType: 'ext4', class: 'best-effort', ephemeral: false,
@@ -57,3 +58,13 @@ export function addAttachment(store: Store, volume: Volume, podUid: string, podC
 }
 
 export const memoryStore = (): Store => Store.open(':memory:');
+
+/** The error `fn` throws (its code and message); a test fails when it throws none. */
+export function errorOf(fn: () => void): { code: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as { code: string; message: string };
+  }
+  throw new Error('expected a refusal');
+}

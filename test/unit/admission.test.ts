@@ -9,21 +9,13 @@ import { admissible, admit, poolCapacity } from '../../src/service/admission';
 import { hostRoot } from '../../src/host/host-root';
 import type { FilePoolConfig } from '../../src/config/config';
 import { now } from '../../src/store/store';
-import { addVolume, memoryStore } from '../helpers/fixtures';
+import { addVolume, errorOf, memoryStore } from '../helpers/fixtures';
 import { PoolService } from '../../src/service/pools';
 import { runChecks } from '../../src/service/doctor';
 import { blkioFor } from '../../src/host/blkio';
 import { loadConfig } from '../../src/config/load';
 
 const pool = (capacity: FilePoolConfig['capacity']): FilePoolConfig => ({ name: 'default', backend: 'file', path: '/pool', create: true, overcommit: 1, capacity });
-const errorOf = (fn: () => void): { code: string; message: string } => {
-  try {
-    fn();
-  } catch (err) {
-    return err as { code: string; message: string };
-  }
-  throw new Error('expected a refusal');
-};
 
 describe('admission', () => {
   it('admits up to capacity less headroom, counting every volume of the pool', () => {

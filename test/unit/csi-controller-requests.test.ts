@@ -27,7 +27,7 @@ describe('StorageClass parameters', () => {
   });
 
   it('name the key that is wrong', () => {
-    expect(failure(() => classRequest('v', { maxReadIOPS: '1' }, {}))).toBe('InvalidArgument: parameters["maxReadIOPS"]: unknown key (known: pool, class, fsType, maxReadIops, minReadIops, maxWriteIops, minWriteIops, maxReadBps, minReadBps, maxWriteBps, minWriteBps)');
+    expect(failure(() => classRequest('v', { maxReadIOPS: '1' }, {}))).toBe('InvalidArgument: parameters["maxReadIOPS"]: unknown key (known: pool, class, fsType, maxReadIops, minReadIops, maxWriteIops, minWriteIops, maxReadBps, minReadBps, maxWriteBps, minWriteBps, readLatencyTarget, writeLatencyTarget)');
     expect(failure(() => classRequest('v', { fsType: 'zfs' }, {}))).toContain('parameters["fsType"]');
     expect(failure(() => classRequest('v', {}, { pool: 'nvme' }))).toContain('mutable_parameters["pool"]: unknown key');
     expect(failure(() => classRequest('v', {}, { maxReadBps: '1.5' }))).toContain('mutable_parameters["maxReadBps"]');

@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hostRoot } from '../../src/host/host-root';
 import { blkioFor } from '../../src/host/blkio';
 import { Enforcer } from '../../src/enforce/enforcer';
 import { Metrics } from '../../src/metrics/registry';
@@ -26,7 +27,7 @@ function setup(identity: DeviceIdentity) {
   const refound: string[] = [];
   let id = identity;
   const enforcer = new Enforcer({
-    blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, store, log: quietLog(), metrics,
+    blkio: blkioFor({ version: 'v1', base }), kubelet: { cgroupRoot: '/', cgroupDriver: 'cgroupfs' }, root: hostRoot({ cgroup: tree }), store, log: quietLog(), metrics,
     identify: () => id, refind: (name) => refound.push(name),
   });
   const vol = addVolume(store, { name: 'db', deviceNumber: '7:5', max: { readIops: 200 } });

@@ -66,7 +66,7 @@ async function node(opts: { mounted: boolean; metricsPort?: number }) {
   const metrics = new Metrics();
   const policy = new ControlledLimits();
   const kubelet = { cgroupRoot: '/', cgroupDriver: 'cgroupfs' as const };
-  const enforcer = new Enforcer({ blkio, kubelet, store, log, metrics, policy });
+  const enforcer = new Enforcer({ blkio, kubelet, root, store, log, metrics, policy });
   const locks = new KeyedLock();
   const volumes = undefined as unknown as VolumeService;
   const attachments = new AttachmentService({ store, pools: new Map(), volumes, enforcer, locks, log, root });

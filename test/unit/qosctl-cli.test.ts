@@ -13,12 +13,28 @@ const VERSION = (JSON.parse(fs.readFileSync(path.resolve(__dirname, '../../packa
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-cli-'));
 const socket = path.join(dir, 'api.sock');
 let server: http.Server;
+const patched: unknown[] = [];
+// A volume with a read guarantee and a latency target, and its last hour as the daemon keeps it.
+const DB = {
+  name: 'db', pool: 'default', sizeBytes: 1 << 30, fsType: 'ext4', class: 'best-effort', ephemeral: false, state: 'ready', device: '/dev/loop3', deviceNumber: '7:3',
+  qos: { min: { readIops: 200 }, max: {}, latency: { read: 0.002 } }, overrides: { min: { readIops: 200 }, max: {} }, attachments: [], createdAt: '2026-12-07T12:00:00.000Z',
+};
+const DB_HOUR = [
+  { volume: 'db', pool: 'default', direction: 'read', guarantee: 'rate', seconds: 3600, keptSeconds: 3600, worst: 0.97, worstAt: '2026-12-07T12:10:00.250Z', delivered: 1.01 },
+  { volume: 'db', pool: 'default', direction: 'read', guarantee: 'latency', seconds: 3600, keptSeconds: 3564, worst: 0.42, worstAt: '2026-12-07T12:31:07.500Z', delivered: 1.3 },
+];
 
 beforeAll(async () => {
   // Stands in for the daemon's API: the status and an empty volume list.
   server = http.createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(req.url === '/v1/status' ? JSON.stringify({ version: '9.8.7' }) : JSON.stringify({ volumes: [] }));
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      if (req.method === 'PATCH') patched.push(JSON.parse(body) as unknown);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const answer = req.url === '/v1/status' ? { version: '9.8.7' } : req.url === '/v1/volumes/db' ? DB : req.url === '/v1/volumes/db/attainment' ? { attainment: DB_HOUR } : { volumes: [] };
+      res.end(JSON.stringify(answer));
+    });
   });
   await new Promise<void>((r) => server.listen(socket, r));
 });
@@ -71,5 +87,22 @@ describe('qosctl for a newcomer', () => {
       expect(r.stderr).not.toContain('Usage:');
       expect(r.stderr.trim().split('\n').length).toBeLessThanOrEqual(3);
     }
+  });
+});
+
+describe('qosctl and latency targets', () => {
+  it('volume show prints the targets and each guarantee\'s last hour', async () => {
+    const r = await qosctl(['--socket', socket, 'volume', 'show', 'db']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^latency targets: +read 2ms$/m);
+    expect(r.stdout).toMatch(/^read rate +3600s +100% \(3600s\) +97% +2026-12-07T12:10:00.250Z$/m);
+    expect(r.stdout).toMatch(/^read latency +3600s +99% \(3564s\) +42% +2026-12-07T12:31:07.500Z$/m);
+  });
+
+  it('volume set sends a target as given, and --unset drops one', async () => {
+    patched.length = 0;
+    expect((await qosctl(['--socket', socket, 'volume', 'set', 'db', '--write-latency-target', '5ms'])).status).toBe(0);
+    expect((await qosctl(['--socket', socket, 'volume', 'set', 'db', '--unset', 'read-latency-target'])).status).toBe(0);
+    expect(patched).toEqual([{ qos: { latency: { write: '5ms' } } }, { qos: { latency: { read: null } } }]);
   });
 });

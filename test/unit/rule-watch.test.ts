@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hostRoot } from '../../src/host/host-root';
 import { FULL_EVERY, RuleWatchLog, TrustedRules, inotifyQueueLength, newsParts, type RuleWatchBatch, type RuleWatchNews } from '../../src/enforce/rule-watch';
 import { LeafWatcher } from '../../src/enforce/leaf-watcher';
 
@@ -78,11 +79,16 @@ describe('rule watch log', () => {
   it('reads the inotify queue length, or takes Linux\'s default', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-rule-watch-'));
     dirs.push(dir);
-    fs.writeFileSync(path.join(dir, 'q'), '5000\n');
-    expect(inotifyQueueLength(path.join(dir, 'q'))).toBe(5000);
-    expect(inotifyQueueLength(path.join(dir, 'missing'))).toBe(16384);
-    fs.writeFileSync(path.join(dir, 'bad'), 'lots\n');
-    expect(inotifyQueueLength(path.join(dir, 'bad'))).toBe(16384);
+    const root = (name: string) => hostRoot({ proc: path.join(dir, name) });
+    const limit = (name: string, text: string) => {
+      fs.mkdirSync(path.join(dir, name, 'sys/fs/inotify'), { recursive: true });
+      fs.writeFileSync(path.join(dir, name, 'sys/fs/inotify/max_queued_events'), text);
+    };
+    limit('q', '5000\n');
+    expect(inotifyQueueLength(root('q'))).toBe(5000);
+    expect(inotifyQueueLength(root('missing'))).toBe(16384);
+    limit('bad', 'lots\n');
+    expect(inotifyQueueLength(root('bad'))).toBe(16384);
   });
 });
 

@@ -11,6 +11,13 @@ const sample = (i: number): VolumeSample => ({
   sizeBytes: 1 << 30, allocatedBytes: 4096 * i, fsUsedBytes: i % 2 ? undefined : 8192, deviceShare: i % 3 ? 0.001 * i : undefined,
   io: [{ podUid: `0000000${i % 10}-0000-4000-8000-000000000000`, readOps: i, writeOps: 2 * i, readBytes: 4096 * i, writeBytes: 8192 * i }],
   device: i % 4 ? { device: `7:${i}`, readOps: i, writeOps: 2 * i, readSeconds: 0.001 * i, writeSeconds: 0.002 * i } : undefined,
+  latencyTarget: i % 5 ? undefined : { read: 0.002 },
+  attainment: i % 5
+    ? []
+    : [
+        { volume: `v${i}`, pool: 'default', direction: 'read', guarantee: 'rate', seconds: 0.25 * i, shortSeconds: 0.25, delivered: 1.02, lastAt: 0, minutes: [] },
+        { volume: `v${i}`, pool: 'default', direction: 'read', guarantee: 'latency', seconds: 0.25 * i, shortSeconds: 0, delivered: i % 2 ? Infinity : 1.5, lastAt: 0, minutes: [] },
+      ],
 });
 
 async function collect(samples: VolumeSample[]): Promise<Buffer[]> {
@@ -45,5 +52,15 @@ describe('the per-volume families in pieces', () => {
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
     // promtool's lint notes (e.g. on counters' names) are not errors; a malformed line is
     expect(check.stderr).not.toMatch(/error while linting|text format parsing error/);
+  });
+
+  it('renders latency targets and attainment, a latency measured at 0 ms as +Inf', async () => {
+    const text = Buffer.concat(await collect([sample(5), sample(10), sample(1)])).toString();
+    expect(text).toContain('qosd_volume_latency_target_seconds{volume="v5",pool="default",direction="read"} 0.002');
+    expect(text).toContain('qosd_volume_guarantee_seconds_total{volume="v10",pool="default",direction="read",guarantee="rate"} 2.5');
+    expect(text).toContain('qosd_volume_guarantee_short_seconds_total{volume="v10",pool="default",direction="read",guarantee="rate"} 0.25');
+    expect(text).toContain('qosd_volume_guarantee_delivered_ratio{volume="v5",pool="default",direction="read",guarantee="latency"} +Inf');
+    expect(text).toContain('qosd_volume_guarantee_delivered_ratio{volume="v10",pool="default",direction="read",guarantee="latency"} 1.5');
+    expect(text).not.toMatch(/volume="v1",pool="default",direction="read",guarantee/);
   });
 });

@@ -99,7 +99,12 @@ export function benchKit(ctx: () => { node: TestNode; driver: string }, running:
     for (const m of ms) spawnSync('fio', ['--name=layout', `--filename=${m.target}/f`, `--size=${sizes.fileSize}`, '--create_only=1', '--output=/dev/null']);
   }
 
-  return { mount, fio, ioCount, iops, firstIo, stop, cleanUp, layOut };
+  /** Changes a volume through the API (as `qosctl volume set` does); the HTTP status. */
+  async function patch(name: string, body: unknown): Promise<number> {
+    return (await request(ctx().node.socket, 'PATCH', `/v1/volumes/${name}`, body)).status;
+  }
+
+  return { mount, fio, ioCount, iops, firstIo, stop, cleanUp, layOut, patch };
 }
 
 /**
@@ -156,12 +161,12 @@ export interface HeldNode {
  * placeholder, are the pool's capacity: under TCG the VM's CPU can be the limit, and the minimums
  * are set from what the drive really delivers here, as an operator would.
  */
-export async function startHeldNode(held: number): Promise<HeldNode> {
+export async function startHeldNode(held: number, pool: { unloadedLatency?: string } = {}): Promise<HeldNode> {
   const node = makeVmNode([
     'controller: { enabled: true, intervalMs: 250 }',
     'admission: { headroom: 0.1 }',
     'pools:',
-    `  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: ${held}, writeIops: ${held} } }`,
+    `  - { name: held, backend: lvm, volumeGroup: qosd-held, devices: [/dev/nvme2n1], capacity: { readIops: ${held}, writeIops: ${held} }${pool.unloadedLatency ? `, unloadedLatency: ${pool.unloadedLatency}` : ''} }`,
     'defaults: { pool: held, size: 256Mi }',
   ]);
   const daemon = await startDaemon(node, ['--log-level', 'trace']); // the controller's view and decisions go into the traces

@@ -70,6 +70,9 @@ fi
 if [ -f "$work/share/contention-matrix.json" ]; then
   mkdir -p "$repo/bench/results" && cp "$work/share/contention-matrix.json" "$repo/bench/results/contention-matrix.json" && echo "test:vm: wrote bench/results/contention-matrix.json"
 fi
+if [ -f "$work/share/latency.json" ]; then
+  mkdir -p "$repo/bench/results" && cp "$work/share/latency.json" "$repo/bench/results/latency.json" && echo "test:vm: wrote bench/results/latency.json"
+fi
 if [ -d "$work/share/traces" ]; then
   rm -rf "$repo/bench/results/traces" && mkdir -p "$repo/bench/results" && cp -r "$work/share/traces" "$repo/bench/results/traces" && echo "test:vm: wrote bench/results/traces"
 fi

@@ -2,15 +2,16 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type, type Static } from '@sinclair/typebox';
 import {
-  CreateVolumeBody, EventList, NoQuery, PatchVolumeBody, SourceHeaders, VolumeList, VolumeNameParams, VolumeOut, errorReplies,
+  AttainmentList, CreateVolumeBody, EventList, NoQuery, PatchVolumeBody, SourceHeaders, VolumeList, VolumeNameParams, VolumeOut, errorReplies,
 } from '../schemas';
 import { volumeView } from '../views';
 import { namespaceOwner } from '../../model/owner';
 import { quantity } from '../../util/quantity';
 import type { Services } from '../services';
-import type { Figures } from '../../model/qos';
+import type { Direction, Figures, LatencyTargets } from '../../model/qos';
+import { parseDuration } from '../../util/duration';
 import type { QosChange, VolumeRequest } from '../../service/volumes';
-import { notFound } from '../../model/errors';
+import { invalid, notFound } from '../../model/errors';
 
 type FiguresBody = Partial<Record<keyof Figures, number | string | null>>;
 
@@ -20,6 +21,22 @@ function toFigures(f: FiguresBody | undefined, field: string): QosChange['max'] 
   const out: NonNullable<QosChange['max']> = {};
   for (const [k, v] of Object.entries(f)) {
     out[k as keyof Figures] = v === null || v === undefined ? null : quantity(v, `${field}.${k}`);
+  }
+  return out;
+}
+
+/** Body latency targets (durations, null in a PATCH) as seconds; a bad one is a 400 naming the field. */
+function toLatency(l: Partial<Record<Direction, string | null>> | undefined, field: string): QosChange['latency'] {
+  if (!l) return undefined;
+  const out: NonNullable<QosChange['latency']> = {};
+  for (const [dir, text] of Object.entries(l) as [Direction, string | null | undefined][]) {
+    if (text === null || text === undefined) {
+      out[dir] = null;
+      continue;
+    }
+    const s = parseDuration(text);
+    if (typeof s !== 'number') throw invalid(`${field}.${dir}: ${s.error}`);
+    out[dir] = s;
   }
   return out;
 }
@@ -38,6 +55,7 @@ function createRequest(b: Static<typeof CreateVolumeBody>): VolumeRequest {
       qos: {
         min: toFigures(b.qos.min, 'body.qos.min') as Figures,
         max: toFigures(b.qos.max, 'body.qos.max') as Figures,
+        ...(b.qos.latency && { latency: toLatency(b.qos.latency, 'body.qos.latency') as LatencyTargets }),
       },
     }),
   };
@@ -51,6 +69,8 @@ function qosChangeOf(b: Static<typeof PatchVolumeBody>): QosChange {
   const max = toFigures(b.qos?.max, 'body.qos.max');
   if (min) change.min = min;
   if (max) change.max = max;
+  const latency = toLatency(b.qos?.latency, 'body.qos.latency');
+  if (latency) change.latency = latency;
   return change;
 }
 
@@ -102,6 +122,17 @@ export const volumeRoutes = (s: Services): FastifyPluginAsyncTypebox => async (a
     async (req, reply) => {
       await s.volumes.delete(req.params.name, sourceOf(req.headers));
       return reply.status(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/volumes/:name/attainment',
+    { schema: { querystring: NoQuery, params: VolumeNameParams, response: { 200: AttainmentList, ...errorReplies } } },
+    async (req) => {
+      s.volumes.get(req.params.name); // 404 for a volume that is not there
+      // a latency measured at 0 ms delivers its target without bound: JSON has no Infinity
+      const finite = (x: number) => (Number.isFinite(x) ? x : null);
+      return { attainment: (await s.attainment(req.params.name)).map((a) => ({ ...a, worst: finite(a.worst), delivered: finite(a.delivered) })) };
     },
   );
 
