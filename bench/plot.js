@@ -122,11 +122,14 @@ for (const c of [...new Set(matrix.rows.map((r) => r.case))]) {
 const latencyFile = path.join(RESULTS, 'latency.json');
 if (fs.existsSync(latencyFile)) {
   const lat = JSON.parse(fs.readFileSync(latencyFile, 'utf8'));
-  const pts = lat.sweep.map((s) => ({ x: s.neighbourPressed, y: s.p99Ms, label: s.factor === null ? 'rate only' : `${s.factor}× mean alone` }));
-  const alone = lat.alone.reader.p99Ms;
+  // p99 after the victim's first second (the controller's reaction), where the run recorded it;
+  // the whole run's p99 beside it in grey.
+  const steady = (s) => (s.steady ? s.steady.p99Ms : s.p99Ms);
+  const pts = lat.sweep.map((s) => ({ x: s.neighbourPressed, y: steady(s), whole: s.p99Ms, label: s.factor === null ? 'rate only' : `${s.factor}× mean alone` }));
+  const alone = steady(lat.alone.reader);
   const W = 640, H = 360, L = 60, R = 20, T = 44, B = 50;
   const xMax = Math.max(...pts.map((p) => p.x)) * 1.15 || 1;
-  const yMax = Math.max(alone * 1.3, ...pts.map((p) => p.y)) * 1.15;
+  const yMax = Math.max(alone * 1.3, ...pts.map((p) => Math.max(p.y, p.whole))) * 1.15;
   const X = (v) => L + (v / xMax) * (W - L - R);
   const Y = (v) => H - B - (v / yMax) * (H - T - B);
   const parts = [
@@ -138,6 +141,7 @@ if (fs.existsSync(latencyFile)) {
     `<line x1="${L}" y1="${T}" x2="${L}" y2="${H - B}" stroke="#333"/>`,
     `<text x="${(L + W - R) / 2}" y="${H - 12}" text-anchor="middle">neighbour throughput while the victim runs (4 KiB IOs/s)</text>`,
     `<text x="14" y="${(T + H - B) / 2}" text-anchor="middle" transform="rotate(-90 14 ${(T + H - B) / 2})">victim p99 (ms)</text>`,
+    `<text x="${W - R}" y="${T - 2}" text-anchor="end" font-size="10">${esc(lat.reactionMs ? 'blue: after the first second; grey: the whole run' : 'the whole run')}</text>`,
   ];
   for (const t of [0, 0.5, 1]) {
     parts.push(`<text x="${L - 4}" y="${Y(yMax * t) + 4}" text-anchor="end">${(yMax * t).toFixed(1)}</text>`);
@@ -147,6 +151,7 @@ if (fs.existsSync(latencyFile)) {
     parts.push(`<line x1="${L}" x2="${W - R}" y1="${Y(v)}" y2="${Y(v)}" stroke="#555"${dash}/>`);
     parts.push(`<text x="${W - R - 2}" y="${Y(v) - 3}" text-anchor="end" font-size="10">${label}</text>`);
   }
+  if (lat.reactionMs) parts.push(`<polyline fill="none" stroke="#aaa" stroke-dasharray="3 2" points="${pts.map((p) => `${X(p.x)},${Y(p.whole)}`).join(' ')}"/>`);
   parts.push(`<polyline fill="none" stroke="#2b6cb0" points="${pts.map((p) => `${X(p.x)},${Y(p.y)}`).join(' ')}"/>`);
   for (const p of pts) {
     parts.push(`<circle cx="${X(p.x)}" cy="${Y(p.y)}" r="4" fill="#2b6cb0"/>`);

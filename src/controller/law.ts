@@ -56,8 +56,11 @@
 // wait is its own queue), is STARVED whatever its rate. The aggressors then each give up a part
 // of their excess over their need, shed = 1 − target/latency of the latest victim (at most
 // latencyCutMost, three quarters, a tick), together with any rate deficit. Every active
-// guarantee counts as met for the probe only while each target is comfortably held
-// (latency at most latencyComfort of it); between that and the target the limits hold.
+// guarantee counts as met for the probe while each target is held; while one is held but not
+// comfortably (latency above latencyComfort of it) the probe steps only once every
+// latencyHeldProbeTicks: a target set close to the latency the device gives alone is never
+// comfortably under, and holding there ratcheted the neighbours down with every late tick
+// until the victim went idle (measured in the VM: a third of the drive used).
 // Limits never go below a volume's own guarantee, nor above its configured max (the policy takes
 // the smaller of the two). With one dimension in play it cuts and lifts exactly as a law of that
 // dimension alone would (test/unit/controller-law.test.ts holds it to that).
@@ -82,6 +85,8 @@ export interface LawParams {
   floorShare: number;
   /** Latency at most this part of its target: comfortably held (the probe may lift the neighbours). */
   latencyComfort: number;
+  /** While a target is held but not comfortably, the probe steps once every this many met ticks. */
+  latencyHeldProbeTicks: number;
   /** A target is held for IO up to this multiple of the volume's guarantee in its direction. */
   latencyRateBound: number;
   /** The most of their excess the aggressors give up in one tick for a latency target. */
@@ -109,6 +114,7 @@ export const DEFAULT_LAW: LawParams = {
   floorIops: 10,
   floorShare: 0.01,
   latencyComfort: 0.8,
+  latencyHeldProbeTicks: 4,
   latencyRateBound: 1.5,
   latencyCutMost: 0.75,
   latencyWindowTicks: 4,
@@ -290,10 +296,12 @@ export function* lawSteps(
     }
 
     memory.shortTicks.set(pool, shortTicks);
-    const met = active.length > 0 && active.every((g) => g.best >= 1 && g.late <= p.latencyComfort);
+    const met = active.length > 0 && active.every((g) => g.best >= 1 && g.late <= 1);
     const metTicks = met ? (memory.metTicks.get(pool) ?? 0) + 1 : 0;
     memory.metTicks.set(pool, metTicks);
-    yield* probeUp(tick, vols, active.length > 0, metTicks);
+    const comfortable = active.every((g) => g.late <= p.latencyComfort);
+    const probe = metTicks > p.probeAfterTicks && (comfortable || (metTicks - p.probeAfterTicks) % p.latencyHeldProbeTicks === 0);
+    yield* probeUp(tick, vols, active.length > 0, probe);
   }
   // Volumes gone since (detached, deleted) leave no standing behind, nor IO sizes once uncontrolled.
   if (memory.standing.size > samples.length) {
@@ -392,7 +400,7 @@ function cutAggressors(t: PoolTick, views: readonly GuaranteeView[], active: rea
  * The probe: after enough met ticks each controlled limit goes up a step of the device; a limit
  * that would let its volume take the whole device, or that no guarantee needs any more, is dropped.
  */
-function* probeUp(t: PoolTick, vols: readonly VolumeRates[], anyActive: boolean, metTicks: number): Generator<void> {
+function* probeUp(t: PoolTick, vols: readonly VolumeRates[], anyActive: boolean, step: boolean): Generator<void> {
   const { cap, model, memory, current, p, set } = t;
   for (let i = 0; i < vols.length; i++) {
     if (i % CHUNK === CHUNK - 1) yield;
@@ -404,7 +412,7 @@ function* probeUp(t: PoolTick, vols: readonly VolumeRates[], anyActive: boolean,
         set(v.volume, d, undefined);
         continue;
       }
-      if (metTicks <= p.probeAfterTicks) continue;
+      if (!step) continue;
       // Up by probeStep of the device, in the volume's own IOs (for 4 KiB IOs probeStep of the
       // IOPS figure); dropped once it would let the volume take the whole device.
       const dir = DIRECTION_OF[d];

@@ -1,6 +1,7 @@
 // Latency targets in the control law (src/controller/law.ts): a volume over its target while it
 // does IO is starved whatever its rate; the neighbours give up part of their excess; the cut is
-// released when the victim is idle, and the probe lifts only while the target is comfortably held.
+// released when the victim is idle, and the probe lifts every tick while the target is comfortably
+// held, once a second while it is held closer to it.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -132,14 +133,21 @@ describe('latency targets in the control law', () => {
     expect(r.limits.size).toBe(0);
   });
 
-  it('between comfortably under (80%) and its target the limits hold; comfortably under they are probed up; idle, dropped', () => {
+  it('between comfortably under (80%) and its target the probe steps once a second; comfortably under, every tick; idle, dropped', () => {
     const memory = newLawMemory();
     let limits: Limits = new Map([['batch', { readIops: 3_000 }]]);
     const capped = { ...flood, rate: { readIops: 3_000, readBps: 3_000 * 4096 } };
-    for (let i = 0; i < 8; i++) limits = lawStep([victim(0.0018), capped], limits, cap, DEFAULT_LAW, memory).limits;
-    expect(limits.get('batch')?.readIops).toBe(3_000);
-    for (let i = 0; i < 8; i++) limits = lawStep([victim(0.001), capped], limits, cap, DEFAULT_LAW, memory).limits;
-    expect(limits.get('batch')!.readIops!).toBeGreaterThan(3_000);
+    const step = DEFAULT_LAW.probeStep * 10_000; // the pool's figure: 10,000 read IOPS
+    const risen: number[] = [];
+    for (let i = 0; i < 16; i++) {
+      limits = lawStep([victim(0.0018), capped], limits, cap, DEFAULT_LAW, memory).limits;
+      risen.push(limits.get('batch')!.readIops! - 3_000);
+    }
+    // met from the first tick; past probeAfterTicks (4), a step every latencyHeldProbeTicks (4)
+    expect(risen).toEqual([0, 0, 0, 0, 0, 0, 0, step, step, step, step, 2 * step, 2 * step, 2 * step, 2 * step, 3 * step]);
+    const held = limits.get('batch')!.readIops!;
+    for (let i = 0; i < 4; i++) limits = lawStep([victim(0.001), capped], limits, cap, DEFAULT_LAW, memory).limits;
+    expect(limits.get('batch')!.readIops!).toBe(held + 4 * step);
     limits = lawStep([victim(0, 0), capped], limits, cap, DEFAULT_LAW, memory).limits;
     expect(limits.size).toBe(0);
   });
