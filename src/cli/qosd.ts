@@ -8,6 +8,7 @@ import { DEFAULTS } from '../config/config';
 import { VERSION, startDaemon } from '../daemon';
 import { AddonAbiMismatch } from '../store/db';
 import { CENTRAL_DEFAULTS, runCentral, type CentralFlags } from './csi-controller';
+import { EXTENDER_DEFAULTS, runExtender, type ExtenderFlags } from './scheduler-extender';
 
 const program = new Command('qosd')
   .description('Node-resident storage QoS daemon')
@@ -33,6 +34,15 @@ program
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', CENTRAL_DEFAULTS.logLevel)
   .allowExcessArguments(false)
   .action((flags: CentralFlags) => runCentral(flags, VERSION).catch(fatal));
+
+program
+  .command('scheduler-extender')
+  .description("a kube-scheduler extender placing pods with guaranteed qosd claims by each node's IO headroom (the CSIStorageCapacity qosd publishes): filter and prioritize")
+  .option('--listen <host:port>', 'address the scheduler calls (keep it on loopback, beside the scheduler)', EXTENDER_DEFAULTS.listen)
+  .option('--kubeconfig <file|in-cluster>', "API server access: a kubeconfig file, or the pod's service account", EXTENDER_DEFAULTS.kubeconfig)
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', EXTENDER_DEFAULTS.logLevel)
+  .allowExcessArguments(false)
+  .action((flags: ExtenderFlags) => runExtender(flags).catch(fatal));
 
 const opts = program.opts<{ config?: string; socket?: string; stateDir?: string; metricsListen?: string; logLevel?: string; logFormat?: string; checkConfig?: boolean }>();
 

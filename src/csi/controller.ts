@@ -92,11 +92,12 @@ export class CsiController {
     if (req.volume_capabilities.length > 0) capabilitiesFsType(req.volume_capabilities);
     const segment = req.accessible_topology?.segments[TOPOLOGY_KEY];
     if (req.accessible_topology && segment !== this.d.nodeName) return none;
-    // The class's guarantee is what decides: 0 bytes for a class the pool can no longer admit.
+    // The class's guarantee is what decides: 0 bytes for a class the pool can no longer admit,
+    // and its space scaled by the device time left (VolumeService.capacityFor).
     const probe = classRequest('capacity-probe', req.parameters, {});
     inParameters(() => this.d.volumes.resolve(probe));
-    const { bytes } = await this.d.volumes.capacityFor(probe);
-    return { available_capacity: String(bytes), maximum_volume_size: { value: String(bytes) } };
+    const { bytes, maxBytes } = await this.d.volumes.capacityFor(probe);
+    return { available_capacity: String(bytes), maximum_volume_size: { value: String(maxBytes) } };
   }
 
   async expandVolume(req: ControllerExpandVolumeRequest): Promise<{ capacity_bytes: string; node_expansion_required: boolean }> {

@@ -56,16 +56,24 @@ export interface AdmissionRequest {
   latencyAfter?: LatencyTargets;
 }
 
+/** What an admitted guarantee found: the share its pool may promise, what was left of it, and what it takes. */
+export interface AdmissionRoom {
+  promisable: number;
+  left: number;
+  need: number;
+}
+
 /**
  * Throws ResourceExhausted, naming the pool, what the guarantee needs of the device (in all and
  * per figure) and what is left, when a raised guarantee does not fit the pool's one budget.
  * Lowering or keeping a guarantee is always allowed (even in a pool a new calibration found
  * smaller, or one whose volumes hold more than its budget: `qosctl doctor` says so). Call inside the recording transaction.
+ * Returns the room it was admitted into, or undefined when nothing was raised (nothing to admit).
  */
-export function admit(store: Store, headroom: number, req: AdmissionRequest): void {
+export function admit(store: Store, headroom: number, req: AdmissionRequest): AdmissionRoom | undefined {
   const raised = DIMENSIONS.filter((d) => (req.after[d] ?? 0) > (req.before[d] ?? 0));
   const stricter = tightened(req.latencyBefore, req.latencyAfter);
-  if (raised.length === 0 && !stricter) return;
+  if (raised.length === 0 && !stricter) return undefined;
   checkTargets(req.pool, req.latencyAfter);
   const cap = poolCapacity(req.pool, store.calibrations.latestDone().get(req.pool.name));
   for (const d of raised) {
@@ -91,6 +99,7 @@ export function admit(store: Store, headroom: number, req: AdmissionRequest): vo
       `pool ${req.pool.name}: this guarantee needs ${apart(need.total, left)} of the device (${parts}); ${apart(left, need.total)} of the ${percent(promisable)} promisable is left${why}`,
     );
   }
+  return { promisable, left, need: need.total };
 }
 
 /**

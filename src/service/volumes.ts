@@ -15,7 +15,7 @@ import { mountDevice, unmount } from '../host/mount';
 import { readMountinfo } from '../host/mountinfo';
 import type { HostRoot } from '../host/host-root';
 import { DIMENSIONS, DIRECTIONS, checkSpec, latencyOver, sameSpec, type Direction, type Figures, type LatencyTargets, type QosSpec } from '../model/qos';
-import { admit } from './admission';
+import { admit, type AdmissionRoom } from './admission';
 import { crashPoint } from './crash-points';
 import { QosdError, invalid, notFound } from '../model/errors';
 import { lockKey, type Held, type KeyedLock } from './locks';
@@ -111,15 +111,24 @@ export class VolumeService {
    * The bytes a new volume of this request could get now: its pool's free bytes, or 0 (with the
    * admission's reason) when the pool could not admit its guarantees. Nothing is recorded.
    */
-  async capacityFor(req: VolumeRequest): Promise<{ bytes: number; refused?: string }> {
+  /**
+   * What the scheduler is told of a class on this node (CSI GetCapacity, published as
+   * CSIStorageCapacity): `maxBytes`, the largest volume it could create now (0 while the class's
+   * guarantee does not fit the device budget), and `bytes`, its space scaled by the part of the
+   * device that may still be promised (all of it for a class without a guarantee), so that
+   * capacity scoring prefers the node with the most device time left.
+   */
+  async capacityFor(req: VolumeRequest): Promise<{ bytes: number; maxBytes: number; refused?: string }> {
     const r = this.resolve(req);
+    let room: AdmissionRoom | undefined;
     try {
-      admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min, latencyAfter: r.qos.latency });
+      room = admit(this.o.store, this.o.config.headroom, { pool: this.poolConfig(r.pool), volume: r.name, before: {}, after: r.qos.min, latencyAfter: r.qos.latency });
     } catch (err) {
-      if (err instanceof QosdError && err.code === 'ResourceExhausted') return { bytes: 0, refused: err.message };
+      if (err instanceof QosdError && err.code === 'ResourceExhausted') return { bytes: 0, maxBytes: 0, refused: err.message };
       throw err;
     }
-    return { bytes: await this.o.pools.get(r.pool)!.freeBytes() };
+    const free = await this.o.pools.get(r.pool)!.freeBytes();
+    return { bytes: room && room.promisable > 0 ? Math.floor(free * Math.min(1, room.left / room.promisable)) : free, maxBytes: free };
   }
 
   private poolConfig(name: string): PoolConfig {

@@ -130,18 +130,26 @@ describe.skipIf(blocker)(`CSI controller service on the socket${blocker ? ` (ski
     }
   });
 
-  it('answers GetCapacity for high > 0, then 0 once two high volumes hold the budget; best-effort still gets the free bytes; a third high is RESOURCE_EXHAUSTED', async () => {
-    const cap = async (parameters: Record<string, string>, topology: unknown = HERE) =>
-      Number((await csi.call<{ available_capacity: string }>('Controller', 'GetCapacity', { volume_capabilities: [mountCapability()], parameters, accessible_topology: topology })).available_capacity);
+  it('answers GetCapacity for high > 0 falling with the device time promised, then 0 once two high volumes hold the budget; best-effort still gets the free bytes; a third high is RESOURCE_EXHAUSTED', async () => {
+    const answer = async (parameters: Record<string, string>, topology: unknown = HERE) => {
+      const r = await csi.call<{ available_capacity: string; maximum_volume_size: { value: string } }>('Controller', 'GetCapacity', { volume_capabilities: [mountCapability()], parameters, accessible_topology: topology });
+      return { capacity: Number(r.available_capacity), max: Number(r.maximum_volume_size.value) };
+    };
+    const cap = async (parameters: Record<string, string>, topology: unknown = HERE) => (await answer(parameters, topology)).capacity;
     const freeBefore = await cap({ class: 'best-effort' });
     expect(freeBefore).toBeGreaterThan(64 * MiB);
     // Both are the pool's free bytes, read a moment apart from a filesystem that other test files
     // (and CI's Kubernetes build) write to meanwhile: equal within that churn, not to the byte.
     expect(Math.abs((await cap({ class: 'high' })) - freeBefore)).toBeLessThan(0.01 * freeBefore);
     await csi.call('Controller', 'CreateVolume', createReq('pvc-high-1', { parameters: { class: 'high' } }));
-    expect(await cap({ class: 'high' })).toBeGreaterThan(0);
+    // 40% of the device promised, 50% of the 90% promisable left: the largest volume is still the
+    // free space, the capacity the scheduler scores by is 5/9 of it
+    const one = await answer({ class: 'high' });
+    expect(Math.abs(one.capacity / one.max - 5 / 9)).toBeLessThan(0.001);
+    expect(Math.abs(one.max - freeBefore)).toBeLessThan(0.01 * freeBefore);
+    expect(Math.abs((await cap({ class: 'best-effort' })) - freeBefore)).toBeLessThan(0.01 * freeBefore);
     await csi.call('Controller', 'CreateVolume', createReq('pvc-high-2', { parameters: { class: 'high' } }));
-    expect(await cap({ class: 'high' })).toBe(0);
+    expect(await answer({ class: 'high' })).toEqual({ capacity: 0, max: 0 });
     expect(await cap({ class: 'best-effort', minWriteBps: '600M' })).toBe(0); // 12% of the device, and 10% is left
     expect(await cap({ class: 'best-effort', minWriteBps: '400M' })).toBeGreaterThan(0);
     expect(await cap({ class: 'best-effort' })).toBeGreaterThan(64 * MiB);
