@@ -11,6 +11,7 @@ import { CLUSTER, LOGS, QOSD, deletePod, figure, kubectl, logsUntil, pod, qosd, 
 import { csiClient } from '../helpers/csi';
 import { unthrottledReads } from '../helpers/throttle';
 import { expectContainerThrottled } from './rates';
+import { parseQuantity } from '../../src/util/quantity';
 
 const NODE = CLUSTER.REALKUBE_NODE_NAME ?? 'localhost';
 const DRIVER = 'nvme.qosd.io';
@@ -59,7 +60,7 @@ const capacities = async () => (await json<{ items: Capacity[] }>(['get', 'csist
 beforeAll(async () => {
   await kubectl(['apply', '-f', path.join(REPO, 'deploy', 'kubernetes', 'storage-classes.yaml')]);
   await kubectl(['apply', '-f', path.join(REPO, 'deploy', 'kubernetes', 'volume-attributes-classes.yaml')]);
-  made.push(['storageclass', 'qosd-test-limited'], ['storageclass', 'qosd-test-unfit'], ['volumeattributesclass', 'qosd-test-slower'], ['volumeattributesclass', 'qosd-test-unfit']);
+  made.push(['storageclass', 'qosd-test-limited'], ['storageclass', 'qosd-test-unfit'], ['storageclass', 'qosd-test-tenth'], ['volumeattributesclass', 'qosd-test-slower'], ['volumeattributesclass', 'qosd-test-unfit']);
   await apply(
     {
       apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qosd-test-limited' },
@@ -71,6 +72,12 @@ beforeAll(async () => {
       apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qosd-test-unfit' },
       provisioner: DRIVER, volumeBindingMode: 'WaitForFirstConsumer', reclaimPolicy: 'Delete',
       parameters: { class: 'best-effort', minReadIops: '95000' },
+    },
+    // A guarantee of a tenth of the device.
+    {
+      apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qosd-test-tenth' },
+      provisioner: DRIVER, volumeBindingMode: 'WaitForFirstConsumer', reclaimPolicy: 'Delete',
+      parameters: { class: 'best-effort', minReadIops: '10000' },
     },
     { apiVersion: 'storage.k8s.io/v1', kind: 'VolumeAttributesClass', metadata: { name: 'qosd-test-slower' }, driverName: DRIVER, parameters: { maxReadIops: '100', maxWriteBps: '4Mi' } },
     { apiVersion: 'storage.k8s.io/v1', kind: 'VolumeAttributesClass', metadata: { name: 'qosd-test-unfit' }, driverName: DRIVER, parameters: { minWriteIops: '500000' } },
@@ -124,6 +131,37 @@ describe('external-provisioner (capacity tracking) and qosd', () => {
     expect(unfit.capacity).toBe('0');
     for (const sc of ['qosd-high', 'qosd-medium', 'qosd-best-effort']) expect(await forClass(sc), sc).toBeDefined();
   }, 300_000);
+
+  it("a guaranteed class's published capacity falls with the device time promised: refreshed when a guarantee is admitted and when it is released (the provisioner's periodic poll is an hour in this run)", async () => {
+    const published = async () => {
+      const c = (await capacities()).find((x) => x.storageClassName === 'qosd-test-tenth' && x.nodeTopology?.matchLabels?.['topology.qosd.io/node'] === NODE);
+      if (!c?.capacity || !c.maximumVolumeSize) return undefined;
+      const [cap, max] = [parseQuantity(c.capacity), parseQuantity(c.maximumVolumeSize)];
+      return typeof cap === 'number' && typeof max === 'number' ? { capacity: cap, max, headroom: cap / max } : undefined;
+    };
+    // The pool's own account: the part of what it may promise that is not promised yet.
+    const share = async () => {
+      const s = (await qosd<{ share: { promised: number; promisable: number } }>('GET', '/v1/pools/default')).body.share;
+      return (s.promisable - s.promised) / s.promisable;
+    };
+    const matching = (what: string) => until(what, 120_000, async () => {
+      const [p, want] = [await published(), await share()];
+      return p && Math.abs(p.headroom - want) < 0.002 ? { ...p, want } : undefined;
+    });
+    const before = await matching('the published headroom of qosd-test-tenth to match the pool');
+    await apply(claim('tenth-data', 'qosd-test-tenth', '32Mi'), podFor('tenth', 'tenth-data', `echo DONE; ${IDLE}`));
+    await bound('tenth-data');
+    await logsUntil('tenth', 'DONE', 180_000);
+    // a tenth of the device over the pool's promisable 90%
+    const admitted = await matching('the published headroom to fall by the admitted guarantee');
+    expect(admitted.headroom).toBeCloseTo(before.headroom - 0.1 / 0.9, 2);
+    expect(admitted.max).toBeGreaterThan(admitted.capacity);
+    await deletePod('tenth');
+    await kubectl(['delete', 'pvc', 'tenth-data', '--wait=true']);
+    await until('the pool to release the guarantee', 120_000, async () => ((await share()) > admitted.want + 0.05 ? true : undefined));
+    const released = await matching('the published headroom to rise again once the guarantee is released');
+    expect(released.headroom).toBeCloseTo(before.headroom, 2);
+  }, 600_000);
 });
 
 describe('external-resizer and the central controller', () => {

@@ -105,8 +105,10 @@ stop_restarting() { # NAME
   [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
   rm -f "$RUN/$1.pid"
 }
+# Its periodic capacity poll is an hour here (the manifest keeps the default minute), so that the
+# capacity a test sees change was refreshed by the admission or release itself.
 restarting csi-provisioner env NODE_NAME="$REALKUBE_NODE_NAME" NAMESPACE=kube-system POD_NAME="qosd-csi-provisioner-$REALKUBE_NODE_NAME" \
-  "$BIN/csi-provisioner" --csi-address="$Q/csi/csi.sock" --kubeconfig="$Q/provisioner-kubeconfig" --capacity-ownerref-level=-1 "${provisioner_args[@]}"
+  "$BIN/csi-provisioner" --csi-address="$Q/csi/csi.sock" --kubeconfig="$Q/provisioner-kubeconfig" --capacity-ownerref-level=-1 --capacity-poll-interval=1h "${provisioner_args[@]}"
 mkdir -p "$Q/central"
 start csi-controller "$(command -v node)" "$repo/dist/cli/qosd.js" csi-controller --socket "$Q/central/csi.sock" --kubeconfig "$Q/central-kubeconfig" --wait-seconds=8
 wait_until 30 "qosd csi-controller" test -S "$Q/central/csi.sock" || { tail -20 "$LOGS/csi-controller.log" >&2; die "qosd csi-controller did not start"; }
