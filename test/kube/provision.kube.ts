@@ -208,9 +208,13 @@ describe('external-resizer and the central controller', () => {
       return s && s.targetVolumeAttributesClassName === 'qosd-test-unfit' && s.status !== 'Pending' ? c : undefined;
     });
     expect(status.status.currentVolumeAttributesClassName).toBe('qosd-test-slower');
-    const events = await json<{ items: { reason: string; message: string }[] }>(['get', 'events', '--field-selector', `involvedObject.name=dyn-data`]);
-    const failed = events.items.find((e) => /VolumeModify/.test(e.reason) && /this guarantee needs/.test(e.message));
-    expect(failed?.message).toContain('minWriteIops 500000');
+    // The resizer records its event after it has written the status (measured: not yet listed
+    // when the status first showed the refusal, once in CI).
+    const failed = await until("the resizer's event with qosd's reason", 60_000, async () => {
+      const events = await json<{ items: { reason: string; message: string }[] }>(['get', 'events', '--field-selector', `involvedObject.name=dyn-data`]);
+      return events.items.find((e) => /VolumeModify/.test(e.reason) && /this guarantee needs/.test(e.message));
+    });
+    expect(failed.message).toContain('minWriteIops 500000');
     expect((await volumeOf(status)).qos).toMatchObject({ min: {}, max: { readIops: 100, writeBps: 4 * MI } });
   }, 600_000);
 
