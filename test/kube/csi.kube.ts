@@ -5,10 +5,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
+import { execFile } from 'node:child_process';
+import * as os from 'node:os';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { qosChange } from '../../src/csi/controller-requests';
 import { sectionCommands } from '../helpers/readme';
-import { CLUSTER, LOGS, QOSD, RUN, deletePod, figure, kubectl, logsUntil, pod, podMounts, qosd, qosdServes, until } from './cluster';
+import { BIN, CLUSTER, LOGS, QOSD, RUN, deletePod, figure, kubectl, logsUntil, pod, podMounts, qosd, qosdServes, until } from './cluster';
 
 const NODE = CLUSTER.REALKUBE_NODE_NAME ?? 'localhost';
 const DRIVER = 'nvme.qosd.io';
@@ -92,6 +94,32 @@ describe('the deploy manifests', () => {
       expect(words.slice(0, 2), c).toEqual(['kubectl', 'apply']);
       const out = await kubectl([...words.slice(1), '--dry-run=server']); // relative to the checkout, where run.sh starts the tests
       expect(out, c).toMatch(/(created|configured|unchanged) \(server dry run\)/);
+    }
+  });
+
+  it("kube-scheduler (this release's) takes the configuration that enables qosd's extender, and refuses it spoilt", async () => {
+    const config = parse(fs.readFileSync(path.join(REPO, 'deploy', 'kube-scheduler', 'scheduler-config.yaml'), 'utf8')) as { clientConnection: { kubeconfig: string }; extenders: Record<string, unknown>[] };
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qosd-scheduler-config-'));
+    // The cluster's kubeconfig for the control plane's /etc/kubernetes/scheduler.conf: the
+    // scheduler reads the file before it writes its configuration back and exits (and, but for
+    // --secure-port=0, binds the port the cluster's own scheduler holds).
+    const check = (c: typeof config) => {
+      const file = path.join(dir, 'config.yaml');
+      fs.writeFileSync(file, stringify({ ...c, clientConnection: { ...c.clientConnection, kubeconfig: path.join(RUN, 'kubeconfig') } }));
+      return new Promise<{ ok: boolean; stderr: string }>((resolve) =>
+        execFile(path.join(BIN, 'kube-scheduler'), ['--config', file, '--secure-port=0', '--write-config-to', path.join(dir, 'out.yaml')], { timeout: 60_000 }, (err, _out, stderr) => resolve({ ok: !err, stderr })),
+      );
+    };
+    try {
+      const good = await check(config);
+      expect(good.ok, good.stderr).toBe(true);
+      const written = parse(fs.readFileSync(path.join(dir, 'out.yaml'), 'utf8')) as { extenders: Record<string, unknown>[] };
+      expect(written.extenders).toEqual([expect.objectContaining({ urlPrefix: 'http://127.0.0.1:8998', filterVerb: 'filter', prioritizeVerb: 'prioritize', nodeCacheCapable: true, ignorable: true })]);
+      const spoilt = await check({ ...config, extenders: [{ ...config.extenders[0], weight: 0 }] });
+      expect(spoilt.ok).toBe(false);
+      expect(spoilt.stderr).toContain('extenders[0].weight');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 
