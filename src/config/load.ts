@@ -76,17 +76,21 @@ function readFile(file: string, explicit: boolean): ConfigFile {
   return raw as ConfigFile;
 }
 
-function figures(raw: Record<string, number | string> | undefined, key: string): Figures {
-  const out: Figures = {};
-  if (!raw) return out;
-  for (const d of DIMENSIONS) {
-    const v = raw[d];
+/** Each of `names` present in `raw`, parsed; a bad one is a ConfigError naming `key.name`. */
+function parsedEach<K extends string, V>(raw: Partial<Record<K, V>> | undefined, names: readonly K[], parse: (v: V) => number | { error: string }, key: string): Partial<Record<K, number>> {
+  const out: Partial<Record<K, number>> = {};
+  for (const name of names) {
+    const v = raw?.[name];
     if (v === undefined) continue;
-    const n = parseQuantity(v);
-    if (typeof n !== 'number') throw new ConfigError(`${key}.${d}`, n.error);
-    out[d] = n;
+    const n = parse(v);
+    if (typeof n !== 'number') throw new ConfigError(`${key}.${name}`, n.error);
+    out[name] = n;
   }
   return out;
+}
+
+function figures(raw: Record<string, number | string> | undefined, key: string): Figures {
+  return parsedEach(raw, DIMENSIONS, parseQuantity, key);
 }
 
 function parseListen(value: string, key: string): Config['metricsListen'] {
@@ -148,15 +152,7 @@ function poolsConfig(raw: ConfigFile['pools'], stateDir: string, abs: (p: string
 
 /** Durations per direction, in seconds; undefined when none is given. */
 function latency(raw: Partial<Record<Direction, string>> | undefined, key: string): LatencyTargets | undefined {
-  if (!raw) return undefined;
-  const out: LatencyTargets = {};
-  for (const dir of DIRECTIONS) {
-    const text = raw[dir];
-    if (text === undefined) continue;
-    const s = parseDuration(text);
-    if (typeof s !== 'number') throw new ConfigError(`${key}.${dir}`, s.error);
-    out[dir] = s;
-  }
+  const out: LatencyTargets = parsedEach(raw, DIRECTIONS, parseDuration, key);
   return Object.keys(out).length ? out : undefined;
 }
 
