@@ -1,12 +1,14 @@
 // `qosd scheduler-extender`: placement by IO headroom for schedulers without storage-capacity
 // scoring (scheduler/). It filters out the nodes whose qosd cannot take a pod's guaranteed claims
 // and scores the rest by the device time they have left, from the CSIStorageCapacity objects each
-// node's provisioner publishes. It holds no state and writes nothing to the cluster.
+// node's provisioner publishes. It holds no state; what it writes to the cluster is an event on
+// each pod that waits because no node's IO budget can take it (scheduler/explainer.ts).
 import * as http from 'node:http';
 import pino from 'pino';
 import { KubeClient } from '../kube/client';
 import { KubeconfigError, connectionFor, weaknesses } from '../kube/connection';
-import { nodeLabels, pendingClaims, publishedCapacities } from '../scheduler/cluster';
+import { allNodeLabels, nodeLabels, pendingClaims, publishedCapacities, unschedulablePods, warnPod } from '../scheduler/cluster';
+import { Explainer } from '../scheduler/explainer';
 import { extenderHandler } from '../scheduler/extender-server';
 import { earlyStop } from './early-signals';
 
@@ -17,6 +19,8 @@ export interface ExtenderFlags {
 }
 
 export const EXTENDER_DEFAULTS = { listen: '127.0.0.1:8998', kubeconfig: 'in-cluster', logLevel: 'info' } as const;
+/** How often the pods no node can take are explained (scheduler/explainer.ts). */
+const EXPLAIN_EVERY_MS = 5_000;
 const LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Checks the flags; the message names the flag. */
@@ -52,8 +56,19 @@ export async function runExtender(flags: ExtenderFlags): Promise<void> {
     server.listen(o.port, o.host, resolve);
   });
   log.info({ listen: flags.listen, apiServer: client.connection.server.host, source: client.connection.source }, 'qosd scheduler-extender serving');
+  const explaining = new Explainer(
+    {
+      unschedulablePods: () => unschedulablePods(client),
+      pendingClaims: (pod) => pendingClaims(client, pod),
+      publishedCapacities: () => publishedCapacities(client),
+      allNodeLabels: () => allNodeLabels(client),
+      warn: (pod, reason, message) => warnPod(client, pod, reason, message, 'qosd-scheduler-extender'),
+    },
+    log,
+  ).start(EXPLAIN_EVERY_MS);
   const stop = (signal: string): void => {
     log.info({ signal }, 'qosd scheduler-extender stopping');
+    explaining.stop();
     server.close(() => {
       client.close();
       process.exit(0);

@@ -63,8 +63,7 @@ export async function publishedCapacities(client: KubeClient): Promise<Published
 
 /** The labels of the named nodes (the scheduler sends names alone when its node cache is on). */
 export async function nodeLabels(client: KubeClient, names: readonly string[]): Promise<NodeLabels[]> {
-  const all = await client.get<NodeList>('/api/v1/nodes');
-  const byName = new Map(all.items.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+  const byName = new Map((await allNodeLabels(client)).map((n) => [n.name, n.labels]));
   return names.map((name) => ({ name, labels: byName.get(name) ?? {} }));
 }
 
@@ -82,4 +81,45 @@ async function orMissing<T>(p: Promise<T>): Promise<T | undefined> {
     if (err instanceof KubeApiError && err.status === 404) return undefined;
     throw err;
   }
+}
+
+/** A pod the scheduler could not place (PodScheduled False, Unschedulable), with what explain.ts needs. */
+export interface WaitingPod extends PodLike {
+  metadata: { name: string; namespace?: string; uid: string };
+}
+interface PodList {
+  items: (WaitingPod & { status?: { conditions?: { type: string; status: string; reason?: string }[] } })[];
+}
+
+/** The pods no node has been found for, in all namespaces. */
+export async function unschedulablePods(client: KubeClient): Promise<WaitingPod[]> {
+  const list = await client.get<PodList>(`/api/v1/pods?fieldSelector=${encodeURIComponent('spec.nodeName=,status.phase=Pending')}`);
+  return list.items.filter((p) => p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable'));
+}
+
+/** Every node's labels. */
+export async function allNodeLabels(client: KubeClient): Promise<NodeLabels[]> {
+  const all = await client.get<NodeList>('/api/v1/nodes');
+  return all.items.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }));
+}
+
+/** A Warning event on the pod, as `kubectl describe pod` and `kubectl get events` show it. */
+export async function warnPod(client: KubeClient, pod: WaitingPod, reason: string, message: string, component: string): Promise<void> {
+  const ns = pod.metadata.namespace ?? 'default';
+  const now = new Date().toISOString();
+  await client.request('POST', `/api/v1/namespaces/${encodeURIComponent(ns)}/events`, {
+    apiVersion: 'v1',
+    kind: 'Event',
+    metadata: { generateName: `${pod.metadata.name}.`, namespace: ns },
+    involvedObject: { apiVersion: 'v1', kind: 'Pod', namespace: ns, name: pod.metadata.name, uid: pod.metadata.uid },
+    reason,
+    message,
+    type: 'Warning',
+    source: { component },
+    reportingComponent: component,
+    reportingInstance: component,
+    firstTimestamp: now,
+    lastTimestamp: now,
+    count: 1,
+  });
 }

@@ -35,6 +35,27 @@ export function kubectl(args: string[], input?: string, timeoutMs = 60_000): Pro
 
 export const qosd = <T>(method: string, url: string, body?: unknown) => request<T>(SOCKET, method, url, body);
 
+export interface ClusterNode {
+  name: string;
+  /** Its qosd's API socket. */
+  socket: string;
+}
+/**
+ * Every node: "localhost" on the host, then node-1, ... (node.sh: namespaces of their own, tainted
+ * qosd.test/node=NAME:NoSchedule so that only pods tolerating it go there).
+ */
+export const NODES: ClusterNode[] = [
+  { name: CLUSTER.REALKUBE_NODE_NAME ?? 'localhost', socket: SOCKET },
+  ...(CLUSTER.REALKUBE_NODES ?? '').split(' ').filter((n) => n !== '').map((name) => ({ name, socket: path.join(env('QOSD_KUBE_DIR'), 'nodes', name, 'qosd', 'qosd.sock') })),
+];
+export const qosdOn = <T>(node: string, method: string, url: string, body?: unknown) => {
+  const n = NODES.find((x) => x.name === node);
+  if (!n) throw new Error(`no node ${node} in this cluster (${NODES.map((x) => x.name).join(', ')})`);
+  return request<T>(n.socket, method, url, body);
+};
+/** The toleration of the other nodes' taint. */
+export const ANY_NODE = { key: 'qosd.test/node', operator: 'Exists', effect: 'NoSchedule' };
+
 export interface FlexPod {
   name: string;
   /** The container's shell script; /data is the volume. */

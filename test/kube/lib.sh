@@ -33,6 +33,14 @@ APISERVER=https://127.0.0.1:6443
 # paths the kubelet and containerd use whatever their flags say; down.sh removes those up.sh created
 HARDCODED=(/var/log/pods /var/log/containers /var/lib/kubelet/device-plugins /var/lib/kubelet /run/containerd)
 CGROOT=/sys/fs/cgroup
+# More nodes (REALKUBE_NODES, default 1): node-1, node-2, ... beside "localhost", each a kubelet and
+# containerd of its own in network, mount and PID namespaces of its own (node.sh), on this bridge.
+NODES=${REALKUBE_NODES:-1}
+BRIDGE=qosdk0
+BRIDGE_IP=10.231.0.1
+NODES_DIR=$W/nodes
+node_ip() { echo "10.231.0.$(( 10 + ${1#node-} ))"; }   # NODE: its address on the bridge
+extra_nodes() { local i; for (( i = 1; i < NODES; i++ )); do echo "node-$i"; done; }
 
 say() { echo "realkube: $*" >&2; }
 die() { echo "realkube: error: $*" >&2; exit 1; }
@@ -85,3 +93,39 @@ mounts_under() {
 
 token() { cat "$W/pki/token" 2>/dev/null; }
 api() { curl -sk --max-time 10 -H "Authorization: Bearer $(token)" "$@"; }
+
+# kubelet_config MANIFESTS CSOCK PLUGINS ADDRESS [YAML_LINE...]: a kubelet's config file, on stdout.
+# Its settings in a config file, as current kubelets take them. This host runs cgroup v1, which a
+# kubelet refuses from 1.35 on unless failCgroupV1 is false (1.37 still runs on it when told so).
+# Anonymous access and AlwaysAllow on its own port, as the 1.20 defaults were: the API server has
+# no client certificate for it (logs, exec).
+kubelet_config() {
+  local manifests=$1 csock=$2 plugins=$3 address=$4; shift 4
+  cat <<YAML
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupsPerQOS: true
+enforceNodeAllocatable: [pods]
+failSwapOn: false
+staticPodPath: $manifests
+fileCheckFrequency: 5s
+containerRuntimeEndpoint: unix://$csock
+imageServiceEndpoint: unix://$csock
+runtimeRequestTimeout: 5m
+volumePluginDir: $plugins
+volumeStatsAggPeriod: ${KUBELET_VOLUME_STATS_AGG_PERIOD:-1m}
+address: $address
+port: 10250
+readOnlyPort: 10255
+healthzBindAddress: $address
+healthzPort: 10248
+evictionHard: {memory.available: 100Mi}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+authentication: {anonymous: {enabled: true}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+YAML
+  local line; for line in "$@"; do echo "$line"; done
+}

@@ -12,6 +12,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
+# three nodes unless told otherwise (QOSD_KUBE_NODES=1: "localhost" alone); the scheduler with
+# qosd's extender (deploy/kube-scheduler)
+export REALKUBE_NODES=${REALKUBE_NODES:-${QOSD_KUBE_NODES:-1}}
+export REALKUBE_SCHEDULER_CONFIG=$repo/deploy/kube-scheduler/scheduler-config.yaml
 . "$here/lib.sh"
 [ "$(id -u)" = 0 ] || die "npm run test:kube needs root"
 
@@ -22,7 +26,8 @@ say "binaries ready after $(( $(now_s) - started ))s"
 Q=$W/qosd
 cleanup() {
   local rc=$?
-  for s in csi-resizer csi-provisioner; do stop_restarting "$s"; done
+  for s in csi-resizer csi-provisioner $(extra_nodes | sed 's/$/.csi-provisioner/'); do stop_restarting "$s"; done
+  stop scheduler-extender node 10 || true
   stop csi-controller node 15 || true
   stop qosd node 15 || true
   "$here/down.sh" || rc=1
@@ -47,23 +52,26 @@ rm -rf "$Q"; mkdir -p "$Q/volumes" "$Q/state"
 # VolumeRequests from the start, with a token of its own node's service account, not the admin's
 K=("$BIN/kubectl" --kubeconfig "$RUN/kubeconfig")
 "${K[@]}" apply -f "$repo/deploy/kubernetes/volume-requests.yaml" -f "$repo/deploy/kubernetes/node-access.yaml" >/dev/null
-"${K[@]}" -n qosd-nodes get serviceaccount "$REALKUBE_NODE_NAME" >/dev/null 2>&1 || "${K[@]}" -n qosd-nodes create serviceaccount "$REALKUBE_NODE_NAME" >/dev/null
-node_token=$("${K[@]}" -n qosd-nodes create token "$REALKUBE_NODE_NAME" --duration=24h)
-NODE_KUBECONFIG=$Q/node-kubeconfig
-sed "s|user: {token: .*}|user: {token: $node_token}|" "$RUN/kubeconfig" > "$NODE_KUBECONFIG"
-chmod 600 "$NODE_KUBECONFIG"
-cat > "$Q/config.yaml" <<YAML
-socket: $Q/qosd.sock
-csi: { socket: $Q/csi/csi.sock, nodeName: $REALKUBE_NODE_NAME, kubeconfig: $NODE_KUBECONFIG }
-stateDir: $Q/state
+qosd_config() { # QOSD_DIR NODE KUBELET_ROOT CGROUP_ROOT SERVER: the node's service account's kubeconfig and qosd's config
+  local q=$1 node=$2 server=$5
+  "${K[@]}" -n qosd-nodes get serviceaccount "$node" >/dev/null 2>&1 || "${K[@]}" -n qosd-nodes create serviceaccount "$node" >/dev/null
+  sed -e "s|user: {token: .*}|user: {token: $("${K[@]}" -n qosd-nodes create token "$node" --duration=24h)}|" \
+      -e "s|server: \"[^\"]*\"|server: \"$server\"|" "$RUN/kubeconfig" > "$q/node-kubeconfig"
+  chmod 600 "$q/node-kubeconfig"
+  cat > "$q/config.yaml" <<YAML
+socket: $q/qosd.sock
+csi: { socket: $q/csi/csi.sock, nodeName: $node, kubeconfig: $q/node-kubeconfig }
+stateDir: $q/state
 logLevel: info
 metrics: { listen: "off" }
-kubelet: { rootDir: $KUBELET_ROOT_DIR, cgroupRoot: /, cgroupDriver: cgroupfs }
+kubelet: { rootDir: $3, cgroupRoot: $4, cgroupDriver: cgroupfs }
 reconcile: { intervalSeconds: 2 }
 pools:
-  - { name: default, backend: file, path: $Q/volumes, capacity: { readIops: 100000, writeIops: 100000, readBps: 5G, writeBps: 5G } }
+  - { name: default, backend: file, path: $q/volumes, capacity: { readIops: 100000, writeIops: 100000, readBps: 5G, writeBps: 5G } }
 defaults: { size: 64Mi }
 YAML
+}
+qosd_config "$Q" "$REALKUBE_NODE_NAME" "$KUBELET_ROOT_DIR" / "$REALKUBE_APISERVER"
 start qosd "$(command -v node)" "$repo/dist/cli/qosd.js" --config "$Q/config.yaml"
 wait_until 30 qosd test -S "$Q/qosd.sock" || { tail -20 "$LOGS/qosd.log" >&2; die "qosd did not start"; }
 node "$repo/dist/cli/qosctl.js" --socket "$Q/qosd.sock" install-flex --plugin-dir "$KUBELET_VOLUME_PLUGIN_DIR"
@@ -119,6 +127,33 @@ for s in csi-provisioner csi-resizer; do
   pgrep -x "$s" >/dev/null && ! grep -q '^\[run.sh\] exited' "$LOGS/$s.log" || { tail -20 "$LOGS/$s.log" >&2; die "$s did not start"; }
 done
 say "csi-provisioner ($(grep ^csi-provisioner "$BIN/BUILDINFO" | cut -d' ' -f2)) and csi-resizer ($(grep ^csi-resizer "$BIN/BUILDINFO" | cut -d' ' -f2)) up"
+
+# The other nodes: on each, qosd in the node's namespaces (its kubelet root, its cgroup root, the
+# API server through the bridge), its flex driver, and its provisioner, as the DaemonSets run them.
+for NODE in $(extra_nodes); do
+  . "$here/node-lib.sh"
+  nq=$ND/qosd
+  mkdir -p "$nq/volumes" "$nq/state"
+  qosd_config "$nq" "$NODE" "$ND/kubelet" "/$NODE" "https://$BRIDGE_IP:6443"
+  in_node "$NODE.qosd" "$(command -v node)" "$repo/dist/cli/qosd.js" --config "$nq/config.yaml"
+  wait_until 30 "$NODE's qosd" test -S "$nq/qosd.sock" || { tail -20 "$LOGS/$NODE.qosd.log" >&2; die "$NODE's qosd did not start"; }
+  node "$repo/dist/cli/qosctl.js" --socket "$nq/qosd.sock" install-flex --plugin-dir "$ND/volume-plugins" >/dev/null
+  sed "s|server: \"[^\"]*\"|server: \"https://$BRIDGE_IP:6443\"|" "$Q/provisioner-kubeconfig" > "$nq/provisioner-kubeconfig"
+  # in the node's namespaces, restarted as kubelet restarts a container (its process group: the
+  # pid file names nsenter, stop_restarting ends the group)
+  start "$NODE.csi-provisioner" nsenter --target "$(node_init)" --mount --pid --net --wd=/ -- \
+    bash -c 'while :; do "$@"; echo "[run.sh] exited ($?); restarting it"; sleep 1; done' restarting \
+    env NODE_NAME="$NODE" NAMESPACE=kube-system POD_NAME="qosd-csi-provisioner-$NODE" \
+    "$BIN/csi-provisioner" --csi-address="$nq/csi/csi.sock" --kubeconfig="$nq/provisioner-kubeconfig" --capacity-ownerref-level=-1 --capacity-poll-interval=1h "${provisioner_args[@]}"
+  say "$NODE: qosd, its flex driver and csi-provisioner up"
+done
+
+# qosd's scheduler extender, as its manifest runs it beside kube-scheduler (the scheduler's
+# configuration, deploy/kube-scheduler, names it; up.sh started the scheduler with it)
+manifest_docs "$repo/deploy/kubernetes/scheduler-extender.yaml" ServiceAccount ClusterRole ClusterRoleBinding | "${K[@]}" apply -f - >/dev/null
+kubeconfig_of qosd-scheduler-extender "$Q/extender-kubeconfig"
+start scheduler-extender "$(command -v node)" "$repo/dist/cli/qosd.js" scheduler-extender --kubeconfig "$Q/extender-kubeconfig" --listen 127.0.0.1:8998
+wait_until 30 "qosd scheduler-extender" sh -c "ss -Hltn 'sport = :8998' | grep -q LISTEN" || { tail -20 "$LOGS/scheduler-extender.log" >&2; die "qosd scheduler-extender did not start"; }
 
 export QOSD_KUBE_RUN="$RUN" QOSD_KUBE_DIR="$W" QOSD_KUBE_BIN="$BIN" QOSD_KUBE_QOSD="$Q" QOSD_KUBE_LOGS="$LOGS" QOSD_KUBE_HARNESS="$here"
 cd "$repo"
