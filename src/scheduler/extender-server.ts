@@ -18,11 +18,25 @@ export interface ClusterReader {
 interface NodeObject {
   metadata: { name: string; labels?: Record<string, string> };
 }
+/**
+ * What kube-scheduler posts: its Go type (k8s.io/kube-scheduler/extender/v1) has no JSON tags, so
+ * the keys are the Go field names, Pod, Nodes and NodeNames; the lower-case spelling other
+ * extenders' clients use is read too.
+ */
 interface ExtenderArgs {
+  Pod?: PodLike;
+  Nodes?: { items?: NodeObject[] } | null;
+  NodeNames?: string[] | null;
   pod?: PodLike;
   nodes?: { items?: NodeObject[] } | null;
   nodenames?: string[] | null;
 }
+interface Args {
+  pod?: PodLike;
+  nodes?: { items?: NodeObject[] } | null;
+  nodenames?: string[] | null;
+}
+const argsOf = (a: ExtenderArgs): Args => ({ pod: a.Pod ?? a.pod, nodes: a.Nodes ?? a.nodes, nodenames: a.NodeNames ?? a.nodenames });
 
 /** The most a call's body may hold: a pod and a node list of a large cluster. */
 export const MAX_BODY = 16 * 1024 * 1024;
@@ -39,29 +53,34 @@ export function extenderHandler(cluster: ClusterReader, log: Logger): http.Reque
     if (req.method !== 'POST') return reply(405, { error: `${req.url}: POST only` });
     readBody(req).then(
       async (text) => {
-        let args: ExtenderArgs;
+        let args: Args;
         try {
-          args = JSON.parse(text) as ExtenderArgs;
+          args = argsOf(JSON.parse(text) as ExtenderArgs);
         } catch (err) {
           return reply(400, { error: `body: not JSON (${(err as Error).message})` });
         }
         if (!args.pod?.metadata?.name) return reply(400, { error: 'pod: missing, or without metadata.name' });
         try {
           const fits = await judge(cluster, args);
-          if (verb === 'prioritize') return reply(200, [...fits].map(([host, fit]) => ({ host, score: scoreOf(fit) })));
+          log.debug({ verb, pod: `${args.pod.metadata.namespace ?? 'default'}/${args.pod.metadata.name}`, nodes: Object.fromEntries([...fits].map(([n, f]) => [n, f.fits ? scoreOf(f) : f.reason])) }, 'answered the scheduler');
+          // Replies in the Go field names too (HostPriority, ExtenderFilterResult).
+          if (verb === 'prioritize') return reply(200, [...fits].map(([host, fit]) => ({ Host: host, Score: scoreOf(fit) })));
+          // Preempting pods frees no device time (a guarantee is held by its volume, not its pod),
+          // so every node out is out for good as far as preemption goes.
           const failed = Object.fromEntries([...fits].flatMap(([n, f]) => (f.fits ? [] : [[n, f.reason]])));
           const passing = [...fits].filter(([, f]) => f.fits).map(([n]) => n);
+          const result = { FailedNodes: {}, FailedAndUnresolvableNodes: failed, Error: '' };
           if (args.nodes?.items) {
             const keep = new Set(passing);
-            return reply(200, { nodes: { ...args.nodes, items: args.nodes.items.filter((n) => keep.has(n.metadata.name)) }, failedNodes: failed, error: '' });
+            return reply(200, { Nodes: { ...args.nodes, items: args.nodes.items.filter((n) => keep.has(n.metadata.name)) }, ...result });
           }
-          return reply(200, { nodenames: passing, failedNodes: failed, error: '' });
+          return reply(200, { NodeNames: passing, ...result });
         } catch (err) {
           // The scheduler counts the pod unschedulable for now and tries again; its own capacity
           // check (the same published figures) still filters while the API server is away.
           log.warn({ err, pod: `${args.pod.metadata.namespace ?? 'default'}/${args.pod.metadata.name}` }, `${verb}: could not read the cluster`);
           const error = `qosd scheduler-extender: ${(err as Error).message}`;
-          return reply(200, verb === 'filter' ? { error } : []);
+          return reply(200, verb === 'filter' ? { Error: error } : []);
         }
       },
       (err: Error & { statusCode?: number }) => reply(err.statusCode ?? 400, { error: err.message }),
@@ -70,7 +89,7 @@ export function extenderHandler(cluster: ClusterReader, log: Logger): http.Reque
 }
 
 /** Each candidate node's fit for the pod's pending qosd claims (every node fits a pod without any). */
-async function judge(cluster: ClusterReader, args: ExtenderArgs): Promise<Map<string, NodeFit>> {
+async function judge(cluster: ClusterReader, args: Args): Promise<Map<string, NodeFit>> {
   const given = args.nodes?.items?.map((n) => ({ name: n.metadata.name, labels: n.metadata.labels ?? {} }));
   const names = given ? given.map((n) => n.name) : (args.nodenames ?? []);
   const claims = await cluster.pendingClaims(args.pod!);

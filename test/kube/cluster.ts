@@ -46,7 +46,7 @@ export interface ClusterNode {
  */
 export const NODES: ClusterNode[] = [
   { name: CLUSTER.REALKUBE_NODE_NAME ?? 'localhost', socket: SOCKET },
-  ...(CLUSTER.REALKUBE_NODES ?? '').split(' ').filter((n) => n !== '').map((name) => ({ name, socket: path.join(env('QOSD_KUBE_DIR'), 'nodes', name, 'qosd', 'qosd.sock') })),
+  ...(CLUSTER.REALKUBE_NODES ?? '').split(',').filter((n) => n !== '').map((name) => ({ name, socket: path.join(env('QOSD_KUBE_DIR'), 'nodes', name, 'qosd', 'qosd.sock') })),
 ];
 export const qosdOn = <T>(node: string, method: string, url: string, body?: unknown) => {
   const n = NODES.find((x) => x.name === node);

@@ -80,6 +80,8 @@ down() {
   stop "$NODE.containerd" containerd 20
   # the node's first process: the kernel ends every process of the node with it, and the node's
   # mounts with its mount namespace
+  local init; init=$(node_init)
+  [ -n "$init" ] && kill -TERM "$init" 2> /dev/null || true
   stop "$NODE.init" unshare 10
   ip netns del "$NETNS" 2> /dev/null || true
   sleep 0.5
@@ -93,6 +95,7 @@ down() {
   ip netns list | grep -qw "$NETNS" && left+=("network namespace $NETNS")
   [ ${#left[@]} = 0 ] || { say "$NODE left behind: ${left[*]}"; return 1; }
   rm -rf "$ND"
+  rm -f "$RUN/$NODE".*.pid   # its processes ended with its namespaces
   say "node $NODE down"
 }
 

@@ -14,7 +14,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 # three nodes unless told otherwise (QOSD_KUBE_NODES=1: "localhost" alone); the scheduler with
 # qosd's extender (deploy/kube-scheduler)
-export REALKUBE_NODES=${REALKUBE_NODES:-${QOSD_KUBE_NODES:-1}}
+export REALKUBE_NODES=${REALKUBE_NODES:-${QOSD_KUBE_NODES:-3}}
 export REALKUBE_SCHEDULER_CONFIG=$repo/deploy/kube-scheduler/scheduler-config.yaml
 . "$here/lib.sh"
 [ "$(id -u)" = 0 ] || die "npm run test:kube needs root"
@@ -24,13 +24,25 @@ started=$(now_s)
 say "binaries ready after $(( $(now_s) - started ))s"
 
 Q=$W/qosd
+# A sidecar exits when it loses qosd's socket (a test kills qosd); kubelet would restart its
+# container, so each runs in a loop that restarts it (its own process group, stopped whole).
+restarting() { # NAME EXE ARGS...
+  local name=$1; shift
+  start "$name" bash -c 'while :; do "$@"; echo "[run.sh] exited ($?); restarting it, as kubelet restarts a container"; sleep 1; done' restarting "$@"
+}
+stop_restarting() { # NAME
+  local pid; pid=$(pid_of "$1")
+  [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
+  rm -f "$RUN/$1.pid"
+}
 cleanup() {
   local rc=$?
   for s in csi-resizer csi-provisioner $(extra_nodes | sed 's/$/.csi-provisioner/'); do stop_restarting "$s"; done
   stop scheduler-extender node 10 || true
+  # qosd serves on while down.sh deletes the pods, so that kubelet can unmount their volumes
+  "$here/down.sh" || rc=1
   stop csi-controller node 15 || true
   stop qosd node 15 || true
-  "$here/down.sh" || rc=1
   # qosd's volumes: their loop devices and backing files (the volumes of a run are not kept)
   for l in $(losetup -j "$Q/volumes" -O NAME -n 2>/dev/null || true); do losetup -d "$l" 2>/dev/null || true; done
   for f in "$Q"/volumes/*.img; do [ -f "$f" ] || continue; for l in $(losetup -j "$f" -O NAME -n); do losetup -d "$l" || true; done; done
@@ -102,17 +114,6 @@ done
 kubeconfig_of qosd-csi-provisioner "$Q/provisioner-kubeconfig"
 kubeconfig_of qosd-csi-controller "$Q/central-kubeconfig"
 mapfile -t provisioner_args < <(manifest_args "$repo/deploy/kubernetes/provisioner.yaml" csi-provisioner | grep -v '^--csi-address=\|^--capacity-ownerref-level=')
-# A sidecar exits when it loses qosd's socket (a test kills qosd); kubelet would restart its
-# container, so each runs in a loop that restarts it (its own process group, stopped whole).
-restarting() { # NAME EXE ARGS...
-  local name=$1; shift
-  start "$name" bash -c 'while :; do "$@"; echo "[run.sh] exited ($?); restarting it, as kubelet restarts a container"; sleep 1; done' restarting "$@"
-}
-stop_restarting() { # NAME
-  local pid; pid=$(pid_of "$1")
-  [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
-  rm -f "$RUN/$1.pid"
-}
 # Its periodic capacity poll is an hour here (the manifest keeps the default minute), so that the
 # capacity a test sees change was refreshed by the admission or release itself.
 restarting csi-provisioner env NODE_NAME="$REALKUBE_NODE_NAME" NAMESPACE=kube-system POD_NAME="qosd-csi-provisioner-$REALKUBE_NODE_NAME" \
@@ -152,7 +153,7 @@ done
 # configuration, deploy/kube-scheduler, names it; up.sh started the scheduler with it)
 manifest_docs "$repo/deploy/kubernetes/scheduler-extender.yaml" ServiceAccount ClusterRole ClusterRoleBinding | "${K[@]}" apply -f - >/dev/null
 kubeconfig_of qosd-scheduler-extender "$Q/extender-kubeconfig"
-start scheduler-extender "$(command -v node)" "$repo/dist/cli/qosd.js" scheduler-extender --kubeconfig "$Q/extender-kubeconfig" --listen 127.0.0.1:8998
+start scheduler-extender "$(command -v node)" "$repo/dist/cli/qosd.js" scheduler-extender --kubeconfig "$Q/extender-kubeconfig" --listen 127.0.0.1:8998 --log-level debug
 wait_until 30 "qosd scheduler-extender" sh -c "ss -Hltn 'sport = :8998' | grep -q LISTEN" || { tail -20 "$LOGS/scheduler-extender.log" >&2; die "qosd scheduler-extender did not start"; }
 
 export QOSD_KUBE_RUN="$RUN" QOSD_KUBE_DIR="$W" QOSD_KUBE_BIN="$BIN" QOSD_KUBE_QOSD="$Q" QOSD_KUBE_LOGS="$LOGS" QOSD_KUBE_HARNESS="$here"

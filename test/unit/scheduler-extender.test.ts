@@ -117,41 +117,41 @@ describe('the extender over HTTP, reading a stand-in API server', () => {
   };
 
   it('filter: the node without IO budget for the class is failed with the reason; the others pass (names in, names out)', async () => {
-    const r = await post('/filter', { pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), nodenames: ['a', 'b', 'c'] });
+    const r = await post('/filter', { Pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), NodeNames: ['a', 'b', 'c'] });
     expect(r.status).toBe(200);
-    expect(r.body.nodenames).toEqual(['a', 'b']);
-    expect(Object.keys(r.body.failedNodes as object)).toEqual(['c']);
-    expect((r.body.failedNodes as Record<string, string>).c).toContain('IO budget');
+    expect(r.body.NodeNames).toEqual(['a', 'b']);
+    expect(Object.keys(r.body.FailedAndUnresolvableNodes as object)).toEqual(['c']);
+    expect((r.body.FailedAndUnresolvableNodes as Record<string, string>).c).toContain('IO budget');
     expect(calls).toContain('/apis/storage.k8s.io/v1/csistoragecapacities?csi.storage.k8s.io/drivername=nvme.qosd.io');
   });
 
   it('filter with whole node objects answers with the node list; prioritize scores by headroom', async () => {
     const nodes = { items: ['a', 'b', 'c'].map((n) => ({ metadata: { name: n, labels: labels(n).labels } })) };
-    const f = await post('/filter', { pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), nodes });
-    expect((f.body.nodes as { items: { metadata: { name: string } }[] }).items.map((n) => n.metadata.name)).toEqual(['a', 'b']);
-    const p = await post('/prioritize', { pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), nodenames: ['a', 'b', 'c'] });
-    expect(p.body).toEqual([{ host: 'a', score: 2 }, { host: 'b', score: 7 }, { host: 'c', score: 0 }]);
+    const f = await post('/filter', { Pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), Nodes: nodes });
+    expect((f.body.Nodes as { items: { metadata: { name: string } }[] }).items.map((n) => n.metadata.name)).toEqual(['a', 'b']);
+    const p = await post('/prioritize', { Pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), NodeNames: ['a', 'b', 'c'] });
+    expect(p.body).toEqual([{ Host: 'a', Score: 2 }, { Host: 'b', Score: 7 }, { Host: 'c', Score: 0 }]);
   });
 
   it("a pod without pending qosd claims (bound, another driver's, none) passes everywhere with one score", async () => {
     for (const volumes of [[{ name: 'data', persistentVolumeClaim: { claimName: 'data-db-1' } }], [{ name: 's', persistentVolumeClaim: { claimName: 'scratch' } }], [], [{ name: 'gone', persistentVolumeClaim: { claimName: 'no-such' } }]]) {
-      const f = await post('/filter', { pod: pod(...volumes), nodenames: ['a', 'b', 'c'] });
-      expect(f.body).toEqual({ nodenames: ['a', 'b', 'c'], failedNodes: {}, error: '' });
-      expect((await post('/prioritize', { pod: pod(...volumes), nodenames: ['a', 'c'] })).body).toEqual([{ host: 'a', score: 10 }, { host: 'c', score: 10 }]);
+      const f = await post('/filter', { Pod: pod(...volumes), NodeNames: ['a', 'b', 'c'] });
+      expect(f.body).toEqual({ NodeNames: ['a', 'b', 'c'], FailedNodes: {}, FailedAndUnresolvableNodes: {}, Error: '' });
+      expect((await post('/prioritize', { Pod: pod(...volumes), NodeNames: ['a', 'c'] })).body).toEqual([{ Host: 'a', Score: 10 }, { Host: 'c', Score: 10 }]);
     }
   });
 
   it('bad calls get a clear error and read nothing; an API server away is an error the scheduler retries on', async () => {
     const before = calls.length;
     expect(await post('/filter', 'not json')).toMatchObject({ status: 400, body: { error: expect.stringContaining('body: not JSON') } });
-    expect(await post('/filter', { nodenames: ['a'] })).toMatchObject({ status: 400, body: { error: 'pod: missing, or without metadata.name' } });
-    expect((await post('/bind', { pod: pod() })).status).toBe(404);
+    expect(await post('/filter', { NodeNames: ['a'] })).toMatchObject({ status: 400, body: { error: 'pod: missing, or without metadata.name' } });
+    expect((await post('/bind', { Pod: pod() })).status).toBe(404);
     expect((await fetch(`${base}/filter`)).status).toBe(405);
     expect(calls.length).toBe(before);
     apiDown = true;
     try {
-      const f = await post('/filter', { pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), nodenames: ['a'] });
-      expect(f.body.error).toContain('503');
+      const f = await post('/filter', { Pod: pod({ name: 'data', persistentVolumeClaim: { claimName: 'data-db-0' } }), NodeNames: ['a'] });
+      expect(f.body.Error).toContain('503');
     } finally {
       apiDown = false;
     }
