@@ -7,8 +7,10 @@
 // Every class guarantees write IOPS in tenths of what a node's pool may promise (100,000 × 90%), so
 // each node's headroom (the unpromised share) moves in steps of 0.1: the extender scores it in
 // tenths, and two nodes either tie or differ by a step it sees.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ANY_NODE, CLUSTER, NODES, figure, kubectl, logsUntil, qosdOn, until, type KubeEvent } from './cluster';
+import { ANY_NODE, CLUSTER, NODES, RUN, figure, kubectl, logsUntil, qosdOn, until, type KubeEvent } from './cluster';
 import { unthrottledReads } from '../helpers/throttle';
 import { expectContainerThrottled } from './rates';
 import { parseQuantity } from '../../src/util/quantity';
@@ -249,7 +251,20 @@ describe.skipIf(!multiNode || process.env.QOSD_KUBE_BENCH === '1')('placement by
     await apply(statefulSet('hold-l', classOf(6), { node: LOCAL }), statefulSet('hold-a', classOf(6), { node: N1 }), statefulSet('hold-b', classOf(3), { node: N2 }));
     for (const s of ['hold-l', 'hold-a', 'hold-b']) await running(s, 1);
     await headroomsAre({ [LOCAL]: 0.4, [N1]: 0.4, [N2]: 0.7 }, 'node-2 ahead');
-    await apply(statefulSet('race-a', classOf(4)), statefulSet('race-b', classOf(4)));
+    // Both must be placed before node-2's figures change, and its provisioner creates a volume and
+    // republishes within a tenth of a second here: it is held (SIGSTOP, as a slow or busy
+    // provisioner would be) until the scheduler has put both claims on node-2, then let go.
+    const provisioner = Number(fs.readFileSync(path.join(RUN, `${N2}.csi-provisioner.pid`), 'utf8').trim());
+    process.kill(-provisioner, 'SIGSTOP');
+    try {
+      await apply(statefulSet('race-a', classOf(4)), statefulSet('race-b', classOf(4)));
+      await until(`both claims placed on ${N2}`, 120_000, async () => {
+        const nodes = await Promise.all(['data-race-a-0', 'data-race-b-0'].map(async (c) => (await json<{ metadata: { annotations?: Record<string, string> } }>(['get', 'pvc', c]).catch(() => undefined))?.metadata.annotations?.['volume.kubernetes.io/selected-node']));
+        return nodes.every((n) => n === N2) ? true : undefined;
+      });
+    } finally {
+      process.kill(-provisioner, 'SIGCONT');
+    }
     const placed = { ...(await running('race-a', 1, 600_000)), ...(await running('race-b', 1, 600_000)) };
     console.log(`race replicas: ${JSON.stringify(placed)}; headroom after: ${shown(await headrooms())}`);
     expect(new Set(Object.values(placed)).size).toBe(2);
@@ -276,8 +291,6 @@ describe.skipIf(!multiNode || !BENCH)('benchmark: apply to Running, guaranteed a
   const ROUNDS = 4;
   const REPLICAS = 3;
   it(`${ROUNDS} rounds of a ${REPLICAS}-replica StatefulSet of each class`, async () => {
-    const { writeFileSync } = await import('node:fs');
-    const { resolve } = await import('node:path');
     const rows: { round: number; class: string; seconds: number; placed: Record<string, string> }[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       const order = round % 2 === 1 ? [classOf(2), CONTROL] : [CONTROL, classOf(2)];
@@ -297,8 +310,8 @@ describe.skipIf(!multiNode || !BENCH)('benchmark: apply to Running, guaranteed a
     const summary = { guaranteedMedianSeconds: median(of(classOf(2))), noGuaranteeMedianSeconds: median(of(CONTROL)) };
     const ratio = summary.guaranteedMedianSeconds / summary.noGuaranteeMedianSeconds;
     console.log(`median: guaranteed ${summary.guaranteedMedianSeconds.toFixed(1)} s, no guarantee ${summary.noGuaranteeMedianSeconds.toFixed(1)} s, ratio ${ratio.toFixed(2)}`);
-    writeFileSync(
-      resolve(__dirname, '..', '..', 'bench', 'results', 'placement.json'),
+    fs.writeFileSync(
+      path.resolve(__dirname, '..', '..', 'bench', 'results', 'placement.json'),
       `${JSON.stringify({ date: new Date().toISOString(), nodes: NODES.map((n) => n.name), replicas: REPLICAS, pollSeconds: 0.5, guaranteedClass: `${classOf(2)} (20% of a node's promisable device time per replica)`, ...summary, ratio, rows }, null, 2)}\n`,
     );
     expect(rows.length).toBe(2 * ROUNDS);
