@@ -20,6 +20,9 @@ case "$NODE" in node-[1-9]|node-[1-9][0-9]) ;; *) die "NODE must be node-1, node
 up() {
   pid_alive "$NODE.init" unshare && die "$NODE is already up; node.sh down $NODE first"
   [ -f "$RUN/kubeconfig-bridge" ] || die "no $RUN/kubeconfig-bridge: start the cluster with REALKUBE_NODES=N up.sh --api"
+  # what a run cut short left (node.sh down would have removed it)
+  ip netns del "$NETNS" 2> /dev/null || true
+  ip link del "$VETH" 2> /dev/null || true
   rm -rf "$ND"
   mkdir -p "$ND/kubelet" "$ND/manifests" "$ND/volume-plugins" "$ND/containerd" "$ND/cni/bin" "$ND/cni/net.d" "$ND/hard"
 
@@ -83,7 +86,10 @@ down() {
   local init; init=$(node_init)
   [ -n "$init" ] && kill -TERM "$init" 2> /dev/null || true
   stop "$NODE.init" unshare 10
+  # anything else still in its network namespace (a process entered from the host's PID namespace)
+  for p in $(ip netns pids "$NETNS" 2> /dev/null); do kill -KILL "$p" 2> /dev/null || true; done
   ip netns del "$NETNS" 2> /dev/null || true
+  ip link del "$VETH" 2> /dev/null || true
   sleep 0.5
   for d in $(node_cgroup_dirs); do [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2> /dev/null || true; done
   local left=() dev file
@@ -93,6 +99,7 @@ down() {
   done < <(losetup -l -n -O NAME,BACK-FILE)
   for d in $(node_cgroup_dirs); do [ -d "$d" ] && left+=("cgroup $d"); done
   ip netns list | grep -qw "$NETNS" && left+=("network namespace $NETNS")
+  ip link show "$VETH" > /dev/null 2>&1 && left+=("veth $VETH")
   [ ${#left[@]} = 0 ] || { say "$NODE left behind: ${left[*]}"; return 1; }
   rm -rf "$ND"
   rm -f "$RUN/$NODE".*.pid   # its processes ended with its namespaces

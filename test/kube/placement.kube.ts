@@ -48,6 +48,25 @@ async function headroom(node: string): Promise<number> {
 const headrooms = async () => Object.fromEntries(await Promise.all(NODES.map(async (n) => [n.name, await headroom(n.name)] as const)));
 const shown = (h: Record<string, number>) => Object.entries(h).map(([n, v]) => `${n} ${v.toFixed(2)}`).join(', ');
 
+/**
+ * The pid of the node's csi-provisioner itself: run.sh's pid file names the process group it runs
+ * in (nsenter, the restart loop, the sidecar). Only the sidecar is stopped: nsenter stops itself
+ * when its child stops, and would stay stopped.
+ */
+function provisionerOf(node: string): number {
+  const group = Number(fs.readFileSync(path.join(RUN, `${node}.csi-provisioner.pid`), 'utf8').trim());
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[2]) === group && stat.includes('(csi-provisioner)')) return Number(pid);
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  throw new Error(`no csi-provisioner in process group ${group} (${node})`);
+}
+
 /** No node has promised more than it may: read from each node's qosd. */
 async function expectNoneOverPromised(): Promise<void> {
   for (const n of NODES) {
@@ -254,8 +273,8 @@ describe.skipIf(!multiNode || process.env.QOSD_KUBE_BENCH === '1')('placement by
     // Both must be placed before node-2's figures change, and its provisioner creates a volume and
     // republishes within a tenth of a second here: it is held (SIGSTOP, as a slow or busy
     // provisioner would be) until the scheduler has put both claims on node-2, then let go.
-    const provisioner = Number(fs.readFileSync(path.join(RUN, `${N2}.csi-provisioner.pid`), 'utf8').trim());
-    process.kill(-provisioner, 'SIGSTOP');
+    const provisioner = provisionerOf(N2);
+    process.kill(provisioner, 'SIGSTOP');
     try {
       await apply(statefulSet('race-a', classOf(4)), statefulSet('race-b', classOf(4)));
       await until(`both claims placed on ${N2}`, 120_000, async () => {
@@ -263,7 +282,7 @@ describe.skipIf(!multiNode || process.env.QOSD_KUBE_BENCH === '1')('placement by
         return nodes.every((n) => n === N2) ? true : undefined;
       });
     } finally {
-      process.kill(-provisioner, 'SIGCONT');
+      process.kill(provisioner, 'SIGCONT');
     }
     const placed = { ...(await running('race-a', 1, 600_000)), ...(await running('race-b', 1, 600_000)) };
     console.log(`race replicas: ${JSON.stringify(placed)}; headroom after: ${shown(await headrooms())}`);

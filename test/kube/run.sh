@@ -32,7 +32,7 @@ restarting() { # NAME EXE ARGS...
 }
 stop_restarting() { # NAME
   local pid; pid=$(pid_of "$1")
-  [ -n "$pid" ] && kill -TERM -- "-$pid" 2>/dev/null || true
+  [ -n "$pid" ] && { kill -TERM -- "-$pid"; kill -CONT -- "-$pid"; } 2>/dev/null || true
   rm -f "$RUN/$1.pid"
 }
 cleanup() {
