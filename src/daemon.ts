@@ -45,8 +45,9 @@ import { CsiNode } from './csi/node';
 import { CsiController } from './csi/controller';
 import { CsiRegistration } from './csi/registration';
 import { serveCsi, type CsiServers } from './csi/server';
-import { DRIVER_NAME } from './csi/names';
+import { DRIVER_NAME, TOPOLOGY_KEY } from './csi/names';
 import { VolumeRequestWorker } from './csi/volume-request-worker';
+import { CapacityPublisher } from './csi/capacity-publisher';
 import { KubeClient } from './kube/client';
 import { connectionFor, weaknesses } from './kube/connection';
 
@@ -173,6 +174,7 @@ async function serve(config: Config, root: HostRoot, log: Logger, started: numbe
     async close() {
       closing = true;
       await csiDoors?.volumeRequests?.stop();
+      await csiDoors?.capacity?.stop();
       await csiDoors?.csi.close();
       await periodic.close();
       await app.close();
@@ -267,13 +269,14 @@ function statusOf(o: {
 
 /**
  * The CSI socket (Identity, Controller, Node) and, given a kubeconfig, the worker that takes this
- * node's expansions and QoS changes (VolumeAttributesClass) from the CSI relay.
+ * node's expansions and QoS changes (VolumeAttributesClass) from the CSI relay, and the publisher
+ * that rewrites this node's CSIStorageCapacity figures when a guarantee changes.
  */
 async function serveCsiDoors(
   config: Config,
   c: NonNullable<Config['csi']>,
   o: { store: Store; root: HostRoot; volumes: VolumeService; attachments: AttachmentService; registration: CsiRegistration; metrics: Metrics; log: Logger; closing: () => boolean },
-): Promise<{ csi: CsiServers; volumeRequests: VolumeRequestWorker | undefined }> {
+): Promise<{ csi: CsiServers; volumeRequests: VolumeRequestWorker | undefined; capacity?: CapacityPublisher }> {
   const { store, volumes, log } = o;
   const problem = (): string | undefined => {
     if (o.closing()) return 'it is shutting down';
@@ -300,5 +303,13 @@ async function serveCsiDoors(
   for (const weak of weaknesses(connection)) log.warn({ kubeconfig: connection.source }, `API server access: ${weak}`);
   const volumeRequests = new VolumeRequestWorker(new KubeClient(connection), c.nodeName, controller, log.child({ component: 'volume-requests' }), store);
   volumeRequests.start();
-  return { csi, volumeRequests };
+  // The scheduler's figures for this node, rewritten when a guarantee here changes.
+  const capacity = new CapacityPublisher(
+    new KubeClient(connection),
+    c.nodeName,
+    (parameters) => controller.getCapacity({ parameters, volume_capabilities: [], accessible_topology: { segments: { [TOPOLOGY_KEY]: c.nodeName } } }),
+    log.child({ component: 'capacity' }),
+  );
+  volumes.onPromisesChanged(() => capacity.changed());
+  return { csi, volumeRequests, capacity };
 }

@@ -66,7 +66,18 @@ export interface VolumeServiceOptions {
 }
 
 export class VolumeService {
+  private readonly promiseListeners: (() => void)[] = [];
+
   constructor(private readonly o: VolumeServiceOptions) {}
+
+  /** Called after a guarantee is admitted, changed or released (csi/capacity-publisher.ts). */
+  onPromisesChanged(listener: () => void): void {
+    this.promiseListeners.push(listener);
+  }
+
+  private promisesChanged(): void {
+    for (const l of this.promiseListeners) l();
+  }
 
   get(name: string): Volume {
     const v = this.o.store.volumes.get(name);
@@ -249,11 +260,13 @@ export class VolumeService {
   private async finishCreate(name: string, device: string, source: Source, raw = false): Promise<Volume> {
     if (!raw) await this.format(this.get(name), device);
     crashPoint('create:formatted');
-    return this.o.store.tx(() => {
+    const created = this.o.store.tx(() => {
       const v = this.o.store.volumes.update(name, { state: 'ready', formatted: !raw }, now());
       this.o.store.events.add({ time: now(), volume: v.name, kind: 'volume-created', source, detail: { device: v.device, deviceNumber: v.deviceNumber } });
       return v;
     });
+    this.promisesChanged();
+    return created;
   }
 
   /**
@@ -373,6 +386,7 @@ export class VolumeService {
       this.o.store.volumes.delete(name);
       this.o.store.events.add({ time: now(), volume: name, kind: 'volume-deleted', source, detail: {} });
     });
+    this.promisesChanged();
   }
 
   /** Grows a volume (never shrinks) and its filesystem, mounted or not. */
@@ -458,6 +472,7 @@ export class VolumeService {
     for (const att of this.o.store.attachments.list(v.name)) {
       if (att.state === 'attached') this.o.enforcer.apply(att, updated, 'qos-change');
     }
+    this.promisesChanged();
     return updated;
   }
 

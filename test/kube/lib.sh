@@ -93,6 +93,11 @@ mounts_under() {
 
 token() { cat "$W/pki/token" 2>/dev/null; }
 api() { curl -sk --max-time 10 -H "Authorization: Bearer $(token)" "$@"; }
+# node_ready NAME: the node is Ready and no longer tainted not-ready
+node_ready() {
+  api "$APISERVER/api/v1/nodes/$1" | jq -e '([.status.conditions[]? | select(.type == "Ready" and .status == "True")] | length == 1)
+    and ([.spec.taints[]? | select(.key == "node.kubernetes.io/not-ready")] | length == 0)'
+}
 
 # kubelet_config MANIFESTS CSOCK PLUGINS ADDRESS [YAML_LINE...]: a kubelet's config file, on stdout.
 # Its settings in a config file, as current kubelets take them. This host runs cgroup v1, which a

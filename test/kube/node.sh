@@ -61,11 +61,7 @@ up() {
   in_node "$NODE.kubelet" "$BIN/kubelet" --config="$ND/kubelet.yaml" --root-dir="$ND/kubelet" --cert-dir="$ND/kubelet/pki" \
     --hostname-override="$NODE" --node-ip="$IP" --kubeconfig="$RUN/kubeconfig-bridge" --v="${KUBELET_V:-2}"
   wait_until 60 "$NODE's kubelet" sh -c "curl -s http://$IP:10248/healthz | grep -qx ok" || die "$NODE's kubelet not healthy: $(tail -5 "$LOGS/$NODE.kubelet.log")"
-  node_ready() {
-    api "$APISERVER/api/v1/nodes/$NODE" | jq -e '([.status.conditions[]? | select(.type == "Ready" and .status == "True")] | length == 1)
-      and ([.spec.taints[]? | select(.key == "node.kubernetes.io/not-ready")] | length == 0)'
-  }
-  wait_until 120 "node $NODE Ready" node_ready || die "node $NODE not Ready: $(tail -5 "$LOGS/$NODE.kubelet.log")"
+  wait_until 120 "node $NODE Ready" node_ready "$NODE" || die "node $NODE not Ready: $(tail -5 "$LOGS/$NODE.kubelet.log")"
   say "node $NODE up: $IP, kubelet root $ND/kubelet, cgroup root /$NODE, flex drivers in $ND/volume-plugins"
 }
 

@@ -60,7 +60,7 @@ const capacities = async () => (await json<{ items: Capacity[] }>(['get', 'csist
 beforeAll(async () => {
   await kubectl(['apply', '-f', path.join(REPO, 'deploy', 'kubernetes', 'storage-classes.yaml')]);
   await kubectl(['apply', '-f', path.join(REPO, 'deploy', 'kubernetes', 'volume-attributes-classes.yaml')]);
-  made.push(['storageclass', 'qosd-test-limited'], ['storageclass', 'qosd-test-unfit'], ['storageclass', 'qosd-test-hundredth'], ['volumeattributesclass', 'qosd-test-slower'], ['volumeattributesclass', 'qosd-test-unfit']);
+  made.push(['storageclass', 'qosd-test-limited'], ['storageclass', 'qosd-test-unfit'], ['storageclass', 'qosd-test-hundredth'], ['volumeattributesclass', 'qosd-test-slower'], ['volumeattributesclass', 'qosd-test-unfit'], ['volumeattributesclass', 'qosd-test-doubled']);
   await apply(
     {
       apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'qosd-test-limited' },
@@ -80,6 +80,8 @@ beforeAll(async () => {
       parameters: { class: 'best-effort', minReadIops: '1000' },
     },
     { apiVersion: 'storage.k8s.io/v1', kind: 'VolumeAttributesClass', metadata: { name: 'qosd-test-slower' }, driverName: DRIVER, parameters: { maxReadIops: '100', maxWriteBps: '4Mi' } },
+    // the hundredth's guarantee doubled: a change the provisioner never sees
+    { apiVersion: 'storage.k8s.io/v1', kind: 'VolumeAttributesClass', metadata: { name: 'qosd-test-doubled' }, driverName: DRIVER, parameters: { minReadIops: '2000' } },
     { apiVersion: 'storage.k8s.io/v1', kind: 'VolumeAttributesClass', metadata: { name: 'qosd-test-unfit' }, driverName: DRIVER, parameters: { minWriteIops: '500000' } },
   );
 });
@@ -132,7 +134,7 @@ describe('external-provisioner (capacity tracking) and qosd', () => {
     for (const sc of ['qosd-high', 'qosd-medium', 'qosd-best-effort']) expect(await forClass(sc), sc).toBeDefined();
   }, 300_000);
 
-  it("a guaranteed class's published capacity falls with the device time promised: refreshed when a guarantee is admitted and when it is released (the provisioner's periodic poll is an hour in this run)", async () => {
+  it("a guaranteed class's published capacity falls with the device time promised: refreshed when a guarantee is admitted, raised through a VolumeAttributesClass and released (the provisioner's periodic poll is an hour in this run)", async () => {
     const published = async () => {
       const c = (await capacities()).find((x) => x.storageClassName === 'qosd-test-hundredth' && x.nodeTopology?.matchLabels?.['topology.qosd.io/node'] === NODE);
       const bytes = (q: string | undefined) => (q === '0' ? 0 : q === undefined ? NaN : parseQuantity(q));
@@ -160,6 +162,17 @@ describe('external-provisioner (capacity tracking) and qosd', () => {
     const admitted = await matching('the published headroom to fall by the admitted guarantee');
     expect(admitted.headroom).toBeCloseTo(before.headroom - 0.01 / 0.9, 3);
     expect(admitted.max).toBeGreaterThan(admitted.capacity ?? Infinity);
+    // A guarantee changed through a VolumeAttributesClass: no volume created or deleted, so the
+    // provisioner refreshes nothing; qosd rewrites its node's figures itself.
+    await kubectl(['patch', 'pvc', 'hundredth-data', '--type', 'merge', '-p', JSON.stringify({ spec: { volumeAttributesClassName: 'qosd-test-doubled' } })]);
+    const doubled = await matching('the published headroom to fall by the raised guarantee');
+    expect(doubled.headroom).toBeCloseTo(before.headroom - 0.02 / 0.9, 3);
+    // and a node may rewrite its own node's figures only: this node's credentials on another's
+    const other = (await capacities()).find((c) => c.storageClassName === 'qosd-test-hundredth' && c.nodeTopology?.matchLabels?.['topology.qosd.io/node'] !== NODE) as (Capacity & { metadata?: { name: string } }) | undefined;
+    if (other?.metadata) {
+      const refused = await kubectl(['--kubeconfig', path.join(QOSD, 'node-kubeconfig'), '-n', 'kube-system', 'patch', 'csistoragecapacity', other.metadata.name, '--type', 'merge', '-p', '{"capacity":"1"}']).then(() => 'patched', (err: Error) => err.message);
+      expect(refused).toContain('may rewrite the capacity figures of its own node only');
+    } else console.warn('the check that a node cannot rewrite another node\'s figures is skipped: this run has one node (QOSD_KUBE_NODES=1)');
     await deletePod('hundredth');
     await kubectl(['delete', 'pvc', 'hundredth-data', '--wait=true']);
     await until('the pool to release the guarantee', 120_000, async () => ((await share()) > admitted.want + 0.005 ? true : undefined));
