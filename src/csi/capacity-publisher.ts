@@ -9,20 +9,10 @@
 // admission policy that holds each node to its own topology).
 import type { Logger } from 'pino';
 import { MERGE_PATCH, type KubeClient } from '../kube/client';
+import { capacityObjects, type CapacityObject } from '../kube/capacity-objects';
 import { DRIVER_NAME, TOPOLOGY_KEY } from './names';
 import { parseQuantity } from '../util/quantity';
 
-interface CapacityObject {
-  metadata: { name: string; namespace: string };
-  storageClassName: string;
-  nodeTopology?: { matchLabels?: Record<string, string> };
-  capacity?: string;
-  maximumVolumeSize?: string;
-}
-interface CapacityList {
-  items: CapacityObject[];
-  metadata: { continue?: string };
-}
 interface StorageClass {
   provisioner: string;
   parameters?: Record<string, string>;
@@ -116,16 +106,7 @@ export class CapacityPublisher {
 
   /** This node's CSIStorageCapacity objects of qosd's driver, in every namespace. */
   private async ownObjects(): Promise<CapacityObject[]> {
-    const out: CapacityObject[] = [];
-    let next: string | undefined = '';
-    while (next !== undefined) {
-      const page: CapacityList = await this.client.get<CapacityList>(
-        `/apis/storage.k8s.io/v1/csistoragecapacities?limit=500&labelSelector=${encodeURIComponent(`csi.storage.k8s.io/drivername=${DRIVER_NAME}`)}${next ? `&continue=${encodeURIComponent(next)}` : ''}`,
-      );
-      out.push(...page.items.filter((c) => c.nodeTopology?.matchLabels?.[TOPOLOGY_KEY] === this.nodeName));
-      next = page.metadata.continue || undefined;
-    }
-    return out;
+    return (await capacityObjects(this.client, DRIVER_NAME)).filter((c) => c.nodeTopology?.matchLabels?.[TOPOLOGY_KEY] === this.nodeName);
   }
 
   private async storageClass(name: string): Promise<StorageClass | undefined> {

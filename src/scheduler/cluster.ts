@@ -4,9 +4,10 @@
 // at each call: the scheduler asks once per pod, and the capacity must be the one just published
 // after the last volume was created or deleted (the provisioner refreshes it then).
 import { KubeApiError, type KubeClient } from '../kube/client';
+import { capacityObjects } from '../kube/capacity-objects';
 import { DRIVER_NAME } from '../csi/names';
 import { parseQuantity } from '../util/quantity';
-import type { LabelSelector, NodeLabels, PendingClaim, PublishedCapacity } from './headroom';
+import type { NodeLabels, PendingClaim, PublishedCapacity } from './headroom';
 
 /** The parts of a Pod the extender reads. */
 export interface PodLike {
@@ -20,10 +21,6 @@ interface Claim {
 }
 interface StorageClass {
   provisioner: string;
-}
-interface CapacityList {
-  items: { storageClassName: string; nodeTopology?: LabelSelector; capacity?: string; maximumVolumeSize?: string }[];
-  metadata: { continue?: string };
 }
 interface NodeList {
   items: { metadata: { name: string; labels?: Record<string, string> } }[];
@@ -49,16 +46,7 @@ export async function pendingClaims(client: KubeClient, pod: PodLike): Promise<P
 
 /** Every CSIStorageCapacity published for qosd's driver, in all namespaces. */
 export async function publishedCapacities(client: KubeClient): Promise<PublishedCapacity[]> {
-  const out: PublishedCapacity[] = [];
-  let next: string | undefined = '';
-  while (next !== undefined) {
-    const page: CapacityList = await client.get<CapacityList>(
-      `/apis/storage.k8s.io/v1/csistoragecapacities?limit=500&labelSelector=${encodeURIComponent(`csi.storage.k8s.io/drivername=${DRIVER_NAME}`)}${next ? `&continue=${encodeURIComponent(next)}` : ''}`,
-    );
-    for (const c of page.items) out.push({ storageClassName: c.storageClassName, nodeTopology: c.nodeTopology, capacity: bytes(c.capacity), maximumVolumeSize: bytes(c.maximumVolumeSize) });
-    next = page.metadata.continue || undefined;
-  }
-  return out;
+  return (await capacityObjects(client, DRIVER_NAME)).map((c) => ({ storageClassName: c.storageClassName, nodeTopology: c.nodeTopology, capacity: bytes(c.capacity), maximumVolumeSize: bytes(c.maximumVolumeSize) }));
 }
 
 /** The labels of the named nodes (the scheduler sends names alone when its node cache is on). */
